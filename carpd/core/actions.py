@@ -1,0 +1,52 @@
+"""What the core asks the runtime to do. Frozen, so tests compare them with ``==``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class State(enum.Enum):
+    INIT = "INIT"
+    BACKUP = "BACKUP"
+    MASTER = "MASTER"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    old: State
+    new: State
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendAdvert:
+    """Send this 36-byte CARP payload on every address family the vhid uses."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AddAddresses:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAddresses:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Gratuitous ARP for every IPv4 address, unsolicited NA for every IPv6 address."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunHook:
+    kind: str  # "up" or "down"
+
+
+Action = StateChanged | SendAdvert | AddAddresses | RemoveAddresses | Announce | RunHook

@@ -1,0 +1,258 @@
+"""The per-vhid CARP state machine (spec section 4), driven by the caller's clock.
+
+Inputs: start / receive / handle_timer / stop, each with ``now`` in seconds on any
+monotonic clock. Outputs: actions queued for the caller, taken with ``drain()``.
+``get_timer()`` is the next absolute deadline at which ``handle_timer`` must be called.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from carpd.core.actions import (
+    Action,
+    AddAddresses,
+    Announce,
+    RemoveAddresses,
+    RunHook,
+    SendAdvert,
+    State,
+    StateChanged,
+)
+from carpd.core.auth import Authenticator, IPAddress
+from carpd.core.errors import OwnAdvert
+from carpd.core.packet import BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CarpPacket
+from carpd.core.timing import DEFAULT_DEADRATIO, advert_interval, master_down_interval
+
+Tiebreak = Literal["ucarp", "bsd"]
+
+# The BSDs send one more gratuitous ARP two adverts after the first, for layer-3
+# switches that missed it.
+DELAYED_ANNOUNCE_ADVERTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class VhostSettings:
+    vhid: int
+    advbase: int = 1
+    advskew: int = 0
+    preempt: bool = False
+    # "ucarp": equal adverts are won by the source address that is lower as a
+    # little-endian integer, exactly as ucarp decides, so a mixed cluster always keeps
+    # one master. "bsd": a master steps down on any equal advert (OpenBSD, FreeBSD).
+    tiebreak: Tiebreak = "ucarp"
+    deadratio: int = DEFAULT_DEADRATIO
+    families: frozenset[int] = frozenset({4})
+    # ucarp --neutral: no down hook on the first INIT -> BACKUP.
+    neutral: bool = False
+
+
+@dataclass(slots=True)
+class VhostCounters:
+    adverts_sent: int = 0
+    adverts_received: int = 0
+    transitions: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+def _le_order(addr: IPAddress) -> int:
+    # ucarp compares raw s_addr values in host order: on little-endian hosts the last
+    # octet is the most significant.
+    return int.from_bytes(addr.packed, "little")
+
+
+class VirtualHost:
+    """One redundancy group (vhid) on one carpdev."""
+
+    def __init__(
+        self,
+        settings: VhostSettings,
+        auth: Authenticator,
+        *,
+        counter_start: int,
+        own_sources: dict[int, IPAddress],
+    ) -> None:
+        self.settings = settings
+        self._auth = auth
+        self._counter = counter_start & 0xFFFFFFFFFFFFFFFF
+        self.own_sources = dict(own_sources)
+        self.state = State.INIT
+        self.master: IPAddress | None = None
+        self.last_transition: float | None = None
+        self.counters = VhostCounters()
+        self.demote = 0  # the OpenBSD demote byte we send and compare with
+        self._actions: list[Action] = []
+        self._advert_at: float | None = None
+        self._master_down_at: dict[int, float] = {}
+        self._delayed_announce = 0
+
+    # -- timing -------------------------------------------------------------------
+
+    @property
+    def advskew(self) -> int:
+        return self.settings.advskew
+
+    @property
+    def advert_interval(self) -> float:
+        return advert_interval(self.settings.advbase, self.advskew)
+
+    @property
+    def master_down_interval(self) -> float:
+        s = self.settings
+        return master_down_interval(s.advbase, s.advskew, s.deadratio)
+
+    def get_timer(self) -> float | None:
+        deadlines = [*self._master_down_at.values()]
+        if self._advert_at is not None:
+            deadlines.append(self._advert_at)
+        return min(deadlines) if deadlines else None
+
+    def drain(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    # -- inputs -------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        if self.state is State.INIT:
+            self._become_backup(now, "initialization complete")
+
+    def stop(self, now: float, reason: str = "shutdown") -> None:
+        """Leave the group. A MASTER bows out with the infinite advert first."""
+        if self.state is State.MASTER:
+            self._send_advert(bow_out=True)
+            self._actions.append(RemoveAddresses())
+            self._actions.append(RunHook("down"))
+        if self.state is not State.INIT:
+            self._set_state(now, State.INIT, reason)
+        self._advert_at = None
+        self._master_down_at.clear()
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:
+            self._send_advert()
+            if self._delayed_announce:
+                self._delayed_announce -= 1
+                if not self._delayed_announce:
+                    self._actions.append(Announce())
+            # Schedule from the deadline, not from now, so adverts do not drift.
+            self._advert_at += self.advert_interval
+            if self._advert_at <= now:
+                self._advert_at = now + self.advert_interval
+        elif self.state is State.BACKUP and any(t <= now for t in self._master_down_at.values()):
+            self._become_master(now, "master timed out")
+
+    def receive(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
+        """A decoded advert for our vhid. Raises BadHMAC / OwnAdvert; then nothing changed."""
+        self._auth.verify(pkt.counter_bytes, pkt.hmac)
+        if src in self.own_sources.values():
+            raise OwnAdvert(f"our own advert from {src} came back")
+        self.counters.adverts_received += 1
+        if self.state is State.MASTER:
+            self._master_receives(pkt, family, src, now)
+        elif self.state is State.BACKUP:
+            self._backup_receives(pkt, family, src, now)
+
+    # -- election (spec 4.3 and 4.4) ----------------------------------------------
+
+    def _ours(self) -> tuple[int, int]:
+        return (self.settings.advbase, self.advskew)
+
+    def _master_receives(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
+        if pkt.is_bow_out:
+            return
+        theirs = (pkt.advbase, pkt.advskew)
+        ours = self._ours()
+        reason = None
+        if pkt.demote < self.demote:
+            reason = "less demoted master advertised"
+        elif pkt.demote > self.demote:
+            reason = None
+        elif theirs < ours:
+            reason = "more frequent advertisement received"
+        elif theirs == ours and self._loses_tie(family, src):
+            reason = "preferred master advertised (tie)"
+        if reason is not None:
+            self.master = src
+            self._become_backup(now, reason)
+        else:
+            # Another master that should yield: tell it now rather than at our next
+            # advert, and re-announce so neighbours who followed it come back.
+            self._send_advert()
+            self._actions.append(Announce())
+
+    def _loses_tie(self, family: int, src: IPAddress) -> bool:
+        if self.settings.tiebreak == "bsd":
+            return True
+        own = self.own_sources.get(family)
+        return own is None or _le_order(src) < _le_order(own)
+
+    def _backup_receives(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
+        self.master = src
+        theirs = (pkt.advbase, pkt.advskew)
+        ours = self._ours()
+        s = self.settings
+        if pkt.is_bow_out:
+            self._become_master(now, "master bowed out")
+        elif s.preempt and ours < theirs and pkt.demote >= self.demote:
+            self._become_master(now, "preempting a slower master")
+        elif pkt.demote > self.demote:
+            self._become_master(now, "master is more demoted")
+        elif (s.deadratio * s.advbase, self.advskew) < theirs:
+            self._become_master(now, "master will time out")
+        else:
+            self._master_down_at[family] = now + self.master_down_interval
+
+    # -- transitions --------------------------------------------------------------
+
+    def _set_state(self, now: float, new: State, reason: str) -> None:
+        old, self.state = self.state, new
+        self.last_transition = now
+        self.counters.transitions += 1
+        self._actions.append(StateChanged(old, new, reason))
+
+    def _become_master(self, now: float, reason: str) -> None:
+        self._set_state(now, State.MASTER, reason)
+        self.master = self.own_sources.get(4) or self.own_sources.get(6)
+        self._master_down_at.clear()
+        self._actions.append(AddAddresses())
+        self._actions.append(Announce())
+        self._send_advert()
+        self._actions.append(RunHook("up"))
+        self._advert_at = now + self.advert_interval
+        self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
+
+    def _become_backup(self, now: float, reason: str) -> None:
+        old = self.state
+        self._set_state(now, State.BACKUP, reason)
+        self._advert_at = None
+        self._delayed_announce = 0
+        self._actions.append(RemoveAddresses())
+        if not (old is State.INIT and self.settings.neutral):
+            self._actions.append(RunHook("down"))
+        deadline = now + self.master_down_interval
+        self._master_down_at = dict.fromkeys(self.settings.families, deadline)
+
+    def _send_advert(self, *, bow_out: bool = False) -> None:
+        self._counter = (self._counter + 1) & 0xFFFFFFFFFFFFFFFF
+        counter = self._counter.to_bytes(8, "big")
+        pkt = CarpPacket(
+            vhid=self.settings.vhid,
+            advbase=BOW_OUT_ADVBASE if bow_out else self.settings.advbase,
+            advskew=BOW_OUT_ADVSKEW if bow_out else self.advskew,
+            counter=self._counter,
+            hmac=self._auth.sign(counter),
+            demote=self.demote,
+        )
+        self.counters.adverts_sent += 1
+        self._actions.append(SendAdvert(pkt.encode()))
+
+
+def ip(addr: str) -> IPAddress:
+    """Shorthand used by tests and the runtime."""
+    return ipaddress.ip_address(addr)
