@@ -205,7 +205,7 @@ class VirtualHost:
             self._become_master(now, "master is more demoted")
         elif (s.deadratio * s.advbase, self.advskew) < theirs:
             self._become_master(now, "master will time out")
-        else:
+        elif family in self.settings.families:
             self._master_down_at[family] = now + self.master_down_interval
 
     # -- transitions --------------------------------------------------------------

@@ -1,0 +1,3 @@
+from carpd.daemon.main import main
+
+raise SystemExit(main())

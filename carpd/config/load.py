@@ -1,0 +1,66 @@
+"""Reading the TOML file, and the one validation path shared with the ucarp command line."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from carpd.config.errors import TOML, ConfigError, Naming, config_error
+from carpd.config.model import Config, ConfigFile
+
+DEFAULT_PATH = Path("/etc/carpd/carpd.toml")
+
+# tomllib (3.11) puts the position only in the text: "Invalid value (at line 3, column 8)".
+_WHERE = re.compile(
+    r"^(?P<msg>.*?) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
+)
+
+
+def validate_config(
+    data: Mapping[str, object], *, source: str, base_dir: Path, naming: Naming = TOML
+) -> Config:
+    """Validate a TOML-shaped document. Relative paths in it are taken from base_dir."""
+    try:
+        doc = ConfigFile.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as e:
+        # "from None": pydantic's own text would carry the input values, passwords too.
+        raise config_error(e, source, naming) from None
+    return Config.model_validate({"global": doc.global_, "carp": doc.carp, "source": source})
+
+
+def load_config(path: str | Path = DEFAULT_PATH) -> Config:
+    """Read and validate a carpd.toml. Raises ConfigError naming the file and each problem.
+
+    Relative paths in the file (passfile, up, down, control_socket) are taken from the
+    file's directory. Passfiles are read now.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (see examples/carpd.toml)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {_syntax(str(e))}") from None
+    return validate_config(data, source=str(path), base_dir=path.absolute().parent)
+
+
+def _syntax(message: str) -> str:
+    m = _WHERE.match(message)
+    if m is None:
+        return f"TOML syntax error: {message}"
+    msg = m["msg"][:1].lower() + m["msg"][1:]
+    where = f"line {m['line']}, column {m['col']}" if m["line"] else "at the end of the file"
+    return f"{where}: TOML syntax error: {msg}"

@@ -1,0 +1,254 @@
+"""The validated configuration: frozen pydantic models, one set for TOML and ucarp options.
+
+Input keys are the TOML keys (``pass``, ``global``); validation context ``base_dir``
+(a Path) anchors relative paths: the config file's directory, or the cwd for a command
+line. Settings are equal (``==``) and hash alike exactly when they mean the same thing,
+so a SIGHUP reload can keep the vhids whose settings did not change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyInterface,
+    PlainSerializer,
+    PlainValidator,
+    SecretBytes,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from carpd.core.auth import MAX_PASSWORD_LEN
+from carpd.core.machine import Tiebreak
+from carpd.core.timing import DEFAULT_DEADRATIO
+
+Loc = tuple[str | int, ...]
+LogLevel = Literal["debug", "info", "warning", "error"]
+Facility = Literal[
+    "auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog",
+    "user", "uucp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "local7",
+]  # fmt: skip
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+class Conflict(NamedTuple):
+    """One cross-check failure. ``loc`` and ``other`` are relative to the error's loc;
+    ``message`` may name ``other`` with the placeholder ``{other}``."""
+
+    loc: Loc
+    value: object
+    message: str
+    other: Loc = ()
+
+
+def conflicts(*found: Conflict) -> PydanticCustomError:
+    return PydanticCustomError("conflict", "conflicting settings", {"conflicts": found})
+
+
+def _base_dir(info: ValidationInfo) -> Path | None:
+    ctx = info.context if isinstance(info.context, dict) else {}
+    base = ctx.get("base_dir")
+    return Path(base) if base is not None else None
+
+
+def _resolve_path(value: object, info: ValidationInfo) -> object:
+    """Relative paths are taken from the config file's directory (cwd for a command line)."""
+    if isinstance(value, str | Path):
+        if str(value) == "":
+            raise PydanticCustomError("empty_path", "must not be empty")
+        path, base = Path(value), _base_dir(info)
+        return base / path if base is not None and not path.is_absolute() else path
+    return value
+
+
+PathSetting = Annotated[Path, BeforeValidator(_resolve_path)]
+
+
+@dataclass(frozen=True)
+class PassFile:
+    """A passfile and the password read from it at load time (never in repr)."""
+
+    path: Path
+    secret: SecretBytes = field(repr=False)
+
+
+def _read_passfile(value: object, info: ValidationInfo) -> PassFile:
+    if isinstance(value, PassFile):
+        return value
+    path = _resolve_path(value, info)
+    if not isinstance(path, Path):
+        raise PydanticCustomError("path_type", "must be a path string")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        reason = {"reason": e.strerror or str(e)}
+        raise PydanticCustomError(
+            "passfile_unreadable", "cannot read it: {reason}", reason
+        ) from None
+    # Like ucarp: the first line, without its newline.
+    secret = data.split(b"\n", 1)[0]
+    if len(secret) > MAX_PASSWORD_LEN:
+        raise PydanticCustomError(
+            "password_too_long",
+            "the password in it is too long",
+            {"max_length": MAX_PASSWORD_LEN, "actual_length": len(secret)},
+        )
+    return PassFile(path, SecretBytes(secret))
+
+
+PassFileField = Annotated[
+    PassFile,
+    PlainValidator(_read_passfile),
+    PlainSerializer(lambda pf: str(pf.path), return_type=str),
+]
+
+
+def _ifname(description: str) -> Any:
+    return Field(min_length=1, max_length=15, pattern=r"^[^/:\s]+$", description=description)
+
+
+IfName = Annotated[str, _ifname("an interface name: 1-15 characters, no '/', ':' or whitespace")]
+Name = Annotated[str, _ifname("a name of 1-15 characters, no '/', ':' or whitespace")]
+StrictBool = Annotated[bool, Field(strict=True)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GlobalConfig(_Frozen):
+    """The ``[global]`` table."""
+
+    control_socket: PathSetting = Path("/run/carpd/carpd.sock")
+    preempt: StrictBool = False
+    log_level: LogLevel = "info"
+    syslog: StrictBool = False
+    syslog_facility: Facility = "daemon"
+    hook_timeout: float = Field(default=30.0, gt=0, strict=True, allow_inf_nan=False)
+
+
+class CarpConfig(_Frozen):
+    """One ``[[carp]]`` table: a vhid on a carpdev.
+
+    ``preempt`` is resolved at load time: the table's own ``preempt`` if it has one,
+    otherwise ``[global].preempt``. It is always a bool, so ``==`` between two loads
+    sees a change of the global default too.
+
+    The password is ``password`` (bytes, from ``pass`` or the first line of
+    ``passfile``); it is kept as SecretBytes and appears in no repr, str or dump.
+    """
+
+    name: Name
+    vhid: int = Field(ge=1, le=255, strict=True)
+    carpdev: IfName
+    pass_: SecretBytes | None = Field(
+        default=None, alias="pass", max_length=MAX_PASSWORD_LEN, repr=False
+    )
+    passfile: PassFileField | None = None
+    advbase: int = Field(default=1, ge=1, le=255, strict=True)
+    advskew: int = Field(default=0, ge=0, le=254, strict=True)
+    addresses: tuple[IPvAnyInterface, ...] = Field(min_length=1)
+    up: PathSetting | None = None
+    down: PathSetting | None = None
+    xparam: str | None = None
+    srcip: ipaddress.IPv4Address | None = None
+    preempt: StrictBool = False
+    tiebreak: Tiebreak = "ucarp"
+    deadratio: int = Field(default=DEFAULT_DEADRATIO, ge=1, le=255, strict=True)
+    neutral: StrictBool = False
+
+    @property
+    def password(self) -> bytes:
+        """The password bytes (b"" for none, like a BSD vhid without ``pass``)."""
+        if self.passfile is not None:
+            return self.passfile.secret.get_secret_value()
+        return self.pass_.get_secret_value() if self.pass_ is not None else b""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" not in data:
+            vhid = data.get("vhid")
+            data = {**data, "name": f"carp{vhid}" if type(vhid) is int else "carp"}
+        return data
+
+    @model_validator(mode="after")
+    def _one_password(self) -> CarpConfig:
+        if (self.pass_ is None) == (self.passfile is None):
+            found = "neither" if self.pass_ is None else "both"
+            raise PydanticCustomError("password_source", "{found}", {"found": found})
+        return self
+
+    @field_validator("addresses")
+    @classmethod
+    def _distinct(cls, addresses: tuple[Interface, ...]) -> tuple[Interface, ...]:
+        seen: dict[object, int] = {}
+        found = []
+        for i, a in enumerate(addresses):
+            if a.ip in seen:
+                msg = f"{a.ip} is listed twice (also {{other}})"
+                found.append(Conflict((i,), str(a), msg, (seen[a.ip],)))
+            elif a.ip.is_multicast or a.ip.is_unspecified:
+                found.append(Conflict((i,), str(a), "not a unicast address"))
+            seen.setdefault(a.ip, i)
+        if found:
+            raise conflicts(*found)
+        return addresses
+
+
+class ConfigFile(_Frozen):
+    """A whole document: what a TOML file (or a ucarp command line) says."""
+
+    global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
+    carp: tuple[CarpConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_preempt(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        g = data.get("global")
+        preempt = g.get("preempt", False) if isinstance(g, dict) else False
+        tables = data.get("carp")
+        if type(preempt) is bool and isinstance(tables, list | tuple):
+            tables = [{"preempt": preempt, **t} if isinstance(t, dict) else t for t in tables]
+            data = {**data, "carp": tables}
+        return data
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> ConfigFile:
+        found = []
+        by_vhid: dict[tuple[str, int], int] = {}
+        by_name: dict[str, int] = {}
+        for i, c in enumerate(self.carp):
+            j = by_vhid.setdefault((c.carpdev, c.vhid), i)
+            if j != i:
+                msg = f"duplicate vhid {c.vhid} on carpdev {c.carpdev} (also {{other}})"
+                found.append(Conflict(("carp", i, "vhid"), c.vhid, msg, ("carp", j)))
+                continue
+            j = by_name.setdefault(c.name, i)
+            if j != i:
+                msg = "duplicate name (also {other})"
+                if c.name == f"carp{c.vhid}":
+                    msg += "; the name defaults to carp<vhid>: set a distinct name"
+                found.append(Conflict(("carp", i, "name"), c.name, msg, ("carp", j)))
+        if found:
+            raise conflicts(*found)
+        return self
+
+
+class Config(ConfigFile):
+    """The configuration the daemon runs with; ``source`` is the file or "command line"."""
+
+    source: str

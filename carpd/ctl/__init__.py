@@ -1,0 +1,1 @@
+"""carpctl: talks to a running carpd over its control socket (JSON lines)."""

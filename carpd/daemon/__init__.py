@@ -1,0 +1,1 @@
+"""The asyncio runtime: feeds the core, drains its actions, serves the control socket."""

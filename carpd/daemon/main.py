@@ -1,0 +1,145 @@
+"""carpd: the daemon's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from carpd import __version__
+from carpd.config import Config, ConfigError, config_from_ucarp_args, load_config
+from carpd.config.ucarp_cli import make_ucarp_parser
+from carpd.daemon.control import ControlServer
+from carpd.daemon.logsetup import setup_logging
+from carpd.daemon.runtime import Daemon, StartupError
+from carpd.linux.privileges import missing_capabilities
+
+log = logging.getLogger("carpd")
+
+DEFAULT_CONFIG = "/etc/carpd/carpd.toml"
+EXIT_CONFIG = 2
+EXIT_ENVIRONMENT = 1
+
+DESCRIPTION = """\
+CARP (Common Address Redundancy Protocol) failover daemon.
+
+Reads its vhids from a TOML file (default %s), or takes a ucarp command line:
+a ucarp user can switch by changing one word, e.g.
+  carpd -i eth0 -s 192.0.2.1 -v 7 -p secret -a 192.0.2.100 -u up.sh -d down.sh -P
+
+Signals: SIGTERM/SIGINT hand over at once (a MASTER sends the infinite advert),
+remove the addresses, run the down hooks and exit 0. SIGHUP reloads the file; vhids
+whose settings did not change keep their state.
+""" % DEFAULT_CONFIG
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ucarp = make_ucarp_parser(add_help=False)
+    parser = argparse.ArgumentParser(
+        prog="carpd",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[ucarp],
+        conflict_handler="resolve",
+    )
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", help=f"TOML configuration (default {DEFAULT_CONFIG})"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="validate the configuration and exit (0 if good)"
+    )
+    parser.add_argument("--version", action="version", version=f"carpd {__version__}")
+    return parser
+
+
+def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """carpd's own options, and whatever is left for the ucarp-compatible parser."""
+    own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    own.add_argument("-c", "--config")
+    own.add_argument("--check", action="store_true")
+    return own.parse_known_args(argv)
+
+
+def read_config(argv: list[str]) -> Config:
+    opts, rest = split_argv(argv)
+    if rest:
+        if opts.config:
+            raise ConfigError("use either --config FILE or ucarp-style options, not both")
+        return config_from_ucarp_args(rest)
+    return load_config(opts.config or DEFAULT_CONFIG)
+
+
+async def serve(daemon: Daemon, config_path: str | None) -> int:
+    loop = asyncio.get_running_loop()
+    control = ControlServer(
+        Path(daemon.config.global_.control_socket),
+        {"status": lambda _req: daemon.status()},
+    )
+
+    def reload() -> None:
+        if config_path is None:
+            log.warning("SIGHUP: started from the command line, nothing to reload")
+            return
+        try:
+            daemon.reload(load_config(config_path))
+        except (ConfigError, StartupError) as e:
+            log.error("reload refused, keeping the running configuration:\n%s", e)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+    async def ready() -> None:
+        await control.start()
+        log.info(
+            "carpd %s started: %d vhid(s), control socket %s",
+            __version__,
+            len(daemon.vhosts),
+            control.path,
+        )
+
+    try:
+        return await daemon.run(ready)
+    finally:
+        await control.close()
+        log.info("carpd stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        make_parser().print_help()
+        return 0
+    if "--version" in argv:
+        print(f"carpd {__version__}")
+        return 0
+    try:
+        config = read_config(argv)
+    except ConfigError as e:
+        print(f"carpd: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    opts, _ = split_argv(argv)
+    if opts.check:
+        print(f"carpd: {config.source}: configuration OK ({len(config.carp)} vhid(s))")
+        return 0
+    g = config.global_
+    setup_logging(g.log_level, g.syslog, g.syslog_facility)
+    missing = missing_capabilities()
+    if missing:
+        print(
+            f"carpd: missing {' and '.join(missing)}: run as root or grant them "
+            "(e.g. AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)",
+            file=sys.stderr,
+        )
+        return EXIT_ENVIRONMENT
+    daemon = Daemon(config)
+    try:
+        daemon.preflight(config)
+    except StartupError as e:
+        print(f"carpd: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    config_path = None if split_argv(argv)[1] else (opts.config or DEFAULT_CONFIG)
+    return asyncio.run(serve(daemon, config_path))

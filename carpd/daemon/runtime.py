@@ -1,0 +1,474 @@
+"""The asyncio runtime: sockets in, core machines in the middle, netlink and hooks out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from carpd.config import CarpConfig, Config
+from carpd.core.actions import (
+    Action,
+    AddAddresses,
+    Announce,
+    RemoveAddresses,
+    RunHook,
+    SendAdvert,
+    State,
+    StateChanged,
+)
+from carpd.core.announce import gratuitous_arp, unsolicited_na
+from carpd.core.auth import Authenticator, IPAddress
+from carpd.core.errors import PacketError
+from carpd.core.machine import VhostSettings, VirtualHost
+from carpd.core.packet import CARP_GROUP_V4, build_ipv4
+from carpd.core.receive import decode_ipv4_advert, decode_ipv6_advert, lookup_vhid
+from carpd.daemon.ratelimit import RateLimiter
+from carpd.linux.hooks import HookCall, run_hook
+from carpd.linux.netlink import Link, Netlink
+from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
+
+log = logging.getLogger("carpd")
+
+
+class StartupError(Exception):
+    """The host is not as the config expects (unknown interface, no source address)."""
+
+
+@dataclass(eq=False)
+class Vhost:
+    cfg: CarpConfig
+    machine: VirtualHost
+    dev: Carpdev
+    timer: asyncio.TimerHandle | None = None
+    hooks: asyncio.Task[None] | None = None
+
+    @property
+    def families(self) -> frozenset[int]:
+        return self.machine.settings.families
+
+
+@dataclass(eq=False)
+class Carpdev:
+    link: Link
+    src4: ipaddress.IPv4Address | None
+    src6: ipaddress.IPv6Address | None
+    announcer: Announcer
+    sock4: AdvertSocketV4 | None = None
+    sock6: AdvertSocketV6 | None = None
+    by_family: dict[int, dict[int, Vhost]] = field(default_factory=lambda: {4: {}, 6: {}})
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+    def close(self) -> None:
+        for s in (self.sock4, self.sock6):
+            if s is not None:
+                s.close()
+        self.announcer.close()
+
+
+def settings_for(cfg: CarpConfig) -> VhostSettings:
+    return VhostSettings(
+        vhid=cfg.vhid,
+        advbase=cfg.advbase,
+        advskew=cfg.advskew,
+        preempt=cfg.preempt,
+        tiebreak=cfg.tiebreak,
+        deadratio=cfg.deadratio,
+        families=frozenset(a.version for a in cfg.addresses),
+        neutral=cfg.neutral,
+    )
+
+
+class Daemon:
+    def __init__(self, config: Config, netlink: Netlink | None = None) -> None:
+        self.config = config
+        self.netlink = netlink or Netlink()
+        self.devs: dict[str, Carpdev] = {}
+        self.vhosts: dict[tuple[str, int], Vhost] = {}
+        self.limiter = RateLimiter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = asyncio.Event()
+        self._reload_requested = False
+        self._pending_hooks: set[asyncio.Task[None]] = set()
+        self.started_at = time.time()
+
+    # -- set-up -------------------------------------------------------------------
+
+    def preflight(self, config: Config) -> None:
+        """Refuse before touching anything if an interface or a source address is missing."""
+        problems = []
+        vips = {a.ip for c in config.carp for a in c.addresses}
+        for cfg in config.carp:
+            where = f"{config.source}: {cfg.name}"
+            link = self.netlink.link(cfg.carpdev)
+            if link is None:
+                problems.append(f"{where}: carpdev = {cfg.carpdev!r}: no such interface")
+                continue
+            own = [a.ip for a in self.netlink.addresses(link.index) if a.ip not in vips]
+            families = {a.version for a in cfg.addresses}
+            if 4 in families and cfg.srcip is None and not any(a.version == 4 for a in own):
+                problems.append(
+                    f"{where}: carpdev {cfg.carpdev} has no IPv4 address of its own to send "
+                    "adverts from: add one or set srcip"
+                )
+            if 6 in families and not any(a.version == 6 and a.is_link_local for a in own):
+                problems.append(
+                    f"{where}: carpdev {cfg.carpdev} has no IPv6 link-local address to send "
+                    "adverts from"
+                )
+        if problems:
+            raise StartupError("\n".join(problems))
+
+    def _carpdev(self, name: str, config: Config) -> Carpdev:
+        dev = self.devs.get(name)
+        if dev is not None:
+            return dev
+        link = self.netlink.link(name)
+        if link is None:
+            raise StartupError(f"carpdev {name!r}: no such interface")
+        vips = {a.ip for c in config.carp for a in c.addresses}
+        own = [a.ip for a in self.netlink.addresses(link.index) if a.ip not in vips]
+        src4 = next((a for a in own if isinstance(a, ipaddress.IPv4Address)), None)
+        src6 = next(
+            (a for a in own if isinstance(a, ipaddress.IPv6Address) and a.is_link_local), None
+        )
+        dev = Carpdev(link=link, src4=src4, src6=src6, announcer=Announcer(name, link.index))
+        self.devs[name] = dev
+        return dev
+
+    def _new_vhost(self, cfg: CarpConfig, config: Config) -> Vhost:
+        dev = self._carpdev(cfg.carpdev, config)
+        settings = settings_for(cfg)
+        sources: dict[int, IPAddress] = {}
+        if 4 in settings.families:
+            src4 = cfg.srcip or dev.src4
+            if src4 is None:
+                raise StartupError(
+                    f"{config.source}: {cfg.name}: carpdev {dev.name} has no IPv4 address "
+                    "of its own to send adverts from: add one or set srcip"
+                )
+            sources[4] = src4
+            if dev.sock4 is None:
+                dev.sock4 = AdvertSocketV4(dev.name, dev.link.index)
+                self._watch(dev.sock4.fileno(), lambda d=dev: self._on_v4(d))
+        if 6 in settings.families:
+            if dev.src6 is None:
+                raise StartupError(
+                    f"{config.source}: {cfg.name}: carpdev {dev.name} has no IPv6 "
+                    "link-local address to send adverts from"
+                )
+            sources[6] = dev.src6
+            if dev.sock6 is None:
+                dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
+                self._watch(dev.sock6.fileno(), lambda d=dev: self._on_v6(d))
+        auth = Authenticator(cfg.password, cfg.vhid, [a.ip for a in cfg.addresses])
+        machine = VirtualHost(
+            settings, auth, counter_start=random.getrandbits(64), own_sources=sources
+        )
+        vh = Vhost(cfg=cfg, machine=machine, dev=dev)
+        for fam in settings.families:
+            dev.by_family[fam][cfg.vhid] = vh
+        return vh
+
+    def _watch(self, fd: int, callback: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.add_reader(fd, callback)
+
+    def remove_stale_addresses(self, cfgs: list[CarpConfig]) -> None:
+        """A crash or kill -9 may have left our addresses behind: take them off."""
+        for cfg in cfgs:
+            link = self.netlink.link(cfg.carpdev)
+            if link is None:
+                continue
+            wanted = {a.ip for a in cfg.addresses}
+            for have in self.netlink.addresses(link.index):
+                if have.ip in wanted and self.netlink.remove_address(link.index, have):
+                    log.warning("%s: removed stale address %s from %s", cfg.name, have, link.name)
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _start_vhost(self, cfg: CarpConfig, config: Config) -> None:
+        vh = self._new_vhost(cfg, config)
+        self.vhosts[(cfg.carpdev, cfg.vhid)] = vh
+        vh.machine.start(self.now())
+        self._process(vh)
+
+    # -- the loop -----------------------------------------------------------------
+
+    async def run(self, ready: Callable[[], Any] | None = None) -> int:
+        self._loop = asyncio.get_running_loop()
+        self.remove_stale_addresses(list(self.config.carp))
+        for cfg in self.config.carp:
+            self._start_vhost(cfg, self.config)
+        if ready is not None:
+            await ready()
+        await self._stopping.wait()
+        await self._shutdown()
+        return 0
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        for vh in list(self.vhosts.values()):
+            self._stop_vhost(vh, "shutdown")
+        await self._wait_hooks()
+        for dev in self.devs.values():
+            self._unwatch(dev)
+            dev.close()
+        self.devs.clear()
+        self.netlink.close()
+
+    def _unwatch(self, dev: Carpdev) -> None:
+        assert self._loop is not None
+        for s in (dev.sock4, dev.sock6):
+            if s is not None:
+                self._loop.remove_reader(s.fileno())
+
+    def _stop_vhost(self, vh: Vhost, reason: str) -> None:
+        vh.machine.stop(self.now(), reason)
+        self._process(vh)
+        if vh.timer is not None:
+            vh.timer.cancel()
+            vh.timer = None
+        for fam in vh.families:
+            if vh.dev.by_family[fam].get(vh.cfg.vhid) is vh:
+                del vh.dev.by_family[fam][vh.cfg.vhid]
+
+    async def _wait_hooks(self) -> None:
+        if self._pending_hooks:
+            await asyncio.gather(*self._pending_hooks, return_exceptions=True)
+
+    # -- reload (SIGHUP) ----------------------------------------------------------
+
+    def reload(self, config: Config) -> None:
+        """Apply a new config. Vhids whose settings did not change keep their state."""
+        self.preflight(config)
+        old = self.vhosts
+        new_cfgs = {(c.carpdev, c.vhid): c for c in config.carp}
+        kept = 0
+        for key, vh in list(old.items()):
+            cfg = new_cfgs.get(key)
+            same = (
+                cfg is not None
+                and cfg == vh.cfg
+                and settings_for(cfg) == vh.machine.settings
+            )
+            if same:
+                assert cfg is not None
+                vh.cfg = cfg
+                kept += 1
+                continue
+            self._stop_vhost(vh, "configuration changed" if cfg else "vhid removed")
+            del old[key]
+        self.config = config
+        started = [c for k, c in new_cfgs.items() if k not in old]
+        self.remove_stale_addresses(started)
+        for cfg in started:
+            self._start_vhost(cfg, config)
+        for name in [n for n, d in self.devs.items() if not any(d.by_family.values())]:
+            self._unwatch(self.devs[name])
+            self.devs.pop(name).close()
+        log.info("configuration reloaded: %d vhid(s) unchanged, %d (re)started", kept, len(started))
+
+    # -- receive ------------------------------------------------------------------
+
+    def _on_v4(self, dev: Carpdev) -> None:
+        assert dev.sock4 is not None
+        for _ in range(64):  # drain what is queued, but let timers run under a flood
+            try:
+                data = dev.sock4.recv()
+            except (BlockingIOError, InterruptedError):
+                return
+            src: object = "?"
+            try:
+                rec = decode_ipv4_advert(data)
+                src = rec.src
+                vh = lookup_vhid(dev.by_family[4], rec.packet)
+                self._receive(vh, rec.packet, 4, rec.src)
+            except PacketError as e:
+                self._dropped(dev, e, src)
+
+    def _on_v6(self, dev: Carpdev) -> None:
+        assert dev.sock6 is not None
+        for _ in range(64):
+            try:
+                data, src, dst, hoplimit = dev.sock6.recv()
+            except (BlockingIOError, InterruptedError):
+                return
+            try:
+                rec = decode_ipv6_advert(data, src, dst, hoplimit)
+                vh = lookup_vhid(dev.by_family[6], rec.packet)
+                self._receive(vh, rec.packet, 6, rec.src)
+            except PacketError as e:
+                self._dropped(dev, e, src)
+
+    def _receive(self, vh: Vhost, pkt: Any, family: int, src: IPAddress) -> None:
+        try:
+            vh.machine.receive(pkt, family, src, self.now())
+        except PacketError as e:
+            vh.machine.counters.drop(e.reason)
+            raise
+        finally:
+            self._process(vh)
+
+    def _dropped(self, dev: Carpdev, err: PacketError, src: object) -> None:
+        dev.dropped[err.reason] = dev.dropped.get(err.reason, 0) + 1
+        hidden = self.limiter.allow((dev.name, err.reason, str(src)), self.now())
+        if hidden is None:
+            return
+        more = f" ({hidden} more suppressed)" if hidden else ""
+        level = logging.DEBUG if err.reason == "unknown_vhid" else logging.WARNING
+        log.log(level, "carp: %s from %s on %s: %s%s", err.reason, src, dev.name, err, more)
+
+    # -- timers and actions -------------------------------------------------------
+
+    def _on_timer(self, vh: Vhost) -> None:
+        vh.timer = None
+        vh.machine.handle_timer(self.now())
+        self._process(vh)
+
+    def _process(self, vh: Vhost) -> None:
+        for action in vh.machine.drain():
+            try:
+                self._execute(vh, action)
+            except OSError as e:
+                log.error("%s: %s failed: %s", vh.cfg.name, type(action).__name__, e)
+        self._arm(vh)
+
+    def _arm(self, vh: Vhost) -> None:
+        deadline = vh.machine.get_timer()
+        if vh.timer is not None and (deadline is None or vh.timer.when() != deadline):
+            vh.timer.cancel()
+            vh.timer = None
+        if deadline is not None and vh.timer is None:
+            assert self._loop is not None
+            vh.timer = self._loop.call_at(deadline, self._on_timer, vh)
+
+    def _execute(self, vh: Vhost, action: Action) -> None:
+        cfg, dev = vh.cfg, vh.dev
+        if isinstance(action, StateChanged):
+            level = logging.INFO if State.INIT in (action.old, action.new) else logging.WARNING
+            log.log(
+                level,
+                "%s: state transition: %s -> %s (%s)",
+                cfg.name,
+                action.old,
+                action.new,
+                action.reason,
+            )
+        elif isinstance(action, SendAdvert):
+            self._send(vh, action.payload)
+        elif isinstance(action, AddAddresses):
+            for a in cfg.addresses:
+                self.netlink.add_address(dev.link.index, a)
+        elif isinstance(action, RemoveAddresses):
+            for a in cfg.addresses:
+                self.netlink.remove_address(dev.link.index, a)
+        elif isinstance(action, Announce):
+            for a in cfg.addresses:
+                if isinstance(a, ipaddress.IPv4Interface):
+                    dev.announcer.send_arp(gratuitous_arp(dev.link.mac, a.ip))
+                else:
+                    dev.announcer.send_na(unsolicited_na(dev.link.mac, a.ip))
+        elif isinstance(action, RunHook):
+            self._hook(vh, action.kind)
+
+    def _send(self, vh: Vhost, payload: bytes) -> None:
+        dev = vh.dev
+        for fam in sorted(vh.families):
+            try:
+                if fam == 4 and dev.sock4 is not None:
+                    src = vh.machine.own_sources[4]
+                    assert isinstance(src, ipaddress.IPv4Address)
+                    ident = random.getrandbits(16)
+                    dev.sock4.send(build_ipv4(src, CARP_GROUP_V4, payload, ident))
+                elif fam == 6 and dev.sock6 is not None:
+                    dev.sock6.send(payload)
+            except OSError as e:
+                vh.machine.counters.drop("send_error")
+                hidden = self.limiter.allow((dev.name, "send", fam), self.now())
+                if hidden is not None:
+                    log.warning("%s: ip%s_output failed: %s", vh.cfg.name, fam if fam == 6 else "", e)
+
+    def _hook(self, vh: Vhost, kind: str) -> None:
+        cfg = vh.cfg
+        path = cfg.up if kind == "up" else cfg.down
+        if not path:
+            return
+        call = HookCall(
+            name=cfg.name,
+            kind=kind,
+            path=str(path),
+            interface=cfg.carpdev,
+            addresses=[str(a.ip) for a in cfg.addresses],
+            xparam=cfg.xparam,
+            vhid=cfg.vhid,
+            state="MASTER" if kind == "up" else "BACKUP",
+        )
+        previous = vh.hooks
+        timeout = self.config.global_.hook_timeout
+
+        async def chained() -> None:
+            # Hooks of one vhid run one at a time, in the order of its transitions.
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            await run_hook(call, timeout)
+
+        task = asyncio.get_running_loop().create_task(chained())
+        vh.hooks = task
+        self._pending_hooks.add(task)
+        task.add_done_callback(self._pending_hooks.discard)
+
+    # -- status -------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        mono, wall = self.now(), time.time()
+        vhosts = []
+        for vh in self.vhosts.values():
+            m, cfg = vh.machine, vh.cfg
+            last = m.last_transition
+            vhosts.append(
+                {
+                    "name": cfg.name,
+                    "vhid": cfg.vhid,
+                    "carpdev": cfg.carpdev,
+                    "state": m.state.value,
+                    "advbase": m.settings.advbase,
+                    "advskew": m.settings.advskew,
+                    "preempt": m.settings.preempt,
+                    "addresses": [str(a) for a in cfg.addresses],
+                    "master": str(m.master) if m.master is not None else None,
+                    "last_transition": (
+                        time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall - (mono - last)))
+                        if last is not None
+                        else None
+                    ),
+                    "counters": {
+                        "adverts_sent": m.counters.adverts_sent,
+                        "adverts_received": m.counters.adverts_received,
+                        "transitions": m.counters.transitions,
+                        "dropped": dict(m.counters.dropped),
+                    },
+                }
+            )
+        return {
+            "pid": os.getpid(),
+            "config": self.config.source,
+            "vhosts": vhosts,
+            "dropped": {d.name: dict(d.dropped) for d in self.devs.values()},
+        }

@@ -1,0 +1,124 @@
+"""carpd nodes in a lab: write their config, start, signal and query them."""
+
+from __future__ import annotations
+
+import signal as _signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carpd.ctl.main import request
+from carpd.lab.netlab import Host, Lab, LogWatch, carpd_argv
+
+
+@dataclass
+class VhidSpec:
+    vhid: int = 1
+    addresses: tuple[str, ...] = ("192.0.2.100/24",)
+    advskew: int = 0
+    advbase: int = 1
+    password: str = "lab-secret"
+    name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ifname(self) -> str:
+        return self.name or f"carp{self.vhid}"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_config(socket: Path, vhids: list[VhidSpec], **global_: Any) -> str:
+    lines = ["[global]", f"control_socket = {_toml_value(str(socket))}"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in global_.items()]
+    for spec in vhids:
+        lines += [
+            "",
+            "[[carp]]",
+            f"name = {_toml_value(spec.ifname)}",
+            f"vhid = {spec.vhid}",
+            'carpdev = "eth0"',
+            f"pass = {_toml_value(spec.password)}",
+            f"advbase = {spec.advbase}",
+            f"advskew = {spec.advskew}",
+            f"addresses = {_toml_value(list(spec.addresses))}",
+        ]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in spec.extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Node:
+    lab: Lab
+    host: Host
+    vhids: list[VhidSpec]
+    global_: dict[str, Any] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log: LogWatch | None = None
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def socket(self) -> Path:
+        return self.lab.tmp / f"{self.name}.sock"
+
+    @property
+    def config(self) -> Path:
+        return self.lab.tmp / f"{self.name}.toml"
+
+    def write_config(self) -> None:
+        self.config.write_text(render_config(self.socket, self.vhids, **self.global_))
+
+    def start(self, echo: bool = False, args: list[str] | None = None) -> None:
+        self.write_config()
+        argv = carpd_argv(*(args if args is not None else ["--config", str(self.config)]))
+        self.proc = self.host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        self.log = LogWatch(self.proc.stdout, sys.stdout if echo else None, f"  [{self.name}] ")
+
+    def wait_log(self, pattern: str, timeout: float = 10.0, start: int = 0) -> tuple[int, str]:
+        assert self.log is not None
+        return self.log.wait_for(pattern, timeout, start)
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        self.wait_log(r"carpd \S+ started", timeout)
+
+    def wait_state(self, state: str, vhid: str = r"\S+", timeout: float = 10.0,
+                   start: int = 0) -> tuple[int, str]:
+        return self.wait_log(rf"{vhid}: state transition: \S+ -> {state}\b", timeout, start)
+
+    def mark(self) -> int:
+        return self.log.mark() if self.log is not None else 0
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.lab.kill(self.proc, sig)
+
+    def stop(self, sig: int = _signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        self.signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        if self.log is not None:
+            self.log.join()
+        return rc
+
+    def status(self) -> dict[str, Any]:
+        reply = request(str(self.socket), {"command": "status"})
+        assert reply["ok"], reply
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def states(self) -> dict[str, str]:
+        return {v["name"]: v["state"] for v in self.status()["vhosts"]}

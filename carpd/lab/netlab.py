@@ -1,0 +1,233 @@
+"""Throwaway labs of network namespaces joined by a bridge, for the demo and the tests.
+
+Everything a lab creates (namespaces, processes) is recorded and removed by its own name
+or pid when the lab is closed, on every exit path. Labs only use documentation addresses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pyroute2 import NetNS, netns
+
+LAB_ADDRESS = re.compile(r"^(192\.0\.2\.|198\.51\.100\.|203\.0\.113\.|2001:db8:)")
+
+
+class LabError(Exception):
+    pass
+
+
+def _check_address(addr: str) -> None:
+    if not LAB_ADDRESS.match(addr.lower()):
+        raise LabError(f"{addr}: labs only use documentation addresses")
+
+
+class LogWatch:
+    """Collects a process's output lines and lets a caller wait for one to appear."""
+
+    def __init__(self, stream: IO[bytes], echo: IO[str] | None = None, prefix: str = "") -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._echo = echo
+        self._prefix = prefix
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+            if self._echo is not None:
+                print(f"{self._prefix}{line}", file=self._echo, flush=True)
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float, start: int = 0) -> tuple[int, str]:
+        """Block until a line from index ``start`` on matches; (index, line)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    if rx.search(self.lines[i]):
+                        return i, self.lines[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no line matching {pattern!r} within {timeout} s")
+                self._cond.wait(left)
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait until the stream has been read to its end."""
+        self._thread.join(timeout)
+
+    def count(self, pattern: str) -> int:
+        rx = re.compile(pattern)
+        with self._cond:
+            return sum(1 for line in self.lines if rx.search(line))
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.lines)
+
+
+@dataclass
+class Host:
+    lab: Lab
+    name: str
+    ns: str
+    ipv4: str | None
+    ipv6: str | None
+    ifname: str = "eth0"
+
+    def run(self, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.ns, *argv], text=True, capture_output=True, **kw
+        )
+
+    def spawn(self, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
+        return self.lab.spawn(self, argv, **kw)
+
+    def addresses(self) -> list[str]:
+        with NetNS(self.ns) as ipr:
+            idx = ipr.link_lookup(ifname=self.ifname)[0]
+            return [
+                f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}" for m in ipr.get_addr(index=idx)
+            ]
+
+    def has_address(self, addr: str) -> bool:
+        return any(a.split("/")[0] == addr for a in self.addresses())
+
+
+@dataclass
+class Lab:
+    """A bridge in its own namespace and any number of hosts, each with one eth0."""
+
+    tag: str = "lab"
+    namespaces: list[str] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    tmp: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._id = f"{os.getpid() % 100000}{secrets.token_hex(2)}"
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"carpd-{self.tag}-"))
+        try:
+            self.switch = self._netns("sw")
+            self._make_bridge()
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_bridge(self) -> None:
+        with NetNS(self.switch) as ipr:
+            ipr.link("add", ifname="br0", kind="bridge")
+            # No multicast snooping: CARP is link-local multicast and must reach everyone.
+            ipr.link("set", index=ipr.link_lookup(ifname="br0")[0], state="up")
+            lo = ipr.link_lookup(ifname="lo")[0]
+            ipr.link("set", index=lo, state="up")
+
+    def _netns(self, suffix: str) -> str:
+        name = f"carpd-{self.tag}-{self._id}-{suffix}"
+        netns.create(name)
+        self.namespaces.append(name)
+        return name
+
+    def add_host(self, name: str, ipv4: str | None = None, ipv6: str | None = None) -> Host:
+        for addr in (ipv4, ipv6):
+            if addr:
+                _check_address(addr)
+        ns = self._netns(name)
+        port = f"v{len(self.hosts)}{self._id}"[:15]
+        # DAD off inside the lab: the link-local source must be usable at once.
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "sysctl", "-qw",
+             "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"],
+            check=True,
+        )
+        with NetNS(self.switch) as sw:
+            sw.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns})
+            idx = sw.link_lookup(ifname=port)[0]
+            sw.link("set", index=idx, master=sw.link_lookup(ifname="br0")[0], state="up")
+        with NetNS(ns) as ipr:
+            eth0 = ipr.link_lookup(ifname="eth0")[0]
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            if ipv4:
+                a, p = ipv4.split("/")
+                ipr.addr("add", index=eth0, address=a, prefixlen=int(p))
+            if ipv6:
+                a, p = ipv6.split("/")
+                ipr.addr("add", index=eth0, address=a, prefixlen=int(p), flags=0x02)
+            ipr.link("set", index=eth0, state="up")
+        host = Host(self, name, ns, ipv4, ipv6)
+        self.hosts[name] = host
+        return host
+
+    def set_link(self, host: Host, up: bool) -> None:
+        with NetNS(host.ns) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=host.ifname)[0], state="up" if up else "down")
+
+    def spawn(self, host: Host, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", host.ns, *argv], start_new_session=True, **kw
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        """Signal a process we started (and its process group), by its own pid."""
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            self.kill(proc)
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        self.procs.clear()
+        for name in reversed(self.namespaces):
+            with contextlib.suppress(Exception):
+                netns.remove(name)
+        self.namespaces.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def carpd_argv(*args: str) -> list[str]:
+    """Run carpd with the interpreter (and so the virtual environment) of the caller."""
+    return [sys.executable, "-m", "carpd", *args]
+
+
+def terminate_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM unwind like Ctrl-C so ``with Lab()`` cleans up; returns a restorer."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,51 @@
+"""Measure what a client sees: ping the virtual address every 10 ms, find the gap."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+
+from carpd.lab.netlab import Host, LogWatch
+
+_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
+
+
+@dataclass
+class Outage:
+    longest_gap_ms: float
+    replies: int
+    sent: int
+
+
+class Pinger:
+    """ping -D -i 0.01 from a lab host; the longest silence between replies is the outage."""
+
+    def __init__(self, host: Host, target: str, interval: float = 0.01) -> None:
+        self.host = host
+        self.interval = interval
+        argv = ["ping", "-D", "-n", "-i", str(interval), "-W", "1", target]
+        self.proc = host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        self.log = LogWatch(self.proc.stdout)
+
+    def wait_reply(self, timeout: float = 5.0) -> None:
+        self.log.wait_for(r"bytes from", timeout)
+
+    def mark(self) -> int:
+        return self.log.mark()
+
+    def stop(self, since: int = 0) -> Outage:
+        self.host.lab.kill(self.proc, 2)  # SIGINT: let ping print its summary
+        self.proc.wait(timeout=5)
+        self.log.join()
+        times: list[float] = []
+        seqs: list[int] = []
+        for line in self.log.lines[since:]:
+            m = _REPLY.match(line)
+            if m:
+                times.append(float(m.group(1)))
+                seqs.append(int(m.group(2)))
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        sent = (max(seqs) - min(seqs) + 1) if seqs else 0
+        return Outage(max(gaps, default=0.0) * 1000, len(times), sent)

@@ -1,0 +1,1 @@
+"""Thin Linux adapters around the sans-IO core."""

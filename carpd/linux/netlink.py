@@ -1,0 +1,93 @@
+"""Interfaces and addresses through rtnetlink (pyroute2's asyncio API).
+
+The only module that imports pyroute2 in the daemon.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from dataclasses import dataclass
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+IFA_F_NODAD = 0x02
+IFF_UP = 0x1
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    index: int
+    mac: bytes
+    up: bool
+
+
+class Netlink:
+    def __init__(self) -> None:
+        self._ipr: AsyncIPRoute | None = None
+
+    async def _api(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            self._ipr = AsyncIPRoute()
+            await self._ipr.setup_endpoint()
+        return self._ipr
+
+    async def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    async def link(self, name: str) -> Link | None:
+        ipr = await self._api()
+        found = await ipr.link_lookup(ifname=name)
+        if not found:
+            return None
+        msgs = [m async for m in await ipr.get_links(found[0])]
+        msg = msgs[0]
+        mac = bytes.fromhex((msg.get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
+        return Link(name, found[0], mac, bool(msg["flags"] & IFF_UP))
+
+    async def addresses(self, index: int) -> list[IPInterface]:
+        ipr = await self._api()
+        out: list[IPInterface] = []
+        async for msg in await ipr.get_addr(index=index):
+            addr = msg.get("IFA_ADDRESS")
+            if addr:
+                out.append(ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}"))
+        return out
+
+    async def add_address(self, index: int, iface: IPInterface) -> bool:
+        """Add; False if it was already there."""
+        ipr = await self._api()
+        # No duplicate address detection: the address moves between hosts on purpose.
+        flags = IFA_F_NODAD if iface.version == 6 else 0
+        try:
+            await ipr.addr(
+                "add",
+                index=index,
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+                flags=flags,
+            )
+        except NetlinkError as e:
+            if e.code == errno.EEXIST:
+                return False
+            raise
+        return True
+
+    async def remove_address(self, index: int, iface: IPInterface) -> bool:
+        """Remove; False if it was not there."""
+        ipr = await self._api()
+        try:
+            await ipr.addr(
+                "del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen
+            )
+        except NetlinkError as e:
+            if e.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV):
+                return False
+            raise
+        return True
+

@@ -1,0 +1,21 @@
+"""Check for the capabilities carpd needs before touching the network."""
+
+from __future__ import annotations
+
+CAP_NET_ADMIN = 12
+CAP_NET_RAW = 13
+
+
+def effective_capabilities(status_text: str) -> int:
+    for line in status_text.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def missing_capabilities() -> list[str]:
+    """Names of the capabilities carpd lacks: raw sockets and address changes."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        caps = effective_capabilities(f.read())
+    needed = {"CAP_NET_RAW": CAP_NET_RAW, "CAP_NET_ADMIN": CAP_NET_ADMIN}
+    return [name for name, bit in needed.items() if not caps & (1 << bit)]

@@ -1,0 +1,130 @@
+"""Raw sockets for CARP adverts (IP protocol 112), one per carpdev and address family."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+
+from carpd.core.packet import CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP
+
+RECV_BUFSIZE = 2048  # adverts are 56 bytes; anything longer is read whole and refused
+
+
+def _bind_to_device(sock: socket.socket, ifname: str) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+
+
+class AdvertSocketV4:
+    """Sends adverts with our own IPv4 header (TTL 255, TOS 0x10, DF, as ucarp and
+    OpenBSD do) and receives whole datagrams, so the TTL can be checked."""
+
+    family = 4
+
+    def __init__(self, ifname: str, ifindex: int) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_CARP)
+        try:
+            _bind_to_device(s, ifname)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, CARP_TTL)
+            mreqn = struct.pack("4s4si", CARP_GROUP_V4.packed, bytes(4), ifindex)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            s.setblocking(False)
+        except BaseException:
+            s.close()
+            raise
+        self.sock = s
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, datagram: bytes, dst: ipaddress.IPv4Address = CARP_GROUP_V4) -> None:
+        self.sock.sendto(datagram, (str(dst), 0))
+
+    def recv(self) -> bytes:
+        return self.sock.recv(RECV_BUFSIZE)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class AdvertSocketV6:
+    """IPv6 raw sockets hand us only the payload: the hop limit and destination come
+    from ancillary data. No IPV6_CHECKSUM: CARP's checksum has no pseudo-header."""
+
+    family = 6
+    _ANC = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20)
+
+    def __init__(self, ifname: str, ifindex: int) -> None:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_CARP)
+        try:
+            _bind_to_device(s, ifname)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, CARP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, CARP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            mreq = struct.pack("16si", CARP_GROUP_V6.packed, ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            s.setblocking(False)
+        except BaseException:
+            s.close()
+            raise
+        self.sock = s
+        self.ifindex = ifindex
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, payload: bytes, dst: ipaddress.IPv6Address = CARP_GROUP_V6) -> None:
+        self.sock.sendto(payload, (str(dst), 0, 0, self.ifindex))
+
+    def recv(self) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.IPv6Address, int]:
+        """(payload, source, destination, hop limit)."""
+        data, anc, _flags, addr = self.sock.recvmsg(RECV_BUFSIZE, self._ANC)
+        hoplimit = -1
+        dst = CARP_GROUP_V6
+        for level, kind, value in anc:
+            if level != socket.IPPROTO_IPV6:
+                continue
+            if kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
+                (hoplimit,) = struct.unpack("=i", value[:4])
+            elif kind == socket.IPV6_PKTINFO and len(value) >= 16:
+                dst = ipaddress.IPv6Address(value[:16])
+        src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
+        return data, src, dst, hoplimit
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Announcer:
+    """Gratuitous ARP (AF_PACKET) and unsolicited NA (ICMPv6 raw) on one interface."""
+
+    def __init__(self, ifname: str, ifindex: int) -> None:
+        self.ifname = ifname
+        self.ifindex = ifindex
+        self._packet: socket.socket | None = None
+        self._icmp6: socket.socket | None = None
+
+    def send_arp(self, frame: bytes) -> None:
+        if self._packet is None:
+            self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            self._packet.bind((self.ifname, 0))
+        self._packet.send(frame)
+
+    def send_na(self, body: bytes) -> None:
+        if self._icmp6 is None:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.ifindex)
+            self._icmp6 = s
+        self._icmp6.sendto(body, ("ff02::1", 0, 0, self.ifindex))
+
+    def close(self) -> None:
+        for s in (self._packet, self._icmp6):
+            if s is not None:
+                s.close()
