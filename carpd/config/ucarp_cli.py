@@ -18,6 +18,7 @@ from carpd.core.packet import CARP_GROUP_V4
 
 SOURCE = "command line"
 NAME = "carp0"
+_NEITHER = "exactly one of --pass or --passfile is required (found neither)"
 
 _OPTION = {
     "carpdev": "--interface",
@@ -104,6 +105,9 @@ def config_from_ucarp_args(argv: list[str]) -> Config:
     problems = _unsupported(ns)
     if ns.srcip is None:
         problems.append(f"{SOURCE}: --srcip: missing required option (as with ucarp)")
+    if ns.password is None and ns.passfile is None:
+        # The models say so too, but only once the other options are valid.
+        problems.append(f"{SOURCE}: {_NEITHER}")
     try:
         config = validate_config(
             ucarp_document(ns), source=SOURCE, base_dir=Path.cwd(), naming=UCARP
@@ -111,7 +115,7 @@ def config_from_ucarp_args(argv: list[str]) -> Config:
     except ConfigError as e:
         problems += e.problems
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
     return config
 
 

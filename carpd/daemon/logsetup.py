@@ -36,9 +36,13 @@ def setup_logging(level: str = "info", syslog: bool = False, facility: str = "da
         )
     root.addHandler(stderr)
     if syslog:
-        handler = logging.handlers.SysLogHandler(
-            address="/dev/log",
-            facility=logging.handlers.SysLogHandler.facility_names[facility],
-        )
+        try:
+            handler = logging.handlers.SysLogHandler(
+                address="/dev/log",
+                facility=logging.handlers.SysLogHandler.facility_names[facility],
+            )
+        except OSError as e:
+            root.warning("carp: syslog unavailable (/dev/log: %s), logging to stderr only", e)
+            return
         handler.setFormatter(logging.Formatter("carpd[%(process)d]: %(message)s"))
         root.addHandler(handler)

@@ -23,17 +23,17 @@ DEFAULT_CONFIG = "/etc/carpd/carpd.toml"
 EXIT_CONFIG = 2
 EXIT_ENVIRONMENT = 1
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 CARP (Common Address Redundancy Protocol) failover daemon.
 
-Reads its vhids from a TOML file (default %s), or takes a ucarp command line:
+Reads its vhids from a TOML file (default {DEFAULT_CONFIG}), or takes a ucarp command line:
 a ucarp user can switch by changing one word, e.g.
   carpd -i eth0 -s 192.0.2.1 -v 7 -p secret -a 192.0.2.100 -u up.sh -d down.sh -P
 
 Signals: SIGTERM/SIGINT hand over at once (a MASTER sends the infinite advert),
 remove the addresses, run the down hooks and exit 0. SIGHUP reloads the file; vhids
 whose settings did not change keep their state.
-""" % DEFAULT_CONFIG
+"""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -79,14 +79,26 @@ async def serve(daemon: Daemon, config_path: str | None) -> int:
         {"status": lambda _req: daemon.status()},
     )
 
+    try:
+        await daemon.preflight(daemon.config)
+    except StartupError as e:
+        print(f"carpd: {e}", file=sys.stderr)
+        await daemon.netlink.close()
+        return EXIT_CONFIG
+    reloading: list[asyncio.Task[None]] = []
+
+    async def do_reload(path: str) -> None:
+        try:
+            await daemon.reload(load_config(path))
+        except (ConfigError, StartupError) as e:
+            log.error("reload refused, keeping the running configuration:\n%s", e)
+
     def reload() -> None:
         if config_path is None:
             log.warning("SIGHUP: started from the command line, nothing to reload")
             return
-        try:
-            daemon.reload(load_config(config_path))
-        except (ConfigError, StartupError) as e:
-            log.error("reload refused, keeping the running configuration:\n%s", e)
+        log.info("SIGHUP: reloading %s", config_path)
+        reloading.append(loop.create_task(do_reload(config_path)))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
@@ -136,10 +148,5 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_ENVIRONMENT
     daemon = Daemon(config)
-    try:
-        daemon.preflight(config)
-    except StartupError as e:
-        print(f"carpd: {e}", file=sys.stderr)
-        return EXIT_CONFIG
     config_path = None if split_argv(argv)[1] else (opts.config or DEFAULT_CONFIG)
     return asyncio.run(serve(daemon, config_path))

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,8 @@ class Vhost:
     dev: Carpdev
     timer: asyncio.TimerHandle | None = None
     hooks: asyncio.Task[None] | None = None
+    pending: deque[Action] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
 
     @property
     def families(self) -> frozenset[int]:
@@ -101,21 +104,22 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._reload_requested = False
         self._pending_hooks: set[asyncio.Task[None]] = set()
+        self._retired: list[asyncio.Task[None]] = []  # workers of vhids stopped on reload
         self.started_at = time.time()
 
     # -- set-up -------------------------------------------------------------------
 
-    def preflight(self, config: Config) -> None:
+    async def preflight(self, config: Config) -> None:
         """Refuse before touching anything if an interface or a source address is missing."""
         problems = []
         vips = {a.ip for c in config.carp for a in c.addresses}
         for cfg in config.carp:
             where = f"{config.source}: {cfg.name}"
-            link = self.netlink.link(cfg.carpdev)
+            link = await self.netlink.link(cfg.carpdev)
             if link is None:
                 problems.append(f"{where}: carpdev = {cfg.carpdev!r}: no such interface")
                 continue
-            own = [a.ip for a in self.netlink.addresses(link.index) if a.ip not in vips]
+            own = [a.ip for a in await self.netlink.addresses(link.index) if a.ip not in vips]
             families = {a.version for a in cfg.addresses}
             if 4 in families and cfg.srcip is None and not any(a.version == 4 for a in own):
                 problems.append(
@@ -130,15 +134,15 @@ class Daemon:
         if problems:
             raise StartupError("\n".join(problems))
 
-    def _carpdev(self, name: str, config: Config) -> Carpdev:
+    async def _carpdev(self, name: str, config: Config) -> Carpdev:
         dev = self.devs.get(name)
         if dev is not None:
             return dev
-        link = self.netlink.link(name)
+        link = await self.netlink.link(name)
         if link is None:
             raise StartupError(f"carpdev {name!r}: no such interface")
         vips = {a.ip for c in config.carp for a in c.addresses}
-        own = [a.ip for a in self.netlink.addresses(link.index) if a.ip not in vips]
+        own = [a.ip for a in await self.netlink.addresses(link.index) if a.ip not in vips]
         src4 = next((a for a in own if isinstance(a, ipaddress.IPv4Address)), None)
         src6 = next(
             (a for a in own if isinstance(a, ipaddress.IPv6Address) and a.is_link_local), None
@@ -147,8 +151,8 @@ class Daemon:
         self.devs[name] = dev
         return dev
 
-    def _new_vhost(self, cfg: CarpConfig, config: Config) -> Vhost:
-        dev = self._carpdev(cfg.carpdev, config)
+    async def _new_vhost(self, cfg: CarpConfig, config: Config) -> Vhost:
+        dev = await self._carpdev(cfg.carpdev, config)
         settings = settings_for(cfg)
         sources: dict[int, IPAddress] = {}
         if 4 in settings.families:
@@ -185,23 +189,23 @@ class Daemon:
         assert self._loop is not None
         self._loop.add_reader(fd, callback)
 
-    def remove_stale_addresses(self, cfgs: list[CarpConfig]) -> None:
+    async def remove_stale_addresses(self, cfgs: list[CarpConfig]) -> None:
         """A crash or kill -9 may have left our addresses behind: take them off."""
         for cfg in cfgs:
-            link = self.netlink.link(cfg.carpdev)
+            link = await self.netlink.link(cfg.carpdev)
             if link is None:
                 continue
             wanted = {a.ip for a in cfg.addresses}
-            for have in self.netlink.addresses(link.index):
-                if have.ip in wanted and self.netlink.remove_address(link.index, have):
+            for have in await self.netlink.addresses(link.index):
+                if have.ip in wanted and await self.netlink.remove_address(link.index, have):
                     log.warning("%s: removed stale address %s from %s", cfg.name, have, link.name)
 
     def now(self) -> float:
         assert self._loop is not None
         return self._loop.time()
 
-    def _start_vhost(self, cfg: CarpConfig, config: Config) -> None:
-        vh = self._new_vhost(cfg, config)
+    async def _start_vhost(self, cfg: CarpConfig, config: Config) -> None:
+        vh = await self._new_vhost(cfg, config)
         self.vhosts[(cfg.carpdev, cfg.vhid)] = vh
         vh.machine.start(self.now())
         self._process(vh)
@@ -210,9 +214,9 @@ class Daemon:
 
     async def run(self, ready: Callable[[], Any] | None = None) -> int:
         self._loop = asyncio.get_running_loop()
-        self.remove_stale_addresses(list(self.config.carp))
+        await self.remove_stale_addresses(list(self.config.carp))
         for cfg in self.config.carp:
-            self._start_vhost(cfg, self.config)
+            await self._start_vhost(cfg, self.config)
         if ready is not None:
             await ready()
         await self._stopping.wait()
@@ -225,12 +229,13 @@ class Daemon:
     async def _shutdown(self) -> None:
         for vh in list(self.vhosts.values()):
             self._stop_vhost(vh, "shutdown")
+        await self._settle()
         await self._wait_hooks()
         for dev in self.devs.values():
             self._unwatch(dev)
             dev.close()
         self.devs.clear()
-        self.netlink.close()
+        await self.netlink.close()
 
     def _unwatch(self, dev: Carpdev) -> None:
         assert self._loop is not None
@@ -254,9 +259,9 @@ class Daemon:
 
     # -- reload (SIGHUP) ----------------------------------------------------------
 
-    def reload(self, config: Config) -> None:
+    async def reload(self, config: Config) -> None:
         """Apply a new config. Vhids whose settings did not change keep their state."""
-        self.preflight(config)
+        await self.preflight(config)
         old = self.vhosts
         new_cfgs = {(c.carpdev, c.vhid): c for c in config.carp}
         kept = 0
@@ -273,12 +278,16 @@ class Daemon:
                 kept += 1
                 continue
             self._stop_vhost(vh, "configuration changed" if cfg else "vhid removed")
+            if vh.worker is not None:
+                self._retired.append(vh.worker)
             del old[key]
+        # A changed vhid's old addresses must be gone before the new one may add them.
+        await self._settle()
         self.config = config
         started = [c for k, c in new_cfgs.items() if k not in old]
-        self.remove_stale_addresses(started)
+        await self.remove_stale_addresses(started)
         for cfg in started:
-            self._start_vhost(cfg, config)
+            await self._start_vhost(cfg, config)
         for name in [n for n, d in self.devs.items() if not any(d.by_family.values())]:
             self._unwatch(self.devs[name])
             self.devs.pop(name).close()
@@ -342,12 +351,48 @@ class Daemon:
         self._process(vh)
 
     def _process(self, vh: Vhost) -> None:
-        for action in vh.machine.drain():
+        vh.pending.extend(vh.machine.drain())
+        self._arm(vh)
+        if vh.worker is None:
+            self._run_pending(vh)
+
+    def _run_pending(self, vh: Vhost) -> None:
+        """Execute a vhid's actions in order. Adverts, announcements and log lines go out
+        at once; an address change is awaited (netlink) before anything after it."""
+        while vh.pending:
+            action = vh.pending.popleft()
+            if isinstance(action, AddAddresses | RemoveAddresses):
+                assert self._loop is not None
+                vh.worker = self._loop.create_task(self._change_addresses(vh, action))
+                return
             try:
                 self._execute(vh, action)
             except OSError as e:
                 log.error("%s: %s failed: %s", vh.cfg.name, type(action).__name__, e)
-        self._arm(vh)
+
+    async def _change_addresses(self, vh: Vhost, action: AddAddresses | RemoveAddresses) -> None:
+        index = vh.dev.link.index
+        try:
+            for a in vh.cfg.addresses:
+                if isinstance(action, AddAddresses):
+                    await self.netlink.add_address(index, a)
+                else:
+                    await self.netlink.remove_address(index, a)
+        except Exception as e:  # netlink refused: log it, keep the protocol running
+            verb = "add" if isinstance(action, AddAddresses) else "remove"
+            log.error("%s: cannot %s addresses on %s: %s", vh.cfg.name, verb, vh.dev.name, e)
+        finally:
+            vh.worker = None
+        self._run_pending(vh)
+
+    async def _settle(self) -> None:
+        """Wait until every queued address change and action has been carried out."""
+        while True:
+            workers = [vh.worker for vh in self.vhosts.values() if vh.worker is not None]
+            workers += [w for w in self._retired if not w.done()]
+            if not workers:
+                return
+            await asyncio.gather(*workers, return_exceptions=True)
 
     def _arm(self, vh: Vhost) -> None:
         deadline = vh.machine.get_timer()
@@ -372,12 +417,6 @@ class Daemon:
             )
         elif isinstance(action, SendAdvert):
             self._send(vh, action.payload)
-        elif isinstance(action, AddAddresses):
-            for a in cfg.addresses:
-                self.netlink.add_address(dev.link.index, a)
-        elif isinstance(action, RemoveAddresses):
-            for a in cfg.addresses:
-                self.netlink.remove_address(dev.link.index, a)
         elif isinstance(action, Announce):
             for a in cfg.addresses:
                 if isinstance(a, ipaddress.IPv4Interface):

@@ -115,6 +115,14 @@ class Host:
     def has_address(self, addr: str) -> bool:
         return any(a.split("/")[0] == addr for a in self.addresses())
 
+    def wait_address(self, addr: str, present: bool = True, timeout: float = 5.0) -> None:
+        """Poll netlink until the address is there (or gone)."""
+        deadline = time.monotonic() + timeout
+        while self.has_address(addr) != present:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: {addr} still {'absent' if present else 'present'}")
+            time.sleep(0.01)
+
 
 @dataclass
 class Lab:

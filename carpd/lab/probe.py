@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 from dataclasses import dataclass
@@ -46,6 +47,6 @@ class Pinger:
             if m:
                 times.append(float(m.group(1)))
                 seqs.append(int(m.group(2)))
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         sent = (max(seqs) - min(seqs) + 1) if seqs else 0
         return Outage(max(gaps, default=0.0) * 1000, len(times), sent)

@@ -1,0 +1,160 @@
+"""Two carpd nodes and a client on a bridge: election, failover, reload, IPv6."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from carpd.lab.cluster import Node, VhidSpec
+from carpd.lab.netlab import Lab
+from carpd.lab.probe import Pinger
+
+VIPS = ("192.0.2.100/24", "2001:db8::100/64")
+
+
+def pair(lab: Lab, skew1: int = 0, skew2: int = 100, **global_: object) -> tuple[Node, Node]:
+    h1 = lab.add_host("n1", "192.0.2.1/24", "2001:db8::1/64")
+    h2 = lab.add_host("n2", "192.0.2.2/24", "2001:db8::2/64")
+    n1 = Node(lab, h1, [VhidSpec(vhid=1, advskew=skew1, addresses=VIPS)], dict(global_))
+    n2 = Node(lab, h2, [VhidSpec(vhid=1, advskew=skew2, addresses=VIPS)], dict(global_))
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=10)
+    n2.wait_state("BACKUP", timeout=10)
+    h1.wait_address("192.0.2.100")
+    return n1, n2
+
+
+def wait_adverts(node: Node, count: int, timeout: float = 10.0) -> None:
+    """Block until the node has heard ``count`` more adverts."""
+    def heard() -> int:
+        return int(node.status()["vhosts"][0]["counters"]["adverts_received"])
+
+    target = heard() + count
+    deadline = time.monotonic() + timeout
+    while heard() < target:
+        assert time.monotonic() < deadline, f"{node.name} heard no adverts"
+        time.sleep(0.05)
+
+
+def test_two_nodes_elect_exactly_one_master_and_the_client_reaches_both_vips(lab: Lab) -> None:
+    n1, n2 = pair(lab)
+    client = lab.add_host("cl", "192.0.2.9/24", "2001:db8::9/64")
+    assert n1.states() == {"carp1": "MASTER"}
+    assert n2.states() == {"carp1": "BACKUP"}
+    assert n1.host.has_address("192.0.2.100") and n1.host.has_address("2001:db8::100")
+    assert not n2.host.has_address("192.0.2.100") and not n2.host.has_address("2001:db8::100")
+    for vip in ("192.0.2.100", "2001:db8::100"):
+        r = client.run(["ping", "-c", "3", "-i", "0.05", "-W", "1", vip])
+        assert r.returncode == 0, r.stdout + r.stderr
+    # The backup sees the master's adverts and knows who it is.
+    st = n2.status()["vhosts"][0]
+    link_local = [a.split("/")[0] for a in n1.host.addresses() if a.startswith("fe80")]
+    assert st["master"] in ["192.0.2.1", *link_local]
+    assert st["counters"]["adverts_received"] > 0
+
+
+def test_kill_9_of_the_master_fails_over_within_master_down_plus_half_a_second(lab: Lab) -> None:
+    n1, n2 = pair(lab)
+    mark = n2.mark()
+    wait_adverts(n2, 1)  # start the clock right after an advert was heard
+    killed = time.monotonic()
+    n1.signal(signal.SIGKILL)
+    n2.wait_state("MASTER", timeout=10, start=mark)
+    took = time.monotonic() - killed
+    master_down = 3 * 1 + 100 / 256
+    assert took <= master_down + 0.5, f"takeover after {took:.3f} s"
+    assert n2.host.has_address("192.0.2.100")
+
+
+def test_sigterm_of_the_master_hands_over_within_half_a_second(lab: Lab) -> None:
+    n1, n2 = pair(lab)
+    mark = n2.mark()
+    stopped = time.monotonic()
+    rc = n1.stop(signal.SIGTERM)
+    n2.wait_state("MASTER", timeout=5, start=mark)
+    took = time.monotonic() - stopped
+    assert rc == 0
+    assert took < 0.5, f"handover after {took:.3f} s"
+    # The stopped master left nothing behind.
+    assert not n1.host.has_address("192.0.2.100")
+    assert not n1.host.has_address("2001:db8::100")
+
+
+def test_sighup_with_an_unchanged_config_causes_no_transition(lab: Lab) -> None:
+    n1, n2 = pair(lab)
+    marks = (n1.mark(), n2.mark())
+    for node in (n1, n2):
+        node.signal(signal.SIGHUP)
+        node.wait_log(r"configuration reloaded: 1 vhid\(s\) unchanged, 0", timeout=5)
+    # Give a flap every chance to show: two more adverts (per family) heard after the reloads.
+    wait_adverts(n2, 4)
+    for node, mark in zip((n1, n2), marks, strict=True):
+        assert node.log is not None
+        assert not [line for line in node.log.lines[mark:] if "state transition" in line]
+    assert n1.states() == {"carp1": "MASTER"} and n2.states() == {"carp1": "BACKUP"}
+    assert n1.status()["vhosts"][0]["counters"]["transitions"] == 2
+
+
+def test_sighup_with_a_changed_vhid_restarts_only_that_vhid(lab: Lab) -> None:
+    n1, n2 = pair(lab)
+    n2.vhids[0].advskew = 50
+    n2.write_config()
+    mark = n2.mark()
+    n2.signal(signal.SIGHUP)
+    n2.wait_log(r"configuration reloaded: 0 vhid\(s\) unchanged, 1", timeout=5, start=mark)
+    n2.wait_state("BACKUP", timeout=5, start=mark)
+    assert n2.status()["vhosts"][0]["advskew"] == 50
+    assert n1.states() == {"carp1": "MASTER"}
+
+
+def test_status_shows_ifconfig_form_and_json_without_the_password(lab: Lab) -> None:
+    n1, _ = pair(lab)
+    from carpd.ctl.main import main as carpctl
+
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert carpctl(["--socket", str(n1.socket), "status"]) == 0
+    text = out.getvalue()
+    assert text.splitlines()[0] == "carp1: MASTER carpdev eth0 vhid 1 advbase 1 advskew 0"
+    assert "\tinet 192.0.2.100/24" in text and "\tinet6 2001:db8::100/64" in text
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert carpctl(["--socket", str(n1.socket), "status", "--json"]) == 0
+    data = json.loads(out.getvalue())
+    vh = data["vhosts"][0]
+    assert vh["state"] == "MASTER" and vh["last_transition"]
+    assert vh["master"] == "192.0.2.1"
+    assert vh["counters"]["adverts_sent"] > 0
+    assert "lab-secret" not in out.getvalue() and "lab-secret" not in text
+
+
+def test_crash_leaves_an_address_that_a_restart_removes(lab: Lab) -> None:
+    n1, n2 = pair(lab)
+    n1.signal(signal.SIGKILL)
+    assert n1.proc is not None
+    n1.proc.wait(5)
+    assert n1.host.has_address("192.0.2.100")  # kill -9 cannot clean up...
+    n2.wait_state("MASTER", timeout=10)
+    n1.start()
+    n1.wait_state("BACKUP", timeout=5)  # ...but the restart does, and takes no role
+    assert not n1.host.has_address("192.0.2.100")
+    assert n2.states() == {"carp1": "MASTER"}
+
+
+def test_client_outage_is_bounded_on_crash_failover(lab: Lab) -> None:
+    n1, n2 = pair(lab)
+    client = lab.add_host("cl", "192.0.2.9/24")
+    ping = Pinger(client, "192.0.2.100")
+    ping.wait_reply()
+    mark = n2.mark()
+    n1.signal(signal.SIGKILL)
+    n2.wait_state("MASTER", timeout=10, start=mark)
+    ping.log.wait_for(r"bytes from", timeout=2, start=ping.mark())
+    outage = ping.stop()
+    assert outage.replies > 0
+    assert outage.longest_gap_ms < (3 + 100 / 256 + 0.5) * 1000

@@ -1,0 +1,374 @@
+"""carpd.toml loading and validation (carpd.config)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from carpd.config import CarpConfig, Config, ConfigError, GlobalConfig, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "carpd.toml"
+SECRET = "hunter2-do-not-leak"  # 19 characters
+
+MINIMAL = f"""
+[[carp]]
+vhid = 7
+carpdev = "eth0"
+pass = "{SECRET}"
+addresses = ["192.0.2.100"]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "carpd.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value).splitlines()
+
+
+def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    config = load_config(path)
+    assert isinstance(config, Config)
+    assert config.source == str(path)
+    assert config.global_ == GlobalConfig()
+    g = config.global_
+    assert g.control_socket == Path("/run/carpd/carpd.sock")
+    assert (g.preempt, g.log_level, g.syslog, g.syslog_facility) == (False, "info", False, "daemon")
+    assert g.hook_timeout == 30.0
+    (c,) = config.carp
+    assert isinstance(c, CarpConfig)
+    assert (c.name, c.vhid, c.carpdev, c.password) == ("carp7", 7, "eth0", SECRET.encode())
+    assert (c.advbase, c.advskew, c.deadratio, c.tiebreak) == (1, 0, 3, "ucarp")
+    assert (c.preempt, c.neutral) == (False, False)
+    assert (c.up, c.down, c.xparam, c.srcip, c.passfile) == (None, None, None, None, None)
+    assert c.addresses == (ipaddress.IPv4Interface("192.0.2.100/32"),)
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [global]
+        control_socket = "/run/x.sock"
+        preempt = true
+        log_level = "debug"
+        syslog = true
+        syslog_facility = "local3"
+        hook_timeout = 2.5
+
+        [[carp]]
+        name = "web"
+        vhid = 9
+        carpdev = "bond0.12"
+        pass = ""
+        advbase = 2
+        advskew = 254
+        addresses = ["192.0.2.100/24", "2001:db8::100", "2001:db8:1::5/64"]
+        up = "hooks/up.sh"
+        down = "/usr/local/bin/down"
+        xparam = "extra"
+        srcip = "192.0.2.2"
+        preempt = false
+        tiebreak = "bsd"
+        deadratio = 5
+        neutral = true
+        """,
+    )
+    config = load_config(path)
+    g = config.global_
+    assert (g.control_socket, g.preempt, g.log_level) == (Path("/run/x.sock"), True, "debug")
+    assert (g.syslog, g.syslog_facility, g.hook_timeout) == (True, "local3", 2.5)
+    (c,) = config.carp
+    assert (c.name, c.vhid, c.carpdev, c.password) == ("web", 9, "bond0.12", b"")
+    assert (c.advbase, c.advskew, c.deadratio, c.tiebreak) == (2, 254, 5, "bsd")
+    assert c.addresses == (
+        ipaddress.IPv4Interface("192.0.2.100/24"),
+        ipaddress.IPv6Interface("2001:db8::100/128"),
+        ipaddress.IPv6Interface("2001:db8:1::5/64"),
+    )
+    assert c.up == tmp_path / "hooks/up.sh"  # relative to the config file
+    assert c.down == Path("/usr/local/bin/down")
+    assert (c.xparam, c.srcip) == ("extra", ipaddress.IPv4Address("192.0.2.2"))
+    assert (c.preempt, c.neutral) == (False, True)  # own preempt beats [global]
+
+
+def test_preempt_comes_from_global_unless_set(tmp_path: Path) -> None:
+    text = "[global]\npreempt = true\n" + MINIMAL + MINIMAL.replace("vhid = 7", "vhid = 8")
+    text += MINIMAL.replace("vhid = 7", "vhid = 9\npreempt = false")
+    assert [c.preempt for c in load_config(write(tmp_path, text)).carp] == [True, True, False]
+
+
+def test_same_vhid_on_other_carpdev_is_fine(tmp_path: Path) -> None:
+    other = MINIMAL.replace('"eth0"', '"eth1"').replace("vhid = 7", 'vhid = 7\nname = "b"')
+    config = load_config(write(tmp_path, MINIMAL + other))
+    assert [(c.name, c.carpdev) for c in config.carp] == [("carp7", "eth0"), ("b", "eth1")]
+
+
+def test_settings_compare_and_hash_by_value(tmp_path: Path) -> None:
+    a = load_config(write(tmp_path, MINIMAL, "a.toml")).carp[0]
+    b = load_config(write(tmp_path, MINIMAL, "b.toml")).carp[0]
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    skew = load_config(write(tmp_path, MINIMAL + "advskew = 1\n", "c.toml")).carp[0]
+    password = load_config(write(tmp_path, MINIMAL.replace("hunter2", "hunter3"), "d.toml"))
+    assert skew != a and password.carp[0] != a
+    preempt = load_config(write(tmp_path, "[global]\npreempt = true\n" + MINIMAL, "e.toml"))
+    assert preempt.carp[0] != a  # a changed global default shows in the vhid's settings
+
+
+def test_config_is_frozen(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    with pytest.raises(pydantic.ValidationError):
+        config.carp[0].vhid = 8
+
+
+def test_password_never_in_repr_str_or_dump(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.carp[0].password == SECRET.encode()
+    for text in (repr(config), str(config), repr(config.carp[0]), str(config.carp[0])):
+        assert SECRET not in text
+    assert SECRET not in config.model_dump_json()
+    assert SECRET not in repr(config.model_dump())
+
+
+def test_passfile_first_line_relative_to_config(tmp_path: Path) -> None:
+    (tmp_path / "vhid7.pass").write_bytes(SECRET.encode() + b"\nsecond line\n")
+    text = MINIMAL.replace(f'pass = "{SECRET}"', 'passfile = "vhid7.pass"')
+    config = load_config(write(tmp_path, text))
+    c = config.carp[0]
+    assert c.password == SECRET.encode()
+    assert c.passfile is not None and c.passfile.path == tmp_path / "vhid7.pass"
+    assert SECRET not in repr(config) and SECRET not in config.model_dump_json()
+
+
+def test_passfile_without_newline_and_empty(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"abc")
+    (tmp_path / "b").write_bytes(b"")
+    text = MINIMAL.replace(f'pass = "{SECRET}"', 'passfile = "a"')
+    text += MINIMAL.replace(f'pass = "{SECRET}"', 'passfile = "b"').replace("7", "8")
+    assert [c.password for c in load_config(write(tmp_path, text)).carp] == [b"abc", b""]
+
+
+def test_passfile_errors(tmp_path: Path) -> None:
+    (tmp_path / "long").write_bytes(b"x" * 20 + b"\n")
+    text = MINIMAL.replace(f'pass = "{SECRET}"', 'passfile = "long"')
+    text += MINIMAL.replace(f'pass = "{SECRET}"', 'passfile = "absent"').replace("7", "8")
+    path = write(tmp_path, text)
+    assert problems(path) == [
+        f'{path}: carp[0].passfile = "long": the password in it has 20 characters, '
+        "at most 19 are allowed (ucarp and the BSDs use only 19)",
+        f'{path}: carp[1].passfile = "absent": cannot read it: No such file or directory',
+    ]
+
+
+# (what replaces `old` in MINIMAL, or text appended, and the expected problem line)
+ERRORS = [
+    ("vhid = 7", "vhid = 300", "carp[0].vhid = 300: allowed range is 1-255"),
+    ("vhid = 7", "vhid = 0", "carp[0].vhid = 0: allowed range is 1-255"),
+    ("vhid = 7", 'vhid = "7"', 'carp[0].vhid = "7": must be an integer'),
+    ("vhid = 7", "vhid = true", "carp[0].vhid = true: must be an integer"),
+    ("", "advskew = 255", "carp[0].advskew = 255: allowed range is 0-254"),
+    ("", "advbase = 0", "carp[0].advbase = 0: allowed range is 1-255"),
+    ("", "deadratio = 256", "carp[0].deadratio = 256: allowed range is 1-255"),
+    ("", "preempt = 1", "carp[0].preempt = 1: must be true or false"),
+    ("", 'tiebreak = "openbsd"', 'carp[0].tiebreak = "openbsd": allowed values: "ucarp", "bsd"'),
+    (
+        "",
+        'srcip = "2001:db8::1"',
+        'carp[0].srcip = "2001:db8::1": not an IPv4 address (e.g. 192.0.2.1)',
+    ),
+    ("", 'up = ""', 'carp[0].up = "": must not be empty'),
+    (
+        "",
+        'colour = "red"',
+        "carp[0].colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
+        "advbase, advskew, addresses, up, down, xparam, srcip, preempt, tiebreak, deadratio, "
+        "neutral)",
+    ),
+    ('carpdev = "eth0"', "", "carp[0].carpdev: missing required key"),
+    (
+        'carpdev = "eth0"',
+        'carpdev = "a-very-long-ifname"',
+        'carp[0].carpdev = "a-very-long-ifname": allowed length is 1-15 characters',
+    ),
+    (
+        'carpdev = "eth0"',
+        'carpdev = "eth0:1"',
+        'carp[0].carpdev = "eth0:1": not an interface name: 1-15 characters, '
+        "no '/', ':' or whitespace",
+    ),
+    (
+        'addresses = ["192.0.2.100"]',
+        'addresses = ["192.0.2.1/24", "192.0.2.300/24"]',
+        'carp[0].addresses[1] = "192.0.2.300/24": not an address/prefix '
+        "(e.g. 192.0.2.100/24 or 2001:db8::100/64)",
+    ),
+    (
+        'addresses = ["192.0.2.100"]',
+        'addresses = ["192.0.2.300/24"]',
+        'carp[0].addresses[0] = "192.0.2.300/24": not an address/prefix '
+        "(e.g. 192.0.2.100/24 or 2001:db8::100/64)",
+    ),
+    ('addresses = ["192.0.2.100"]', "addresses = []", "carp[0].addresses = []: must not be empty"),
+    (
+        'addresses = ["192.0.2.100"]',
+        'addresses = ["192.0.2.1/24", "2001:db8::1", "192.0.2.1/32"]',
+        'carp[0].addresses[2] = "192.0.2.1/32": 192.0.2.1 is listed twice '
+        "(also carp[0].addresses[0])",
+    ),
+    (
+        'addresses = ["192.0.2.100"]',
+        'addresses = ["224.0.0.18"]',
+        'carp[0].addresses[0] = "224.0.0.18/32": not a unicast address',
+    ),
+    (
+        'addresses = ["192.0.2.100"]',
+        'addresses = "192.0.2.100"',
+        'carp[0].addresses = "192.0.2.100": must be an array',
+    ),
+    (
+        f'pass = "{SECRET}"',
+        'pass = "0123456789abcdefghijklmno"',
+        "carp[0].pass = <hidden, 25 characters>: at most 19 characters "
+        "(ucarp and the BSDs use only 19)",
+    ),
+    (
+        f'pass = "{SECRET}"',
+        "",
+        "carp[0]: exactly one of pass or passfile is required (found neither)",
+    ),
+    ("", 'passfile = "/x"', "carp[0]: exactly one of pass or passfile is required (found both)"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), ERRORS)
+def test_carp_errors_name_file_key_value_and_allowed(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    if old:
+        assert old in MINIMAL
+        text = MINIMAL.replace(old, new)
+    else:
+        text = MINIMAL + new + "\n"
+    if "passfile" in new:
+        (tmp_path / "x").write_text("pw\n")
+        text = text.replace('"/x"', f'"{tmp_path / "x"}"')
+        expected = expected.replace('"/x"', f'"{tmp_path / "x"}"')
+    path = write(tmp_path, text)
+    assert problems(path) == [f"{path}: {expected}"]
+
+
+GLOBAL_ERRORS = [
+    ("hook_timeout = 0", "global.hook_timeout = 0: must be greater than 0"),
+    ("hook_timeout = inf", "global.hook_timeout = inf: must be a finite number"),
+    (
+        'log_level = "loud"',
+        'global.log_level = "loud": allowed values: "debug", "info", "warning", "error"',
+    ),
+    ('syslog_facility = "local8"', 'global.syslog_facility = "local8": allowed values: "auth"'),
+    ('syslog = "yes"', 'global.syslog = "yes": must be true or false'),
+    ("color = 1", "global.color: unknown key (allowed keys: control_socket, preempt, log_level"),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), GLOBAL_ERRORS)
+def test_global_errors(tmp_path: Path, line: str, expected: str) -> None:
+    path = write(tmp_path, f"[global]\n{line}\n{MINIMAL}")
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}: {expected}")
+
+
+def test_document_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, "[global]\n")
+    assert problems(path) == [
+        f"{path}: carp: missing required key: at least one [[carp]] table is required"
+    ]
+    path = write(tmp_path, "carp = []\n")
+    assert problems(path) == [f"{path}: carp = []: at least one [[carp]] table is required"]
+    path = write(tmp_path, "[carp]\nvhid = 1\n")
+    assert problems(path) == [f"{path}: carp = {{vhid = 1}}: must be an array of tables [[carp]]"]
+    path = write(tmp_path, "extra = 1\n" + MINIMAL)
+    assert problems(path) == [f"{path}: extra: unknown key (allowed keys: global, carp)"]
+
+
+def test_cross_checks(tmp_path: Path) -> None:
+    second = MINIMAL.replace('addresses = ["192.0.2.100"]', 'addresses = ["192.0.2.101"]')
+    path = write(tmp_path, MINIMAL + second)
+    assert problems(path) == [
+        f"{path}: carp[1].vhid = 7: duplicate vhid 7 on carpdev eth0 (also carp[0])"
+    ]
+    named = MINIMAL.replace("vhid = 7", 'vhid = 8\nname = "carp7"')
+    path = write(tmp_path, MINIMAL + named)
+    assert problems(path) == [f'{path}: carp[1].name = "carp7": duplicate name (also carp[0])']
+    on_eth1 = MINIMAL.replace('"eth0"', '"eth1"')
+    (problem,) = problems(write(tmp_path, MINIMAL + on_eth1))
+    assert problem.endswith(
+        'carp[1].name = "carp7": duplicate name (also carp[0]); '
+        "the name defaults to carp<vhid>: set a distinct name"
+    )
+
+
+def test_all_problems_reported_one_per_line(tmp_path: Path) -> None:
+    text = MINIMAL.replace("vhid = 7", "vhid = 300") + "advskew = 255\ncolour = 1\n"
+    lines = problems(write(tmp_path, text))
+    assert len(lines) == 3
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == [
+        "carp[0].vhid",
+        "carp[0].advskew",
+        "carp[0].colour",
+    ]
+
+
+def test_password_never_in_error(tmp_path: Path) -> None:
+    long_secret = "sw0rdfish-" * 3
+    text = MINIMAL.replace(SECRET, long_secret).replace("vhid = 7", "vhid = 300")
+    path = write(tmp_path, text + "advskew = 255\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    err = info.value
+    assert len(str(err).splitlines()) == 3
+    assert long_secret not in str(err) and long_secret not in repr(err)
+    assert err.__cause__ is None and err.__suppress_context__  # no pydantic text in tracebacks
+    # A misspelt key holding the password is not echoed either.
+    wrong_key = MINIMAL.replace(f'pass = "{SECRET}"', f'password = "{SECRET}"')
+    assert not any(SECRET in p for p in problems(write(tmp_path, wrong_key)))
+    wrong_type = MINIMAL.replace(f'pass = "{SECRET}"', "pass = 1234567")
+    assert problems(write(tmp_path, wrong_type)) == [
+        f"{tmp_path / 'carpd.toml'}: carp[0].pass = <hidden>: must be a string"
+    ]
+
+
+def test_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "advskew = \n")
+    (problem,) = problems(path)
+    assert problem == f"{path}: line 7, column 11: TOML syntax error: invalid value"
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    assert problems(missing) == [f"{missing}: no such file (see examples/carpd.toml)"]
+    assert problems(tmp_path) == [f"{tmp_path}: cannot read: Is a directory"]
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"# ok\n\xff\xfe\n")
+    assert problems(binary) == [f"{binary}: line 2: not UTF-8 text"]
+
+
+def test_example_config_loads() -> None:
+    config = load_config(EXAMPLE)
+    assert len(config.carp) == 2
+    v4, dual = config.carp
+    assert {a.version for a in v4.addresses} == {4}
+    assert {a.version for a in dual.addresses} == {4, 6}
+    for c in config.carp:
+        assert c.passfile is None
+        for a in c.addresses:
+            doc = ("192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32")
+            assert any(a.ip in ipaddress.ip_network(n) for n in doc)
