@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal as _signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,18 @@ class Node:
         assert reply["ok"], reply
         result: dict[str, Any] = reply["result"]
         return result
+
+    def counter(self, key: str, index: int = 0) -> int:
+        return int(self.status()["vhosts"][index]["counters"][key])
+
+    def wait_counter(self, key: str, more: int, timeout: float = 15.0) -> None:
+        """Block until a status counter (e.g. adverts_received) has grown by ``more``."""
+        target = self.counter(key) + more
+        deadline = time.monotonic() + timeout
+        while self.counter(key) < target:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: {key} did not reach {target}")
+            time.sleep(0.05)
 
     def states(self) -> dict[str, str]:
         return {v["name"]: v["state"] for v in self.status()["vhosts"]}

@@ -26,18 +26,6 @@ def pair(lab: Lab, skew1: int = 0, skew2: int = 100, **global_: object) -> tuple
     return n1, n2
 
 
-def wait_adverts(node: Node, count: int, timeout: float = 10.0) -> None:
-    """Block until the node has heard ``count`` more adverts."""
-    def heard() -> int:
-        return int(node.status()["vhosts"][0]["counters"]["adverts_received"])
-
-    target = heard() + count
-    deadline = time.monotonic() + timeout
-    while heard() < target:
-        assert time.monotonic() < deadline, f"{node.name} heard no adverts"
-        time.sleep(0.05)
-
-
 def test_two_nodes_elect_exactly_one_master_and_the_client_reaches_both_vips(lab: Lab) -> None:
     n1, n2 = pair(lab)
     client = lab.add_host("cl", "192.0.2.9/24", "2001:db8::9/64")
@@ -58,7 +46,7 @@ def test_two_nodes_elect_exactly_one_master_and_the_client_reaches_both_vips(lab
 def test_kill_9_of_the_master_fails_over_within_master_down_plus_half_a_second(lab: Lab) -> None:
     n1, n2 = pair(lab)
     mark = n2.mark()
-    wait_adverts(n2, 1)  # start the clock right after an advert was heard
+    n2.wait_counter("adverts_received", 1)  # start the clock right after an advert was heard
     killed = time.monotonic()
     n1.signal(signal.SIGKILL)
     n2.wait_state("MASTER", timeout=10, start=mark)
@@ -89,7 +77,7 @@ def test_sighup_with_an_unchanged_config_causes_no_transition(lab: Lab) -> None:
         node.signal(signal.SIGHUP)
         node.wait_log(r"configuration reloaded: 1 vhid\(s\) unchanged, 0", timeout=5)
     # Give a flap every chance to show: two more adverts (per family) heard after the reloads.
-    wait_adverts(n2, 4)
+    n2.wait_counter("adverts_received", 4)
     for node, mark in zip((n1, n2), marks, strict=True):
         assert node.log is not None
         assert not [line for line in node.log.lines[mark:] if "state transition" in line]
@@ -111,10 +99,10 @@ def test_sighup_with_a_changed_vhid_restarts_only_that_vhid(lab: Lab) -> None:
 
 def test_status_shows_ifconfig_form_and_json_without_the_password(lab: Lab) -> None:
     n1, _ = pair(lab)
-    from carpd.ctl.main import main as carpctl
-
     import contextlib
     import io
+
+    from carpd.ctl.main import main as carpctl
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

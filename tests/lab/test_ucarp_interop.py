@@ -1,0 +1,120 @@
+"""carpd and a real ucarp (Debian package) on one vhid with one password."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+from carpd.lab.cluster import Node, VhidSpec
+from carpd.lab.netlab import Host, Lab, LogWatch
+
+VHID, PASSWORD, VIP = 7, "secret", "192.0.2.100"
+
+
+def scripts(lab: Lab) -> tuple[Path, Path]:
+    up, down = lab.tmp / "vip-up.sh", lab.tmp / "vip-down.sh"
+    up.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        ip addr add {VIP}/24 dev "$1"
+        """))
+    down.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        ip addr del {VIP}/24 dev "$1" 2>/dev/null
+        exit 0
+        """))
+    for p in (up, down):
+        p.chmod(0o755)
+    return up, down
+
+
+class Ucarp:
+    def __init__(self, lab: Lab, host: Host, binary: str, advskew: int, preempt: bool) -> None:
+        up, down = scripts(lab)
+        argv = [binary, "-i", "eth0", "-s", host.ipv4.split("/")[0] if host.ipv4 else "",
+                "-v", str(VHID), "-p", PASSWORD, "-a", VIP, "-u", str(up), "-d", str(down),
+                "-b", "1", "-k", str(advskew), "-f", "none"]
+        if preempt:
+            argv.append("-P")
+        self.lab = lab
+        self.proc = host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        self.log = LogWatch(self.proc.stdout)
+
+    def wait_state(self, state: str, timeout: float = 10.0, start: int = 0) -> None:
+        self.log.wait_for(rf"Switching to state: {state}", timeout, start)
+
+
+def setup(lab: Lab, ucarp_bin: str, ucarp_skew: int, carpd_skew: int) -> tuple[Ucarp, Node]:
+    hu = lab.add_host("uc", "192.0.2.1/24")
+    hc = lab.add_host("cd", "192.0.2.2/24")
+    spec = VhidSpec(vhid=VHID, password=PASSWORD, advskew=carpd_skew, addresses=(f"{VIP}/24",))
+    ucarp = Ucarp(lab, hu, ucarp_bin, ucarp_skew, preempt=False)
+    node = Node(lab, hc, [spec])
+    node.start()
+    return ucarp, node
+
+
+def assert_no_bad_hmac(ucarp: Ucarp, node: Node) -> None:
+    assert ucarp.log.count("Bad digest") == 0, ucarp.log.lines
+    assert node.log is not None and node.log.count("bad_hmac") == 0
+    assert "bad_hmac" not in node.status()["vhosts"][0]["counters"]["dropped"]
+
+
+def test_ucarp_preferred_one_master_then_carpd_takes_over_after_kill_9(
+    lab: Lab, ucarp_bin: str
+) -> None:
+    ucarp, node = setup(lab, ucarp_bin, ucarp_skew=0, carpd_skew=100)
+    ucarp.wait_state("MASTER")
+    node.wait_state("BACKUP")
+    mark = node.mark()
+    # Seven adverts heard: past two of carpd's master-down intervals, still one master.
+    node.wait_counter("adverts_received", 7)
+    assert node.states() == {"carp7": "BACKUP"}
+    assert ucarp.log.count("Switching to state: MASTER") == 1
+    assert_no_bad_hmac(ucarp, node)
+    lab.kill(ucarp.proc, signal.SIGKILL)
+    node.wait_state("MASTER", timeout=10, start=mark)
+    node.host.wait_address(VIP)
+
+
+def test_carpd_preferred_one_master_then_ucarp_takes_over_after_kill_9(
+    lab: Lab, ucarp_bin: str
+) -> None:
+    ucarp, node = setup(lab, ucarp_bin, ucarp_skew=100, carpd_skew=0)
+    node.wait_state("MASTER", timeout=10)
+    ucarp.wait_state("BACKUP")
+    node.wait_counter("adverts_sent", 7)
+    assert ucarp.log.count("Switching to state: MASTER") == 0
+    assert node.states() == {"carp7": "MASTER"}
+    assert_no_bad_hmac(ucarp, node)
+    mark = ucarp.log.mark()
+    node.signal(signal.SIGKILL)
+    ucarp.wait_state("MASTER", timeout=10, start=mark)
+
+
+def test_graceful_stop_of_carpd_hands_over_to_ucarp_at_once(lab: Lab, ucarp_bin: str) -> None:
+    ucarp, node = setup(lab, ucarp_bin, 100, 0)
+    node.wait_state("MASTER", timeout=10)
+    ucarp.wait_state("BACKUP")
+    mark = ucarp.log.mark()
+    node.stop(signal.SIGTERM)
+    # ucarp reads the infinite advert as "master will time out" and takes over at once.
+    ucarp.log.wait_for(r"Putting MASTER DOWN \(going to time out\)", 2, mark)
+    ucarp.wait_state("MASTER", timeout=2, start=mark)
+
+
+def test_ucarp_with_preempt_takes_over_from_a_slower_carpd(lab: Lab, ucarp_bin: str) -> None:
+    hu = lab.add_host("uc", "192.0.2.1/24")
+    hc = lab.add_host("cd", "192.0.2.2/24")
+    node = Node(lab, hc, [VhidSpec(vhid=VHID, password=PASSWORD, advskew=100,
+                                   addresses=(f"{VIP}/24",))])
+    node.start()
+    node.wait_state("MASTER", timeout=10)
+    mark = node.mark()
+    ucarp = Ucarp(lab, hu, ucarp_bin, 0, preempt=True)
+    ucarp.log.wait_for(r"Putting MASTER down - preemption", 10)
+    node.wait_state("BACKUP", timeout=5, start=mark)
+    node.host.wait_address(VIP, present=False)
+    assert_no_bad_hmac(ucarp, node)
