@@ -32,7 +32,9 @@ def carp_key(password: str | bytes) -> bytes:
 def hashed_addresses(addresses: Iterable[IPAddress], *, with_link_local: bool = False) -> bytes:
     """The address part of the HMAC input: IPv4 ascending, then IPv6 ascending."""
     v4 = sorted({a for a in addresses if a.version == 4})
-    v6 = sorted({a for a in addresses if a.version == 6 and (with_link_local or not a.is_link_local)})
+    v6 = sorted(
+        {a for a in addresses if a.version == 6 and (with_link_local or not a.is_link_local)}
+    )
     return b"".join(a.packed for a in v4) + b"".join(a.packed for a in v6)
 
 

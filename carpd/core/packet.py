@@ -91,9 +91,7 @@ def decode_carp(payload: bytes) -> CarpPacket:
         raise TooShort(f"packet too short {len(payload)}")
     if len(payload) > CARP_HEADER_LEN:
         raise BadLength(f"packet size {len(payload)} != {CARP_HEADER_LEN}")
-    vt, vhid, advskew, authlen, demote, advbase, _csum, counter, digest = _HEADER.unpack(
-        payload
-    )
+    vt, vhid, advskew, authlen, demote, advbase, _csum, counter, digest = _HEADER.unpack(payload)
     version, type_ = vt >> 4, vt & 0x0F
     if version != CARP_VERSION:
         raise BadVersion(version)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from carpd import __version__
@@ -51,6 +52,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check", action="store_true", help="validate the configuration and exit (0 if good)"
     )
+    parser.add_argument(
+        "--socket", metavar="PATH", help="control socket, overrides [global] control_socket"
+    )
     parser.add_argument("--version", action="version", version=f"carpd {__version__}")
     return parser
 
@@ -60,6 +64,7 @@ def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     own.add_argument("-c", "--config")
     own.add_argument("--check", action="store_true")
+    own.add_argument("--socket")
     return own.parse_known_args(argv)
 
 
@@ -68,11 +73,16 @@ def read_config(argv: list[str]) -> Config:
     if rest:
         if opts.config:
             raise ConfigError("use either --config FILE or ucarp-style options, not both")
-        return config_from_ucarp_args(rest)
-    return load_config(opts.config or DEFAULT_CONFIG)
+        config = config_from_ucarp_args(rest)
+    else:
+        config = load_config(opts.config or DEFAULT_CONFIG)
+    if opts.socket:
+        g = config.global_.model_copy(update={"control_socket": Path(opts.socket).absolute()})
+        config = config.model_copy(update={"global_": g})
+    return config
 
 
-async def serve(daemon: Daemon, config_path: str | None) -> int:
+async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
     loop = asyncio.get_running_loop()
     control = ControlServer(
         Path(daemon.config.global_.control_socket),
@@ -87,18 +97,18 @@ async def serve(daemon: Daemon, config_path: str | None) -> int:
         return EXIT_CONFIG
     reloading: list[asyncio.Task[None]] = []
 
-    async def do_reload(path: str) -> None:
+    async def do_reload(load: Callable[[], Config]) -> None:
         try:
-            await daemon.reload(load_config(path))
+            await daemon.reload(load())
         except (ConfigError, StartupError) as e:
             log.error("reload refused, keeping the running configuration:\n%s", e)
 
     def reload() -> None:
-        if config_path is None:
+        if reload_config is None:
             log.warning("SIGHUP: started from the command line, nothing to reload")
             return
-        log.info("SIGHUP: reloading %s", config_path)
-        reloading.append(loop.create_task(do_reload(config_path)))
+        log.info("SIGHUP: reloading %s", daemon.config.source)
+        reloading.append(loop.create_task(do_reload(reload_config)))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
@@ -148,5 +158,5 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_ENVIRONMENT
     daemon = Daemon(config)
-    config_path = None if split_argv(argv)[1] else (opts.config or DEFAULT_CONFIG)
-    return asyncio.run(serve(daemon, config_path))
+    from_file = not split_argv(argv)[1]
+    return asyncio.run(serve(daemon, (lambda: read_config(argv)) if from_file else None))

@@ -267,11 +267,7 @@ class Daemon:
         kept = 0
         for key, vh in list(old.items()):
             cfg = new_cfgs.get(key)
-            same = (
-                cfg is not None
-                and cfg == vh.cfg
-                and settings_for(cfg) == vh.machine.settings
-            )
+            same = cfg is not None and cfg == vh.cfg and settings_for(cfg) == vh.machine.settings
             if same:
                 assert cfg is not None
                 vh.cfg = cfg
@@ -441,7 +437,9 @@ class Daemon:
                 vh.machine.counters.drop("send_error")
                 hidden = self.limiter.allow((dev.name, "send", fam), self.now())
                 if hidden is not None:
-                    log.warning("%s: ip%s_output failed: %s", vh.cfg.name, fam if fam == 6 else "", e)
+                    log.warning(
+                        "%s: ip%s_output failed: %s", vh.cfg.name, fam if fam == 6 else "", e
+                    )
 
     def _hook(self, vh: Vhost, kind: str) -> None:
         cfg = vh.cfg

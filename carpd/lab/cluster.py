@@ -96,8 +96,9 @@ class Node:
     def wait_ready(self, timeout: float = 10.0) -> None:
         self.wait_log(r"carpd \S+ started", timeout)
 
-    def wait_state(self, state: str, vhid: str = r"\S+", timeout: float = 10.0,
-                   start: int = 0) -> tuple[int, str]:
+    def wait_state(
+        self, state: str, vhid: str = r"\S+", timeout: float = 10.0, start: int = 0
+    ) -> tuple[int, str]:
         return self.wait_log(rf"{vhid}: state transition: \S+ -> {state}\b", timeout, start)
 
     def mark(self) -> int:

@@ -44,8 +44,10 @@ def run(verbose: bool) -> int:
         n2.wait_state("BACKUP")
         print(f"   both BACKUP after {1000 * (time.monotonic() - t0):.0f} ms")
         n1.wait_state("MASTER", timeout=10)
-        print(f"   node1 elected MASTER after {time.monotonic() - t0:.2f} s "
-              "(3 x advbase + advskew/256 of silence)")
+        print(
+            f"   node1 elected MASTER after {time.monotonic() - t0:.2f} s "
+            "(3 x advbase + advskew/256 of silence)"
+        )
         for node in (n1, n2):
             print(f"   carpctl status on {node.name}:")
             for line in _status_lines(node):
@@ -64,10 +66,14 @@ def run(verbose: bool) -> int:
         takeover = time.monotonic() - killed
         time.sleep(0.5)
         outage = ping.stop()
-        print(f"   node2 MASTER {takeover:.3f} s after the kill "
-              "(master-down interval 3 x 1 + 100/256 = 3.391 s)")
-        print(f"   client outage: {outage.longest_gap_ms:.0f} ms "
-              f"({outage.replies} replies to {outage.sent} pings)")
+        print(
+            f"   node2 MASTER {takeover:.3f} s after the kill "
+            "(master-down interval 3 x 1 + 100/256 = 3.391 s)"
+        )
+        print(
+            f"   client outage: {outage.longest_gap_ms:.0f} ms "
+            f"({outage.replies} replies to {outage.sent} pings)"
+        )
 
         say("node1 comes back: preempt is off, so it stays BACKUP")
         n1.start(echo=verbose)
@@ -86,8 +92,10 @@ def run(verbose: bool) -> int:
         time.sleep(0.5)
         outage = ping.stop()
         print(f"   node2 exited {rc}; node1 MASTER {1000 * handover:.0f} ms after SIGTERM")
-        print(f"   client outage: {outage.longest_gap_ms:.0f} ms "
-              f"({outage.replies} replies to {outage.sent} pings)")
+        print(
+            f"   client outage: {outage.longest_gap_ms:.0f} ms "
+            f"({outage.replies} replies to {outage.sent} pings)"
+        )
         n1.stop()
         say("tearing the lab down")
     print("done: every namespace and process of the demo is gone")

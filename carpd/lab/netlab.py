@@ -108,9 +108,7 @@ class Host:
     def addresses(self) -> list[str]:
         with NetNS(self.ns) as ipr:
             idx = ipr.link_lookup(ifname=self.ifname)[0]
-            return [
-                f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}" for m in ipr.get_addr(index=idx)
-            ]
+            return [f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}" for m in ipr.get_addr(index=idx)]
 
     def has_address(self, addr: str) -> bool:
         return any(a.split("/")[0] == addr for a in self.addresses())
@@ -120,7 +118,9 @@ class Host:
         deadline = time.monotonic() + timeout
         while self.has_address(addr) != present:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name}: {addr} still {'absent' if present else 'present'}")
+                raise TimeoutError(
+                    f"{self.name}: {addr} still {'absent' if present else 'present'}"
+                )
             time.sleep(0.01)
 
 
@@ -166,8 +166,16 @@ class Lab:
         port = f"v{len(self.hosts)}{self._id}"[:15]
         # DAD off inside the lab: the link-local source must be usable at once.
         subprocess.run(
-            ["ip", "netns", "exec", ns, "sysctl", "-qw",
-             "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"],
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.default.accept_dad=0",
+                "net.ipv6.conf.all.accept_dad=0",
+            ],
             check=True,
         )
         with NetNS(self.switch) as sw:
@@ -190,7 +198,9 @@ class Lab:
 
     def set_link(self, host: Host, up: bool) -> None:
         with NetNS(host.ns) as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname=host.ifname)[0], state="up" if up else "down")
+            ipr.link(
+                "set", index=ipr.link_lookup(ifname=host.ifname)[0], state="up" if up else "down"
+            )
 
     def spawn(self, host: Host, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
         kw.setdefault("stdin", subprocess.DEVNULL)

@@ -90,4 +90,3 @@ class Netlink:
                 return False
             raise
         return True
-

@@ -15,15 +15,19 @@ VHID, PASSWORD, VIP = 7, "secret", "192.0.2.100"
 
 def scripts(lab: Lab) -> tuple[Path, Path]:
     up, down = lab.tmp / "vip-up.sh", lab.tmp / "vip-down.sh"
-    up.write_text(textwrap.dedent(f"""\
+    up.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         ip addr add {VIP}/24 dev "$1"
-        """))
-    down.write_text(textwrap.dedent(f"""\
+        """)
+    )
+    down.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         ip addr del {VIP}/24 dev "$1" 2>/dev/null
         exit 0
-        """))
+        """)
+    )
     for p in (up, down):
         p.chmod(0o755)
     return up, down
@@ -32,9 +36,29 @@ def scripts(lab: Lab) -> tuple[Path, Path]:
 class Ucarp:
     def __init__(self, lab: Lab, host: Host, binary: str, advskew: int, preempt: bool) -> None:
         up, down = scripts(lab)
-        argv = [binary, "-i", "eth0", "-s", host.ipv4.split("/")[0] if host.ipv4 else "",
-                "-v", str(VHID), "-p", PASSWORD, "-a", VIP, "-u", str(up), "-d", str(down),
-                "-b", "1", "-k", str(advskew), "-f", "none"]
+        argv = [
+            binary,
+            "-i",
+            "eth0",
+            "-s",
+            host.ipv4.split("/")[0] if host.ipv4 else "",
+            "-v",
+            str(VHID),
+            "-p",
+            PASSWORD,
+            "-a",
+            VIP,
+            "-u",
+            str(up),
+            "-d",
+            str(down),
+            "-b",
+            "1",
+            "-k",
+            str(advskew),
+            "-f",
+            "none",
+        ]
         if preempt:
             argv.append("-P")
         self.lab = lab
@@ -108,8 +132,9 @@ def test_graceful_stop_of_carpd_hands_over_to_ucarp_at_once(lab: Lab, ucarp_bin:
 def test_ucarp_with_preempt_takes_over_from_a_slower_carpd(lab: Lab, ucarp_bin: str) -> None:
     hu = lab.add_host("uc", "192.0.2.1/24")
     hc = lab.add_host("cd", "192.0.2.2/24")
-    node = Node(lab, hc, [VhidSpec(vhid=VHID, password=PASSWORD, advskew=100,
-                                   addresses=(f"{VIP}/24",))])
+    node = Node(
+        lab, hc, [VhidSpec(vhid=VHID, password=PASSWORD, advskew=100, addresses=(f"{VIP}/24",))]
+    )
     node.start()
     node.wait_state("MASTER", timeout=10)
     mark = node.mark()
