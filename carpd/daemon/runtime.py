@@ -165,7 +165,7 @@ class Daemon:
             sources[4] = src4
             if dev.sock4 is None:
                 dev.sock4 = AdvertSocketV4(dev.name, dev.link.index)
-                self._watch(dev.sock4.fileno(), lambda d=dev: self._on_v4(d))
+                self._watch(dev.sock4.fileno(), self._on_v4, dev)
         if 6 in settings.families:
             if dev.src6 is None:
                 raise StartupError(
@@ -175,7 +175,7 @@ class Daemon:
             sources[6] = dev.src6
             if dev.sock6 is None:
                 dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
-                self._watch(dev.sock6.fileno(), lambda d=dev: self._on_v6(d))
+                self._watch(dev.sock6.fileno(), self._on_v6, dev)
         auth = Authenticator(cfg.password, cfg.vhid, [a.ip for a in cfg.addresses])
         machine = VirtualHost(
             settings, auth, counter_start=random.getrandbits(64), own_sources=sources
@@ -185,9 +185,9 @@ class Daemon:
             dev.by_family[fam][cfg.vhid] = vh
         return vh
 
-    def _watch(self, fd: int, callback: Callable[[], None]) -> None:
+    def _watch(self, fd: int, callback: Callable[[Carpdev], None], dev: Carpdev) -> None:
         assert self._loop is not None
-        self._loop.add_reader(fd, callback)
+        self._loop.add_reader(fd, callback, dev)
 
     async def remove_stale_addresses(self, cfgs: list[CarpConfig]) -> None:
         """A crash or kill -9 may have left our addresses behind: take them off."""

@@ -58,6 +58,13 @@ def render_config(socket: Path, vhids: list[VhidSpec], **global_: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def line_time(line: str) -> float:
+    """The wall-clock time carpd stamped on one of its log lines (millisecond resolution)."""
+    stamp = line.split(" ", 1)[0]
+    whole, _, millis = stamp.partition(".")
+    return time.mktime(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + int(millis) / 1000
+
+
 @dataclass
 class Node:
     lab: Lab

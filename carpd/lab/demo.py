@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from carpd.lab.cluster import Node, VhidSpec
+from carpd.lab.cluster import Node, VhidSpec, line_time
 from carpd.lab.netlab import Lab, terminate_on_sigterm
 from carpd.lab.probe import Pinger
 
@@ -30,9 +30,10 @@ def run(verbose: bool) -> int:
         h1 = lab.add_host("node1", "192.0.2.1/24", "2001:db8::1/64")
         h2 = lab.add_host("node2", "192.0.2.2/24", "2001:db8::2/64")
         client = lab.add_host("client", "192.0.2.9/24", "2001:db8::9/64")
-        vhid = lambda skew: [  # noqa: E731
-            VhidSpec(vhid=1, advskew=skew, addresses=(f"{VIP}/24", f"{VIP6}/64"), name="carp0")
-        ]
+
+        def vhid(skew: int) -> list[VhidSpec]:
+            return [VhidSpec(1, (f"{VIP}/24", f"{VIP6}/64"), advskew=skew, name="carp0")]
+
         n1 = Node(lab, h1, vhid(0))
         n2 = Node(lab, h2, vhid(100))
 
@@ -58,10 +59,11 @@ def run(verbose: bool) -> int:
         ping.wait_reply()
         time.sleep(0.5)
 
-        say("kill -9 of the master (node1)")
+        say("crash of the master: kill -9 of node1's carpd and its cable pulled at once")
         mark = n2.mark()
         killed = time.monotonic()
         n1.signal(signal.SIGKILL)
+        lab.set_link(h1, False)
         n2.wait_state("MASTER", timeout=10, start=mark)
         takeover = time.monotonic() - killed
         time.sleep(0.5)
@@ -75,9 +77,12 @@ def run(verbose: bool) -> int:
             f"({outage.replies} replies to {outage.sent} pings)"
         )
 
-        say("node1 comes back: preempt is off, so it stays BACKUP")
+        say("node1 comes back: it removes the address kill -9 left behind, and as preempt "
+            "is off it stays BACKUP")
+        lab.set_link(h1, True)
         n1.start(echo=verbose)
         n1.wait_state("BACKUP")
+        n1.wait_ready()
         print(f"   node1: {n1.states()}  node2: {n2.states()}")
 
         say("graceful stop of the master (SIGTERM to node2): it sends the infinite advert")
@@ -85,10 +90,11 @@ def run(verbose: bool) -> int:
         ping.wait_reply()
         time.sleep(0.3)
         mark = n1.mark()
-        stopped = time.monotonic()
+        stopped = time.time()
+        n2.signal(signal.SIGTERM)
+        _, line = n1.wait_state("MASTER", timeout=10, start=mark)
+        handover = line_time(line) - stopped
         rc = n2.stop(signal.SIGTERM)
-        n1.wait_state("MASTER", timeout=10, start=mark)
-        handover = time.monotonic() - stopped
         time.sleep(0.5)
         outage = ping.stop()
         print(f"   node2 exited {rc}; node1 MASTER {1000 * handover:.0f} ms after SIGTERM")
