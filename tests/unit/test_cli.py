@@ -1,0 +1,146 @@
+"""carpd and carpctl command lines: exit codes and messages, no network needed."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from carpd.ctl.main import format_status
+from carpd.ctl.main import main as carpctl
+from carpd.daemon.main import main as carpd
+from carpd.linux.privileges import effective_capabilities
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "carpd.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+GOOD = """\
+    [[carp]]
+    vhid = 1
+    carpdev = "eth0"
+    pass = "secret"
+    addresses = ["192.0.2.100/24"]
+    """
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("vhid = 1", "vhid = 300"), "carp[0].vhid = 300: allowed range is 1-255"),
+        (("vhid = 1", "vhid = 1\nadvskew = 255"), "carp[0].advskew = 255: allowed range is 0-254"),
+        (("vhid = 1", "vhid = 1\ncolour = 1"), "carp[0].colour: unknown key"),
+        (('carpdev = "eth0"', ""), "carp[0].carpdev: missing required key"),
+        (("192.0.2.100/24", "192.0.2.300/24"), 'carp[0].addresses[0] = "192.0.2.300/24"'),
+    ],
+)
+def test_bad_config_exits_2_naming_file_key_value_and_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], expected: str
+) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    assert carpd(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and expected in err
+
+
+def test_duplicate_vhid_on_one_interface_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = GOOD + GOOD.replace("192.0.2.100", "192.0.2.101").replace("pass =", "name = 'x'\npass =")
+    assert carpd(["--config", str(write(tmp_path, text))]) == 2
+    assert "duplicate vhid 1 on carpdev eth0" in capsys.readouterr().err
+
+
+def test_long_password_exits_2_without_showing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "twenty-characters-xx"
+    assert carpd(["--config", str(write(tmp_path, GOOD.replace("secret", secret)))]) == 2
+    err = capsys.readouterr().err
+    assert "at most 19 characters" in err and secret not in err
+
+
+def test_check_accepts_a_good_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert carpd(["--check", "--config", str(write(tmp_path, GOOD))]) == 0
+    assert "configuration OK (1 vhid(s))" in capsys.readouterr().out
+
+
+def test_shipped_example_passes_check(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).parents[2] / "examples" / "carpd.toml"
+    assert carpd(["--check", "--config", str(example)]) == 0
+
+
+def test_help_lists_carpd_and_ucarp_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert carpd(["--help"]) == 0
+    out = capsys.readouterr().out
+    for option in (
+        "--config",
+        "--check",
+        "--socket",
+        "--interface",
+        "--srcip",
+        "--vhid",
+        "--pass",
+        "--addr",
+        "--upscript",
+        "--downscript",
+        "--preempt",
+        "--advbase",
+        "--advskew",
+        "--neutral",
+        "--shutdown",
+        "--xparam",
+    ):
+        assert option in out
+
+
+def test_ucarp_command_line_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["-i", "eth0", "-s", "192.0.2.1", "-v", "300", "-p", "x", "-a", "192.0.2.100"]
+    assert carpd(argv) == 2
+    assert "--vhid = 300: allowed range is 1-255" in capsys.readouterr().err
+
+
+def test_carpctl_against_no_daemon_exits_3_with_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sock = tmp_path / "none.sock"
+    assert carpctl(["--socket", str(sock), "status"]) == 3
+    err = capsys.readouterr().err
+    assert str(sock) in err and "--socket" in err
+
+
+def test_carpctl_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert carpctl(["frobnicate"]) == 2
+    assert carpctl([]) == 2
+
+
+def test_status_format_is_the_ifconfig_form() -> None:
+    result = {
+        "vhosts": [
+            {
+                "name": "carp0",
+                "state": "MASTER",
+                "carpdev": "eth0",
+                "vhid": 1,
+                "advbase": 1,
+                "advskew": 0,
+                "addresses": ["192.0.2.100/24", "2001:db8::100/64"],
+            }
+        ]
+    }
+    assert format_status(result) == (
+        "carp0: MASTER carpdev eth0 vhid 1 advbase 1 advskew 0\n"
+        "\tinet 192.0.2.100/24\n"
+        "\tinet6 2001:db8::100/64"
+    )
+    json.dumps(result)
+
+
+def test_capabilities_are_read_from_proc_status() -> None:
+    assert effective_capabilities("Name:\tx\nCapEff:\t0000000000003000\n") == 0x3000
+    assert effective_capabilities("Name:\tx\n") == 0
