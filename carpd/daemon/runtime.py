@@ -29,7 +29,7 @@ from carpd.core.announce import gratuitous_arp, unsolicited_na
 from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.errors import PacketError
 from carpd.core.machine import VhostSettings, VirtualHost
-from carpd.core.packet import CARP_GROUP_V4, build_ipv4
+from carpd.core.packet import CARP_GROUP_V4, CarpPacket, build_ipv4
 from carpd.core.receive import decode_ipv4_advert, decode_ipv6_advert, lookup_vhid
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.linux.hooks import HookCall, run_hook
@@ -321,17 +321,20 @@ class Daemon:
             except PacketError as e:
                 self._dropped(dev, e, src)
 
-    def _receive(self, vh: Vhost, pkt: Any, family: int, src: IPAddress) -> None:
+    def _receive(self, vh: Vhost, pkt: CarpPacket, family: int, src: IPAddress) -> None:
         try:
             vh.machine.receive(pkt, family, src, self.now())
         except PacketError as e:
+            # Counted on the vhid it claimed to be for, not again on the carpdev.
             vh.machine.counters.drop(e.reason)
-            raise
-        finally:
-            self._process(vh)
+            self._log_drop(vh.dev, e, src)
+        self._process(vh)
 
     def _dropped(self, dev: Carpdev, err: PacketError, src: object) -> None:
         dev.dropped[err.reason] = dev.dropped.get(err.reason, 0) + 1
+        self._log_drop(dev, err, src)
+
+    def _log_drop(self, dev: Carpdev, err: PacketError, src: object) -> None:
         hidden = self.limiter.allow((dev.name, err.reason, str(src)), self.now())
         if hidden is None:
             return

@@ -77,8 +77,10 @@ def run(verbose: bool) -> int:
             f"({outage.replies} replies to {outage.sent} pings)"
         )
 
-        say("node1 comes back: it removes the address kill -9 left behind, and as preempt "
-            "is off it stays BACKUP")
+        say(
+            "node1 comes back: it removes the address kill -9 left behind, and as preempt "
+            "is off it stays BACKUP"
+        )
         lab.set_link(h1, True)
         n1.start(echo=verbose)
         n1.wait_state("BACKUP")

@@ -1,0 +1,425 @@
+"""Core benchmark: failover outages (carpd vs ucarp), start-up time, memory and CPU.
+
+Run as root from anywhere:  .venv/bin/python bench/core.py [--runs N]
+
+Everything runs in throwaway labs of network namespaces (carpd.lab) with documentation
+addresses; each scenario run has its own ``with Lab(...)``, so every namespace and
+process is removed on every exit path. Results: a markdown table on stdout, and
+bench/results/core.json and bench/results/core.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# The daemons are spawned as `python -m carpd`: let them find the package from any cwd.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+)
+
+from carpd.lab.cluster import Node, VhidSpec, line_time  # noqa: E402
+from carpd.lab.netlab import Host, Lab, LogWatch, terminate_on_sigterm  # noqa: E402
+from carpd.lab.probe import Outage, Pinger  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+UCARP = "/usr/sbin/ucarp"
+VHID, PASSWORD, VIP = 7, "secret", "192.0.2.100"
+NODE1, NODE2, CLIENT = "192.0.2.1/24", "192.0.2.2/24", "192.0.2.9/24"
+MASTER_SKEW, BACKUP_SKEW = 0, 100
+FOOTPRINT_SECONDS = 10.0
+
+# key -> (label, unit), in table order.
+METRICS: dict[str, tuple[str, str]] = {
+    "crash_outage_carpd": ("crash (kill -9 + link down): client outage, carpd", "ms"),
+    "crash_outage_ucarp": ("crash (kill -9 + link down): client outage, ucarp", "ms"),
+    "crash_master_carpd": ("crash: kill -> backup MASTER line, carpd", "ms"),
+    "crash_master_ucarp": ("crash: kill -> backup MASTER line, ucarp", "ms"),
+    "stop_outage_carpd": ("graceful stop (SIGTERM): client outage, carpd", "ms"),
+    "stop_outage_ucarp": ("graceful stop (SIGTERM, ucarp -z): client outage, ucarp", "ms"),
+    "stop_master_carpd": ("graceful stop: SIGTERM -> backup MASTER line, carpd", "ms"),
+    "stop_master_ucarp": ("graceful stop: SIGTERM -> backup MASTER line, ucarp", "ms"),
+    "startup_backup": ("start-up: spawn -> INIT -> BACKUP line, carpd", "ms"),
+    "startup_started": ("start-up: spawn -> started line, carpd", "ms"),
+    "rss_1": ("RSS after 10 s, carpd, 1 vhid", "MiB"),
+    "rss_255": ("RSS after 10 s, carpd, 255 vhids", "MiB"),
+    "cpu_1": ("CPU over those 10 s, carpd, 1 vhid", "%"),
+    "cpu_255": ("CPU over those 10 s, carpd, 255 vhids", "%"),
+}
+
+
+def progress(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- the two daemons behind one interface ---------------------------------------------
+
+
+class Stamp(NamedTuple):
+    logged: float  # wall-clock time the daemon stamped on its log line
+    read: float  # wall-clock time the benchmark read the line
+
+
+class Member(Protocol):
+    host: Host
+
+    def mark(self) -> int: ...
+    def signal(self, sig: int) -> None: ...
+    def wait_exit(self, timeout: float = 10.0) -> None: ...
+    def masters(self, start: int = 0) -> int: ...
+    def wait_state(self, state: str, start: int = 0, timeout: float = 10.0) -> Stamp: ...
+
+
+class Carpd:
+    """A carpd node (carpd.lab.cluster.Node) on vhid 7."""
+
+    def __init__(self, lab: Lab, host: Host, advskew: int) -> None:
+        spec = VhidSpec(VHID, (f"{VIP}/24",), advskew=advskew, advbase=1, password=PASSWORD)
+        self.host = host
+        self.node = Node(lab, host, [spec])
+        self.node.start()
+
+    def mark(self) -> int:
+        return self.node.mark()
+
+    def signal(self, sig: int) -> None:
+        self.node.signal(sig)
+
+    def wait_exit(self, timeout: float = 10.0) -> None:
+        assert self.node.proc is not None
+        self.node.proc.wait(timeout)
+
+    def masters(self, start: int = 0) -> int:
+        assert self.node.log is not None
+        return sum("-> MASTER" in line for line in self.node.log.lines[start:])
+
+    def wait_state(self, state: str, start: int = 0, timeout: float = 10.0) -> Stamp:
+        _, line = self.node.wait_state(state, timeout=timeout, start=start)
+        return Stamp(line_time(line), time.time())
+
+
+def ucarp_stamp(line: str) -> float:
+    """ucarp -f none stamps its lines itself: '2024-01-02T03:04:05.123456: [WARNING] ...'."""
+    return datetime.strptime(line.split(": ", 1)[0], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+
+
+class Ucarp:
+    """ucarp on vhid 7; up/down scripts add/remove the VIP."""
+
+    def __init__(self, lab: Lab, host: Host, advskew: int, shutdown: bool) -> None:
+        assert host.ipv4 is not None
+        up, down = self._scripts(lab)
+        argv = [UCARP, "-i", "eth0", "-s", host.ipv4.split("/")[0], "-v", str(VHID)]
+        argv += ["-p", PASSWORD, "-a", VIP, "-u", str(up), "-d", str(down)]
+        argv += ["-b", "1", "-k", str(advskew), "-f", "none"]
+        if shutdown:
+            argv.append("-z")
+        self.host = host
+        self.lab = lab
+        self.proc = host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        self.log = LogWatch(self.proc.stdout)
+
+    @staticmethod
+    def _scripts(lab: Lab) -> tuple[Path, Path]:
+        up, down = lab.tmp / "vip-up.sh", lab.tmp / "vip-down.sh"
+        up.write_text(f'#!/bin/sh\nip addr add {VIP}/24 dev "$1"\n')
+        down.write_text(f'#!/bin/sh\nip addr del {VIP}/24 dev "$1" 2>/dev/null\nexit 0\n')
+        for p in (up, down):
+            p.chmod(0o755)
+        return up, down
+
+    def mark(self) -> int:
+        return self.log.mark()
+
+    def signal(self, sig: int) -> None:
+        self.lab.kill(self.proc, sig)
+
+    def wait_exit(self, timeout: float = 10.0) -> None:
+        self.proc.wait(timeout)
+
+    def masters(self, start: int = 0) -> int:
+        return sum("Switching to state: MASTER" in line for line in self.log.lines[start:])
+
+    def wait_state(self, state: str, start: int = 0, timeout: float = 10.0) -> Stamp:
+        _, line = self.log.wait_for(rf"Switching to state: {state}\b", timeout, start)
+        read = time.time()
+        return Stamp(ucarp_stamp(line), read)
+
+
+def make_pair(lab: Lab, kind: str, shutdown: bool) -> tuple[Member, Member]:
+    h1, h2 = lab.add_host("node1", NODE1), lab.add_host("node2", NODE2)
+    if kind == "carpd":
+        return Carpd(lab, h1, MASTER_SKEW), Carpd(lab, h2, BACKUP_SKEW)
+    return Ucarp(lab, h1, MASTER_SKEW, shutdown), Ucarp(lab, h2, BACKUP_SKEW, shutdown)
+
+
+# -- scenarios ------------------------------------------------------------------------
+
+
+def failover(kind: str, crash: bool) -> dict[str, Any]:
+    """node1 MASTER, client pinging the VIP; then crash or SIGTERM node1."""
+    with Lab(f"b{kind[0]}{'c' if crash else 's'}") as lab:
+        master, backup = make_pair(lab, kind, shutdown=not crash)
+        client = lab.add_host("client", CLIENT)
+        master.wait_state("MASTER", timeout=15)
+        backup.wait_state("BACKUP")
+        master.host.wait_address(VIP)
+        ping = Pinger(client, VIP)
+        ping.wait_reply()
+        time.sleep(0.5)
+        if backup.masters():
+            raise RuntimeError(f"{kind}: node2 was MASTER before the failover")
+        mark = backup.mark()
+        t0 = time.time()
+        master.signal(signal.SIGKILL if crash else signal.SIGTERM)
+        if crash:
+            lab.set_link(master.host, False)
+        link_down = time.time() - t0
+        stamp = backup.wait_state("MASTER", start=mark)
+        backup.host.wait_address(VIP)
+        if not crash:
+            master.wait_exit()
+        time.sleep(0.5)
+        outage = ping.stop()
+        return _failover_result(outage, stamp, t0, link_down)
+
+
+def _failover_result(outage: Outage, stamp: Stamp, t0: float, link_down: float) -> dict[str, Any]:
+    if outage.replies == 0:
+        raise RuntimeError("the client got no replies at all")
+    return {
+        "outage_ms": outage.longest_gap_ms,
+        "master_ms": 1000 * (stamp.logged - t0),
+        "master_read_ms": 1000 * (stamp.read - t0),
+        "link_down_ms": 1000 * link_down,
+        "replies": outage.replies,
+        "sent": outage.sent,
+    }
+
+
+def startup() -> dict[str, Any]:
+    """A lone carpd: spawn -> 'INIT -> BACKUP' and -> 'started' (carpd's own stamps)."""
+    with Lab("bst") as lab:
+        node = Node(lab, lab.add_host("node1", NODE1), [VhidSpec(VHID, (f"{VIP}/24",))])
+        t0 = time.time()
+        node.start()
+        _, backup = node.wait_log(r"state transition: INIT -> BACKUP", timeout=30)
+        _, started = node.wait_log(r"carpd \S+ started", timeout=30)
+        node.stop()
+        return {
+            "backup_ms": 1000 * (line_time(backup) - t0),
+            "started_ms": 1000 * (line_time(started) - t0),
+        }
+
+
+def vips(count: int, exclude: set[str]) -> list[str]:
+    """``count`` distinct documentation addresses (/24), none of ``exclude``."""
+    found: list[str] = []
+    for net in ("198.51.100", "203.0.113", "192.0.2"):
+        for i in range(1, 255):
+            addr = f"{net}.{i}"
+            if addr not in exclude:
+                found.append(f"{addr}/24")
+    if len(found) < count:
+        raise ValueError(f"only {len(found)} documentation addresses, {count} wanted")
+    return found[:count]
+
+
+def read_ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads), in clock ticks."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+def read_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def check_pid(node: Node) -> int:
+    """ip netns exec execs: the pid we spawned is the carpd python process itself."""
+    assert node.proc is not None
+    pid = node.proc.pid
+    reported = int(node.status()["pid"])
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    if reported != pid or b"carpd" not in cmdline:
+        raise RuntimeError(f"spawned pid {pid}, carpd reports {reported}, cmdline {cmdline}")
+    return pid
+
+
+def footprint(count: int) -> dict[str, Any]:
+    """A lone carpd with ``count`` vhids: RSS and CPU over 10 s after 'started'."""
+    with Lab(f"bfp{count}") as lab:
+        host = lab.add_host("node1", NODE1)
+        own = {NODE1.split("/")[0]}
+        specs = [VhidSpec(i + 1, (a,)) for i, a in enumerate(vips(count, own))]
+        node = Node(lab, host, specs)
+        node.start()
+        node.wait_log(r"carpd \S+ started", timeout=60)
+        pid = check_pid(node)
+        t0, ticks0 = time.monotonic(), read_ticks(pid)
+        time.sleep(FOOTPRINT_SECONDS)
+        ticks1, elapsed = read_ticks(pid), time.monotonic() - t0
+        rss = read_rss_kib(pid)
+        masters = sum(state == "MASTER" for state in node.states().values())
+        if masters != count:
+            raise RuntimeError(f"{masters} of {count} vhids MASTER after {elapsed:.1f} s")
+        node.stop(timeout=60)
+        cpu = 100 * (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / elapsed
+        return {"rss_mib": rss / 1024, "cpu_pct": cpu, "pid": pid, "masters": masters}
+
+
+# -- runs, summary, output ------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    name: str
+    run: Callable[[], dict[str, Any]]
+    metrics: dict[str, str]  # metric key -> field of the result
+    show: Callable[[dict[str, Any]], str]
+
+
+def _ms(r: dict[str, Any], a: str, b: str) -> str:
+    return f"{a} {r[a]:.0f} ms, {b} {r[b]:.0f} ms"
+
+
+def steps() -> Iterator[Step]:
+    for crash in (True, False):
+        what = "crash" if crash else "stop"
+        for kind in ("carpd", "ucarp"):
+            yield Step(
+                f"{'crash failover' if crash else 'graceful stop'}, {kind}",
+                partial(failover, kind, crash),
+                {f"{what}_outage_{kind}": "outage_ms", f"{what}_master_{kind}": "master_ms"},
+                lambda r: _ms(r, "outage_ms", "master_ms"),
+            )
+    yield Step(
+        "start-up, carpd",
+        startup,
+        {"startup_backup": "backup_ms", "startup_started": "started_ms"},
+        lambda r: _ms(r, "backup_ms", "started_ms"),
+    )
+    for count in (1, 255):
+        yield Step(
+            f"footprint, carpd, {count} vhid(s), {FOOTPRINT_SECONDS:.0f} s",
+            partial(footprint, count),
+            {f"rss_{count}": "rss_mib", f"cpu_{count}": "cpu_pct"},
+            lambda r: f"RSS {r['rss_mib']:.1f} MiB, CPU {r['cpu_pct']:.1f} %",
+        )
+
+
+def run_all(runs: int) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
+    samples: dict[str, list[float]] = {key: [] for key in METRICS}
+    details: list[dict[str, Any]] = []
+    for i in range(1, runs + 1):
+        for step in steps():
+            progress(f"[run {i}/{runs}] {step.name} ...")
+            result = step.run()
+            progress(f"[run {i}/{runs}] {step.name}: {step.show(result)}")
+            details.append({"run": i, "scenario": step.name, **result})
+            for key, fieldname in step.metrics.items():
+                samples[key].append(float(result[fieldname]))
+    return samples, details
+
+
+def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    return {
+        key: {
+            "label": label,
+            "unit": unit,
+            "runs": len(samples[key]),
+            "median": statistics.median(samples[key]),
+            "max": max(samples[key]),
+            "samples": samples[key],
+        }
+        for key, (label, unit) in METRICS.items()
+        if samples[key]
+    }
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value:.0f}" if unit == "ms" else f"{value:.1f}"
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    lines = ["| measurement | unit | runs | median | max |", "|---|---|---:|---:|---:|"]
+    for s in summary.values():
+        median, top = _fmt(s["median"], s["unit"]), _fmt(s["max"], s["unit"])
+        lines.append(f"| {s['label']} | {s['unit']} | {s['runs']} | {median} | {top} |")
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, str]:
+    ucarp = subprocess.run([UCARP, "--help"], capture_output=True, text=True)
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "ucarp": (ucarp.stdout or ucarp.stderr).strip().splitlines()[0],
+        "cpus": str(os.cpu_count()),
+    }
+
+
+NOTES = """\
+advbase 1; node1 advskew 0 (master), node2 advskew 100: the backup's master-down
+interval is 3 x 1 + 100/256 = 3.391 s. Outage = longest gap between replies to a client
+pinging the VIP every 10 ms. MASTER times use each daemon's own log stamps (carpd: ms,
+ucarp -f none: us) minus time.time() at the signal. CPU/RSS: lone node, 10 s from its
+'started' line (3 s BACKUP, then MASTER of every vhid), /proc/<pid>/stat and status."""
+
+
+def write_results(summary: dict[str, Any], details: list[Any], env: dict[str, str]) -> str:
+    md = table(summary)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {"environment": env, "summary": summary, "details": details}
+    (RESULTS / "core.json").write_text(json.dumps(doc, indent=2) + "\n")
+    header = ", ".join(f"{k} {v}" for k, v in env.items())
+    (RESULTS / "core.md").write_text(f"# carpd core benchmark\n\n{header}\n\n{md}\n\n{NOTES}\n")
+    return md
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each scenario (5)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("the benchmark builds network namespaces: run it as root", file=sys.stderr)
+        return 1
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    restore = terminate_on_sigterm()
+    try:
+        env = environment()
+        samples, details = run_all(args.runs)
+    except KeyboardInterrupt:
+        print("\ninterrupted: labs removed, no results written", file=sys.stderr)
+        return 130
+    finally:
+        restore()
+    md = write_results(summarize(samples), details, env)
+    print(f"\n{md}\n\n{NOTES}\n\nwritten: {RESULTS / 'core.json'}, {RESULTS / 'core.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
