@@ -190,3 +190,34 @@ def test_malformed_and_forged_adverts_are_counted_and_change_nothing(lab: Lab) -
     # Logged, but rate-limited: one line per reason and source, not one per packet.
     assert n2.log is not None
     assert n2.log.count(r"carp: bad_hmac from 192.0.2.66 on eth0") == 1
+
+
+def test_many_vhids_in_one_process_are_independent(lab: Lab) -> None:
+    h1 = lab.add_host("n1", "192.0.2.1/24", "2001:db8::1/64")
+    h2 = lab.add_host("n2", "192.0.2.2/24", "2001:db8::2/64")
+
+    def specs(skews: tuple[int, int, int]) -> list[VhidSpec]:
+        return [
+            VhidSpec(1, ("192.0.2.100/24", "198.51.100.100/24"), advskew=skews[0]),
+            VhidSpec(2, ("192.0.2.101/24",), advskew=skews[1]),
+            VhidSpec(3, ("2001:db8::103/64",), advskew=skews[2]),
+        ]
+
+    n1 = Node(lab, h1, specs((0, 100, 0)))
+    n2 = Node(lab, h2, specs((100, 0, 100)))
+    n1.start()
+    n2.start()
+    for node, vhid in ((n1, "carp1"), (n2, "carp2"), (n1, "carp3")):
+        node.wait_state("MASTER", vhid=vhid, timeout=10)
+    h1.wait_address("198.51.100.100")
+    h2.wait_address("192.0.2.101")
+    h1.wait_address("2001:db8::103")
+    assert n1.states() == {"carp1": "MASTER", "carp2": "BACKUP", "carp3": "MASTER"}
+    assert n2.states() == {"carp1": "BACKUP", "carp2": "MASTER", "carp3": "BACKUP"}
+    mark = n1.mark()
+    n2.stop(signal.SIGTERM)
+    n1.wait_state("MASTER", vhid="carp2", timeout=5, start=mark)
+    assert n1.log is not None
+    moved = [line for line in n1.log.lines[mark:] if "state transition" in line]
+    assert len(moved) == 1 and "carp2:" in moved[0]
+    h1.wait_address("192.0.2.101")
