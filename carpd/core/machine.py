@@ -178,8 +178,8 @@ class VirtualHost:
         elif theirs == ours and self._loses_tie(family, src):
             reason = "preferred master advertised (tie)"
         if reason is not None:
-            self.master = src
             self._become_backup(now, reason)
+            self._note_master(family, src)
         else:
             # Another master that should yield: tell it now rather than at our next
             # advert, and re-announce so neighbours who followed it come back.
@@ -192,8 +192,13 @@ class VirtualHost:
         own = self.own_sources.get(family)
         return own is None or _le_order(src) < _le_order(own)
 
+    def _note_master(self, family: int, src: IPAddress) -> None:
+        # A dual-stack master advertises on both families: show its IPv4 source.
+        if family == 4 or 4 not in self.settings.families:
+            self.master = src
+
     def _backup_receives(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
-        self.master = src
+        self._note_master(family, src)
         theirs = (pkt.advbase, pkt.advskew)
         ours = self._ours()
         s = self.settings

@@ -298,6 +298,9 @@ class Daemon:
                 data = dev.sock4.recv()
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as e:  # e.g. ENETDOWN while the carpdev goes away
+                self._recv_error(dev, e)
+                return
             src: object = "?"
             try:
                 rec = decode_ipv4_advert(data)
@@ -314,6 +317,9 @@ class Daemon:
                 data, src, dst, hoplimit = dev.sock6.recv()
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as e:
+                self._recv_error(dev, e)
+                return
             try:
                 rec = decode_ipv6_advert(data, src, dst, hoplimit)
                 vh = lookup_vhid(dev.by_family[6], rec.packet)
@@ -329,6 +335,10 @@ class Daemon:
             vh.machine.counters.drop(e.reason)
             self._log_drop(vh.dev, e, src)
         self._process(vh)
+
+    def _recv_error(self, dev: Carpdev, err: OSError) -> None:
+        if self.limiter.allow((dev.name, "recv"), self.now()) is not None:
+            log.warning("carp: receive failed on %s: %s", dev.name, err)
 
     def _dropped(self, dev: Carpdev, err: PacketError, src: object) -> None:
         dev.dropped[err.reason] = dev.dropped.get(err.reason, 0) + 1
