@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -41,7 +42,7 @@ RESULTS = ROOT / "bench" / "results"
 UCARP = "/usr/sbin/ucarp"
 VHID, PASSWORD, VIP = 7, "secret", "192.0.2.100"
 NODE1, NODE2, CLIENT = "192.0.2.1/24", "192.0.2.2/24", "192.0.2.9/24"
-MASTER_SKEW, BACKUP_SKEW = 0, 100
+MASTER_SKEW, BACKUP_SKEW, ADVBASE = 0, 100, 1
 FOOTPRINT_SECONDS = 10.0
 
 # key -> (label, unit), in table order.
@@ -115,7 +116,7 @@ class Carpd:
     """A carpd node (carpd.lab.cluster.Node) on vhid 7."""
 
     def __init__(self, lab: Lab, host: Host, advskew: int) -> None:
-        spec = VhidSpec(VHID, (f"{VIP}/24",), advskew=advskew, advbase=1, password=PASSWORD)
+        spec = VhidSpec(VHID, (f"{VIP}/24",), advskew=advskew, advbase=ADVBASE, password=PASSWORD)
         self.host = host
         self.node = Node(lab, host, [spec])
         self.node.start()
@@ -152,7 +153,7 @@ class Ucarp:
         up, down = self._scripts(lab)
         argv = [UCARP, "-i", "eth0", "-s", host.ipv4.split("/")[0], "-v", str(VHID)]
         argv += ["-p", PASSWORD, "-a", VIP, "-u", str(up), "-d", str(down)]
-        argv += ["-b", "1", "-k", str(advskew), "-f", "none"]
+        argv += ["-b", str(ADVBASE), "-k", str(advskew), "-f", "none"]
         if shutdown:
             argv.append("-z")
         self.host = host
@@ -203,6 +204,9 @@ def failover(kind: str, crash: bool) -> dict[str, Any]:
     with Lab(f"b{kind[0]}{'c' if crash else 's'}") as lab:
         master, backup = make_pair(lab, kind, shutdown=not crash)
         ping = settle(lab, kind, master, backup)
+        # Fail at a random point of the advert interval, not always at the same phase.
+        delay = random.uniform(0.0, ADVBASE)
+        time.sleep(delay)
         mark, ping_mark = backup.mark(), ping.mark()
         t0 = time.time()
         if crash:  # a power failure: the process and the host's link at once
@@ -223,6 +227,7 @@ def failover(kind: str, crash: bool) -> dict[str, Any]:
             "master_ms": 1000 * (stamp.logged - t0),
             "master_read_ms": 1000 * (stamp.read - t0),
             "signal_ms": 1000 * (t1 - t0),  # kill (+ link down) took this long
+            "random_delay_ms": 1000 * delay,
             "replies": outage.replies,
             "sent": outage.sent,
         }
@@ -454,11 +459,16 @@ def environment() -> dict[str, str]:
 
 
 NOTES = """\
-advbase 1; node1 advskew 0 (master), node2 advskew 100: the backup's master-down
-interval is 3 x 1 + 100/256 = 3.391 s. Outage = longest gap between replies to a client
-pinging the VIP every 10 ms. MASTER times use each daemon's own log stamps (carpd: ms,
-ucarp -f none: us) minus time.time() at the signal. CPU/RSS: lone node, 10 s from its
-'started' line (3 s BACKUP, then MASTER of every vhid), /proc/<pid>/stat and status."""
+advbase 1; node1 advskew 0 (master), node2 advskew 100: node2's master-down interval is
+3 x 1 + 100/256 = 3.391 s, counted from the last advert it heard, which came up to one
+advbase before the failure (failures are at a random phase of the advert interval):
+kill -> MASTER of carpd lies in 2.39..3.39 s. Outage = longest gap between replies to a
+client pinging the VIP every 10 ms (ping manages about one per 16 ms here, so no outage
+reads as 16-20 ms). MASTER times: each daemon's own log stamp (carpd: ms, ucarp -f none:
+us) minus time.time() at the signal. RSS/CPU: a lone node, 10 s from its 'started' line
+(3 s BACKUP, then MASTER of every vhid); VmRSS from /proc/<pid>/status, CPU from
+utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 % resolution) and from the
+nanosecond run times in /proc/<pid>/task/*/schedstat."""
 
 
 def write_results(summary: dict[str, Any], details: list[Any], env: dict[str, str]) -> str:

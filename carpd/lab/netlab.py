@@ -242,9 +242,16 @@ def carpd_argv(*args: str) -> list[str]:
 
 
 def terminate_on_sigterm() -> Callable[[], None]:
-    """Make SIGTERM unwind like Ctrl-C so ``with Lab()`` cleans up; returns a restorer."""
+    """Make SIGTERM unwind like Ctrl-C so ``with Lab()`` cleans up; returns a restorer.
+
+    pyroute2's NetNS forks helpers and stops them with SIGTERM: a forked copy must just
+    exit, never unwind the parent's stack (that would tear the lab down under it).
+    """
+    owner = os.getpid()
 
     def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            os._exit(128 + signum)
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
