@@ -112,3 +112,19 @@ def test_unknown_carpdev_is_refused_before_the_network_is_touched(lab: Lab) -> N
     assert r.returncode == 2
     assert f"{config}: carp1: carpdev = 'nosuch0': no such interface" in r.stderr
     assert not (lab.tmp / "bad.sock").exists()
+
+
+def test_missing_capabilities_are_named(lab: Lab) -> None:
+    host = lab.add_host("n1", "192.0.2.1/24")
+    node = Node(lab, host, [VhidSpec(vhid=1)])
+    node.write_config()
+    drop = ["setpriv", "--bounding-set=-net_raw,-net_admin", "--inh-caps=-net_raw,-net_admin"]
+    r = subprocess.run(
+        ["ip", "netns", "exec", host.ns, *drop, *carpd_argv("--config", str(node.config))],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert r.returncode == 1
+    assert "missing CAP_NET_RAW and CAP_NET_ADMIN" in r.stderr
+    assert not node.socket.exists()

@@ -121,6 +121,7 @@ def test_status_shows_ifconfig_form_and_json_without_the_password(lab: Lab) -> N
     assert vh["master"] == "192.0.2.1"
     assert vh["counters"]["adverts_sent"] > 0
     assert "lab-secret" not in out.getvalue() and "lab-secret" not in text
+    assert n1.log is not None and not [line for line in n1.log.lines if "lab-secret" in line]
 
 
 def test_crash_leaves_an_address_that_a_restart_removes(lab: Lab) -> None:
