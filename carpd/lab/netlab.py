@@ -95,6 +95,7 @@ class Host:
     ns: str
     ipv4: str | None
     ipv6: str | None
+    port: str = ""  # its veth end on the bridge, in the switch namespace
     ifname: str = "eth0"
 
     def run(self, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -192,7 +193,7 @@ class Lab:
                 a, p = ipv6.split("/")
                 ipr.addr("add", index=eth0, address=a, prefixlen=int(p), flags=0x02)
             ipr.link("set", index=eth0, state="up")
-        host = Host(self, name, ns, ipv4, ipv6)
+        host = Host(self, name, ns, ipv4, ipv6, port)
         self.hosts[name] = host
         return host
 
@@ -201,6 +202,26 @@ class Lab:
             ipr.link(
                 "set", index=ipr.link_lookup(ifname=host.ifname)[0], state="up" if up else "down"
             )
+
+    def isolate(self, host: Host, on: bool = True) -> None:
+        """Isolated bridge ports cannot reach each other (but keep their carrier):
+        isolating two hosts partitions them without a link-down event."""
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.switch,
+                "bridge",
+                "link",
+                "set",
+                "dev",
+                host.port,
+                "isolated",
+                "on" if on else "off",
+            ],
+            check=True,
+        )
 
     def spawn(self, host: Host, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
         kw.setdefault("stdin", subprocess.DEVNULL)

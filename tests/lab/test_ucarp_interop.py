@@ -7,6 +7,8 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.netlab import Host, Lab, LogWatch
 
@@ -142,4 +144,46 @@ def test_ucarp_with_preempt_takes_over_from_a_slower_carpd(lab: Lab, ucarp_bin: 
     ucarp.log.wait_for(r"Putting MASTER down - preemption", 10)
     node.wait_state("BACKUP", timeout=5, start=mark)
     node.host.wait_address(VIP, present=False)
+    assert_no_bad_hmac(ucarp, node)
+
+
+@pytest.mark.parametrize(
+    ("carpd_ip", "ucarp_ip", "winner"),
+    [
+        # Lower as a big-endian number, but higher as the little-endian s_addr ucarp
+        # compares: ucarp keeps the role, and carpd must agree.
+        ("192.0.2.10/24", "198.51.100.1/24", "ucarp"),
+        ("198.51.100.1/24", "192.0.2.10/24", "carpd"),
+    ],
+)
+def test_equal_masters_after_a_partition_agree_on_one_like_ucarp(
+    lab: Lab, ucarp_bin: str, carpd_ip: str, ucarp_ip: str, winner: str
+) -> None:
+    hu = lab.add_host("uc", ucarp_ip)
+    hc = lab.add_host("cd", carpd_ip)
+    ucarp = Ucarp(lab, hu, ucarp_bin, 0, preempt=False)
+    ucarp.wait_state("MASTER")
+    lab.isolate(hu)
+    lab.isolate(hc)  # partitioned: carpd hears nobody and becomes MASTER too
+    node = Node(lab, hc, [VhidSpec(vhid=VHID, password=PASSWORD, addresses=(f"{VIP}/24",))])
+    node.start()
+    node.wait_state("MASTER", timeout=10)
+    mark, umark = node.mark(), ucarp.log.mark()
+    lab.isolate(hu, False)
+    lab.isolate(hc, False)  # healed: two equal masters hear each other
+    if winner == "ucarp":
+        node.wait_log(
+            r"state transition: MASTER -> BACKUP \(preferred master advertised \(tie\)\)",
+            timeout=5,
+            start=mark,
+        )
+        node.wait_counter("adverts_received", 4)
+        assert node.states() == {"carp7": "BACKUP"}
+        assert not [line for line in ucarp.log.lines[umark:] if "Switching to state" in line]
+    else:
+        ucarp.log.wait_for(r"Preferred master advertised: going back to BACKUP", 5, umark)
+        node.wait_counter("adverts_sent", 4)
+        assert node.states() == {"carp7": "MASTER"}
+        assert node.log is not None
+        assert not [line for line in node.log.lines[mark:] if "state transition" in line]
     assert_no_bad_hmac(ucarp, node)
