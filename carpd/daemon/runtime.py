@@ -102,10 +102,8 @@ class Daemon:
         self.limiter = RateLimiter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = asyncio.Event()
-        self._reload_requested = False
         self._pending_hooks: set[asyncio.Task[None]] = set()
         self._retired: list[asyncio.Task[None]] = []  # workers of vhids stopped on reload
-        self.started_at = time.time()
 
     # -- set-up -------------------------------------------------------------------
 
