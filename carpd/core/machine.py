@@ -22,6 +22,7 @@ from carpd.core.actions import (
     StateChanged,
 )
 from carpd.core.auth import Authenticator, IPAddress
+from carpd.core.demotion import demote_byte, demoted_advskew
 from carpd.core.errors import OwnAdvert
 from carpd.core.packet import BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CarpPacket
 from carpd.core.timing import DEFAULT_DEADRATIO, advert_interval, master_down_interval
@@ -85,7 +86,9 @@ class VirtualHost:
         self.master: IPAddress | None = None
         self.last_transition: float | None = None
         self.counters = VhostCounters()
-        self.demote = 0  # the OpenBSD demote byte we send and compare with
+        self.demotion = 0  # total demotion (spec 5): demote byte and folded advskew
+        self.link_up = True  # the carpdev can carry adverts
+        self.enabled = True  # not taken out with `carpctl down`
         self._actions: list[Action] = []
         self._advert_at: float | None = None
         self._master_down_at: dict[int, float] = {}
@@ -95,7 +98,13 @@ class VirtualHost:
 
     @property
     def advskew(self) -> int:
-        return self.settings.advskew
+        """The advskew we advertise and compare with: demotion added, capped at 240."""
+        return demoted_advskew(self.settings.advskew, self.demotion)
+
+    @property
+    def demote(self) -> int:
+        """The OpenBSD demote byte we send and compare with."""
+        return demote_byte(self.demotion)
 
     @property
     def advert_interval(self) -> float:
@@ -119,19 +128,66 @@ class VirtualHost:
     # -- inputs -------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        if self.state is State.INIT:
+        if self.state is State.INIT and self.link_up and self.enabled:
             self._become_backup(now, "initialization complete")
+
+    def set_demotion(self, total: int, now: float) -> None:
+        """A new demotion total. A MASTER advertises it at once, as the BSDs do."""
+        if total == self.demotion:
+            return
+        self.demotion = total
+        if self.state is State.MASTER:
+            self._send_advert()
+            self._advert_at = now + self.advert_interval
+
+    def link_changed(self, up: bool, now: float) -> None:
+        """The carpdev lost or regained its link: INIT while down, as on the BSDs."""
+        if up == self.link_up:
+            return
+        self.link_up = up
+        if up:
+            if self.enabled and self.state is State.INIT:
+                self._become_backup(now, "carpdev up")
+        elif self.state is not State.INIT:
+            self._leave(now, "carpdev down", bow_out=False)
+
+    def admin_down(self, now: float) -> None:
+        """`carpctl down` (like `ifconfig carp0 down`): bow out and stay in INIT."""
+        self.enabled = False
+        if self.state is not State.INIT:
+            self._leave(now, "user requested down", bow_out=True)
+
+    def admin_up(self, now: float) -> None:
+        self.enabled = True
+        if self.link_up and self.state is State.INIT:
+            self._become_backup(now, "user requested up")
+
+    def force_state(self, state: State, now: float) -> None:
+        """carp(4)'s `state master|backup`."""
+        if state is self.state or self.state is State.INIT:
+            return
+        if state is State.MASTER:
+            self._become_master(now, "user requested")
+        elif state is State.BACKUP:
+            # Bow out first so a peer takes over at once rather than after a timeout.
+            self._send_advert(bow_out=True)
+            self._become_backup(now, "user requested")
 
     def stop(self, now: float, reason: str = "shutdown") -> None:
         """Leave the group. A MASTER bows out with the infinite advert first."""
+        if self.state is not State.INIT:
+            self._leave(now, reason, bow_out=True)
+
+    def _leave(self, now: float, reason: str, *, bow_out: bool) -> None:
         if self.state is State.MASTER:
-            self._send_advert(bow_out=True)
+            if bow_out:
+                self._send_advert(bow_out=True)
             self._actions.append(RemoveAddresses())
             self._actions.append(RunHook("down"))
-        if self.state is not State.INIT:
-            self._set_state(now, State.INIT, reason)
+        self._set_state(now, State.INIT, reason)
         self._advert_at = None
         self._master_down_at.clear()
+        self._delayed_announce = 0
 
     def handle_timer(self, now: float) -> None:
         if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:

@@ -414,7 +414,7 @@ def test_backup_takes_over_from_more_demoted_master_without_preempt() -> None:
 
 def test_backup_equal_demote_does_not_take_over() -> None:
     vh = started(0.0, advskew=100, preempt=False)
-    vh.demote = 3
+    vh.demotion = 3
     vh.receive(Peer().advert(advskew=0, demote=3), 4, PEER_SRC, 1.0)
     assert vh.state is State.BACKUP
 
@@ -422,7 +422,7 @@ def test_backup_equal_demote_does_not_take_over() -> None:
 def test_backup_does_not_preempt_a_less_demoted_master() -> None:
     # Rule 1 needs dm_theirs >= dm_ours: being faster is not enough when we are demoted.
     vh = started(0.0, advskew=0, preempt=True)
-    vh.demote = 1
+    vh.demotion = 1
     vh.receive(Peer().advert(advskew=100, demote=0), 4, PEER_SRC, 1.0)
     assert vh.state is State.BACKUP
     assert vh.get_timer() == 4.0
@@ -430,7 +430,7 @@ def test_backup_does_not_preempt_a_less_demoted_master() -> None:
 
 def test_master_steps_down_to_less_demoted_peer() -> None:
     vh, t = as_master(0.0, advskew=0)
-    vh.demote = 2
+    vh.demotion = 2
     vh.receive(Peer().advert(advskew=200, demote=1), 4, PEER_SRC, t + 0.5)
     assert vh.state is State.BACKUP
     assert kinds(vh.drain()) == STEP_DOWN
@@ -444,10 +444,11 @@ def test_master_keeps_role_against_more_demoted_faster_peer() -> None:
 
 def test_sent_adverts_carry_our_demote_byte() -> None:
     vh, t = as_master(0.0)
-    vh.demote = 9
+    vh.demotion = 9
     vh.handle_timer(t + 1)
     [advert] = sent(vh.drain())
     assert advert.demote == 9
+    assert advert.advskew == 9  # folded into advskew too, for FreeBSD and ucarp
 
 
 # -- stop -----------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""Demotion: how much less attractive as MASTER this node is, and why (spec section 5).
+
+Two kinds of contribution, as on the BSDs:
+
+- node-wide sources, FreeBSD/OPNsense style: a carpdev down, advert send errors, failed
+  service checks (2^20), maintenance mode, start-up. Each is one named amount.
+- interface groups, OpenBSD style: every vhid is in group ``carp`` and in the groups its
+  config names; each group has a demote count in 0..255 that ``carpdemote`` adjusts.
+
+A vhid's demotion is the node-wide sum plus the sum of its groups' counts. On the wire
+it goes into the demote byte (OpenBSD, capped at 255) and is added to the sent advskew
+(capped at 240 as FreeBSD does), so every kind of peer sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+GROUP_DEMOTE_MAX = 255  # the OpenBSD kernel keeps a group's count in 0..255
+CARPDEMOTE_STEP_MAX = 128  # what OpenBSD's ifconfig accepts for one carpdemote change
+DEMOTE_BYTE_MAX = 255
+MAX_SKEW = 240  # FreeBSD's CARP_MAXSKEW: a demoted advskew is capped here
+DEFAULT_GROUP = "carp"
+
+
+class DemoteRangeError(ValueError):
+    """A group adjustment that would leave 0..255, or an unknown group."""
+
+
+def demote_byte(total: int) -> int:
+    return min(total, DEMOTE_BYTE_MAX)
+
+
+def demoted_advskew(advskew: int, total: int) -> int:
+    """advskew + demotion, capped at 240, never below the configured advskew."""
+    if total <= 0:
+        return advskew
+    return max(advskew, min(advskew + total, MAX_SKEW))
+
+
+@dataclass
+class Demotion:
+    """The node's demotion ledger. Pure bookkeeping: no clock, no I/O."""
+
+    sources: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=lambda: {DEFAULT_GROUP: 0})
+
+    def set_source(self, reason: str, amount: int) -> bool:
+        """Set (or clear, with 0) one node-wide source; True if anything changed."""
+        old = self.sources.get(reason, 0)
+        if amount:
+            self.sources[reason] = amount
+        else:
+            self.sources.pop(reason, None)
+        return old != amount
+
+    def declare_groups(self, names: Iterable[str]) -> None:
+        """Make sure these groups exist (counts of groups that remain are kept)."""
+        for name in names:
+            self.groups.setdefault(name, 0)
+
+    def adjust_group(self, name: str, delta: int) -> int:
+        """OpenBSD's ``ifconfig -g NAME [-]carpdemote N``: add delta, stay in 0..255."""
+        if name not in self.groups:
+            known = ", ".join(sorted(self.groups))
+            raise DemoteRangeError(f"no interface group {name!r} (groups: {known})")
+        new = self.groups[name] + delta
+        if not 0 <= new <= GROUP_DEMOTE_MAX:
+            raise DemoteRangeError(
+                f"group {name}: demote count {self.groups[name]} {'+' if delta >= 0 else '-'} "
+                f"{abs(delta)} would leave the allowed range 0-{GROUP_DEMOTE_MAX}"
+            )
+        self.groups[name] = new
+        return new
+
+    def reasons(self, groups: Iterable[str]) -> list[tuple[str, int]]:
+        """What makes up a vhid's demotion: (reason, amount), largest first."""
+        parts = [(reason, amount) for reason, amount in self.sources.items() if amount]
+        unique = dict.fromkeys(groups)
+        parts += [(f"group {g}", self.groups.get(g, 0)) for g in unique if self.groups.get(g)]
+        return sorted(parts, key=lambda p: (-p[1], p[0]))
+
+    def total(self, groups: Iterable[str]) -> int:
+        return sum(amount for _, amount in self.reasons(groups))
