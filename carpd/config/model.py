@@ -121,6 +121,7 @@ def _ifname(description: str) -> Any:
 IfName = Annotated[str, _ifname("an interface name: 1-15 characters, no '/', ':' or whitespace")]
 Name = Annotated[str, _ifname("a name of 1-15 characters, no '/', ':' or whitespace")]
 StrictBool = Annotated[bool, Field(strict=True)]
+GroupName = Annotated[str, _ifname("a group name of 1-15 characters, no '/', ':' or whitespace")]
 
 
 class _Frozen(BaseModel):
@@ -167,6 +168,12 @@ class CarpConfig(_Frozen):
     tiebreak: Tiebreak = "ucarp"
     deadratio: int = Field(default=DEFAULT_DEADRATIO, ge=1, le=255, strict=True)
     neutral: StrictBool = False
+    # Interface groups (OpenBSD): every vhid is also in group "carp".
+    groups: tuple[GroupName, ...] = ()
+
+    @property
+    def all_groups(self) -> tuple[str, ...]:
+        return ("carp", *(g for g in self.groups if g != "carp"))
 
     @property
     def password(self) -> bytes:

@@ -191,7 +191,7 @@ ERRORS = [
         'colour = "red"',
         "carp[0].colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
         "advbase, advskew, addresses, up, down, xparam, srcip, preempt, tiebreak, deadratio, "
-        "neutral)",
+        "neutral, groups)",
     ),
     ('carpdev = "eth0"', "", "carp[0].carpdev: missing required key"),
     (
