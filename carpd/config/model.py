@@ -137,6 +137,19 @@ class GlobalConfig(_Frozen):
     syslog: StrictBool = False
     syslog_facility: Facility = "daemon"
     hook_timeout: float = Field(default=30.0, gt=0, strict=True, allow_inf_nan=False)
+    # Group that may use the control socket besides root (socket mode 0660).
+    control_group: GroupName | None = None
+    # Where persistent state (maintenance mode) lives.
+    state_dir: PathSetting = Path("/var/lib/carpd")
+    # OPNsense's rc.carp_service_status.d: every executable in it is a service check.
+    service_checks: PathSetting = Path("/etc/carpd/service-status.d")
+    service_interval: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
+    service_timeout: float = Field(default=10.0, gt=0, strict=True, allow_inf_nan=False)
+    # Demotion factors; FreeBSD's defaults (net.inet.carp.*_demotion_factor = 240).
+    ifdown_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
+    senderr_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
+    maintenance_demotion_factor: int = Field(default=240, ge=1, le=1 << 24, strict=True)
+    startup_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
 
 
 class CarpConfig(_Frozen):

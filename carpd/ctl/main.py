@@ -40,7 +40,8 @@ def request(path: str, command: dict[str, Any], timeout: float = 10.0) -> dict[s
 
 
 def format_status(result: dict[str, Any]) -> str:
-    """ifconfig-style, as on the BSDs: one line per vhid, then its addresses."""
+    """ifconfig-style, as on the BSDs: one line per vhid, then its addresses, then why it
+    is demoted, if it is."""
     lines = []
     for vh in result["vhosts"]:
         lines.append(
@@ -49,7 +50,49 @@ def format_status(result: dict[str, Any]) -> str:
         )
         for addr in vh["addresses"]:
             lines.append(f"\t{'inet6' if ':' in addr else 'inet'} {addr}")
+        reasons = vh.get("demotion_reasons") or []
+        if reasons:
+            parts = ", ".join(f"{r['reason']} {r['amount']}" for r in reasons)
+            lines.append(f"\tdemoted {vh['demotion']}: {parts}")
+    if result.get("maintenance"):
+        lines.append("maintenance mode is on (carpctl maintenance off)")
     return "\n".join(lines)
+
+
+def format_services(result: dict[str, Any]) -> str:
+    lines = []
+    for check in result.get("results", []):
+        verdict = "ok" if check["ok"] else ("timed out" if check.get("timed_out") else "FAILED")
+        lines.append(f"{check['name']}: {verdict}")
+    failed = [c["name"] for c in result.get("results", []) if not c["ok"]]
+    if failed:
+        lines.append(f"services failed: {', '.join(failed)}: demoted by 1048576")
+    else:
+        lines.append(f"all {len(result.get('results', []))} service checks healthy")
+    return "\n".join(lines)
+
+
+def format_vhost(vh: dict[str, Any]) -> str:
+    return format_status({"vhosts": [vh]})
+
+
+class Usage(Exception):
+    pass
+
+
+def group_request(name: str, words: list[str]) -> dict[str, Any]:
+    """`group NAME`, `group NAME carpdemote [N]`, `group NAME -carpdemote [N]`."""
+    req: dict[str, Any] = {"command": "group", "group": name}
+    if not words:
+        return req
+    if words[0] not in ("carpdemote", "-carpdemote") or len(words) > 2:
+        raise Usage("usage: carpctl group NAME [[-]carpdemote [N]]")
+    try:
+        amount = int(words[1]) if len(words) == 2 else 1
+    except ValueError:
+        raise Usage(f"carpdemote {words[1]!r}: not a number") from None
+    req["carpdemote"] = -amount if words[0].startswith("-") else amount
+    return req
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -63,12 +106,61 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    st = sub.add_parser(
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", dest="json_sub", help="JSON output")
+        return p
+
+    command(
         "status",
-        help="state of every vhid (--json adds last transition, master seen, counters)",
+        "state of every vhid and why it is demoted "
+        "(--json adds last transition, master seen, counters)",
     )
-    st.add_argument("--json", action="store_true", dest="json_sub", help=argparse.SUPPRESS)
+    g = command(
+        "group",
+        "show or change an interface group's demote count (OpenBSD "
+        "ifconfig -g): group carp carpdemote 128, group carp -carpdemote 128",
+    )
+    g.add_argument("group", metavar="NAME")
+    g.add_argument("change", nargs=argparse.REMAINDER, metavar="[-]carpdemote [N]")
+    command("service-status", "run the service checks now and apply the result")
+    m = command("maintenance", "persistent maintenance mode: demote so every vhid goes BACKUP")
+    m.add_argument("mode", choices=["on", "off"])
+    for verb, text in (
+        ("down", "take a vhid out: it bows out like ifconfig carp0 down"),
+        ("up", "bring a vhid taken down back"),
+    ):
+        command(verb, text).add_argument("name", metavar="VHID_NAME")
+    st = command("state", "force a vhid's state, as carp(4)'s state option")
+    st.add_argument("name", metavar="VHID_NAME")
+    st.add_argument("state", choices=["master", "backup"])
     return parser
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    if args.command == "group":
+        return group_request(args.group, args.change)
+    if args.command == "maintenance":
+        return {"command": "maintenance", "on": args.mode == "on"}
+    if args.command in ("up", "down"):
+        return {"command": args.command, "name": args.name}
+    if args.command == "state":
+        return {"command": "state", "name": args.name, "state": args.state}
+    return {"command": args.command}
+
+
+def render(command: str, result: dict[str, Any]) -> str:
+    if command == "status":
+        return format_status(result)
+    if command == "group":
+        return f"{result['group']}: carp demote count {result['demote']}"
+    if command == "service-status":
+        return format_services(result)
+    if command == "maintenance":
+        text = f"maintenance mode {'on' if result['maintenance'] else 'off'}"
+        return text + (f"\nwarning: {result['warning']}" if result.get("warning") else "")
+    return format_vhost(result)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     as_json = args.json or getattr(args, "json_sub", False)
     try:
-        reply = request(args.socket, {"command": args.command})
+        req = build_request(args)
+    except Usage as e:
+        print(f"carpctl: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        reply = request(args.socket, req, timeout=120.0)
     except Unreachable as e:
         print(
             f"carpctl: cannot reach carpd at {e}\n"
@@ -91,11 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_UNREACHABLE
     if not reply.get("ok"):
+        if as_json:
+            print(json.dumps({"ok": False, "error": reply.get("error", "refused")}))
         print(f"carpctl: {reply.get('error', 'refused')}", file=sys.stderr)
         return EXIT_REFUSED
     result = reply["result"]
-    if as_json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    elif args.command == "status":
-        print(format_status(result))
+    print(json.dumps(result, indent=2, sort_keys=True) if as_json else render(args.command, result))
     return EXIT_OK

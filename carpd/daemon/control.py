@@ -1,16 +1,23 @@
 """The control socket: one JSON object per line in, one per line out.
 
-Request:  {"command": "status"}
+Request:  {"command": "status", ...arguments}
 Response: {"ok": true, "result": {...}} or {"ok": false, "error": "..."}
+
+The socket is the only door: mode 0660, owner root, group ``control_group``; the peer's
+credentials (SO_PEERCRED) are checked too, so a copy of the socket's permissions
+elsewhere cannot widen who may steer the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import json
 import logging
 import os
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,12 +28,42 @@ MAX_REQUEST = 64 * 1024
 Handler = Callable[[dict[str, Any]], Awaitable[Any] | Any]
 
 
+class Refused(Exception):
+    """A well-formed request that is not carried out; its text goes back to the client."""
+
+
+def peer_groups(pid: int) -> set[int]:
+    """The supplementary groups of a peer process, from /proc (empty if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return {int(g) for g in line.split()[1:]}
+    except OSError:
+        pass
+    return set()
+
+
 class ControlServer:
-    def __init__(self, path: Path, handlers: dict[str, Handler], mode: int = 0o660) -> None:
+    def __init__(
+        self,
+        path: Path,
+        handlers: dict[str, Handler],
+        mode: int = 0o660,
+        group: str | None = None,
+    ) -> None:
         self.path = path
         self.handlers = handlers
         self.mode = mode
+        self.gid = grp.getgrnam(group).gr_gid if group else None
         self._server: asyncio.base_events.Server | None = None
+
+    def allowed(self, pid: int, uid: int, gid: int) -> bool:
+        if uid in (0, os.geteuid()):
+            return True
+        if self.gid is None:
+            return False
+        return gid == self.gid or self.gid in peer_groups(pid)
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +73,8 @@ class ControlServer:
             self._serve, path=str(self.path), limit=MAX_REQUEST
         )
         os.chmod(self.path, self.mode)
+        if self.gid is not None:
+            os.chown(self.path, 0, self.gid)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -45,7 +84,14 @@ class ControlServer:
             self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, gid = struct.unpack("3i", creds)
         try:
+            if not self.allowed(pid, uid, gid):
+                log.warning("control: refused a request from uid %d (pid %d)", uid, pid)
+                await self._reply(writer, {"ok": False, "error": "permission denied"})
+                return
             while True:
                 try:
                     line = await reader.readline()
@@ -77,6 +123,8 @@ class ControlServer:
             result = handler(request)
             if asyncio.iscoroutine(result):
                 result = await result
+        except Refused as e:
+            return {"ok": False, "error": str(e)}
         except Exception as e:  # a bad request must never take the daemon down
             log.exception("control command %s failed", request["command"])
             return {"ok": False, "error": str(e)}

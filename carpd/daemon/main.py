@@ -13,6 +13,7 @@ from pathlib import Path
 from carpd import __version__
 from carpd.config import Config, ConfigError, config_from_ucarp_args, load_config
 from carpd.config.ucarp_cli import make_ucarp_parser
+from carpd.daemon import commands
 from carpd.daemon.control import ControlServer
 from carpd.daemon.logsetup import setup_logging
 from carpd.daemon.runtime import Daemon, StartupError
@@ -86,7 +87,8 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
     loop = asyncio.get_running_loop()
     control = ControlServer(
         Path(daemon.config.global_.control_socket),
-        {"status": lambda _req: daemon.status()},
+        commands.handlers(daemon),
+        group=daemon.config.global_.control_group,
     )
 
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import grp
 import ipaddress
 import logging
-import os
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,16 +27,20 @@ from carpd.core.actions import (
 )
 from carpd.core.announce import gratuitous_arp, unsolicited_na
 from carpd.core.auth import Authenticator, IPAddress
+from carpd.core.demotion import Demotion
 from carpd.core.errors import PacketError
 from carpd.core.machine import VhostSettings, VirtualHost
 from carpd.core.packet import CARP_GROUP_V4, CarpPacket, build_ipv4
 from carpd.core.receive import decode_ipv4_advert, decode_ipv6_advert, lookup_vhid
+from carpd.daemon.health import Health
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.linux.hooks import HookCall, run_hook
 from carpd.linux.netlink import Link, Netlink
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 
 log = logging.getLogger("carpd")
+
+SEND_ERRORS = 3  # consecutive failed adverts before the senderr demotion (FreeBSD, ucarp)
 
 
 class StartupError(Exception):
@@ -52,6 +56,9 @@ class Vhost:
     hooks: asyncio.Task[None] | None = None
     pending: deque[Action] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
+    send_errors: int = 0  # consecutive failed adverts
+    send_oks: int = 0  # consecutive good adverts
+    send_demoted: bool = False
 
     @property
     def families(self) -> frozenset[int]:
@@ -100,6 +107,9 @@ class Daemon:
         self.devs: dict[str, Carpdev] = {}
         self.vhosts: dict[tuple[str, int], Vhost] = {}
         self.limiter = RateLimiter()
+        self.ledger = Demotion()
+        self.ledger.declare_groups(g for c in config.carp for g in c.all_groups)
+        self.health = Health(config.global_, self.ledger, self.apply_demotion)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = asyncio.Event()
         self._pending_hooks: set[asyncio.Task[None]] = set()
@@ -110,6 +120,12 @@ class Daemon:
     async def preflight(self, config: Config) -> None:
         """Refuse before touching anything if an interface or a source address is missing."""
         problems = []
+        group = config.global_.control_group
+        if group is not None:
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                problems.append(f"{config.source}: global.control_group = {group!r}: no such group")
         vips = {a.ip for c in config.carp for a in c.addresses}
         for cfg in config.carp:
             where = f"{config.source}: {cfg.name}"
@@ -205,19 +221,81 @@ class Daemon:
     async def _start_vhost(self, cfg: CarpConfig, config: Config) -> None:
         vh = await self._new_vhost(cfg, config)
         self.vhosts[(cfg.carpdev, cfg.vhid)] = vh
-        vh.machine.start(self.now())
+        now = self.now()
+        vh.machine.set_demotion(self.ledger.total(cfg.all_groups), now)
+        vh.machine.link_changed(vh.dev.link.up, now)
+        vh.machine.start(now)
+        self._process(vh)
+
+    # -- demotion and administrative levers ---------------------------------------
+
+    def apply_demotion(self) -> None:
+        """The ledger changed: give every vhid its new total (a MASTER advertises it)."""
+        if self._loop is None:
+            return
+        now = self.now()
+        for vh in self.vhosts.values():
+            vh.machine.set_demotion(self.ledger.total(vh.cfg.all_groups), now)
+            self._process(vh)
+
+    def adjust_group(self, name: str, delta: int) -> int:
+        count = self.ledger.adjust_group(name, delta)
+        log.warning("carp: group %s demote count %+d to %d (carpdemote)", name, delta, count)
+        self.apply_demotion()
+        return count
+
+    def link_event(self, name: str, up: bool) -> None:
+        dev = self.devs.get(name)
+        if dev is None or dev.link.up == up:
+            return
+        dev.link = dataclasses.replace(dev.link, up=up)
+        factor = self.config.global_.ifdown_demotion_factor
+        log.warning("carp: carpdev %s %s", name, "up" if up else "down")
+        now = self.now()
+        for vh in self.vhosts.values():
+            if vh.dev is dev:
+                vh.machine.link_changed(up, now)
+                self._process(vh)
+        # FreeBSD's ifdown_demotion_factor: node-wide, so with preempt on the peer takes
+        # every vhid and this node is never left half master.
+        if self.ledger.set_source(f"carpdev {name} down", 0 if up else factor):
+            self.apply_demotion()
+
+    def find(self, name: str) -> Vhost:
+        for vh in self.vhosts.values():
+            if vh.cfg.name == name:
+                return vh
+        known = ", ".join(vh.cfg.name for vh in self.vhosts.values())
+        raise LookupError(f"no vhid named {name!r} (have: {known})")
+
+    def set_enabled(self, name: str, up: bool) -> None:
+        vh = self.find(name)
+        if up:
+            vh.machine.admin_up(self.now())
+        else:
+            vh.machine.admin_down(self.now())
+        self._process(vh)
+
+    def force_state(self, name: str, state: State) -> None:
+        vh = self.find(name)
+        if vh.machine.state is State.INIT:
+            raise LookupError(f"{name} is in INIT (carpdev down or taken down): not forcing")
+        vh.machine.force_state(state, self.now())
         self._process(vh)
 
     # -- the loop -----------------------------------------------------------------
 
     async def run(self, ready: Callable[[], Any] | None = None) -> int:
         self._loop = asyncio.get_running_loop()
+        self.health.begin()
         await self.remove_stale_addresses(list(self.config.carp))
         for cfg in self.config.carp:
             await self._start_vhost(cfg, self.config)
+        self.health.start_checks()
         if ready is not None:
             await ready()
         await self._stopping.wait()
+        await self.health.close()
         await self._shutdown()
         return 0
 
@@ -435,6 +513,7 @@ class Daemon:
 
     def _send(self, vh: Vhost, payload: bytes) -> None:
         dev = vh.dev
+        ok = True
         for fam in sorted(vh.families):
             try:
                 if fam == 4 and dev.sock4 is not None:
@@ -445,12 +524,35 @@ class Daemon:
                 elif fam == 6 and dev.sock6 is not None:
                     dev.sock6.send(payload)
             except OSError as e:
+                ok = False
                 vh.machine.counters.drop("send_error")
                 hidden = self.limiter.allow((dev.name, "send", fam), self.now())
                 if hidden is not None:
                     log.warning(
                         "%s: ip%s_output failed: %s", vh.cfg.name, fam if fam == 6 else "", e
                     )
+        self._count_send(vh, ok)
+
+    def _count_send(self, vh: Vhost, ok: bool) -> None:
+        """FreeBSD's senderr demotion: 3 failed adverts in a row demote the node, then 3
+        good ones in a row lift it."""
+        if ok:
+            vh.send_errors, vh.send_oks = 0, vh.send_oks + 1
+        else:
+            vh.send_errors, vh.send_oks = vh.send_errors + 1, 0
+        if not vh.send_demoted and vh.send_errors >= SEND_ERRORS:
+            vh.send_demoted = True
+        elif vh.send_demoted and vh.send_oks >= SEND_ERRORS:
+            vh.send_demoted = False
+        else:
+            return
+        failing = [v.cfg.name for v in self.vhosts.values() if v.send_demoted]
+        amount = self.config.global_.senderr_demotion_factor if failing else 0
+        if self.ledger.set_source("send errors", amount):
+            what = f"send errors on {', '.join(failing)}" if failing else "send ok"
+            log.warning("carp: %s", what)
+            assert self._loop is not None
+            self._loop.call_soon(self.apply_demotion)  # not from inside an action
 
     def _hook(self, vh: Vhost, kind: str) -> None:
         cfg = vh.cfg
@@ -481,42 +583,3 @@ class Daemon:
         vh.hooks = task
         self._pending_hooks.add(task)
         task.add_done_callback(self._pending_hooks.discard)
-
-    # -- status -------------------------------------------------------------------
-
-    def status(self) -> dict[str, Any]:
-        mono, wall = self.now(), time.time()
-        vhosts = []
-        for vh in self.vhosts.values():
-            m, cfg = vh.machine, vh.cfg
-            last = m.last_transition
-            vhosts.append(
-                {
-                    "name": cfg.name,
-                    "vhid": cfg.vhid,
-                    "carpdev": cfg.carpdev,
-                    "state": m.state.value,
-                    "advbase": m.settings.advbase,
-                    "advskew": m.settings.advskew,
-                    "preempt": m.settings.preempt,
-                    "addresses": [str(a) for a in cfg.addresses],
-                    "master": str(m.master) if m.master is not None else None,
-                    "last_transition": (
-                        time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall - (mono - last)))
-                        if last is not None
-                        else None
-                    ),
-                    "counters": {
-                        "adverts_sent": m.counters.adverts_sent,
-                        "adverts_received": m.counters.adverts_received,
-                        "transitions": m.counters.transitions,
-                        "dropped": dict(m.counters.dropped),
-                    },
-                }
-            )
-        return {
-            "pid": os.getpid(),
-            "config": self.config.source,
-            "vhosts": vhosts,
-            "dropped": {d.name: dict(d.dropped) for d in self.devs.values()},
-        }

@@ -1,0 +1,3 @@
+from carpd.ctl.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""What feeds the node-wide demotion besides links: maintenance mode and service checks.
+
+Maintenance is persistent: a file in ``state_dir``, written before the demotion is
+applied and removed before it is lifted, so a crash in between can only leave the node
+*less* demoted than asked, never stuck (the OPNsense bugs #10901 and #3671).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from carpd.config import GlobalConfig
+from carpd.core.demotion import Demotion
+from carpd.linux.service_checks import (
+    SERVICE_DEMOTION,
+    ServiceReport,
+    disruption_message,
+    recovery_message,
+    run_service_checks,
+)
+
+log = logging.getLogger("carpd")
+
+MAINTENANCE = "maintenance"
+SERVICES = "service disruption"
+STARTUP = "startup"
+
+
+class Health:
+    def __init__(
+        self, settings: GlobalConfig, ledger: Demotion, changed: Callable[[], None]
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self._changed = changed
+        self._lock = asyncio.Lock()
+        self.last_report: ServiceReport | None = None
+        self._failed: tuple[str, ...] = ()
+        self._periodic: asyncio.Task[None] | None = None
+
+    @property
+    def maintenance_file(self) -> Path:
+        return self.settings.state_dir / "maintenance"
+
+    # -- start-up -----------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Before any vhid starts: demoted until the first service check has run, and
+        in maintenance if it was on when the node went down."""
+        self._set(STARTUP, self.settings.startup_demotion_factor)
+        if self.maintenance_file.exists():
+            log.warning("carp: maintenance mode is on (%s)", self.maintenance_file)
+            self._set(MAINTENANCE, self.settings.maintenance_demotion_factor)
+
+    def start_checks(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._periodic = loop.create_task(self._run_periodically())
+
+    async def close(self) -> None:
+        if self._periodic is not None:
+            self._periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._periodic
+
+    # -- maintenance ----------------------------------------------------------------
+
+    @property
+    def maintenance(self) -> bool:
+        return MAINTENANCE in self.ledger.sources
+
+    def set_maintenance(self, on: bool) -> str | None:
+        """Turn maintenance on or off; a warning text if it could not be persisted."""
+        path = self.maintenance_file
+        if on:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "w") as f:
+                f.write("maintenance mode: carpctl maintenance off to leave it\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            self._set(MAINTENANCE, self.settings.maintenance_demotion_factor)
+            log.warning(
+                "carp: maintenance mode on: demoted by %d",
+                self.settings.maintenance_demotion_factor,
+            )
+            return None
+        # Off always works: lift the demotion even if the file cannot be removed.
+        self._set(MAINTENANCE, 0)
+        log.warning("carp: maintenance mode off")
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            msg = (
+                f"maintenance is off, but {path} could not be removed ({e.strerror}): "
+                "it would come back after a restart"
+            )
+            log.error("carp: %s", msg)
+            return msg
+        return None
+
+    # -- service checks -----------------------------------------------------------
+
+    async def check_services(self) -> ServiceReport:
+        """Run every check once (runs never overlap) and apply the result."""
+        async with self._lock:
+            report = await run_service_checks(
+                self.settings.service_checks, self.settings.service_timeout
+            )
+            self.last_report = report
+            failed = report.failed
+            if failed and failed != self._failed:
+                log.warning("carp: %s", disruption_message(failed))
+            elif not failed and self._failed:
+                log.warning("carp: %s", recovery_message())
+            self._failed = failed
+            self._set(SERVICES, SERVICE_DEMOTION if failed else 0)
+            if STARTUP in self.ledger.sources:
+                log.info("carp: first service check done, start-up demotion lifted")
+                self._set(STARTUP, 0)
+            return report
+
+    async def _run_periodically(self) -> None:
+        interval = self.settings.service_interval
+        while True:
+            try:
+                await self.check_services()
+            except Exception:  # a broken check directory must not end the checks
+                log.exception("carp: service checks failed to run")
+            if interval is None:
+                return
+            await asyncio.sleep(interval)
+
+    def _set(self, reason: str, amount: int) -> None:
+        if self.ledger.set_source(reason, amount):
+            self._changed()

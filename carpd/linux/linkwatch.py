@@ -1,0 +1,214 @@
+"""Link state from rtnetlink events (the RTMGRP_LINK multicast group), no polling.
+
+A link is *up* (usable for CARP) when it is administratively up (``IFF_UP``) and
+operational (``IFF_RUNNING``). The kernel sets ``IFF_RUNNING`` exactly when the RFC 2863
+operstate is UP or UNKNOWN, so:
+
+- a veth whose peer is down keeps ``IFF_UP`` but loses ``IFF_RUNNING`` and
+  ``IFF_LOWER_UP`` (operstate DOWN when the peer is in another namespace,
+  LOWERLAYERDOWN when it is in the same one): down;
+- carrier alone (``IFF_LOWER_UP``) is not enough: it is reported before the kernel's
+  linkwatch has run (operstate still DOWN, the transmit queue not yet activated, so
+  packets are dropped) and on DORMANT links (802.1X, unassociated wireless): down;
+- operstate UNKNOWN (loopback, bridges, tun and other drivers that never report an
+  operstate) keeps ``IFF_RUNNING``: up, where "operstate == UP" would wrongly say down.
+
+Usage::
+
+    async with LinkWatcher() as watcher:      # or: await watcher.start() ... close()
+        up = watcher.is_up("eth0")            # True / False / None (no such interface)
+        async for event in watcher.events():  # LinkEvent(name, index, up, exists)
+            ...
+
+``start()`` subscribes to the group *before* dumping the links, so nothing falls between
+the initial state (``is_up``) and the event stream: ``is_up`` answers from the state the
+stream has reached, and ``events()`` yields every later change. An event is yielded only
+when the (exists, up) pair of an interface changes: repeated RTM_NEWLINK with the same
+state are dropped; a new interface yields its state; RTM_DELLINK yields ``up=False,
+exists=False`` (also when it was already down); a rename yields the old name as deleted
+and the new one as new. Bridge-port notifications (family AF_BRIDGE, among them an
+RTM_DELLINK when a port merely leaves its bridge) are ignored.
+
+If the socket's receive buffer overflows (ENOBUFS: events were lost), the watcher opens
+a new socket, dumps the links again and yields the differences, so the stream stays
+right. ``events()`` is meant for one consumer at a time; it ends when ``close()`` is
+called. Everything happens in the current network namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from socket import AF_UNSPEC
+from typing import Any
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
+
+log = logging.getLogger("carpd")
+
+IFF_UP = 0x1
+IFF_RUNNING = 0x40
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    name: str
+    index: int
+    up: bool
+    exists: bool = True
+
+
+def usable(flags: int) -> bool:
+    """The "up" of this module, from an ifinfomsg's flags."""
+    return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
+
+
+async def _open(rcvbuf: int) -> AsyncIPRoute:
+    ipr = AsyncIPRoute(rcvbuf=rcvbuf)
+    try:
+        # Bind before any request: a netlink socket autobinds on its first send.
+        await ipr.bind(groups=RTMGRP_LINK)
+    except BaseException:
+        ipr.close()
+        raise
+    return ipr
+
+
+async def _dump(ipr: AsyncIPRoute) -> dict[int, tuple[str, bool]]:
+    return {
+        msg["index"]: (msg.get("ifname"), usable(msg["flags"]))
+        async for msg in await ipr.link("dump")
+    }
+
+
+async def link_is_up(name: str) -> bool | None:
+    """One query, no watcher: is the interface up (see the module)? None if there is none."""
+    ipr = AsyncIPRoute()
+    try:
+        await ipr.setup_endpoint()
+        for _, (ifname, up) in (await _dump(ipr)).items():
+            if ifname == name:
+                return up
+        return None
+    finally:
+        ipr.close()
+
+
+class LinkWatcher:
+    """Link up/down events of the current network namespace (see the module docstring)."""
+
+    def __init__(self, rcvbuf: int = 1 << 20) -> None:
+        self._rcvbuf = rcvbuf
+        self._ipr: AsyncIPRoute | None = None
+        self._closed = False
+        self._links: dict[int, tuple[str, bool]] = {}
+        self.overflows = 0  # how many times events were lost and the state dumped again
+
+    async def start(self) -> None:
+        if self._ipr is not None or self._closed:
+            return
+        ipr = await _open(self._rcvbuf)
+        try:
+            self._links = await _dump(ipr)
+        except BaseException:
+            ipr.close()
+            raise
+        self._ipr = ipr
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._ipr is not None:
+            # A pending get() then fails with ECONNRESET, which events() takes as the end.
+            self._ipr.close()
+            self._ipr = None
+
+    async def __aenter__(self) -> LinkWatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def is_up(self, name: str) -> bool | None:
+        """The state the event stream has reached; None if there is no such interface."""
+        for ifname, up in self._links.values():
+            if ifname == name:
+                return up
+        return None
+
+    def index(self, name: str) -> int | None:
+        for index, (ifname, _) in self._links.items():
+            if ifname == name:
+                return index
+        return None
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        """Every change of an interface's (exists, up) from start() on; ends on close()."""
+        while not self._closed:
+            ipr = self._ipr
+            if ipr is None:
+                raise RuntimeError("LinkWatcher.events() before start()")
+            try:
+                # One get() yields the messages of one datagram, then stops.
+                async with contextlib.aclosing(ipr.get()) as msgs:
+                    async for msg in msgs:
+                        for event in self._apply(msg):
+                            yield event
+            except Exception as e:
+                if self._closed:
+                    return
+                if not (isinstance(e, OSError) and e.errno == errno.ENOBUFS):
+                    raise
+                # pyroute2's socket is unusable after an error: start over with a new one.
+                self.overflows += 1
+                log.warning("link events lost (receive buffer overflow): reading links again")
+                for event in await self._resync():
+                    yield event
+
+    def _apply(self, msg: Any) -> list[LinkEvent]:
+        kind = msg["header"]["type"]
+        if msg.get("family") != AF_UNSPEC or kind not in (RTM_NEWLINK, RTM_DELLINK):
+            return []
+        index = msg["index"]
+        if kind == RTM_DELLINK:
+            return self._forget(index)
+        return self._update(index, msg.get("ifname"), usable(msg["flags"]))
+
+    def _update(self, index: int, name: str, up: bool) -> list[LinkEvent]:
+        old = self._links.get(index)
+        if old == (name, up):
+            return []
+        # A rename: the old name is gone, the new one is new.
+        events = self._forget(index) if old is not None and old[0] != name else []
+        self._links[index] = (name, up)
+        events.append(LinkEvent(name, index, up))
+        return events
+
+    def _forget(self, index: int) -> list[LinkEvent]:
+        old = self._links.pop(index, None)
+        return [] if old is None else [LinkEvent(old[0], index, False, exists=False)]
+
+    async def _resync(self) -> list[LinkEvent]:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+        ipr = await _open(self._rcvbuf)
+        try:
+            now = await _dump(ipr)
+        except BaseException:
+            ipr.close()
+            raise
+        if self._closed:
+            ipr.close()
+            return []
+        self._ipr = ipr
+        events: list[LinkEvent] = []
+        for index in [i for i in self._links if i not in now]:
+            events += self._forget(index)
+        for index, (name, up) in now.items():
+            events += self._update(index, name, up)
+        return events
