@@ -86,8 +86,37 @@ class Node:
     def config(self) -> Path:
         return self.lab.tmp / f"{self.name}.toml"
 
+    @property
+    def state_dir(self) -> Path:
+        return self.lab.tmp / f"{self.name}-state"
+
+    @property
+    def checks(self) -> Path:
+        """The node's service-check directory (inside the lab, never /etc)."""
+        return self.lab.tmp / f"{self.name}-checks"
+
     def write_config(self) -> None:
-        self.config.write_text(render_config(self.socket, self.vhids, **self.global_))
+        settings = {"state_dir": str(self.state_dir), "service_checks": str(self.checks)}
+        settings.update(self.global_)
+        self.config.write_text(render_config(self.socket, self.vhids, **settings))
+
+    def add_check(self, name: str, script: str) -> Path:
+        """Install an executable service check (a shell script body)."""
+        self.checks.mkdir(exist_ok=True)
+        path = self.checks / name
+        path.write_text("#!/bin/sh\n" + script + "\n")
+        path.chmod(0o755)
+        return path
+
+    def ctl(self, *args: str) -> tuple[int, str, str]:
+        """Run carpctl against this node: (exit status, stdout, stderr)."""
+        r = subprocess.run(
+            [sys.executable, "-m", "carpd.ctl", "--socket", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return r.returncode, r.stdout, r.stderr
 
     def start(self, echo: bool = False, args: list[str] | None = None) -> None:
         self.write_config()

@@ -7,9 +7,10 @@ operstate is UP or UNKNOWN, so:
 - a veth whose peer is down keeps ``IFF_UP`` but loses ``IFF_RUNNING`` and
   ``IFF_LOWER_UP`` (operstate DOWN when the peer is in another namespace,
   LOWERLAYERDOWN when it is in the same one): down;
-- carrier alone (``IFF_LOWER_UP``) is not enough: it is reported before the kernel's
-  linkwatch has run (operstate still DOWN, the transmit queue not yet activated, so
-  packets are dropped) and on DORMANT links (802.1X, unassociated wireless): down;
+- carrier alone (``IFF_LOWER_UP``) is not enough: right after an admin up the kernel
+  reports it with operstate still DOWN (until its linkwatch work has run, which then
+  sends a second RTM_NEWLINK with IFF_RUNNING), and DORMANT links (802.1X, unassociated
+  wireless) have carrier but are not usable: down;
 - operstate UNKNOWN (loopback, bridges, tun and other drivers that never report an
   operstate) keeps ``IFF_RUNNING``: up, where "operstate == UP" would wrongly say down.
 
@@ -29,10 +30,13 @@ exists=False`` (also when it was already down); a rename yields the old name as 
 and the new one as new. Bridge-port notifications (family AF_BRIDGE, among them an
 RTM_DELLINK when a port merely leaves its bridge) are ignored.
 
-If the socket's receive buffer overflows (ENOBUFS: events were lost), the watcher opens
-a new socket, dumps the links again and yields the differences, so the stream stays
-right. ``events()`` is meant for one consumer at a time; it ends when ``close()`` is
-called. Everything happens in the current network namespace.
+If the socket's receive buffer overflows (ENOBUFS: events were lost; pyroute2's socket
+is unusable from then on), the watcher opens a new socket (with at least the default
+buffer), dumps the links again and yields the differences, so the stream stays right.
+
+``events()`` is meant for one consumer at a time, which should keep reading (pyroute2
+queues what arrives meanwhile without bound); it ends when ``close()`` is called.
+Everything happens in the current network namespace (the socket is opened there).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ log = logging.getLogger("carpd")
 
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
+DEFAULT_RCVBUF = 1 << 20  # what pyroute2 asks for; the kernel caps it at net.core.rmem_max
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +106,7 @@ async def link_is_up(name: str) -> bool | None:
 class LinkWatcher:
     """Link up/down events of the current network namespace (see the module docstring)."""
 
-    def __init__(self, rcvbuf: int = 1 << 20) -> None:
+    def __init__(self, rcvbuf: int = DEFAULT_RCVBUF) -> None:
         self._rcvbuf = rcvbuf
         self._ipr: AsyncIPRoute | None = None
         self._closed = False
@@ -165,6 +170,8 @@ class LinkWatcher:
                     raise
                 # pyroute2's socket is unusable after an error: start over with a new one.
                 self.overflows += 1
+                # A smaller buffer than the default (a test's) is not asked for again.
+                self._rcvbuf = max(self._rcvbuf, DEFAULT_RCVBUF)
                 log.warning("link events lost (receive buffer overflow): reading links again")
                 for event in await self._resync():
                     yield event

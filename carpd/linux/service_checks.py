@@ -178,7 +178,7 @@ async def run_check(path: Path, timeout: float) -> CheckResult:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            start_new_session=False,
+            start_new_session=True,
         )
     except OSError as e:
         log.warning("service check %s could not start: %s", name, e)

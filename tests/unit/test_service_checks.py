@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -218,9 +219,23 @@ def test_only_the_tail_of_the_output_is_kept(tmp_path: Path) -> None:
 
 def test_stdin_is_dev_null(tmp_path: Path) -> None:
     d = tmp_path / "checks"
-    script(d, "stdin", 'readlink /proc/$$/fd/0; [ "$(readlink /proc/$$/fd/0)" = /dev/null ]')
-    (result,) = run(d)[0].results
+    script(
+        d, "stdin", 'if read -r line; then echo "read: $line"; exit 1; fi; readlink /proc/$$/fd/0'
+    )
+    # Give this process a stdin with something in it: the check must not see it.
+    r, w = os.pipe()
+    saved = os.dup(0)
+    try:
+        os.write(w, b"from the daemon's stdin\n")
+        os.close(w)
+        os.dup2(r, 0)
+        (result,) = run(d)[0].results
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(r)
     assert result.ok, result.output
+    assert result.output == "/dev/null"
 
 
 def test_check_runs_in_its_own_session(tmp_path: Path) -> None:
