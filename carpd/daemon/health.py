@@ -109,15 +109,20 @@ class Health:
     async def check_services(self) -> ServiceReport:
         """Run every check once (runs never overlap) and apply the result."""
         async with self._lock:
-            report = await run_service_checks(
-                self.settings.service_checks, self.settings.service_timeout
-            )
+            directory = self.settings.service_checks
+            try:
+                report = await run_service_checks(directory, self.settings.service_timeout)
+                failed = report.failed
+            except OSError as e:
+                # An unreadable check directory is a failure to see, not "all healthy".
+                log.error("carp: cannot read service checks in %s: %s", directory, e)
+                report = ServiceReport(results=(), directory=directory, directory_exists=True)
+                failed = (str(directory),)
             self.last_report = report
-            failed = report.failed
             if failed and failed != self._failed:
-                log.warning("carp: %s", disruption_message(failed))
+                log.warning("%s", disruption_message(failed))
             elif not failed and self._failed:
-                log.warning("carp: %s", recovery_message())
+                log.warning("%s", recovery_message())
             self._failed = failed
             self._set(SERVICES, SERVICE_DEMOTION if failed else 0)
             if STARTUP in self.ledger.sources:

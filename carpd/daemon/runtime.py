@@ -35,6 +35,7 @@ from carpd.core.receive import decode_ipv4_advert, decode_ipv6_advert, lookup_vh
 from carpd.daemon.health import Health
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.linux.hooks import HookCall, run_hook
+from carpd.linux.linkwatch import LinkWatcher
 from carpd.linux.netlink import Link, Netlink
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 
@@ -163,6 +164,12 @@ class Daemon:
         )
         dev = Carpdev(link=link, src4=src4, src6=src6, announcer=Announcer(name, link.index))
         self.devs[name] = dev
+        if not link.up:
+            log.warning("carp: carpdev %s is down", name)
+            if self.ledger.set_source(
+                f"carpdev {name} down", config.global_.ifdown_demotion_factor
+            ):
+                self.apply_demotion()
         return dev
 
     async def _new_vhost(self, cfg: CarpConfig, config: Config) -> Vhost:
@@ -292,12 +299,29 @@ class Daemon:
         for cfg in self.config.carp:
             await self._start_vhost(cfg, self.config)
         self.health.start_checks()
+        watch = self._loop.create_task(self._watch_links())
         if ready is not None:
             await ready()
         await self._stopping.wait()
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
         await self.health.close()
         await self._shutdown()
         return 0
+
+    async def _watch_links(self) -> None:
+        watcher = LinkWatcher()
+        await watcher.start()
+        try:
+            # Whatever changed between our first look and the subscription.
+            for name in list(self.devs):
+                up = watcher.is_up(name)
+                self.link_event(name, bool(up))
+            async for event in watcher.events():
+                self.link_event(event.name, event.up)
+        finally:
+            await watcher.close()
 
     def request_stop(self) -> None:
         self._stopping.set()

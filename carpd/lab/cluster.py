@@ -23,6 +23,7 @@ class VhidSpec:
     password: str = "lab-secret"
     name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    carpdev: str = "eth0"
 
     @property
     def ifname(self) -> str:
@@ -48,7 +49,7 @@ def render_config(socket: Path, vhids: list[VhidSpec], **global_: Any) -> str:
             "[[carp]]",
             f"name = {_toml_value(spec.ifname)}",
             f"vhid = {spec.vhid}",
-            'carpdev = "eth0"',
+            f"carpdev = {_toml_value(spec.carpdev)}",
             f"pass = {_toml_value(spec.password)}",
             f"advbase = {spec.advbase}",
             f"advskew = {spec.advskew}",

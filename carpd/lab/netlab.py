@@ -197,11 +197,27 @@ class Lab:
         self.hosts[name] = host
         return host
 
-    def set_link(self, host: Host, up: bool) -> None:
+    def add_interface(self, host: Host, ifname: str, bridge: str, ipv4: str) -> None:
+        """Another interface for a host, on another bridge of the switch namespace."""
+        _check_address(ipv4)
+        port = f"{ifname[-1]}{host.port}"[:15]
+        with NetNS(self.switch) as sw:
+            if not sw.link_lookup(ifname=bridge):
+                sw.link("add", ifname=bridge, kind="bridge")
+                sw.link("set", index=sw.link_lookup(ifname=bridge)[0], state="up")
+            sw.link("add", ifname=port, kind="veth", peer={"ifname": ifname, "net_ns_fd": host.ns})
+            idx = sw.link_lookup(ifname=port)[0]
+            sw.link("set", index=idx, master=sw.link_lookup(ifname=bridge)[0], state="up")
         with NetNS(host.ns) as ipr:
-            ipr.link(
-                "set", index=ipr.link_lookup(ifname=host.ifname)[0], state="up" if up else "down"
-            )
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            addr, prefix = ipv4.split("/")
+            ipr.addr("add", index=idx, address=addr, prefixlen=int(prefix))
+            ipr.link("set", index=idx, state="up")
+
+    def set_link(self, host: Host, up: bool, ifname: str | None = None) -> None:
+        with NetNS(host.ns) as ipr:
+            idx = ipr.link_lookup(ifname=ifname or host.ifname)[0]
+            ipr.link("set", index=idx, state="up" if up else "down")
 
     def isolate(self, host: Host, on: bool = True) -> None:
         """Isolated bridge ports cannot reach each other (but keep their carrier):

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from carpd.linux.linkwatch import usable
+
 IFA_F_NODAD = 0x02
-IFF_UP = 0x1
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
@@ -48,7 +49,7 @@ class Netlink:
         msgs = [m async for m in await ipr.get_links(found[0])]
         msg = msgs[0]
         mac = bytes.fromhex((msg.get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
-        return Link(name, found[0], mac, bool(msg["flags"] & IFF_UP))
+        return Link(name, found[0], mac, usable(msg["flags"]))
 
     async def addresses(self, index: int) -> list[IPInterface]:
         ipr = await self._api()

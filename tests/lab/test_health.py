@@ -1,0 +1,259 @@
+"""Demotion levers on two real nodes with preempt on: checks, groups, maintenance, links."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from carpd.lab.cluster import Node, VhidSpec
+from carpd.lab.netlab import Lab
+
+VIP = "192.0.2.100"
+SERVICE_DOWN = "carp demoted by 1048576 due to service disruption (services: web)"
+SERVICE_UP = "carp promoted by 1048576 due to service recovery"
+
+
+def nodes(lab: Lab, **global_: object) -> tuple[Node, Node]:
+    h1 = lab.add_host("n1", "192.0.2.1/24")
+    h2 = lab.add_host("n2", "192.0.2.2/24")
+    settings = {"preempt": True, **global_}
+    n1 = Node(lab, h1, [VhidSpec(vhid=1, advskew=0, addresses=(f"{VIP}/24",))], settings)
+    n2 = Node(lab, h2, [VhidSpec(vhid=1, advskew=100, addresses=(f"{VIP}/24",))], settings)
+    return n1, n2
+
+
+def started(lab: Lab, **global_: object) -> tuple[Node, Node]:
+    n1, n2 = nodes(lab, **global_)
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=10)
+    n1.host.wait_address(VIP)
+    n1.wait_ready()
+    n2.wait_ready()
+    return n1, n2
+
+
+def moved_to(new: Node, old: Node, start: tuple[int, int], timeout: float = 5.0) -> None:
+    """The role (and the address) went from ``old`` to ``new``."""
+    new.wait_state("MASTER", timeout=timeout, start=start[0])
+    old.wait_state("BACKUP", timeout=timeout, start=start[1])
+    new.host.wait_address(VIP)
+    old.host.wait_address(VIP, present=False)
+
+
+def test_a_failing_check_moves_the_role_and_recovery_moves_it_back(lab: Lab) -> None:
+    n1, n2 = nodes(lab)
+    flag = lab.tmp / "web-is-up"
+    flag.touch()
+    n1.add_check("web", f"test -e {flag}")
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=10)
+    n1.wait_ready()
+
+    flag.unlink()
+    marks = (n2.mark(), n1.mark())
+    rc, out, _ = n1.ctl("service-status")
+    assert rc == 0 and "web: FAILED" in out
+    n1.wait_log(re.escape(f"carpd: {SERVICE_DOWN}") + "$", timeout=2, start=marks[1])
+    moved_to(n2, n1, marks)
+    rc, out, _ = n1.ctl("status")
+    assert "\tdemoted 1048576: service disruption 1048576" in out  # why n1 is BACKUP
+
+    flag.touch()
+    marks = (n1.mark(), n2.mark())
+    rc, out, _ = n1.ctl("service-status")
+    assert rc == 0 and "all 1 service checks healthy" in out
+    n1.wait_log(re.escape(f"carpd: {SERVICE_UP}") + "$", timeout=2, start=marks[0])
+    moved_to(n1, n2, marks)
+    assert n1.log is not None and n1.log.count(re.escape(SERVICE_DOWN)) == 1
+
+
+def test_group_demotion_moves_the_role_and_back(lab: Lab) -> None:
+    n1, n2 = started(lab)
+    marks = (n2.mark(), n1.mark())
+    rc, out, _ = n1.ctl("group", "carp", "carpdemote", "128")
+    assert (rc, out.strip()) == (0, "carp: carp demote count 128")
+    moved_to(n2, n1, marks)
+    assert n1.ctl("group", "carp")[1].strip() == "carp: carp demote count 128"
+    # OpenBSD keeps a group's count in 0..255: 128 more is refused and changes nothing.
+    rc, _, err = n1.ctl("group", "carp", "carpdemote", "128")
+    assert rc == 1 and "would leave the allowed range 0-255" in err
+    rc, _, err = n1.ctl("group", "carp", "carpdemote", "129")
+    assert rc == 1 and "allowed range is 1-128" in err
+    rc, _, err = n1.ctl("group", "nosuch", "carpdemote")
+    assert rc == 1 and "no interface group 'nosuch'" in err
+
+    marks = (n1.mark(), n2.mark())
+    rc, out, _ = n1.ctl("group", "carp", "-carpdemote", "128")
+    assert (rc, out.strip()) == (0, "carp: carp demote count 0")
+    moved_to(n1, n2, marks)
+
+
+def test_maintenance_moves_the_role_and_survives_a_restart(lab: Lab) -> None:
+    n1, n2 = started(lab)
+    marks = (n2.mark(), n1.mark())
+    rc, out, _ = n1.ctl("maintenance", "on")
+    assert (rc, out.strip()) == (0, "maintenance mode on")
+    moved_to(n2, n1, marks)
+
+    assert n1.stop(signal.SIGTERM) == 0
+    n1.start()
+    n1.wait_ready()
+    n1.wait_log("maintenance mode is on", timeout=2)
+    n1.wait_counter("adverts_received", 4)  # preempt on, advskew 0: only demotion holds it
+    assert n1.states() == {"carp1": "BACKUP"}
+    status = json.loads(n1.ctl("status", "--json")[1])
+    assert status["maintenance"] is True
+    assert {"reason": "maintenance", "amount": 240} in status["vhosts"][0]["demotion_reasons"]
+
+    marks = (n1.mark(), n2.mark())
+    rc, out, _ = n1.ctl("maintenance", "off")
+    assert (rc, out.strip()) == (0, "maintenance mode off")
+    moved_to(n1, n2, marks)
+    assert not (n1.state_dir / "maintenance").exists()
+
+
+def test_link_down_on_one_carpdev_fails_over_every_vhid(lab: Lab) -> None:
+    h1 = lab.add_host("n1", "192.0.2.1/24")
+    h2 = lab.add_host("n2", "192.0.2.2/24")
+    lab.add_interface(h1, "eth1", "br1", "198.51.100.1/24")
+    lab.add_interface(h2, "eth1", "br1", "198.51.100.2/24")
+
+    def specs(skew: int) -> list[VhidSpec]:
+        return [
+            VhidSpec(1, ("192.0.2.100/24",), advskew=skew),
+            VhidSpec(2, ("198.51.100.100/24",), advskew=skew, carpdev="eth1"),
+        ]
+
+    n1 = Node(lab, h1, specs(0), {"preempt": True})
+    n2 = Node(lab, h2, specs(100), {"preempt": True})
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", vhid="carp1", timeout=10)
+    n1.wait_state("MASTER", vhid="carp2", timeout=10)
+    n1.wait_ready()
+    mark = n2.mark()
+    lab.set_link(h1, False, "eth1")
+    n1.wait_log(r"carp2: state transition: MASTER -> INIT \(carpdev down\)", timeout=3)
+    # eth0 is fine, but the node-wide demotion hands carp1 over too: never half master.
+    n2.wait_state("MASTER", vhid="carp1", timeout=5, start=mark)
+    n2.wait_state("MASTER", vhid="carp2", timeout=10, start=mark)
+    assert n1.states() == {"carp1": "BACKUP", "carp2": "INIT"}
+    assert "\tdemoted 240: carpdev eth1 down 240" in n1.ctl("status")[1]
+    h1.wait_address("192.0.2.100", present=False)
+
+    mark = n1.mark()
+    lab.set_link(h1, True, "eth1")
+    n1.wait_state("MASTER", vhid="carp1", timeout=5, start=mark)
+    n1.wait_state("MASTER", vhid="carp2", timeout=10, start=mark)
+
+
+def test_startup_demotion_holds_until_the_first_checks_have_run(lab: Lab) -> None:
+    n1, n2 = nodes(lab)
+    n2.start()
+    n2.wait_state("MASTER", timeout=10)
+    gate = lab.tmp / "checks-may-finish"
+    n1.add_check("slow", f"while [ ! -e {gate} ]; do sleep 0.05; done")
+    n1.start()
+    n1.wait_ready()
+    n1.wait_counter("adverts_received", 3)  # advskew 0 and preempt on, yet it waits
+    assert n1.states() == {"carp1": "BACKUP"}
+    assert "\tdemoted 240: startup 240" in n1.ctl("status")[1]
+    mark = n1.mark()
+    gate.touch()
+    done, _ = n1.wait_log("first service check done", timeout=5, start=mark)
+    took, _ = n1.wait_state("MASTER", timeout=5, start=mark)
+    assert took > done
+
+
+def test_a_hanging_check_counts_as_failed_and_does_not_stall_the_daemon(lab: Lab) -> None:
+    n1, n2 = nodes(lab, service_timeout=2.0)
+    n1.add_check("web", "sleep 60")
+    n2.start()
+    n2.wait_state("MASTER", timeout=10)
+    n1.start()
+    n1.wait_ready()
+    t0 = time.monotonic()
+    assert n1.states() == {"carp1": "BACKUP"}  # answers while the check hangs
+    assert time.monotonic() - t0 < 1.0
+    n1.wait_log(re.escape(f"carpd: {SERVICE_DOWN}") + "$", timeout=5)
+    n1.wait_counter("adverts_received", 3)
+    assert n1.states() == {"carp1": "BACKUP"} and n2.states() == {"carp1": "MASTER"}
+    status = json.loads(n1.ctl("status", "--json")[1])
+    [web] = status["services"]["results"]
+    assert web["timed_out"] is True and web["ok"] is False
+
+
+def test_a_demoted_carpd_loses_to_an_undemoted_ucarp(lab: Lab, ucarp_bin: str) -> None:
+    from test_ucarp_interop import PASSWORD, VHID, Ucarp
+
+    hu = lab.add_host("uc", "192.0.2.1/24")
+    hc = lab.add_host("cd", "192.0.2.2/24")
+    node = Node(lab, hc, [VhidSpec(VHID, (f"{VIP}/24",), password=PASSWORD, advskew=0)])
+    node.start()
+    node.wait_state("MASTER", timeout=10)
+    node.wait_ready()
+    # ucarp with preempt and a much worse advskew: it never takes over from carpd...
+    ucarp = Ucarp(lab, hu, ucarp_bin, 200, preempt=True)
+    ucarp.wait_state("BACKUP")
+    node.wait_counter("adverts_sent", 3)
+    assert ucarp.log.count("Switching to state: MASTER") == 0
+    # ...until carpd is demoted: ucarp ignores the demote byte, but not the folded skew.
+    mark = node.mark()
+    assert node.ctl("maintenance", "on")[0] == 0
+    ucarp.log.wait_for(r"Putting MASTER down - preemption", 5)
+    node.wait_state("BACKUP", timeout=5, start=mark)
+    node.host.wait_address(VIP, present=False)
+
+
+def _ask_as(path: str, uid: int, gid: int, request: dict[str, object]) -> dict[str, object]:
+    """Send one control request from a forked child running as uid:gid."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(30)
+                s.connect(path)
+                s.sendall(json.dumps(request).encode() + b"\n")
+                reply = s.makefile().readline()
+            os.write(w, reply.encode())
+        except BaseException as e:
+            os.write(w, json.dumps({"ok": False, "error": f"client: {e}"}).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    reply: dict[str, object] = json.loads(data)
+    return reply
+
+
+@pytest.mark.parametrize(("gid", "allowed"), [(65534, True), (65533, False)])
+def test_control_socket_admits_only_root_and_its_group(lab: Lab, gid: int, allowed: bool) -> None:
+    host = lab.add_host("n1", "192.0.2.1/24")
+    node = Node(lab, host, [VhidSpec(vhid=1)], {"control_group": "nogroup"})
+    lab.tmp.chmod(0o711)  # let the unprivileged client reach the socket, not list the lab
+    node.start()
+    node.wait_ready()
+    mode = node.socket.stat()
+    assert (mode.st_mode & 0o777, mode.st_uid, mode.st_gid) == (0o660, 0, 65534)
+    reply = _ask_as(str(node.socket), 65534, gid, {"command": "service-status"})
+    if allowed:
+        assert reply["ok"] is True, reply
+    else:
+        # The socket's mode already stops it; the daemon would refuse it too.
+        assert reply["ok"] is False
+        assert "Permission denied" in str(reply["error"]) or reply["error"] == "permission denied"
