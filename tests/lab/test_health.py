@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from carpd.lab.cluster import Node, VhidSpec
+from carpd.ctl.main import request
+from carpd.lab.cluster import Node, VhidSpec, line_time
 from carpd.lab.netlab import Lab
 
 VIP = "192.0.2.100"
@@ -257,3 +258,68 @@ def test_control_socket_admits_only_root_and_its_group(lab: Lab, gid: int, allow
         # The socket's mode already stops it; the daemon would refuse it too.
         assert reply["ok"] is False
         assert "Permission denied" in str(reply["error"]) or reply["error"] == "permission denied"
+
+
+def test_down_and_up_take_one_vhid_out_and_back(lab: Lab) -> None:
+    n1, n2 = started(lab)
+    # down: a bow-out, so the peer takes over at once, like `ifconfig carp0 down`.
+    marks = (n2.mark(), n1.mark())
+    stopped = time.time()
+    reply = request(str(n1.socket), {"command": "down", "name": "carp1"})
+    assert reply["ok"] and reply["result"]["state"] == "INIT"
+    _, line = n2.wait_state("MASTER", timeout=2, start=marks[0])
+    assert line_time(line) - stopped < 0.5
+    n1.host.wait_address(VIP, present=False)
+    assert n1.ctl("status")[1].startswith("carp1: INIT ")
+    # up: back in the game; preempt on and advskew 0, so it takes the role back.
+    marks = (n1.mark(), n2.mark())
+    assert n1.ctl("up", "carp1")[0] == 0
+    moved_to(n1, n2, marks)
+
+
+def test_forced_state_sticks_without_preempt(lab: Lab) -> None:
+    n1, n2 = started(lab, preempt=False)
+    marks = (n2.mark(), n1.mark())
+    rc, out, _ = n1.ctl("state", "carp1", "backup")  # the master bows out
+    assert rc == 0 and out.startswith("carp1: BACKUP ")
+    moved_to(n2, n1, marks)
+    marks = (n1.mark(), n2.mark())
+    assert n1.ctl("state", "carp1", "master")[0] == 0  # and takes the role back
+    moved_to(n1, n2, marks)
+    rc, _, err = n1.ctl("state", "carp9", "master")
+    assert rc == 1 and "no vhid named 'carp9'" in err
+    assert n1.ctl("state", "carp1", "init")[0] == 2
+
+
+def test_service_interval_runs_the_checks_by_itself(lab: Lab) -> None:
+    n1, n2 = nodes(lab, service_interval=0.5)
+    flag = lab.tmp / "web-is-up"
+    flag.touch()
+    n1.add_check("web", f"test -e {flag}")
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=10)
+    marks = (n2.mark(), n1.mark())
+    flag.unlink()  # no carpctl: the periodic run must notice
+    n1.wait_log(re.escape(SERVICE_DOWN), timeout=3, start=marks[1])
+    moved_to(n2, n1, marks)
+
+
+def test_advert_send_errors_demote_the_node(lab: Lab) -> None:
+    n1, n2 = started(lab)
+    # Inside n1's own namespace: make every CARP send fail (EPERM), as a broken NIC would.
+    rules = """
+        table inet lab {
+            chain out {
+                type filter hook output priority 0;
+                meta l4proto 112 drop
+            }
+        }
+    """
+    r = n1.host.run(["nft", "-f", "-"], input=rules)
+    assert r.returncode == 0, r.stderr
+    n1.wait_log(r"carp: send errors on carp1", timeout=6)
+    n1.wait_state("BACKUP", timeout=6)
+    n2.wait_state("MASTER", timeout=6)
+    assert "\tdemoted 240: send errors 240" in n1.ctl("status")[1]
+    assert n1.host.run(["nft", "delete table inet lab"]).returncode == 0

@@ -1,0 +1,87 @@
+"""Maintenance mode and service-check results as demotion sources (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from carpd.config import GlobalConfig
+from carpd.core.demotion import Demotion
+from carpd.daemon.health import MAINTENANCE, SERVICES, STARTUP, Health
+
+
+def make(tmp_path: Path, **settings: object) -> tuple[Health, Demotion, list[int]]:
+    g = GlobalConfig.model_validate(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "service_checks": str(tmp_path / "checks"),
+            **settings,
+        }
+    )
+    ledger = Demotion()
+    changes: list[int] = []
+    return Health(g, ledger, lambda: changes.append(1)), ledger, changes
+
+
+def check(tmp_path: Path, name: str, body: str) -> None:
+    (tmp_path / "checks").mkdir(exist_ok=True)
+    path = tmp_path / "checks" / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def test_maintenance_is_persisted_before_it_demotes_and_found_again(tmp_path: Path) -> None:
+    health, ledger, changes = make(tmp_path)
+    assert health.set_maintenance(True) is None
+    assert (tmp_path / "state" / "maintenance").exists()
+    assert ledger.sources[MAINTENANCE] == 240 and changes == [1]
+    again, ledger2, _ = make(tmp_path)  # a restart
+    again.begin()
+    assert again.maintenance and ledger2.sources[MAINTENANCE] == 240
+    assert health.set_maintenance(False) is None
+    assert not (tmp_path / "state" / "maintenance").exists()
+    assert MAINTENANCE not in ledger.sources
+
+
+def test_maintenance_off_always_lifts_the_demotion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    health, ledger, _ = make(tmp_path, maintenance_demotion_factor=1000)
+    health.set_maintenance(True)
+    assert ledger.sources[MAINTENANCE] == 1000
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    warning = health.set_maintenance(False)
+    assert MAINTENANCE not in ledger.sources  # not stuck, whatever the disk says
+    assert warning is not None and "would come back after a restart" in warning
+
+
+def test_startup_demotion_until_the_first_check_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    health, ledger, _ = make(tmp_path, startup_demotion_factor=77)
+    check(tmp_path, "web", "exit 1")
+    health.begin()
+    assert ledger.sources == {STARTUP: 77}
+    caplog.set_level(logging.WARNING, logger="carpd")
+    asyncio.run(health.check_services())
+    assert ledger.sources == {SERVICES: 1 << 20}
+    assert "carp demoted by 1048576 due to service disruption (services: web)" in caplog.text
+    check(tmp_path, "web", "exit 0")
+    asyncio.run(health.check_services())
+    assert ledger.sources == {}
+    assert "carp promoted by 1048576 due to service recovery" in caplog.text
+
+
+def test_no_check_directory_means_healthy(tmp_path: Path) -> None:
+    health, ledger, _ = make(tmp_path)
+    health.begin()
+    report = asyncio.run(health.check_services())
+    assert report.healthy and not report.directory_exists
+    assert ledger.sources == {}
