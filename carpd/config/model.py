@@ -40,6 +40,7 @@ Facility = Literal[
     "local7",
 ]  # fmt: skip
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Protocol = Literal["carp", "vrrp3"]
 
 
 class Conflict(NamedTuple):
@@ -170,8 +171,21 @@ class CarpConfig(_Frozen):
         default=None, alias="pass", max_length=MAX_PASSWORD_LEN, repr=False
     )
     passfile: PassFileField | None = None
-    advbase: int = Field(default=1, ge=1, le=255, strict=True)
+    # "carp" (version 2, HMAC) or "vrrp3" (RFC 5798, keepalived; no authentication).
+    protocol: Protocol = "carp"
+    # CARP: whole seconds 1-255. VRRPv3: seconds 0.01-40.95 in steps of 0.01.
+    advbase: Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True)] = 1
     advskew: int = Field(default=0, ge=0, le=254, strict=True)
+    # VRRPv3 only: replaces advskew; higher wins.
+    priority: int = Field(default=100, ge=1, le=254, strict=True)
+    # VRRPv3 only: accept packets for the addresses while MASTER (RFC 5798 Accept_Mode).
+    accept: StrictBool = False
+    # The addresses live on a macvlan named `name` with the virtual MAC 00:00:5e:00:01:<vhid>.
+    vmac: StrictBool = False
+    # Unicast peers instead of multicast; only their adverts are accepted.
+    peers: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    # CARP only: send strictly increasing counters and refuse any that do not increase.
+    replay_protection: StrictBool = False
     addresses: tuple[IPvAnyInterface, ...] = Field(min_length=1)
     up: PathSetting | None = None
     down: PathSetting | None = None
@@ -203,11 +217,81 @@ class CarpConfig(_Frozen):
             data = {**data, "name": f"carp{vhid}" if type(vhid) is int else "carp"}
         return data
 
+    @property
+    def interval_cs(self) -> int:
+        """VRRPv3's advertisement interval in centiseconds."""
+        return round(self.advbase * 100)
+
     @model_validator(mode="after")
     def _one_password(self) -> CarpConfig:
+        if self.protocol == "vrrp3":
+            return self
         if (self.pass_ is None) == (self.passfile is None):
             found = "neither" if self.pass_ is None else "both"
             raise PydanticCustomError("password_source", "{found}", {"found": found})
+        return self
+
+    @model_validator(mode="after")
+    def _protocol_settings(self) -> CarpConfig:
+        found = []
+        given = self.model_fields_set
+        if self.protocol == "carp":
+            if isinstance(self.advbase, float) or not 1 <= self.advbase <= 255:
+                found.append(
+                    Conflict(
+                        ("advbase",),
+                        self.advbase,
+                        "allowed range is 1-255 (whole seconds) for CARP",
+                    )
+                )
+            for key in ("priority", "accept"):
+                if key in given:
+                    found.append(
+                        Conflict(
+                            (key,),
+                            getattr(self, key),
+                            'only for protocol = "vrrp3" (CARP uses advskew)',
+                        )
+                    )
+        else:
+            cs = self.advbase * 100
+            if not (1 <= round(cs) <= 4095 and abs(cs - round(cs)) < 1e-6):
+                found.append(
+                    Conflict(
+                        ("advbase",),
+                        self.advbase,
+                        "allowed range is 0.01-40.95 seconds, in steps of 0.01, for VRRPv3",
+                    )
+                )
+            for key in (
+                "pass",
+                "passfile",
+                "advskew",
+                "replay_protection",
+                "tiebreak",
+                "deadratio",
+            ):
+                if key in given or (key == "pass" and "pass_" in given):
+                    found.append(
+                        Conflict(
+                            (key,),
+                            "<hidden>" if "pass" in key else getattr(self, key),
+                            'not for protocol = "vrrp3" (VRRPv3 has no '
+                            "authentication; it uses priority)",
+                        )
+                    )
+        families = {a.version for a in self.addresses}
+        if self.peers:
+            for fam in sorted(families - {p.version for p in self.peers}):
+                found.append(
+                    Conflict(
+                        ("peers",),
+                        [str(p) for p in self.peers],
+                        f"no IPv{fam} peer for the IPv{fam} addresses",
+                    )
+                )
+        if found:
+            raise conflicts(*found)
         return self
 
     @field_validator("addresses")
@@ -242,7 +326,13 @@ class ConfigFile(_Frozen):
         preempt = g.get("preempt", False) if isinstance(g, dict) else False
         tables = data.get("carp")
         if type(preempt) is bool and isinstance(tables, list | tuple):
-            tables = [{"preempt": preempt, **t} if isinstance(t, dict) else t for t in tables]
+            # VRRPv3 preempts by default (RFC 5798 Preempt_Mode); CARP as [global] says.
+            tables = [
+                {"preempt": True if t.get("protocol") == "vrrp3" else preempt, **t}
+                if isinstance(t, dict)
+                else t
+                for t in tables
+            ]
             data = {**data, "carp": tables}
         return data
 

@@ -176,7 +176,7 @@ ERRORS = [
     ("vhid = 7", 'vhid = "7"', 'carp[0].vhid = "7": must be an integer'),
     ("vhid = 7", "vhid = true", "carp[0].vhid = true: must be an integer"),
     ("", "advskew = 255", "carp[0].advskew = 255: allowed range is 0-254"),
-    ("", "advbase = 0", "carp[0].advbase = 0: allowed range is 1-255"),
+    ("", "advbase = 0", "carp[0].advbase = 0: allowed range is 1-255 (whole seconds) for CARP"),
     ("", "deadratio = 256", "carp[0].deadratio = 256: allowed range is 1-255"),
     ("", "preempt = 1", "carp[0].preempt = 1: must be true or false"),
     ("", 'tiebreak = "openbsd"', 'carp[0].tiebreak = "openbsd": allowed values: "ucarp", "bsd"'),
@@ -190,8 +190,8 @@ ERRORS = [
         "",
         'colour = "red"',
         "carp[0].colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
-        "advbase, advskew, addresses, up, down, xparam, srcip, preempt, tiebreak, deadratio, "
-        "neutral, groups)",
+        "protocol, advbase, advskew, priority, accept, vmac, peers, replay_protection, "
+        "addresses, up, down, xparam, srcip, preempt, tiebreak, deadratio, neutral, groups)",
     ),
     ('carpdev = "eth0"', "", "carp[0].carpdev: missing required key"),
     (
