@@ -36,9 +36,10 @@ class BadTTL(PacketError):
 class BadVersion(PacketError):
     reason = "bad_version"
 
-    def __init__(self, version: int) -> None:
-        super().__init__(f"invalid version {version} != 2")
+    def __init__(self, version: int, expected: int = 2) -> None:
+        super().__init__(f"invalid version {version} != {expected}")
         self.version = version
+        self.expected = expected
 
 
 class BadType(PacketError):
@@ -71,6 +72,30 @@ class OwnAdvert(PacketError):
     reason = "own_advert"
 
 
+class NotAPeer(PacketError):
+    """With unicast peers configured, only their adverts count."""
+
+    reason = "not_a_peer"
+
+
+class Replayed(PacketError):
+    """replay_protection: the counter did not increase since this source's last advert."""
+
+    reason = "replayed"
+
+
+class BadAddressCount(PacketError):
+    """VRRPv3: a count of addresses of 0, or more than the packet holds."""
+
+    reason = "bad_address_count"
+
+
+class BadInterval(PacketError):
+    """VRRPv3: a Max Adver Int of 0 centiseconds (it would make Master_Down_Interval 0)."""
+
+    reason = "bad_interval"
+
+
 DROP_REASONS: tuple[str, ...] = (
     TooShort.reason,
     BadLength.reason,
@@ -82,4 +107,15 @@ DROP_REASONS: tuple[str, ...] = (
     UnknownVhid.reason,
     BadHMAC.reason,
     OwnAdvert.reason,
+    NotAPeer.reason,
+    Replayed.reason,
 )
+
+# Reasons only the VRRPv3 codec gives. Kept out of DROP_REASONS, which lists the CARP
+# reasons (a unit test pins it); ALL_DROP_REASONS is the union.
+VRRP_DROP_REASONS: tuple[str, ...] = (
+    BadAddressCount.reason,
+    BadInterval.reason,
+)
+
+ALL_DROP_REASONS: tuple[str, ...] = DROP_REASONS + VRRP_DROP_REASONS

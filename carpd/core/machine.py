@@ -23,7 +23,7 @@ from carpd.core.actions import (
 )
 from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.demotion import demote_byte, demoted_advskew
-from carpd.core.errors import OwnAdvert
+from carpd.core.errors import NotAPeer, OwnAdvert, Replayed
 from carpd.core.packet import BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CarpPacket
 from carpd.core.timing import DEFAULT_DEADRATIO, advert_interval, master_down_interval
 
@@ -48,6 +48,10 @@ class VhostSettings:
     families: frozenset[int] = frozenset({4})
     # ucarp --neutral: no down hook on the first INIT -> BACKUP.
     neutral: bool = False
+    # Unicast peers (FreeBSD 14 `peer`): only their adverts are accepted.
+    peers: frozenset[IPAddress] = frozenset()
+    # Refuse, per source, any advert whose counter does not increase.
+    replay_protection: bool = False
 
 
 @dataclass(slots=True)
@@ -93,6 +97,7 @@ class VirtualHost:
         self._advert_at: float | None = None
         self._master_down_at: dict[int, float] = {}
         self._delayed_announce = 0
+        self._last_counter: dict[IPAddress, int] = {}
 
     # -- timing -------------------------------------------------------------------
 
@@ -204,10 +209,20 @@ class VirtualHost:
             self._become_master(now, "master timed out")
 
     def receive(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
-        """A decoded advert for our vhid. Raises BadHMAC / OwnAdvert; then nothing changed."""
+        """A decoded advert for our vhid. Raises NotAPeer / BadHMAC / OwnAdvert / Replayed;
+        then nothing changed."""
+        s = self.settings
+        if s.peers and src not in s.peers:
+            raise NotAPeer(f"advert from {src}, which is not a configured peer")
         self._auth.verify(pkt.counter_bytes, pkt.hmac)
         if src in self.own_sources.values():
             raise OwnAdvert(f"our own advert from {src} came back")
+        if s.replay_protection:
+            # Only after the HMAC: a forged counter must not poison the record.
+            last = self._last_counter.get(src)
+            if last is not None and pkt.counter <= last:
+                raise Replayed(f"counter {pkt.counter:#x} from {src} not above {last:#x}")
+            self._last_counter[src] = pkt.counter
         self.counters.adverts_received += 1
         if self.state is State.MASTER:
             self._master_receives(pkt, family, src, now)

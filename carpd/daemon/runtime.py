@@ -9,6 +9,7 @@ import grp
 import ipaddress
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,13 +92,15 @@ class Carpdev:
 def settings_for(cfg: CarpConfig) -> VhostSettings:
     return VhostSettings(
         vhid=cfg.vhid,
-        advbase=cfg.advbase,
+        advbase=int(cfg.advbase),
         advskew=cfg.advskew,
         preempt=cfg.preempt,
         tiebreak=cfg.tiebreak,
         deadratio=cfg.deadratio,
         families=frozenset(a.version for a in cfg.addresses),
         neutral=cfg.neutral,
+        peers=frozenset(cfg.peers),
+        replay_protection=cfg.replay_protection,
     )
 
 
@@ -198,9 +201,9 @@ class Daemon:
                 dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
                 self._watch(dev.sock6.fileno(), self._on_v6, dev)
         auth = Authenticator(cfg.password, cfg.vhid, [a.ip for a in cfg.addresses])
-        machine = VirtualHost(
-            settings, auth, counter_start=random.getrandbits(64), own_sources=sources
-        )
+        # Replay protection needs counters that keep increasing across restarts.
+        start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
+        machine = VirtualHost(settings, auth, counter_start=start, own_sources=sources)
         vh = Vhost(cfg=cfg, machine=machine, dev=dev)
         for fam in settings.families:
             dev.by_family[fam][cfg.vhid] = vh
