@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from carpd.core.vrrp import VrrpPacket
+
 
 class State(enum.Enum):
     INIT = "INIT"
@@ -30,6 +32,15 @@ class SendAdvert:
 
 
 @dataclass(frozen=True, slots=True)
+class SendVrrp:
+    """Send this VRRPv3 advert on ``family`` (4 or 6). The runtime encodes it with its
+    source address and the group (224.0.0.18 / ff02::12): the checksum covers both."""
+
+    family: int
+    packet: VrrpPacket
+
+
+@dataclass(frozen=True, slots=True)
 class AddAddresses:
     pass
 
@@ -49,4 +60,4 @@ class RunHook:
     kind: str  # "up" or "down"
 
 
-Action = StateChanged | SendAdvert | AddAddresses | RemoveAddresses | Announce | RunHook
+Action = StateChanged | SendAdvert | SendVrrp | AddAddresses | RemoveAddresses | Announce | RunHook

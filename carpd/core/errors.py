@@ -109,13 +109,6 @@ DROP_REASONS: tuple[str, ...] = (
     OwnAdvert.reason,
     NotAPeer.reason,
     Replayed.reason,
-)
-
-# Reasons only the VRRPv3 codec gives. Kept out of DROP_REASONS, which lists the CARP
-# reasons (a unit test pins it); ALL_DROP_REASONS is the union.
-VRRP_DROP_REASONS: tuple[str, ...] = (
     BadAddressCount.reason,
     BadInterval.reason,
 )
-
-ALL_DROP_REASONS: tuple[str, ...] = DROP_REASONS + VRRP_DROP_REASONS

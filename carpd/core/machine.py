@@ -249,13 +249,18 @@ class VirtualHost:
         elif theirs == ours and self._loses_tie(family, src):
             reason = "preferred master advertised (tie)"
         if reason is not None:
+            # One last advert first, as ucarp does: if the other master has not heard us
+            # (a healed partition), this is what tells it to announce itself afresh.
+            self._send_advert()
             self._become_backup(now, reason)
             self._note_master(family, src)
         else:
-            # Another master that should yield: tell it now rather than at our next
-            # advert, and re-announce so neighbours who followed it come back.
+            # Another master that should yield (a healed split brain): tell it now rather
+            # than at our next advert, and announce again, twice, so neighbours that
+            # followed it come back (keepalived #166, #1528).
             self._send_advert()
             self._actions.append(Announce())
+            self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
 
     def _loses_tie(self, family: int, src: IPAddress) -> bool:
         if self.settings.tiebreak == "bsd":

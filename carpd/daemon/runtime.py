@@ -29,12 +29,23 @@ from carpd.core.actions import (
 from carpd.core.announce import gratuitous_arp, unsolicited_na
 from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.demotion import Demotion
-from carpd.core.errors import PacketError
+from carpd.core.errors import BadVersion, PacketError, UnknownVhid
 from carpd.core.machine import VhostSettings, VirtualHost
-from carpd.core.packet import CARP_GROUP_V4, CarpPacket, build_ipv4
-from carpd.core.receive import decode_ipv4_advert, decode_ipv6_advert, lookup_vhid
+from carpd.core.packet import (
+    CARP_GROUP_V4,
+    CARP_GROUP_V6,
+    CARP_VERSION,
+    CarpPacket,
+    build_ipv4,
+    check_ttl,
+    decode_carp,
+)
+from carpd.core.receive import Datagram, ipv4_datagram, ipv6_datagram
+from carpd.core.vrrp import VRRP_VERSION, VrrpPacket, decode_vrrp
 from carpd.daemon.health import Health
 from carpd.daemon.ratelimit import RateLimiter
+from carpd.daemon.vmac import VirtualMac
+from carpd.linux import sysctl
 from carpd.linux.hooks import HookCall, run_hook
 from carpd.linux.linkwatch import LinkWatcher
 from carpd.linux.netlink import Link, Netlink
@@ -61,10 +72,17 @@ class Vhost:
     send_errors: int = 0  # consecutive failed adverts
     send_oks: int = 0  # consecutive good adverts
     send_demoted: bool = False
+    diagnostics: dict[str, str] = field(default_factory=dict)
+    vmac: VirtualMac | None = None
 
     @property
     def families(self) -> frozenset[int]:
         return self.machine.settings.families
+
+    def destinations(self, family: int) -> list[IPAddress]:
+        """Its unicast peers of that family, or the multicast group."""
+        peers = [p for p in self.cfg.peers if p.version == family]
+        return peers or [CARP_GROUP_V4 if family == 4 else CARP_GROUP_V6]
 
 
 @dataclass(eq=False)
@@ -118,6 +136,8 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._pending_hooks: set[asyncio.Task[None]] = set()
         self._retired: list[asyncio.Task[None]] = []  # workers of vhids stopped on reload
+        self._arp_saved: dict[str, dict[str, str]] = {}  # carpdev -> its ARP sysctls before us
+        self._old_vmacs: list[VirtualMac] = []  # of vhids stopped on reload
 
     # -- set-up -------------------------------------------------------------------
 
@@ -205,9 +225,28 @@ class Daemon:
         start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
         machine = VirtualHost(settings, auth, counter_start=start, own_sources=sources)
         vh = Vhost(cfg=cfg, machine=machine, dev=dev)
+        if cfg.vmac:
+            vh.vmac = await self._make_vmac(cfg, dev)
         for fam in settings.families:
             dev.by_family[fam][cfg.vhid] = vh
         return vh
+
+    async def _make_vmac(self, cfg: CarpConfig, dev: Carpdev) -> VirtualMac:
+        # 00:00:5e:00:01:<vhid> (CARP and VRRP IPv4); 00:00:5e:00:02:<vrid> for IPv6 VRRP.
+        v6_vrrp = cfg.protocol == "vrrp3" and all(a.version == 6 for a in cfg.addresses)
+        vm = VirtualMac(
+            self.netlink, cfg.name, bytes((0, 0, 0x5E, 0, 2 if v6_vrrp else 1, cfg.vhid))
+        )
+        await vm.create(dev.link)
+        if dev.name not in self._arp_saved:
+            # Only the interface holding an address answers ARP for it (the macvlan, not
+            # the carpdev with its own MAC), and the carpdev's own ARP requests name its
+            # own address, never a virtual one (or neighbours would learn the wrong MAC).
+            self._arp_saved[dev.name] = {
+                key: sysctl.write("ipv4", dev.name, key, value)
+                for key, value in (("arp_ignore", "1"), ("arp_announce", "2"))
+            }
+        return vm
 
     def _watch(self, fd: int, callback: Callable[[Carpdev], None], dev: Carpdev) -> None:
         assert self._loop is not None
@@ -334,6 +373,11 @@ class Daemon:
             self._stop_vhost(vh, "shutdown")
         await self._settle()
         await self._wait_hooks()
+        await self._close_vmacs([vh.vmac for vh in self.vhosts.values() if vh.vmac])
+        for name, saved in self._arp_saved.items():
+            for key, value in saved.items():
+                with contextlib.suppress(OSError):
+                    sysctl.write("ipv4", name, key, value)
         for dev in self.devs.values():
             self._unwatch(dev)
             dev.close()
@@ -355,6 +399,13 @@ class Daemon:
         for fam in vh.families:
             if vh.dev.by_family[fam].get(vh.cfg.vhid) is vh:
                 del vh.dev.by_family[fam][vh.cfg.vhid]
+
+    async def _close_vmacs(self, vmacs: list[VirtualMac]) -> None:
+        for vm in vmacs:
+            try:
+                await vm.close()
+            except Exception as e:  # keep closing the others
+                log.error("%s: cannot remove the virtual MAC interface: %s", vm.name, e)
 
     async def _wait_hooks(self) -> None:
         if self._pending_hooks:
@@ -379,9 +430,13 @@ class Daemon:
             self._stop_vhost(vh, "configuration changed" if cfg else "vhid removed")
             if vh.worker is not None:
                 self._retired.append(vh.worker)
+            if vh.vmac is not None:
+                self._old_vmacs.append(vh.vmac)
             del old[key]
         # A changed vhid's old addresses must be gone before the new one may add them.
         await self._settle()
+        await self._close_vmacs(self._old_vmacs)
+        self._old_vmacs.clear()
         self.config = config
         started = [c for k, c in new_cfgs.items() if k not in old]
         await self.remove_stale_addresses(started)
@@ -404,14 +459,12 @@ class Daemon:
             except OSError as e:  # e.g. ENETDOWN while the carpdev goes away
                 self._recv_error(dev, e)
                 return
-            src: object = "?"
             try:
-                rec = decode_ipv4_advert(data)
-                src = rec.src
-                vh = lookup_vhid(dev.by_family[4], rec.packet)
-                self._receive(vh, rec.packet, 4, rec.src)
+                dg = ipv4_datagram(data)
             except PacketError as e:
-                self._dropped(dev, e, src)
+                self._dropped(dev, e, "?")
+                continue
+            self._datagram(dev, dg)
 
     def _on_v6(self, dev: Carpdev) -> None:
         assert dev.sock6 is not None
@@ -423,21 +476,51 @@ class Daemon:
             except OSError as e:
                 self._recv_error(dev, e)
                 return
-            try:
-                rec = decode_ipv6_advert(data, src, dst, hoplimit)
-                vh = lookup_vhid(dev.by_family[6], rec.packet)
-                self._receive(vh, rec.packet, 6, rec.src)
-            except PacketError as e:
-                self._dropped(dev, e, src)
+            self._datagram(dev, ipv6_datagram(data, src, dst, hoplimit))
 
-    def _receive(self, vh: Vhost, pkt: CarpPacket, family: int, src: IPAddress) -> None:
+    def _datagram(self, dev: Carpdev, dg: Datagram) -> None:
+        """Decode by version (2: CARP, 3: VRRP), find the vhid, then let it judge."""
         try:
-            vh.machine.receive(pkt, family, src, self.now())
+            version = dg.version
+            pkt: CarpPacket | VrrpPacket
+            if version == CARP_VERSION:
+                pkt = decode_carp(dg.payload)
+                vhid = pkt.vhid
+            elif version == VRRP_VERSION:
+                pkt = decode_vrrp(dg.payload, dg.src, dg.dst)
+                vhid = pkt.vrid
+            else:
+                raise BadVersion(version)
+            vh = dev.by_family[dg.family].get(vhid)
+            if vh is None:
+                raise UnknownVhid(vhid)
+            if version != (VRRP_VERSION if vh.cfg.protocol == "vrrp3" else CARP_VERSION):
+                other = "a VRRP router" if version == VRRP_VERSION else "a CARP node"
+                self.diagnose(vh, "vhid-clash", f"vhid {vhid} is also used by {other} at {dg.src}")
+                raise BadVersion(version)
+            if not vh.cfg.peers:  # unicast peers may be routed: no TTL rule (FreeBSD)
+                check_ttl(dg.ttl)
+        except PacketError as e:
+            self._dropped(dev, e, dg.src)
+            return
+        self._receive(vh, pkt, dg.family, dg.src)
+
+    def _receive(
+        self, vh: Vhost, pkt: CarpPacket | VrrpPacket, family: int, src: IPAddress
+    ) -> None:
+        try:
+            vh.machine.receive(pkt, family, src, self.now())  # type: ignore[arg-type]
         except PacketError as e:
             # Counted on the vhid it claimed to be for, not again on the carpdev.
             vh.machine.counters.drop(e.reason)
             self._log_drop(vh.dev, e, src)
         self._process(vh)
+
+    def diagnose(self, vh: Vhost, kind: str, text: str) -> None:
+        """A known misconfiguration: logged once per 10 min, and kept for status."""
+        vh.diagnostics[kind] = text
+        if self.limiter.allow((vh.cfg.name, "diagnosis", kind), self.now(), 600.0) is not None:
+            log.warning("%s: %s", vh.cfg.name, text)
 
     def _recv_error(self, dev: Carpdev, err: OSError) -> None:
         if self.limiter.allow((dev.name, "recv"), self.now()) is not None:
@@ -483,13 +566,18 @@ class Daemon:
                 log.error("%s: %s failed: %s", vh.cfg.name, type(action).__name__, e)
 
     async def _change_addresses(self, vh: Vhost, action: AddAddresses | RemoveAddresses) -> None:
-        index = vh.dev.link.index
+        vm = vh.vmac
+        index = vm.index if vm is not None else vh.dev.link.index
         try:
+            if vm is not None and isinstance(action, AddAddresses):
+                await vm.set_up(True)
             for a in vh.cfg.addresses:
                 if isinstance(action, AddAddresses):
                     await self.netlink.add_address(index, a)
                 else:
                     await self.netlink.remove_address(index, a)
+            if vm is not None and isinstance(action, RemoveAddresses):
+                await vm.set_up(False)
         except Exception as e:  # netlink refused: log it, keep the protocol running
             verb = "add" if isinstance(action, AddAddresses) else "remove"
             log.error("%s: cannot %s addresses on %s: %s", vh.cfg.name, verb, vh.dev.name, e)
@@ -530,26 +618,38 @@ class Daemon:
         elif isinstance(action, SendAdvert):
             self._send(vh, action.payload)
         elif isinstance(action, Announce):
+            announcer, mac = dev.announcer, dev.link.mac
+            if vh.vmac is not None and vh.vmac.announcer is not None:
+                announcer, mac = vh.vmac.announcer, vh.vmac.mac
             for a in cfg.addresses:
                 if isinstance(a, ipaddress.IPv4Interface):
-                    dev.announcer.send_arp(gratuitous_arp(dev.link.mac, a.ip))
+                    announcer.send_arp(gratuitous_arp(mac, a.ip))
                 else:
-                    dev.announcer.send_na(unsolicited_na(dev.link.mac, a.ip))
+                    announcer.send_na(unsolicited_na(mac, a.ip))
         elif isinstance(action, RunHook):
             self._hook(vh, action.kind)
 
     def _send(self, vh: Vhost, payload: bytes) -> None:
         dev = vh.dev
+        sock4, sock6 = dev.sock4, dev.sock6
+        if vh.vmac is not None and vh.vmac.up:
+            # IPv4 adverts leave from the virtual MAC, so switches keep learning it. IPv6
+            # ones need a link-local source, which only the carpdev has.
+            sock4 = vh.vmac.sock4
         ok = True
         for fam in sorted(vh.families):
             try:
-                if fam == 4 and dev.sock4 is not None:
+                if fam == 4 and sock4 is not None:
                     src = vh.machine.own_sources[4]
                     assert isinstance(src, ipaddress.IPv4Address)
-                    ident = random.getrandbits(16)
-                    dev.sock4.send(build_ipv4(src, CARP_GROUP_V4, payload, ident))
-                elif fam == 6 and dev.sock6 is not None:
-                    dev.sock6.send(payload)
+                    for dst in vh.destinations(4):
+                        assert isinstance(dst, ipaddress.IPv4Address)
+                        ident = random.getrandbits(16)
+                        sock4.send(build_ipv4(src, dst, payload, ident), dst)
+                elif fam == 6 and sock6 is not None:
+                    for dst in vh.destinations(6):
+                        assert isinstance(dst, ipaddress.IPv6Address)
+                        sock6.send(payload, dst)
             except OSError as e:
                 ok = False
                 vh.machine.counters.drop("send_error")

@@ -91,3 +91,34 @@ class Netlink:
                 return False
             raise
         return True
+
+    async def create_macvlan(self, name: str, parent: int, mac: bytes) -> Link:
+        """A macvlan on ``parent`` with the virtual MAC, left down (the BSD carp
+        interface's Linux twin). An old one of that name (kill -9) is replaced."""
+        ipr = await self._api()
+        old = await ipr.link_lookup(ifname=name)
+        if old:
+            await ipr.link("del", index=old[0])
+        await ipr.link(
+            "add",
+            ifname=name,
+            kind="macvlan",
+            link=parent,
+            macvlan_mode="private",
+            address=":".join(f"{b:02x}" for b in mac),
+        )
+        link = await self.link(name)
+        assert link is not None
+        return link
+
+    async def set_up(self, index: int, up: bool) -> None:
+        ipr = await self._api()
+        await ipr.link("set", index=index, state="up" if up else "down")
+
+    async def delete_link(self, index: int) -> None:
+        ipr = await self._api()
+        try:
+            await ipr.link("del", index=index)
+        except NetlinkError as e:
+            if e.code != errno.ENODEV:
+                raise

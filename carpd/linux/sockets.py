@@ -21,7 +21,7 @@ class AdvertSocketV4:
 
     family = 4
 
-    def __init__(self, ifname: str, ifindex: int) -> None:
+    def __init__(self, ifname: str, ifindex: int, *, join: bool = True) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_CARP)
         try:
             _bind_to_device(s, ifname)
@@ -30,7 +30,8 @@ class AdvertSocketV4:
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, CARP_TTL)
             mreqn = struct.pack("4s4si", CARP_GROUP_V4.packed, bytes(4), ifindex)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            if join:  # a send-only socket (a virtual MAC's) receives nothing
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
             s.setblocking(False)
         except BaseException:
             s.close()
@@ -57,7 +58,7 @@ class AdvertSocketV6:
     family = 6
     _ANC = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20)
 
-    def __init__(self, ifname: str, ifindex: int) -> None:
+    def __init__(self, ifname: str, ifindex: int, *, join: bool = True) -> None:
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_CARP)
         try:
             _bind_to_device(s, ifname)
@@ -67,8 +68,9 @@ class AdvertSocketV6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-            mreq = struct.pack("16si", CARP_GROUP_V6.packed, ifindex)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            if join:
+                mreq = struct.pack("16si", CARP_GROUP_V6.packed, ifindex)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
             s.setblocking(False)
         except BaseException:
             s.close()

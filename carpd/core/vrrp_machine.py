@@ -1,0 +1,378 @@
+"""The per-VRID VRRPv3 state machine (RFC 5798 section 6.4), driven by the caller's clock.
+
+It has the public surface of ``carpd.core.machine.VirtualHost``, so the runtime drives
+both the same way: inputs ``start`` / ``receive`` / ``handle_timer`` / ``stop`` and the
+administrative levers, each with ``now`` in seconds on any monotonic clock; outputs are
+actions taken with ``drain()``; ``get_timer()`` is the next absolute deadline.
+
+One router runs a VRID on every family it has addresses in, with one state, like a
+dual-stack CARP vhid. Each family keeps its own Master_Adver_Interval and
+Master_Down_Timer (adverts of one family say nothing about the other), and the router
+becomes MASTER when any of them fires. As MASTER it sends one advert per family, each
+carrying only that family's addresses.
+
+Timers, with Master_Adver_Interval (learned from the master's adverts) in centiseconds
+and Priority the effective (demoted) priority:
+
+    Skew_Time            = ((256 - Priority) * Master_Adver_Interval) / 256
+    Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carpd.core.actions import (
+    Action,
+    AddAddresses,
+    Announce,
+    RemoveAddresses,
+    RunHook,
+    SendVrrp,
+    State,
+    StateChanged,
+)
+from carpd.core.auth import IPAddress
+from carpd.core.errors import OwnAdvert, UnknownVhid
+from carpd.core.machine import DELAYED_ANNOUNCE_ADVERTS, VhostCounters
+from carpd.core.vrrp import VRRP_MAX_INTERVAL, VRRP_PRIORITY_RELEASE, VrrpPacket
+
+VRRP_PRIORITY_MIN = 1
+VRRP_PRIORITY_MAX = 254  # 255 is the address owner, which carpd never is
+DEFAULT_PRIORITY = 100
+DEFAULT_INTERVAL_CS = 100
+MASTER_DOWN_ADVERTS = 3  # Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpSettings:
+    vrid: int
+    priority: int = DEFAULT_PRIORITY
+    interval_cs: int = DEFAULT_INTERVAL_CS  # Advertisement_Interval, centiseconds
+    preempt: bool = True  # Preempt_Mode (RFC default True)
+    # Accept_Mode: take packets addressed to the virtual addresses while MASTER. Only
+    # the runtime uses it; the election does not.
+    accept: bool = False
+    families: frozenset[int] = frozenset({4})
+    # No down hook on the first INIT -> BACKUP (as ucarp --neutral).
+    neutral: bool = False
+    # The VRID's addresses, both families; the advert for family F carries the F ones.
+    addresses: tuple[IPAddress, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.vrid <= 255:
+            raise ValueError(f"vrid {self.vrid} is not in 1-255")
+        if not VRRP_PRIORITY_MIN <= self.priority <= VRRP_PRIORITY_MAX:
+            raise ValueError(
+                f"priority {self.priority} is not in {VRRP_PRIORITY_MIN}-{VRRP_PRIORITY_MAX}"
+            )
+        if not 1 <= self.interval_cs <= VRRP_MAX_INTERVAL:
+            raise ValueError(f"interval {self.interval_cs} cs is not in 1-{VRRP_MAX_INTERVAL}")
+        if not self.families or not self.families <= {4, 6}:
+            raise ValueError(f"families {sorted(self.families)} must be a non-empty subset of 4, 6")
+        have = {a.version for a in self.addresses}
+        if have != self.families:
+            raise ValueError(
+                f"families {sorted(self.families)} do not match the families of the "
+                f"addresses {sorted(have)}: every family needs at least one address"
+            )
+        for family in self.families:
+            if len(self.addresses_of(family)) > 255:
+                raise ValueError(f"more than 255 IPv{family} addresses")
+
+    @property
+    def vhid(self) -> int:
+        """The VRID, under the name the CARP settings use."""
+        return self.vrid
+
+    def addresses_of(self, family: int) -> tuple[IPAddress, ...]:
+        return tuple(a for a in self.addresses if a.version == family)
+
+
+def effective_priority(priority: int, demotion: int) -> int:
+    """The configured priority lowered by the demotion total, never below 1."""
+    if demotion <= 0:
+        return priority
+    return max(VRRP_PRIORITY_MIN, priority - demotion)
+
+
+def skew_time(priority: int, master_adver_cs: int) -> float:
+    """RFC 5798 6.1 Skew_Time, in seconds."""
+    return (256 - priority) * master_adver_cs / 256 / 100
+
+
+def master_down_interval(priority: int, master_adver_cs: int) -> float:
+    """RFC 5798 6.1 Master_Down_Interval, in seconds."""
+    return (MASTER_DOWN_ADVERTS * master_adver_cs + (256 - priority) * master_adver_cs / 256) / 100
+
+
+class VrrpRouter:
+    """One virtual router (VRID) on one interface."""
+
+    def __init__(self, settings: VrrpSettings, *, own_sources: dict[int, IPAddress]) -> None:
+        self.settings = settings
+        # Our primary address per family: the interface's IPv4 address, the IPv6
+        # link-local. The advert source, and what the equal-priority tie-break compares.
+        self.own_sources = dict(own_sources)
+        self.state = State.INIT
+        self.master: IPAddress | None = None
+        self.last_transition: float | None = None
+        self.counters = VhostCounters()
+        self.demotion = 0
+        self.link_up = True
+        self.enabled = True
+        # Adverts whose address list differs from ours: RFC 5798 7.1 "MAY log"; we count
+        # them and still process the advert, as keepalived does.
+        self.mismatched_addresses = 0
+        self._actions: list[Action] = []
+        self._advert_at: float | None = None  # Adver_Timer, as MASTER
+        self._master_down_at: dict[int, float] = {}  # Master_Down_Timer per family, BACKUP
+        self._down_reason: dict[int, str] = {}
+        self._master_adver_cs: dict[int, int] = dict.fromkeys(
+            settings.families, settings.interval_cs
+        )
+        self._delayed_announce = 0
+
+    # -- timing -------------------------------------------------------------------
+
+    @property
+    def priority(self) -> int:
+        """The priority we advertise and compare with: demotion subtracted, at least 1."""
+        return effective_priority(self.settings.priority, self.demotion)
+
+    @property
+    def advskew(self) -> int:
+        """CARP only; VRRP has priority instead."""
+        return 0
+
+    @property
+    def demote(self) -> int:
+        """CARP only: VRRP has no demote byte (demotion lowers the priority instead)."""
+        return 0
+
+    @property
+    def advert_interval(self) -> float:
+        """Advertisement_Interval in seconds: how often we advertise as MASTER."""
+        return self.settings.interval_cs / 100
+
+    def master_adver_interval(self, family: int) -> float:
+        """Master_Adver_Interval for ``family`` in seconds (learned from the master)."""
+        return self._master_adver_cs.get(family, self.settings.interval_cs) / 100
+
+    def skew_time(self, family: int) -> float:
+        return skew_time(
+            self.priority, self._master_adver_cs.get(family, self.settings.interval_cs)
+        )
+
+    def master_down_interval_for(self, family: int) -> float:
+        return master_down_interval(
+            self.priority, self._master_adver_cs.get(family, self.settings.interval_cs)
+        )
+
+    @property
+    def master_down_interval(self) -> float:
+        """Master_Down_Interval in seconds, for the lowest family (IPv4 if it runs)."""
+        return self.master_down_interval_for(min(self.settings.families))
+
+    def get_timer(self) -> float | None:
+        deadlines = [*self._master_down_at.values()]
+        if self._advert_at is not None:
+            deadlines.append(self._advert_at)
+        return min(deadlines) if deadlines else None
+
+    def drain(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    # -- inputs -------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """RFC 5798 6.4.1 Startup. Our priority is never 255, so always BACKUP first."""
+        if self.state is State.INIT and self.link_up and self.enabled:
+            self._initialize(now, "initialization complete")
+
+    def _initialize(self, now: float, reason: str) -> None:
+        """Master_Adver_Interval = Advertisement_Interval, then BACKUP (6.4.1)."""
+        self._master_adver_cs = dict.fromkeys(self.settings.families, self.settings.interval_cs)
+        self._become_backup(now, reason)
+
+    def set_demotion(self, total: int, now: float) -> None:
+        """A new demotion total. A MASTER advertises a changed priority at once."""
+        if total == self.demotion:
+            return
+        before = self.priority
+        self.demotion = total
+        if self.state is State.MASTER and self.priority != before:
+            self._send_adverts()
+            self._advert_at = now + self.advert_interval
+
+    def link_changed(self, up: bool, now: float) -> None:
+        """The interface lost or regained its link: INIT while down."""
+        if up == self.link_up:
+            return
+        self.link_up = up
+        if up:
+            if self.enabled and self.state is State.INIT:
+                self._initialize(now, "carpdev up")
+        elif self.state is not State.INIT:
+            self._leave(now, "carpdev down", release=False)
+
+    def admin_down(self, now: float) -> None:
+        """`carpctl down`: release (priority 0) and stay in INIT."""
+        self.enabled = False
+        if self.state is not State.INIT:
+            self._leave(now, "user requested down", release=True)
+
+    def admin_up(self, now: float) -> None:
+        self.enabled = True
+        if self.link_up and self.state is State.INIT:
+            self._initialize(now, "user requested up")
+
+    def force_state(self, state: State, now: float) -> None:
+        """Force MASTER or BACKUP (not from INIT)."""
+        if state is self.state or self.state is State.INIT:
+            return
+        if state is State.MASTER:
+            self._become_master(now, "user requested")
+        elif state is State.BACKUP:
+            # Release first so a backup takes over after Skew_Time, not a full timeout.
+            self._send_adverts(priority=VRRP_PRIORITY_RELEASE)
+            self._become_backup(now, "user requested")
+
+    def stop(self, now: float, reason: str = "shutdown") -> None:
+        """RFC 5798 Shutdown: a MASTER sends priority-0 adverts first."""
+        if self.state is not State.INIT:
+            self._leave(now, reason, release=True)
+
+    def _leave(self, now: float, reason: str, *, release: bool) -> None:
+        if self.state is State.MASTER:
+            if release:
+                self._send_adverts(priority=VRRP_PRIORITY_RELEASE)
+            self._actions.append(RemoveAddresses())
+            self._actions.append(RunHook("down"))
+        self._set_state(now, State.INIT, reason)
+        self._advert_at = None
+        self._master_down_at.clear()
+        self._down_reason.clear()
+        self._delayed_announce = 0
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:
+            # Adver_Timer fired: advertise, reset the timer.
+            self._send_adverts()
+            if self._delayed_announce:
+                self._delayed_announce -= 1
+                if not self._delayed_announce:
+                    self._actions.append(Announce())
+            # Schedule from the deadline, not from now, so adverts do not drift.
+            self._advert_at += self.advert_interval
+            if self._advert_at <= now:
+                self._advert_at = now + self.advert_interval
+        elif self.state is State.BACKUP:
+            fired = sorted(f for f, t in self._master_down_at.items() if t <= now)
+            if fired:
+                self._become_master(now, self._down_reason.get(fired[0], "master timed out"))
+
+    def receive(self, pkt: VrrpPacket, family: int, src: IPAddress, now: float) -> None:
+        """A decoded advert. Raises UnknownVhid (another VRID, or a family this VRID does
+        not run) or OwnAdvert; then nothing changed."""
+        if pkt.vrid != self.settings.vrid or family not in self.settings.families:
+            raise UnknownVhid(pkt.vrid)
+        if src in self.own_sources.values():
+            raise OwnAdvert(f"our own advert from {src} came back")
+        self.counters.adverts_received += 1
+        if sorted(pkt.addresses) != sorted(self.settings.addresses_of(family)):
+            self.mismatched_addresses += 1
+        if self.state is State.MASTER:
+            self._master_receives(pkt, family, src, now)
+        elif self.state is State.BACKUP:
+            self._backup_receives(pkt, family, src, now)
+
+    # -- RFC 5798 6.4.2 and 6.4.3 -------------------------------------------------
+
+    def _backup_receives(self, pkt: VrrpPacket, family: int, src: IPAddress, now: float) -> None:
+        if pkt.priority == VRRP_PRIORITY_RELEASE:
+            # The master is leaving: take over after Skew_Time unless a better backup
+            # advertises first.
+            self._master_down_at[family] = now + self.skew_time(family)
+            self._down_reason[family] = "master released (priority 0)"
+        elif not self.settings.preempt or pkt.priority >= self.priority:
+            self._note_master(family, src)
+            self._master_adver_cs[family] = pkt.interval_cs
+            self._master_down_at[family] = now + self.master_down_interval_for(family)
+            self._down_reason[family] = "master timed out"
+        # else: preempting a lower-priority master. Discard the advert and let the
+        # Master_Down_Timer run out.
+
+    def _master_receives(self, pkt: VrrpPacket, family: int, src: IPAddress, now: float) -> None:
+        if pkt.priority == VRRP_PRIORITY_RELEASE:
+            # Someone released the VRID: confirm at once that we are MASTER.
+            self._send_adverts()
+            self._advert_at = now + self.advert_interval
+            return
+        reason = None
+        if pkt.priority > self.priority:
+            reason = "higher priority master advertised"
+        elif pkt.priority == self.priority and self._loses_tie(family, src):
+            reason = "equal priority master with a greater address advertised"
+        if reason is not None:
+            self._master_adver_cs[family] = pkt.interval_cs
+            self._become_backup(now, reason)
+            self._note_master(family, src)
+        # else: discard.
+
+    def _loses_tie(self, family: int, src: IPAddress) -> bool:
+        """Equal priority: the greater primary address (unsigned, network order) wins."""
+        own = self.own_sources.get(family)
+        return own is None or int(src) > int(own)
+
+    def _note_master(self, family: int, src: IPAddress) -> None:
+        # A dual-stack master advertises on both families: show its IPv4 source.
+        if family == 4 or 4 not in self.settings.families:
+            self.master = src
+
+    # -- transitions --------------------------------------------------------------
+
+    def _set_state(self, now: float, new: State, reason: str) -> None:
+        old, self.state = self.state, new
+        self.last_transition = now
+        self.counters.transitions += 1
+        self._actions.append(StateChanged(old, new, reason))
+
+    def _become_master(self, now: float, reason: str) -> None:
+        self._set_state(now, State.MASTER, reason)
+        self.master = self.own_sources.get(4) or self.own_sources.get(6)
+        self._master_down_at.clear()
+        self._down_reason.clear()
+        self._actions.append(AddAddresses())
+        self._actions.append(Announce())
+        self._send_adverts()
+        self._actions.append(RunHook("up"))
+        self._advert_at = now + self.advert_interval
+        self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
+
+    def _become_backup(self, now: float, reason: str) -> None:
+        old = self.state
+        self._set_state(now, State.BACKUP, reason)
+        self._advert_at = None
+        self._delayed_announce = 0
+        self._actions.append(RemoveAddresses())
+        if not (old is State.INIT and self.settings.neutral):
+            self._actions.append(RunHook("down"))
+        self._master_down_at = {
+            f: now + self.master_down_interval_for(f) for f in self.settings.families
+        }
+        self._down_reason = dict.fromkeys(self.settings.families, "master timed out")
+
+    def _send_adverts(self, *, priority: int | None = None) -> None:
+        """One advert per family, each with that family's addresses."""
+        s = self.settings
+        for family in sorted(s.families):
+            pkt = VrrpPacket(
+                vrid=s.vrid,
+                priority=self.priority if priority is None else priority,
+                interval_cs=s.interval_cs,
+                addresses=s.addresses_of(family),
+            )
+            self._actions.append(SendVrrp(family, pkt))
+        self.counters.adverts_sent += 1

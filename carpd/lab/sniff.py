@@ -1,0 +1,64 @@
+"""A tiny packet watcher for lab namespaces: prints one line per CARP/VRRP advert or ARP.
+
+    python -m carpd.lab.sniff IFNAME [--save-carp-from SRC FILE]
+
+Lines: ``carp SRC vhid=V advbase=B advskew=S counter=C``, ``vrrp SRC vrid=V prio=P``,
+``arp SRC_MAC op=OP spa=IP tpa=IP`` (flushed, so a LogWatch can wait for them).
+With --save-carp-from, the first CARP datagram from SRC is also written (hex) to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+
+ETH_P_ALL = 0x0003
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("ifname")
+    p.add_argument("--save-carp-from", nargs=2, metavar=("SRC", "FILE"))
+    args = p.parse_args()
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((args.ifname, 0))
+    saved = False
+    print("sniffing", flush=True)
+    while True:
+        frame, addr = s.recvfrom(65535)
+        if addr[2] == socket.PACKET_OUTGOING:
+            continue
+        ethertype = int.from_bytes(frame[12:14], "big")
+        if ethertype == 0x0806 and len(frame) >= 42:
+            arp = frame[14:]
+            print(
+                f"arp {frame[6:12].hex(':')} op={int.from_bytes(arp[6:8], 'big')} "
+                f"spa={ipaddress.IPv4Address(arp[14:18])} tpa={ipaddress.IPv4Address(arp[24:28])}",
+                flush=True,
+            )
+        elif ethertype == 0x0800 and len(frame) >= 34 and frame[23] == 112:
+            ip = frame[14:]
+            ihl = (ip[0] & 0x0F) * 4
+            src = ipaddress.IPv4Address(ip[12:16])
+            body = ip[ihl:]
+            if body and body[0] >> 4 == 2 and len(body) >= 16:
+                counter = int.from_bytes(body[8:16], "big")
+                print(
+                    f"carp {src} vhid={body[1]} advbase={body[5]} advskew={body[2]} "
+                    f"counter={counter:#x}",
+                    flush=True,
+                )
+                if args.save_carp_from and not saved and str(src) == args.save_carp_from[0]:
+                    total = int.from_bytes(ip[2:4], "big")
+                    with open(args.save_carp_from[1], "w") as f:
+                        f.write(ip[:total].hex())
+                    saved = True
+                    print(f"saved {src}", flush=True)
+            elif body and body[0] >> 4 == 3 and len(body) >= 8:
+                print(f"vrrp {src} vrid={body[1]} prio={body[2]}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Virtual MAC, unicast peers, replay protection and split brain, on real namespaces."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from carpd.lab.cluster import Node, VhidSpec, line_time
+from carpd.lab.netlab import Host, Lab, LogWatch
+from carpd.lab.probe import Pinger
+
+VIP = "192.0.2.100"
+VMAC = "00:00:5e:00:01:01"
+
+
+def pair(lab: Lab, extra: dict[str, object], preempt: bool = False) -> tuple[Node, Node]:
+    h1 = lab.add_host("n1", "192.0.2.1/24")
+    h2 = lab.add_host("n2", "192.0.2.2/24")
+    g = {"preempt": preempt}
+    n1 = Node(lab, h1, [VhidSpec(1, (f"{VIP}/24",), advskew=0, extra=dict(extra))], g)
+    n2 = Node(lab, h2, [VhidSpec(1, (f"{VIP}/24",), advskew=100, extra=dict(extra))], g)
+    return n1, n2
+
+
+def neighbour_mac(client: Host, addr: str) -> str | None:
+    out = client.run(["ip", "neigh", "show", addr]).stdout.split()
+    return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
+
+def nft(host: Host, rules: str) -> None:
+    r = host.run(["nft", "-f", "-"], input=rules)
+    assert r.returncode == 0, r.stderr
+
+
+def sniff(lab: Lab, host: Host, *args: str) -> LogWatch:
+    proc = host.spawn(
+        [sys.executable, "-m", "carpd.lab.sniff", "eth0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    watch = LogWatch(proc.stdout)
+    watch.wait_for("sniffing", 10)
+    return watch
+
+
+DROP_ARP = f"""
+table arp lab {{
+    chain in {{
+        type filter hook input priority 0;
+        arp saddr ip {VIP} drop
+    }}
+}}
+"""
+
+
+@pytest.mark.parametrize("vmac", [True, False])
+def test_with_a_virtual_mac_failover_needs_no_arp_refresh(lab: Lab, vmac: bool) -> None:
+    n1, n2 = pair(lab, {"vmac": vmac})
+    client = lab.add_host("cl", "192.0.2.9/24")
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=10)
+    ping = Pinger(client, VIP)
+    ping.wait_reply()
+    before = neighbour_mac(client, VIP)
+    if vmac:
+        assert before == VMAC
+        assert n1.host.run(["ip", "-br", "link", "show", "carp1"]).stdout.split()[1] == "UP"
+        assert "carp1" in n2.host.run(["ip", "-br", "link", "show", "carp1"]).stdout
+        assert n2.host.run(["ip", "-br", "link", "show", "carp1"]).stdout.split()[1] == "DOWN"
+    # From now on the client takes no ARP about the address: no gratuitous ARP can help.
+    nft(client, DROP_ARP)
+    mark = n2.mark()
+    n1.signal(signal.SIGKILL)
+    lab.set_link(n1.host, False)
+    n2.wait_state("MASTER", timeout=10, start=mark)
+    after_mark = ping.mark()
+    if vmac:
+        ping.log.wait_for(r"bytes from", timeout=3, start=after_mark)
+        assert neighbour_mac(client, VIP) == before  # the same MAC, now on n2
+    else:
+        # The client still sends to n1's MAC: unreachable until its ARP entry expires.
+        with pytest.raises(TimeoutError):
+            ping.log.wait_for(r"bytes from", timeout=3, start=after_mark)
+    ping.stop()
+
+
+def test_virtual_mac_interface_is_removed_on_exit(lab: Lab) -> None:
+    n1, _ = pair(lab, {"vmac": True})
+    n1.start()
+    n1.wait_state("MASTER", timeout=10)
+    assert n1.stop(signal.SIGTERM) == 0
+    assert n1.host.run(["ip", "link", "show", "carp1"]).returncode != 0
+
+
+DROP_MULTICAST = """
+table inet lab {
+    chain in {
+        type filter hook input priority 0;
+        ip daddr 224.0.0.18 drop
+    }
+    chain out {
+        type filter hook output priority 0;
+        ip daddr 224.0.0.18 drop
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("unicast", [True, False])
+def test_unicast_peers_elect_one_master_where_multicast_is_dropped(lab: Lab, unicast: bool) -> None:
+    n1, n2 = pair(lab, {})
+    if unicast:
+        n1.vhids[0].extra["peers"] = ["192.0.2.2"]
+        n2.vhids[0].extra["peers"] = ["192.0.2.1"]
+    for node in (n1, n2):
+        nft(node.host, DROP_MULTICAST)  # as in clouds that block multicast
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=10)
+    if unicast:
+        n2.wait_counter("adverts_received", 4)
+        assert n2.states() == {"carp1": "BACKUP"}
+        mark = n2.mark()
+        n1.signal(signal.SIGKILL)
+        n2.wait_state("MASTER", timeout=10, start=mark)
+    else:
+        n2.wait_state("MASTER", timeout=10)  # without peers: split brain, as expected
+
+
+def test_adverts_from_strangers_are_refused_with_peers(lab: Lab) -> None:
+    n1, n2 = pair(lab, {"peers": ["192.0.2.2"]})
+    n2.vhids[0].extra["peers"] = ["192.0.2.3"]  # n2 does not name n1
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=10)
+    n2.wait_state("MASTER", timeout=10)
+    n2.wait_log(r"not_a_peer from 192\.0\.2\.1", timeout=5)
+
+
+@pytest.mark.parametrize("protected", [True, False])
+def test_a_replayed_advert_with_a_better_advskew(lab: Lab, protected: bool) -> None:
+    h1 = lab.add_host("n1", "192.0.2.1/24")
+    h2 = lab.add_host("n2", "192.0.2.2/24")
+    attacker = lab.add_host("at", "192.0.2.66/24")
+    extra = {"replay_protection": protected}
+    n1 = Node(
+        lab, h1, [VhidSpec(1, (f"{VIP}/24",), advskew=50, extra=dict(extra))], {"preempt": True}
+    )
+    n2 = Node(lab, h2, [VhidSpec(1, (f"{VIP}/24",), advskew=100, extra=dict(extra))])
+    captured = lab.tmp / "advert.hex"
+    watch = sniff(lab, attacker, "--save-carp-from", "192.0.2.2", str(captured))
+    n2.start()
+    n2.wait_state("MASTER", timeout=10)
+    watch.wait_for("saved 192.0.2.2", 5)  # the attacker holds a genuine advert of n2
+    n1.start()
+    n1.wait_state("MASTER", timeout=10)  # preempts n2, hearing its adverts
+    n2.wait_state("BACKUP", timeout=5)
+    mark = n1.mark()
+    r = attacker.run(
+        [sys.executable, "-m", "carpd.lab.replay", str(captured), "0", "5"], timeout=20
+    )
+    assert r.returncode == 0, r.stderr
+    if protected:
+        n1.wait_log(r"replayed from 192\.0\.2\.2", timeout=5, start=mark)
+        n1.wait_counter("adverts_sent", 2)
+        assert n1.states() == {"carp1": "MASTER"}
+        assert n1.status()["vhosts"][0]["counters"]["dropped"]["replayed"] == 5
+    else:
+        # What CARP alone cannot prevent: the HMAC does not cover advskew.
+        n1.wait_state("BACKUP", timeout=5, start=mark)
+
+
+def test_a_healed_partition_keeps_one_master_and_announces_again(lab: Lab) -> None:
+    n1, n2 = pair(lab, {})
+    client = lab.add_host("cl", "192.0.2.9/24")
+    n1.start()
+    n1.wait_state("MASTER", timeout=10)
+    lab.isolate(n1.host)
+    lab.isolate(n2.host)
+    n2.start()
+    n2.wait_state("MASTER", timeout=10)  # split brain
+    watch = sniff(lab, client)
+    marks = (n1.mark(), n2.mark())
+    healed = time.time()
+    lab.isolate(n1.host, False)
+    lab.isolate(n2.host, False)
+    _, line = n2.wait_state("BACKUP", timeout=5, start=marks[1])
+    assert line_time(line) - healed <= 1 + 0.1  # within one advert interval
+    assert n1.states() == {"carp1": "MASTER"}
+    assert n1.log is not None
+    assert not [x for x in n1.log.lines[marks[0] :] if "state transition" in x]
+    # The winner announced the address afresh (twice), from its own MAC.
+    mac = n1.host.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+    watch.wait_for(rf"arp {mac} op=1 spa={VIP} tpa={VIP}", 3)
+    n1.wait_counter("adverts_sent", 3)
+    assert watch.count(rf"arp {mac} op=1 spa={VIP}") >= 2
