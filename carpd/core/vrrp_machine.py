@@ -127,6 +127,7 @@ class VrrpRouter:
         self._actions: list[Action] = []
         self._advert_at: float | None = None  # Adver_Timer, as MASTER
         self._master_down_at: dict[int, float] = {}  # Master_Down_Timer per family, BACKUP
+        self._armed_at: dict[int, float] = {}  # when each Master_Down_Timer was (re)started
         self._down_reason: dict[int, str] = {}
         self._master_adver_cs: dict[int, int] = dict.fromkeys(
             settings.families, settings.interval_cs
@@ -205,6 +206,13 @@ class VrrpRouter:
         if self.state is State.MASTER and self.priority != before:
             self._send_adverts()
             self._advert_at = now + self.advert_interval
+        elif self.state is State.BACKUP and self.priority != before:
+            # Skew_Time depends on the priority: a running Master_Down_Timer follows it
+            # (a start-up demotion lifted a moment later must not delay the takeover).
+            for family, reason in self._down_reason.items():
+                if family in self._master_down_at and reason == "master timed out":
+                    start = self._armed_at.get(family, now)
+                    self._master_down_at[family] = start + self.master_down_interval_for(family)
 
     def link_changed(self, up: bool, now: float) -> None:
         """The interface lost or regained its link: INIT while down."""
@@ -300,6 +308,7 @@ class VrrpRouter:
             self._note_master(family, src)
             self._master_adver_cs[family] = pkt.interval_cs
             self._master_down_at[family] = now + self.master_down_interval_for(family)
+            self._armed_at[family] = now
             self._down_reason[family] = "master timed out"
         # else: preempting a lower-priority master. Discard the advert and let the
         # Master_Down_Timer run out.
@@ -362,6 +371,7 @@ class VrrpRouter:
         self._master_down_at = {
             f: now + self.master_down_interval_for(f) for f in self.settings.families
         }
+        self._armed_at = dict.fromkeys(self.settings.families, now)
         self._down_reason = dict.fromkeys(self.settings.families, "master timed out")
 
     def _send_adverts(self, *, priority: int | None = None) -> None:

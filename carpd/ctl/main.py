@@ -44,12 +44,19 @@ def format_status(result: dict[str, Any]) -> str:
     is demoted, if it is."""
     lines = []
     for vh in result["vhosts"]:
-        lines.append(
-            f"{vh['name']}: {vh['state']} carpdev {vh['carpdev']} vhid {vh['vhid']} "
-            f"advbase {vh['advbase']} advskew {vh['advskew']}"
-        )
+        head = f"{vh['name']}: {vh['state']} carpdev {vh['carpdev']} "
+        if vh.get("protocol") == "vrrp3":
+            head += (
+                f"vrid {vh['vhid']} advbase {vh['advbase']:.2f} priority {vh['priority']} "
+                "(VRRPv3, no authentication)"
+            )
+        else:
+            head += f"vhid {vh['vhid']} advbase {vh['advbase']} advskew {vh['advskew']}"
+        lines.append(head)
         for addr in vh["addresses"]:
             lines.append(f"\t{'inet6' if ':' in addr else 'inet'} {addr}")
+        for text in vh.get("diagnostics") or []:
+            lines.append(f"\tdiagnosis: {text}")
         reasons = vh.get("demotion_reasons") or []
         if reasons:
             parts = ", ".join(f"{r['reason']} {r['amount']}" for r in reasons)

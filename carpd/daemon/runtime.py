@@ -23,6 +23,7 @@ from carpd.core.actions import (
     RemoveAddresses,
     RunHook,
     SendAdvert,
+    SendVrrp,
     State,
     StateChanged,
 )
@@ -42,6 +43,7 @@ from carpd.core.packet import (
 )
 from carpd.core.receive import Datagram, ipv4_datagram, ipv6_datagram
 from carpd.core.vrrp import VRRP_VERSION, VrrpPacket, decode_vrrp
+from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
 from carpd.daemon.health import Health
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.vmac import VirtualMac
@@ -55,6 +57,15 @@ log = logging.getLogger("carpd")
 
 SEND_ERRORS = 3  # consecutive failed adverts before the senderr demotion (FreeBSD, ucarp)
 
+# What a refused advert usually means, for the log and for status (once per 10 min).
+HINTS = {
+    "bad_hmac": "adverts from {src} for vhid {vhid} fail the HMAC check: the peer has a "
+    "different password, or a different address list (every address of a vhid is hashed)",
+    "own_advert": "our own adverts come back to us from the network: a switch or virtual "
+    "switch is reflecting multicast (e.g. NIC teaming on ESXi)",
+    "not_a_peer": "adverts for vhid {vhid} from {src}, which is not in peers",
+}
+
 
 class StartupError(Exception):
     """The host is not as the config expects (unknown interface, no source address)."""
@@ -63,7 +74,7 @@ class StartupError(Exception):
 @dataclass(eq=False)
 class Vhost:
     cfg: CarpConfig
-    machine: VirtualHost
+    machine: Machine
     dev: Carpdev
     timer: asyncio.TimerHandle | None = None
     hooks: asyncio.Task[None] | None = None
@@ -107,7 +118,19 @@ class Carpdev:
         self.announcer.close()
 
 
-def settings_for(cfg: CarpConfig) -> VhostSettings:
+def settings_for(cfg: CarpConfig) -> VhostSettings | VrrpSettings:
+    families = frozenset(a.version for a in cfg.addresses)
+    if cfg.protocol == "vrrp3":
+        return VrrpSettings(
+            vrid=cfg.vhid,
+            priority=cfg.priority,
+            interval_cs=cfg.interval_cs,
+            preempt=cfg.preempt,
+            accept=cfg.accept,
+            families=families,
+            neutral=cfg.neutral,
+            addresses=tuple(a.ip for a in cfg.addresses),
+        )
     return VhostSettings(
         vhid=cfg.vhid,
         advbase=int(cfg.advbase),
@@ -115,11 +138,14 @@ def settings_for(cfg: CarpConfig) -> VhostSettings:
         preempt=cfg.preempt,
         tiebreak=cfg.tiebreak,
         deadratio=cfg.deadratio,
-        families=frozenset(a.version for a in cfg.addresses),
+        families=families,
         neutral=cfg.neutral,
         peers=frozenset(cfg.peers),
         replay_protection=cfg.replay_protection,
     )
+
+
+Machine = VirtualHost | VrrpRouter
 
 
 class Daemon:
@@ -220,10 +246,14 @@ class Daemon:
             if dev.sock6 is None:
                 dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
                 self._watch(dev.sock6.fileno(), self._on_v6, dev)
-        auth = Authenticator(cfg.password, cfg.vhid, [a.ip for a in cfg.addresses])
-        # Replay protection needs counters that keep increasing across restarts.
-        start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
-        machine = VirtualHost(settings, auth, counter_start=start, own_sources=sources)
+        machine: Machine
+        if isinstance(settings, VrrpSettings):
+            machine = VrrpRouter(settings, own_sources=sources)
+        else:
+            auth = Authenticator(cfg.password, cfg.vhid, [a.ip for a in cfg.addresses])
+            # Replay protection needs counters that keep increasing across restarts.
+            start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
+            machine = VirtualHost(settings, auth, counter_start=start, own_sources=sources)
         vh = Vhost(cfg=cfg, machine=machine, dev=dev)
         if cfg.vmac:
             vh.vmac = await self._make_vmac(cfg, dev)
@@ -514,6 +544,9 @@ class Daemon:
             # Counted on the vhid it claimed to be for, not again on the carpdev.
             vh.machine.counters.drop(e.reason)
             self._log_drop(vh.dev, e, src)
+            hint = HINTS.get(e.reason)
+            if hint is not None:
+                self.diagnose(vh, e.reason, hint.format(src=src, vhid=vh.cfg.vhid))
         self._process(vh)
 
     def diagnose(self, vh: Vhost, kind: str, text: str) -> None:
@@ -606,6 +639,15 @@ class Daemon:
     def _execute(self, vh: Vhost, action: Action) -> None:
         cfg, dev = vh.cfg, vh.dev
         if isinstance(action, StateChanged):
+            if action.reason == "master timed out" and vh.machine.counters.adverts_received == 0:
+                where = f"from peers {', '.join(map(str, cfg.peers))}" if cfg.peers else "at all"
+                self.diagnose(
+                    vh,
+                    "silence",
+                    f"became MASTER without having heard any advert {where}: if another node "
+                    "should be MASTER, its adverts do not reach us (protocol 112 or multicast "
+                    "filtered? unicast peers help where multicast is blocked)",
+                )
             level = logging.INFO if State.INIT in (action.old, action.new) else logging.WARNING
             log.log(
                 level,
@@ -617,6 +659,8 @@ class Daemon:
             )
         elif isinstance(action, SendAdvert):
             self._send(vh, action.payload)
+        elif isinstance(action, SendVrrp):
+            self._send_vrrp(vh, action.family, action.packet)
         elif isinstance(action, Announce):
             announcer, mac = dev.announcer, dev.link.mac
             if vh.vmac is not None and vh.vmac.announcer is not None:
@@ -657,6 +701,31 @@ class Daemon:
                 if hidden is not None:
                     log.warning(
                         "%s: ip%s_output failed: %s", vh.cfg.name, fam if fam == 6 else "", e
+                    )
+        self._count_send(vh, ok)
+
+    def _send_vrrp(self, vh: Vhost, family: int, pkt: VrrpPacket) -> None:
+        """VRRP's checksum covers a pseudo-header, so each destination gets its own."""
+        dev = vh.dev
+        src = vh.machine.own_sources[family]
+        ok = True
+        for dst in vh.destinations(family):
+            try:
+                payload = pkt.encode(src, dst)
+                if isinstance(src, ipaddress.IPv4Address) and dev.sock4 is not None:
+                    assert isinstance(dst, ipaddress.IPv4Address)
+                    ident = random.getrandbits(16)
+                    # keepalived's TOS (network control); TTL 255 as the RFC requires.
+                    dev.sock4.send(build_ipv4(src, dst, payload, ident, tos=0xC0), dst)
+                elif isinstance(src, ipaddress.IPv6Address) and dev.sock6 is not None:
+                    assert isinstance(dst, ipaddress.IPv6Address)
+                    dev.sock6.send(payload, dst, src)
+            except OSError as e:
+                ok = False
+                vh.machine.counters.drop("send_error")
+                if self.limiter.allow((dev.name, "send", family), self.now()) is not None:
+                    log.warning(
+                        "%s: ip%s_output failed: %s", vh.cfg.name, "6" if family == 6 else "", e
                     )
         self._count_send(vh, ok)
 

@@ -44,18 +44,15 @@ def render_config(socket: Path, vhids: list[VhidSpec], **global_: Any) -> str:
     lines = ["[global]", f"control_socket = {_toml_value(str(socket))}"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in global_.items()]
     for spec in vhids:
+        table: dict[str, Any] = {"name": spec.ifname, "vhid": spec.vhid, "carpdev": spec.carpdev}
+        if spec.extra.get("protocol") != "vrrp3":  # VRRPv3 has no password and no advskew
+            table.update(password=spec.password, advbase=spec.advbase, advskew=spec.advskew)
+        table["addresses"] = list(spec.addresses)
+        table.update(spec.extra)
+        lines += ["", "[[carp]]"]
         lines += [
-            "",
-            "[[carp]]",
-            f"name = {_toml_value(spec.ifname)}",
-            f"vhid = {spec.vhid}",
-            f"carpdev = {_toml_value(spec.carpdev)}",
-            f"pass = {_toml_value(spec.password)}",
-            f"advbase = {spec.advbase}",
-            f"advskew = {spec.advskew}",
-            f"addresses = {_toml_value(list(spec.addresses))}",
+            f"{'pass' if k == 'password' else k} = {_toml_value(v)}" for k, v in table.items()
         ]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in spec.extra.items()]
     return "\n".join(lines) + "\n"
 
 

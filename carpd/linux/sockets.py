@@ -81,8 +81,19 @@ class AdvertSocketV6:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, payload: bytes, dst: ipaddress.IPv6Address = CARP_GROUP_V6) -> None:
-        self.sock.sendto(payload, (str(dst), 0, 0, self.ifindex))
+    def send(
+        self,
+        payload: bytes,
+        dst: ipaddress.IPv6Address = CARP_GROUP_V6,
+        src: ipaddress.IPv6Address | None = None,
+    ) -> None:
+        if src is None:
+            self.sock.sendto(payload, (str(dst), 0, 0, self.ifindex))
+            return
+        # A fixed source: VRRP's checksum was computed over it.
+        pktinfo = struct.pack("16sI", src.packed, self.ifindex)
+        anc = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
+        self.sock.sendmsg([payload], anc, 0, (str(dst), 0, 0, self.ifindex))
 
     def recv(self) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.IPv6Address, int]:
         """(payload, source, destination, hop limit)."""

@@ -877,3 +877,14 @@ def test_sim_dual_stack() -> None:
     assert last6 is not None
     seg.run_until(20.0)
     assert b.transitions[1] == (last6 + MDI_100, State.MASTER)
+
+
+def test_a_lifted_demotion_shortens_a_running_master_down_timer() -> None:
+    # The daemon starts demoted (start-up) and lifts it a moment later: the backup's
+    # takeover must follow the real priority, not the start-up one.
+    r = make_router(priority=200)
+    r.set_demotion(240, 0.0)
+    r.start(0.0)
+    assert r.get_timer() == pytest.approx(3 + 255 / 256)
+    r.set_demotion(0, 0.01)
+    assert r.get_timer() == pytest.approx(3 + 56 / 256)

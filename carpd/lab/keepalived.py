@@ -1,0 +1,65 @@
+"""A real keepalived (Debian package) as a VRRPv3 peer in a lab namespace."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+from carpd.lab.netlab import Host, Lab, LogWatch
+
+KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
+
+
+def instance(name: str, vrid: int, priority: int, address: str, advert_int: float) -> str:
+    return textwrap.dedent(f"""\
+        vrrp_instance {name} {{
+            state BACKUP
+            interface eth0
+            virtual_router_id {vrid}
+            priority {priority}
+            advert_int {advert_int}
+            virtual_ipaddress {{
+                {address}
+            }}
+        }}
+        """)
+
+
+class Keepalived:
+    """keepalived -n -l -P with its own config and pid files inside the lab."""
+
+    def __init__(self, lab: Lab, host: Host, instances: list[str]) -> None:
+        base: Path = lab.tmp / f"keepalived-{host.name}"
+        base.mkdir(exist_ok=True)
+        conf = base / "keepalived.conf"
+        conf.write_text(
+            "global_defs {\n    router_id lab\n    vrrp_version 3\n}\n" + "\n".join(instances)
+        )
+        argv = [
+            KEEPALIVED,
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+            "-f",
+            str(conf),
+            "-p",
+            str(base / "keepalived.pid"),
+            "-r",
+            str(base / "vrrp.pid"),
+        ]
+        self.lab = lab
+        self.proc = host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        self.log = LogWatch(self.proc.stdout)
+
+    def wait_state(self, name: str, state: str, timeout: float = 10.0, start: int = 0) -> str:
+        _, line = self.log.wait_for(rf"\({name}\) Entering {state} STATE", timeout, start)
+        return line
+
+    def kill(self) -> None:
+        import signal
+
+        self.lab.kill(self.proc, signal.SIGKILL)

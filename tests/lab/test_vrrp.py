@@ -1,0 +1,90 @@
+"""VRRPv3: carpd and a real keepalived (vrrp_version 3) on one VRID, both ways, v4 and v6."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from carpd.lab.cluster import Node, VhidSpec, line_time
+from carpd.lab.keepalived import KEEPALIVED, Keepalived, instance
+from carpd.lab.netlab import Lab
+
+FAMILIES = {
+    4: (9, "192.0.2.200/24", "V4"),
+    6: (10, "2001:db8::200/64", "V6"),
+}
+
+
+@pytest.fixture
+def keepalived_bin() -> str:
+    if not os.path.exists(KEEPALIVED):
+        if os.environ.get("CI") == "true":
+            pytest.fail("needs the Debian package keepalived")
+        pytest.skip("needs the Debian package keepalived")
+    return KEEPALIVED
+
+
+def vrrp_spec(vrid: int, address: str, priority: int, advbase: float = 1) -> VhidSpec:
+    extra = {"protocol": "vrrp3", "priority": priority, "advbase": advbase}
+    return VhidSpec(vrid, (address,), password="", extra=extra)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("preferred", ["carpd", "keepalived"])
+def test_carpd_and_keepalived_elect_one_master_and_fail_over(
+    lab: Lab, keepalived_bin: str, family: int, preferred: str
+) -> None:
+    vrid, address, name = FAMILIES[family]
+    ka_prio, cd_prio = (100, 200) if preferred == "carpd" else (200, 100)
+    hk = lab.add_host("ka", "192.0.2.1/24", "2001:db8::1/64")
+    hc = lab.add_host("cd", "192.0.2.2/24", "2001:db8::2/64")
+    node = Node(lab, hc, [vrrp_spec(vrid, address, cd_prio)])
+    ka = Keepalived(lab, hk, [instance(name, vrid, ka_prio, address, 1)])
+    node.start()
+    node.wait_ready()
+    rc, out, _ = node.ctl("status")
+    assert (
+        f"carp{vrid}: BACKUP carpdev eth0 vrid {vrid} advbase 1.00 priority {cd_prio} "
+        "(VRRPv3, no authentication)" in out
+    )
+    vip = address.split("/")[0]
+    if preferred == "carpd":
+        node.wait_state("MASTER", timeout=10)
+        ka.wait_state(name, "BACKUP")
+        node.wait_counter("adverts_sent", 4)
+        assert ka.log.count(r"Entering MASTER STATE") == 0
+        assert node.status()["vhosts"][0]["counters"]["dropped"] == {}
+        mark = ka.log.mark()
+        node.signal(signal.SIGKILL)
+        ka.wait_state(name, "MASTER", timeout=10, start=mark)
+    else:
+        ka.wait_state(name, "MASTER", timeout=10)
+        node.wait_state("BACKUP")
+        node.wait_counter("adverts_received", 4)
+        assert node.states() == {f"carp{vrid}": "BACKUP"}
+        assert node.status()["vhosts"][0]["counters"]["dropped"] == {}
+        mark = node.mark()
+        ka.kill()
+        node.wait_state("MASTER", timeout=10, start=mark)
+        hc.wait_address(vip)
+
+
+def test_vrrp3_at_a_tenth_of_a_second_fails_over_in_under_half_a_second(lab: Lab) -> None:
+    h1 = lab.add_host("n1", "192.0.2.1/24")
+    h2 = lab.add_host("n2", "192.0.2.2/24")
+    n1 = Node(lab, h1, [vrrp_spec(5, "192.0.2.150/24", 200, advbase=0.1)])
+    n2 = Node(lab, h2, [vrrp_spec(5, "192.0.2.150/24", 100, advbase=0.1)])
+    n1.start()
+    n2.start()
+    n1.wait_state("MASTER", timeout=5)
+    n2.wait_state("BACKUP", timeout=5)
+    n2.wait_counter("adverts_received", 10)
+    mark = n2.mark()
+    killed = time.time()
+    n1.signal(signal.SIGKILL)
+    _, line = n2.wait_state("MASTER", timeout=5, start=mark)
+    # Master_Down_Interval = 3 x 0.1 + (256 - 100)/256 x 0.1 = 0.361 s.
+    assert line_time(line) - killed < 0.5
