@@ -45,7 +45,7 @@ def test_carpd_and_keepalived_elect_one_master_and_fail_over(
     ka = Keepalived(lab, hk, [instance(name, vrid, ka_prio, address, 1)])
     node.start()
     node.wait_ready()
-    rc, out, _ = node.ctl("status")
+    _, out, _ = node.ctl("status")
     assert (
         f"carp{vrid}: BACKUP carpdev eth0 vrid {vrid} advbase 1.00 priority {cd_prio} "
         "(VRRPv3, no authentication)" in out
