@@ -11,6 +11,7 @@ import sys
 
 from carpd.core.auth import Authenticator
 from carpd.core.packet import CARP_GROUP_V4, CarpPacket, build_ipv4
+from carpd.core.vrrp import VrrpPacket
 
 
 def main() -> None:
@@ -26,7 +27,8 @@ def main() -> None:
         "bad_hmac": build_ipv4(src, CARP_GROUP_V4, payload, 1),
         "bad_ttl": build_ipv4(src, CARP_GROUP_V4, payload, 2, ttl=64),
         "bad_checksum": build_ipv4(src, CARP_GROUP_V4, payload[:6] + b"\x00\x00" + payload[8:], 3),
-        "bad_version": build_ipv4(src, CARP_GROUP_V4, bytes([0x31]) + payload[1:], 4),
+        # Version 4: neither CARP (2) nor VRRP (3).
+        "bad_version": build_ipv4(src, CARP_GROUP_V4, bytes([0x41]) + payload[1:], 4),
         "short": build_ipv4(src, CARP_GROUP_V4, payload[:20], 5),
         "bad_length": build_ipv4(src, CARP_GROUP_V4, payload + b"junk", 6),
         "unknown_vhid": build_ipv4(
@@ -34,6 +36,13 @@ def main() -> None:
             CARP_GROUP_V4,
             CarpPacket(vhid + 1, 1, 0, counter, wrong.sign(b"\0" * 8)).encode(),
             7,
+        ),
+        # A genuine-looking VRRPv3 advert for our vhid: a VRRP router on the same number.
+        "vrrp_clash": build_ipv4(
+            src,
+            CARP_GROUP_V4,
+            VrrpPacket(vhid, 100, 100, tuple(vip)).encode(src, CARP_GROUP_V4),  # type: ignore[arg-type]
+            9,
         ),
         # The infinite advert, forged: must not make the BACKUP take over.
         "bad_hmac_bow_out": build_ipv4(

@@ -169,7 +169,7 @@ def test_malformed_and_forged_adverts_are_counted_and_change_nothing(lab: Lab) -
         "bad_hmac": 10,  # five forged better adverts and five forged bow-outs
         "bad_ttl": 5,
         "bad_checksum": 5,
-        "bad_version": 5,
+        "bad_version": 10,  # five of version 4, five VRRPv3 adverts for our vhid
         "short": 5,
         "bad_length": 5,
         "unknown_vhid": 5,
@@ -191,6 +191,10 @@ def test_malformed_and_forged_adverts_are_counted_and_change_nothing(lab: Lab) -
     # Logged, but rate-limited: one line per reason and source, not one per packet.
     assert n2.log is not None
     assert n2.log.count(r"carp: bad_hmac from 192.0.2.66 on eth0") == 1
+    # ...and diagnosed, with a hint.
+    assert n2.log.count(r"carp1: vhid 1 is also used by a VRRP router at 192\.0\.2\.66") == 1
+    assert n2.log.count(r"carp1: adverts from 192\.0\.2\.66 for vhid 1 fail the HMAC check") == 1
+    assert "vhid 1 is also used by a VRRP router" in n2.ctl("status")[1]
 
 
 def test_many_vhids_in_one_process_are_independent(lab: Lab) -> None:
