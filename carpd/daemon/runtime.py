@@ -8,6 +8,7 @@ import dataclasses
 import grp
 import ipaddress
 import logging
+import os
 import random
 import time
 from collections import deque
@@ -48,6 +49,7 @@ from carpd.daemon.health import Health
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.vmac import VirtualMac
 from carpd.linux import sysctl
+from carpd.linux.acceptmode import NFT, AcceptFilter, AcceptFilterError
 from carpd.linux.hooks import HookCall, run_hook
 from carpd.linux.linkwatch import LinkWatcher
 from carpd.linux.netlink import Link, Netlink
@@ -148,6 +150,11 @@ def settings_for(cfg: CarpConfig) -> VhostSettings | VrrpSettings:
 Machine = VirtualHost | VrrpRouter
 
 
+def refuses_traffic(cfg: CarpConfig) -> bool:
+    """VRRPv3 with Accept_Mode False: the addresses answer ARP/ND but take no packets."""
+    return cfg.protocol == "vrrp3" and not cfg.accept
+
+
 class Daemon:
     def __init__(self, config: Config, netlink: Netlink | None = None) -> None:
         self.config = config
@@ -164,6 +171,7 @@ class Daemon:
         self._retired: list[asyncio.Task[None]] = []  # workers of vhids stopped on reload
         self._arp_saved: dict[str, dict[str, str]] = {}  # carpdev -> its ARP sysctls before us
         self._old_vmacs: list[VirtualMac] = []  # of vhids stopped on reload
+        self.accept_filter = AcceptFilter()
 
     # -- set-up -------------------------------------------------------------------
 
@@ -189,6 +197,10 @@ class Daemon:
                 problems.append(
                     f"{where}: carpdev {cfg.carpdev} has no IPv4 address of its own to send "
                     "adverts from: add one or set srcip"
+                )
+            if refuses_traffic(cfg) and not os.path.exists(NFT):
+                problems.append(
+                    f"{where}: accept = false needs the nft command (Debian package nftables)"
                 )
             if 6 in families and not any(a.version == 6 and a.is_link_local for a in own):
                 problems.append(
@@ -255,6 +267,11 @@ class Daemon:
             start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
             machine = VirtualHost(settings, auth, counter_start=start, own_sources=sources)
         vh = Vhost(cfg=cfg, machine=machine, dev=dev)
+        if refuses_traffic(cfg):
+            try:
+                self.accept_filter.refuse(a.ip for a in cfg.addresses)
+            except AcceptFilterError as e:
+                raise StartupError(f"{cfg.name}: accept = false: {e}") from None
         if cfg.vmac:
             vh.vmac = await self._make_vmac(cfg, dev)
         for fam in settings.families:
@@ -408,6 +425,10 @@ class Daemon:
             for key, value in saved.items():
                 with contextlib.suppress(OSError):
                     sysctl.write("ipv4", name, key, value)
+        try:
+            self.accept_filter.close()
+        except AcceptFilterError as e:
+            log.error("carp: %s", e)
         for dev in self.devs.values():
             self._unwatch(dev)
             dev.close()
@@ -421,6 +442,11 @@ class Daemon:
                 self._loop.remove_reader(s.fileno())
 
     def _stop_vhost(self, vh: Vhost, reason: str) -> None:
+        if refuses_traffic(vh.cfg):
+            try:
+                self.accept_filter.allow(a.ip for a in vh.cfg.addresses)
+            except AcceptFilterError as e:
+                log.error("%s: %s", vh.cfg.name, e)
         vh.machine.stop(self.now(), reason)
         self._process(vh)
         if vh.timer is not None:

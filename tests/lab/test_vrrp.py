@@ -88,3 +88,25 @@ def test_vrrp3_at_a_tenth_of_a_second_fails_over_in_under_half_a_second(lab: Lab
     _, line = n2.wait_state("MASTER", timeout=5, start=mark)
     # Master_Down_Interval = 3 x 0.1 + (256 - 100)/256 x 0.1 = 0.361 s.
     assert line_time(line) - killed < 0.5
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_accept_mode_decides_whether_the_master_takes_packets(lab: Lab, accept: bool) -> None:
+    h1 = lab.add_host("n1", "192.0.2.1/24")
+    client = lab.add_host("cl", "192.0.2.9/24")
+    spec = vrrp_spec(5, "192.0.2.150/24", 200)
+    spec.extra["accept"] = accept
+    node = Node(lab, h1, [spec])
+    node.start()
+    node.wait_state("MASTER", timeout=10)
+    h1.wait_address("192.0.2.150")
+    r = client.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "192.0.2.150"])
+    assert (r.returncode == 0) is accept
+    # Either way the MASTER answers ARP for the address (RFC 5798 6.4.3).
+    assert client.run(["ip", "neigh", "show", "192.0.2.150"]).stdout.split()[-1] in (
+        "REACHABLE",
+        "STALE",
+        "DELAY",
+    )
+    assert node.stop(signal.SIGTERM) == 0
+    assert "carpd" not in h1.run(["nft", "list", "tables"]).stdout  # its table is gone
