@@ -363,10 +363,11 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 def test_example_config_loads() -> None:
     config = load_config(EXAMPLE)
-    assert len(config.carp) == 2
-    v4, dual = config.carp
+    assert len(config.carp) == 3
+    v4, dual, vrrp = config.carp
     assert {a.version for a in v4.addresses} == {4}
     assert {a.version for a in dual.addresses} == {4, 6}
+    assert (vrrp.protocol, vrrp.interval_cs, vrrp.vmac, vrrp.password) == ("vrrp3", 10, True, b"")
     for c in config.carp:
         assert c.passfile is None
         for a in c.addresses:
