@@ -131,6 +131,9 @@ def test_unicast_peers_elect_one_master_where_multicast_is_dropped(lab: Lab, uni
         n2.wait_state("MASTER", timeout=10, start=mark)
     else:
         n2.wait_state("MASTER", timeout=10)  # without peers: split brain, as expected
+        # ...and n2 says why it may be wrong, once, in the log and in status.
+        n2.wait_log(r"carp1: became MASTER without having heard any advert at all", 2)
+        assert "unicast peers help where multicast is blocked" in n2.ctl("status")[1]
 
 
 def test_adverts_from_strangers_are_refused_with_peers(lab: Lab) -> None:
