@@ -240,18 +240,23 @@ class VirtualHost:
         theirs = (pkt.advbase, pkt.advskew)
         ours = self._ours()
         reason = None
+        tie = pkt.demote == self.demote and theirs == ours
         if pkt.demote < self.demote:
             reason = "less demoted master advertised"
         elif pkt.demote > self.demote:
             reason = None
         elif theirs < ours:
             reason = "more frequent advertisement received"
-        elif theirs == ours and self._loses_tie(family, src):
+        elif tie and self._loses_tie(family, src):
             reason = "preferred master advertised (tie)"
         if reason is not None:
             # One last advert first, as ucarp does: if the other master has not heard us
             # (a healed partition), this is what tells it to announce itself afresh.
-            self._send_advert()
+            # Not on a BSD tie: the other master yields to an equal advert too, so the
+            # last advert would always take it down as well and leave no master for a
+            # master-down interval (then a race). The BSDs step down silently.
+            if not (tie and self.settings.tiebreak == "bsd"):
+                self._send_advert()
             self._become_backup(now, reason)
             self._note_master(family, src)
         else:

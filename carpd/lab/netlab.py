@@ -114,6 +114,30 @@ class Host:
     def has_address(self, addr: str) -> bool:
         return any(a.split("/")[0] == addr for a in self.addresses())
 
+    def set_loss(self, percent: int) -> None:
+        """Drop ``percent`` % of the IP packets this host sends on its interface, each one
+        independently at random, like ``tc qdisc ... netem loss``; 0 removes the loss.
+
+        nftables in the host's namespace (``numgen random`` in the output hook) rather
+        than netem, which not every kernel has (sch_netem is a module, often left out).
+        """
+        if not 0 <= percent <= 100:
+            raise LabError(f"loss {percent} %: allowed range is 0-100")
+        self.run(["nft", "delete", "table", "inet", "lab_loss"])  # none yet: fine
+        if percent == 0:
+            return
+        rules = (
+            "table inet lab_loss {\n"
+            "  chain out {\n"
+            "    type filter hook output priority 0;\n"
+            f'    oifname "{self.ifname}" numgen random mod 100 < {percent} drop\n'
+            "  }\n"
+            "}\n"
+        )
+        r = self.run(["nft", "-f", "-"], input=rules)
+        if r.returncode != 0:
+            raise LabError(f"{self.name}: cannot set {percent} % loss: {r.stderr.strip()}")
+
     def wait_address(self, addr: str, present: bool = True, timeout: float = 5.0) -> None:
         """Poll netlink until the address is there (or gone)."""
         deadline = time.monotonic() + timeout

@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import socket
 import sys
+import time
 
 ETH_P_ALL = 0x0003
 
@@ -21,6 +22,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("ifname")
     p.add_argument("--save-carp-from", nargs=2, metavar=("SRC", "FILE"))
+    p.add_argument("--times", action="store_true", help="prefix lines with the receive time")
     args = p.parse_args()
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((args.ifname, 0))
@@ -30,6 +32,7 @@ def main() -> int:
         frame, addr = s.recvfrom(65535)
         if addr[2] == socket.PACKET_OUTGOING:
             continue
+        stamp = f"{time.time():.6f} " if args.times else ""
         ethertype = int.from_bytes(frame[12:14], "big")
         if ethertype == 0x0806 and len(frame) >= 42:
             arp = frame[14:]
@@ -46,7 +49,7 @@ def main() -> int:
             if body and body[0] >> 4 == 2 and len(body) >= 16:
                 counter = int.from_bytes(body[8:16], "big")
                 print(
-                    f"carp {src} vhid={body[1]} advbase={body[5]} advskew={body[2]} "
+                    f"{stamp}carp {src} vhid={body[1]} advbase={body[5]} advskew={body[2]} "
                     f"counter={counter:#x}",
                     flush=True,
                 )
@@ -57,7 +60,7 @@ def main() -> int:
                     saved = True
                     print(f"saved {src}", flush=True)
             elif body and body[0] >> 4 == 3 and len(body) >= 8:
-                print(f"vrrp {src} vrid={body[1]} prio={body[2]}", flush=True)
+                print(f"{stamp}vrrp {src} vrid={body[1]} prio={body[2]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -368,6 +368,19 @@ def test_tie_bsd_master_steps_down_on_equal_advert() -> None:
     vh, t = as_master(0.0, advskew=10, tiebreak="bsd")
     vh.receive(Peer().advert(advskew=10), 4, ip("192.0.2.254"), t + 0.5)
     assert vh.state is State.BACKUP
+    # Silently, as the BSDs do: a last advert would make the other master, which also
+    # yields to an equal advert, step down too (tests/unit/test_sim_properties.py).
+    assert kinds(vh.drain()) == STEP_DOWN[1:]
+
+
+def test_tie_bsd_master_yielding_to_a_less_demoted_advert_still_sends_a_last_one() -> None:
+    # Not a tie: the other master stays MASTER on our (more demoted) last advert and
+    # re-announces, which is what the last advert is for.
+    vh, t = as_master(0.0, advskew=10, tiebreak="bsd")
+    vh.set_demotion(1, t)
+    vh.drain()
+    vh.receive(Peer().advert(advskew=11, demote=0), 4, ip("192.0.2.254"), t + 0.5)
+    assert vh.state is State.BACKUP
     assert kinds(vh.drain()) == STEP_DOWN
 
 
