@@ -11,7 +11,18 @@ from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.machine import VhostSettings, VirtualHost, ip
 from carpd.core.packet import CarpPacket, decode_carp
 
-VECTORS = Path("/work/shared/vectors")
+# The captured packets live in shared/ beside the repository (../shared/vectors).
+VECTORS = next(
+    (
+        p
+        for p in (
+            Path(__file__).resolve().parents[2].parent / "shared" / "vectors",
+            Path("/work/shared/vectors"),
+        )
+        if p.is_dir()
+    ),
+    Path(__file__).resolve().parents[2].parent / "shared" / "vectors",
+)
 UCARP_PCAP = VECTORS / "ucarp-v4-vhid7-secret.pcap"
 
 PASSWORD = "secret"
