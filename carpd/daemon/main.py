@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -97,20 +98,28 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
         print(f"carpd: {e}", file=sys.stderr)
         await daemon.netlink.close()
         return EXIT_CONFIG
-    reloading: list[asyncio.Task[None]] = []
+    # One reload at a time: SIGHUPs that arrive during one are merged into one more.
+    reload_wanted = asyncio.Event()
 
-    async def do_reload(load: Callable[[], Config]) -> None:
-        try:
-            await daemon.reload(load())
-        except (ConfigError, StartupError) as e:
-            log.error("reload refused, keeping the running configuration:\n%s", e)
+    async def reloader(load: Callable[[], Config]) -> None:
+        while True:
+            await reload_wanted.wait()
+            reload_wanted.clear()
+            log.info("SIGHUP: reloading %s", daemon.config.source)
+            try:
+                await daemon.reload(load())
+            except (ConfigError, StartupError) as e:
+                log.error("reload refused, keeping the running configuration:\n%s", e)
+            except Exception:  # never lose a reload's failure silently
+                log.exception("reload failed")
+
+    reloading = loop.create_task(reloader(reload_config)) if reload_config else None
 
     def reload() -> None:
         if reload_config is None:
             log.warning("SIGHUP: started from the command line, nothing to reload")
             return
-        log.info("SIGHUP: reloading %s", daemon.config.source)
-        reloading.append(loop.create_task(do_reload(reload_config)))
+        reload_wanted.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
@@ -128,6 +137,10 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
     try:
         return await daemon.run(ready)
     finally:
+        if reloading is not None:
+            reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloading
         await control.close()
         log.info("carpd stopped")
 

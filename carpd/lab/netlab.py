@@ -114,30 +114,6 @@ class Host:
     def has_address(self, addr: str) -> bool:
         return any(a.split("/")[0] == addr for a in self.addresses())
 
-    def set_loss(self, percent: int) -> None:
-        """Drop ``percent`` % of the IP packets this host sends on its interface, each one
-        independently at random, like ``tc qdisc ... netem loss``; 0 removes the loss.
-
-        nftables in the host's namespace (``numgen random`` in the output hook) rather
-        than netem, which not every kernel has (sch_netem is a module, often left out).
-        """
-        if not 0 <= percent <= 100:
-            raise LabError(f"loss {percent} %: allowed range is 0-100")
-        self.run(["nft", "delete", "table", "inet", "lab_loss"])  # none yet: fine
-        if percent == 0:
-            return
-        rules = (
-            "table inet lab_loss {\n"
-            "  chain out {\n"
-            "    type filter hook output priority 0;\n"
-            f'    oifname "{self.ifname}" numgen random mod 100 < {percent} drop\n'
-            "  }\n"
-            "}\n"
-        )
-        r = self.run(["nft", "-f", "-"], input=rules)
-        if r.returncode != 0:
-            raise LabError(f"{self.name}: cannot set {percent} % loss: {r.stderr.strip()}")
-
     def wait_address(self, addr: str, present: bool = True, timeout: float = 5.0) -> None:
         """Poll netlink until the address is there (or gone)."""
         deadline = time.monotonic() + timeout
@@ -242,6 +218,43 @@ class Lab:
         with NetNS(host.ns) as ipr:
             idx = ipr.link_lookup(ifname=ifname or host.ifname)[0]
             ipr.link("set", index=idx, state="up" if up else "down")
+
+    def set_loss(self, host: Host, percent: int) -> None:
+        """Lose ``percent`` % of the frames the host sends, each one independently at
+        random, on their way through the bridge; 0 stops it.
+
+        Like ``tc qdisc add dev eth0 root netem loss P%`` on the host, and unlike a drop
+        in the host's own firewall: the sender is not told (an nftables drop in the
+        output hook fails the send with EPERM, which carpd rightly counts as a send
+        error). nftables in the switch namespace, as netem (sch_netem) is not in every
+        kernel.
+        """
+        if not 0 <= percent <= 100:
+            raise LabError(f"loss {percent} %: allowed range is 0-100")
+        table = f"loss_{host.port}"
+
+        def nft(*args: str, rules: str | None = None) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["ip", "netns", "exec", self.switch, "nft", *args],
+                input=rules,
+                text=True,
+                capture_output=True,
+            )
+
+        nft("delete", "table", "bridge", table)  # none yet: fine
+        if percent == 0:
+            return
+        rules = (
+            f"table bridge {table} {{\n"
+            "  chain pre {\n"
+            "    type filter hook prerouting priority 0;\n"
+            f'    iifname "{host.port}" numgen random mod 100 < {percent} drop\n'
+            "  }\n"
+            "}\n"
+        )
+        r = nft("-f", "-", rules=rules)
+        if r.returncode != 0:
+            raise LabError(f"{host.name}: cannot set {percent} % loss: {r.stderr.strip()}")
 
     def isolate(self, host: Host, on: bool = True) -> None:
         """Isolated bridge ports cannot reach each other (but keep their carrier):

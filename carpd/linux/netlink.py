@@ -5,9 +5,13 @@ The only module that imports pyroute2 in the daemon.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import ipaddress
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -26,9 +30,28 @@ class Link:
     up: bool
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def serialized(
+    method: Callable[Concatenate[Netlink, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[Netlink, P], Coroutine[Any, Any, R]]:
+    @functools.wraps(method)
+    async def wrapper(self: Netlink, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        async with self._lock:
+            return await method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Netlink:
+    """One rtnetlink socket, one request at a time: the kernel refuses a second dump on
+    a socket while one is running (EBUSY), and reloads overlap with address changes."""
+
     def __init__(self) -> None:
         self._ipr: AsyncIPRoute | None = None
+        self._lock = asyncio.Lock()
 
     async def _api(self) -> AsyncIPRoute:
         if self._ipr is None:
@@ -41,7 +64,11 @@ class Netlink:
             self._ipr.close()
             self._ipr = None
 
+    @serialized
     async def link(self, name: str) -> Link | None:
+        return await self._link(name)
+
+    async def _link(self, name: str) -> Link | None:
         ipr = await self._api()
         found = await ipr.link_lookup(ifname=name)
         if not found:
@@ -51,6 +78,7 @@ class Netlink:
         mac = bytes.fromhex((msg.get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
         return Link(name, found[0], mac, usable(msg["flags"]))
 
+    @serialized
     async def addresses(self, index: int) -> list[IPInterface]:
         ipr = await self._api()
         out: list[IPInterface] = []
@@ -60,6 +88,7 @@ class Netlink:
                 out.append(ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}"))
         return out
 
+    @serialized
     async def add_address(self, index: int, iface: IPInterface) -> bool:
         """Add; False if it was already there."""
         ipr = await self._api()
@@ -79,6 +108,7 @@ class Netlink:
             raise
         return True
 
+    @serialized
     async def remove_address(self, index: int, iface: IPInterface) -> bool:
         """Remove; False if it was not there."""
         ipr = await self._api()
@@ -92,6 +122,7 @@ class Netlink:
             raise
         return True
 
+    @serialized
     async def create_macvlan(self, name: str, parent: int, mac: bytes) -> Link:
         """A macvlan on ``parent`` with the virtual MAC, left down (the BSD carp
         interface's Linux twin). An old one of that name (kill -9) is replaced."""
@@ -107,14 +138,16 @@ class Netlink:
             macvlan_mode="private",
             address=":".join(f"{b:02x}" for b in mac),
         )
-        link = await self.link(name)
+        link = await self._link(name)
         assert link is not None
         return link
 
+    @serialized
     async def set_up(self, index: int, up: bool) -> None:
         ipr = await self._api()
         await ipr.link("set", index=index, state="up" if up else "down")
 
+    @serialized
     async def delete_link(self, index: int) -> None:
         ipr = await self._api()
         try:

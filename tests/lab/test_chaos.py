@@ -1,5 +1,5 @@
 """Chaos on real namespaces: loss, partitions, a flapping link, crashes, reload storms and
-floods of forged adverts. Every test is bounded in time; the file runs in about 2 min.
+floods of forged adverts. Every test is bounded in time; the file runs in about 2.5 min.
 
 Two carpd nodes (CARP, advbase 1, n1 advskew 0, n2 advskew 100, preempt off) unless a
 test says otherwise.
@@ -64,10 +64,6 @@ def transitions(node: Node, since: int) -> list[str]:
 
 def assert_one_master(nodes: list[Node], master: Node, vips: tuple[str, ...] = DUAL) -> None:
     """``master`` is the only MASTER, holds every address, and no BACKUP holds any."""
-    for node in nodes:
-        assert node.log is not None
-        print(f"==== {node.name}")
-        print("\n".join(node.log.lines))
     states = {node.name: node.states()["carp1"] for node in nodes}
     assert states == {n.name: "MASTER" if n is master else "BACKUP" for n in nodes}, states
     for node in nodes:
@@ -104,7 +100,12 @@ def lost_runs(counters: list[int]) -> list[int]:
 def test_ten_percent_loss_for_60_advert_intervals_causes_no_unjustified_transition(
     lab: Lab,
 ) -> None:
-    """10 % of every packet the nodes send is lost, for 60 advert intervals.
+    """10 % of the frames each node sends are lost, for 60 advert intervals.
+
+    The loss is netem's (``netem loss 10%`` on both nodes' eth0), done on the bridge with
+    lab.set_loss because this kernel has no sch_netem: frames vanish on the wire and the
+    sender is not told. (A drop in the node's own output hook would fail the send with
+    EPERM, and three failed sends in a row rightly demote a master: another test.)
 
     The honest claim. The backup (advskew 100) times out after 3 + 100/256 s without an
     advert, so three adverts in a row lost (p = 0.1^3 per interval) make its takeover
@@ -127,15 +128,15 @@ def test_ten_percent_loss_for_60_advert_intervals_causes_no_unjustified_transiti
     """
     vips = (f"{VIP}/24",)  # one family: one advert per interval
     n1, n2 = pair(lab, vips)
-    watch = sniff(n2.host)  # the loss is on the senders: this is what n2 really gets
+    watch = sniff(n2.host)  # the loss is on the way: this is what n2 really gets
     marks = (n1.mark(), n2.mark())
     seen = watch.mark()
     for node in (n1, n2):
-        node.host.set_loss(LOSS_PERCENT)
+        lab.set_loss(node.host, LOSS_PERCENT)
     expected = LOSS_INTERVALS * (100 - LOSS_PERCENT) // 100  # 54 adverts heard
     n2.wait_counter("adverts_received", expected, timeout=LOSS_INTERVALS * 1.5)
     for node in (n1, n2):
-        node.host.set_loss(0)
+        lab.set_loss(node.host, 0)
     n2.wait_counter("adverts_received", 2)  # settled: two adverts heard without loss
 
     counters = [
@@ -289,9 +290,9 @@ RELOADED = r"configuration reloaded: 1 vhid\(s\) unchanged, 0 \(re\)started"
 
 
 def test_100_sighup_reloads_cause_no_transition(lab: Lab) -> None:
-    """100 SIGHUPs to each node, each sent once the previous reload was logged (signals of
-    one kind do not queue: sent back to back, most would merge into one), then a burst of
-    100 back to back."""
+    """100 SIGHUPs to each node, each sent once the previous reload was logged: signals of
+    one kind do not queue, so sent back to back most would merge into one and there would
+    be no telling how many reloads ran (the burst is the next test)."""
     n1, n2 = pair(lab)
     nodes = (n1, n2)
     marks = {node.name: node.mark() for node in nodes}
@@ -303,35 +304,61 @@ def test_100_sighup_reloads_cause_no_transition(lab: Lab) -> None:
         for node in nodes:
             i, _ = node.wait_log(RELOADED, timeout=5, start=at[node.name])
             at[node.name] = i + 1
-
-    burst = {node.name: node.mark() for node in nodes}
-    for node in nodes:
-        for _ in range(RELOADS):
-            node.signal(signal.SIGHUP)
-    for node in nodes:
-        node.wait_log(RELOADED, timeout=5, start=burst[node.name])
-    # Every reload the burst started has finished: two more intervals of adverts (both
-    # families) give the stragglers time, then started and finished must match.
+    # Give a flap every chance to show: two more intervals of adverts (both families).
     n2.wait_counter("adverts_received", 4)
-    n1.wait_counter("adverts_sent", 2)
     for node in nodes:
         assert node.log is not None
-        lines = node.log.lines[burst[node.name] :]
-        started = sum(1 for x in lines if "SIGHUP: reloading" in x)
-        finished = sum(1 for x in lines if re.search(RELOADED, x))
-        assert 1 <= started == finished <= RELOADS, (started, finished)
-        assert sum(1 for x in node.log.lines[marks[node.name] :] if re.search(RELOADED, x)) > (
-            RELOADS
-        )
-        assert not [x for x in node.log.lines[marks[node.name] :] if "refused" in x]
-
-    for node in nodes:
+        lines = node.log.lines[marks[node.name] :]
+        assert sum(1 for x in lines if re.search(RELOADED, x)) == RELOADS
+        assert not [x for x in lines if "refused" in x]
         assert transitions(node, marks[node.name]) == []
         assert node.counter("transitions") == counts[node.name]
         rc, out, err = node.ctl("status")
         assert rc == 0, err
         role = "MASTER" if node is n1 else "BACKUP"
         assert out.startswith(f"carp1: {role} carpdev eth0 vhid 1"), out
+    assert_one_master([n1, n2], n1)
+
+
+def test_a_burst_of_sighups_after_a_config_change_restarts_the_vhid_once(lab: Lab) -> None:
+    """The backup's advskew changes (100 -> 50), then 100 SIGHUPs arrive half a millisecond
+    apart (a reload takes a few: several reloads are under way at once).
+
+    Whatever carpd makes of the burst (one reload or many, merged or queued), every reload
+    it starts must end ("configuration reloaded" or "reload refused"), carp1 must be
+    restarted once with the new advskew, and the backup must stay BACKUP, without the
+    addresses: the master and its adverts are there all along.
+    """
+    n1, n2 = pair(lab)
+    n2.vhids[0].advskew = 50
+    n2.write_config()
+    mark = n2.mark()
+    for _ in range(RELOADS):
+        n2.signal(signal.SIGHUP)
+        time.sleep(0.0005)  # the input's pace: back to back, but not merged by the kernel
+    n2.wait_log("configuration reloaded", timeout=5, start=mark)
+    # The restarted carp1 has a master-down interval of 3 + 50/256 s: wait 4 s (8 adverts
+    # of the master, both families), so anything that would wrongly time out has done so.
+    n2.wait_counter("adverts_received", 8)
+
+    assert n2.log is not None
+    lines = n2.log.lines[mark:]
+    started = sum(1 for x in lines if "SIGHUP: reloading" in x)
+    ended = sum(1 for x in lines if re.search("configuration reloaded|reload refused", x))
+    restarted = [x for x in lines if "configuration reloaded: 0 vhid(s) unchanged, 1" in x]
+    to_master = [x for x in lines if "-> MASTER" in x]
+    holds = [vip for vip in (VIP, VIP6) if n2.host.has_address(vip)]
+    problems = []
+    if started != ended:
+        problems.append(f"{started} reloads started, {ended} ended (the others: no word)")
+    if len(restarted) != 1:
+        problems.append(f"carp1 restarted {len(restarted)} times")
+    if to_master:
+        problems.append(f"{len(to_master)} x '{to_master[0].split(' ', 2)[2]}'")
+    if holds:
+        problems.append(f"n2 holds {holds} while n1 is MASTER too")
+    assert problems == [], "; ".join(problems)
+    assert n2.status()["vhosts"][0]["advskew"] == 50
     assert_one_master([n1, n2], n1)
 
 
