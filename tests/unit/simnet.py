@@ -59,6 +59,7 @@ from carpd.core.auth import Authenticator
 from carpd.core.errors import PacketError
 from carpd.core.machine import Tiebreak, VhostSettings, VirtualHost
 from carpd.core.packet import CarpPacket, decode_carp
+from carpd.core.timing import DEFAULT_DEADRATIO
 from carpd.core.vrrp import VRRP_GROUP_V4, VrrpPacket, decode_vrrp
 from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
 from carpd.core.vrrp_machine import master_down_interval as vrrp_master_down_interval
@@ -112,6 +113,7 @@ class NodeSpec:
     advbase: int = 1
     advskew: int = 0
     tiebreak: Tiebreak = "ucarp"
+    deadratio: int = DEFAULT_DEADRATIO
     # VRRPv3
     priority: int = 100
     interval_cs: int = 100
@@ -130,6 +132,7 @@ class NodeSpec:
                     advskew=self.advskew,
                     preempt=self.preempt,
                     tiebreak=self.tiebreak,
+                    deadratio=self.deadratio,
                 ),
                 Authenticator(PASSWORD, self.vhid, [VIP]),
                 counter_start=counter_start,
@@ -512,9 +515,9 @@ class SimNet:
         for n in live:
             m = n.machine
             if isinstance(m, VrrpRouter):
-                # A backup times out on the interval it learned from a master: the
-                # slowest advertiser's is the worst case.
-                slowest = max(x.spec.interval_cs for x in live)
+                # A backup times out on the interval it learned from the last master it
+                # heard, which may be gone now: any node's interval is possible.
+                slowest = max(x.spec.interval_cs for x in self.nodes)
                 mdis.append(vrrp_master_down_interval(m.priority, slowest))
             else:
                 mdis.append(m.master_down_interval)

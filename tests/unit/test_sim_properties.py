@@ -33,7 +33,7 @@ from functools import partial
 from typing import Literal
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 from simnet import HEALTHY, LinkParams, NodeSpec, SimNet, preference
 
@@ -49,6 +49,7 @@ ADVSKEWS = (0, 100, 1, 240)
 PRIORITIES = (100, 200, 254, 1)
 VRRP_INTERVALS_CS = (100, 50)
 CARP_DEMOTIONS = (0, 1, 50, 240, 1000)
+WIDE_DEADRATIOS = (3, 2, 4, 10)
 VRRP_DEMOTIONS = (0, 1, 50, 100, 253)
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "crash",
@@ -66,6 +67,7 @@ QUIET_WINDOW = 20.0  # seconds after convergence in which nothing may change
 BSD_RACE_LIMIT = 4 * 3600.0  # simulated seconds allowed for a BSD tie race
 EXAMPLES = 200
 STORM_EXAMPLES = 80
+WIDE_EXAMPLES = 150
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,10 @@ def scenarios(
     nodes: tuple[int, int] = (2, 5),
     faults: tuple[int, int] = (0, 20),
     period: tuple[int, int] = (0, 120),
+    wide: bool = False,
 ) -> Scenario:
+    """``wide``: also slower advbases, other deadratios, every advskew up to 254 and any
+    VRRP priority and interval."""
     n = draw(st.integers(*nodes), label="nodes")
     hosts = draw(st.permutations(range(1, 6)))  # the tie-breaks' order
     specs = []
@@ -121,8 +126,10 @@ def scenarios(
                 hosts[i],
                 "vrrp",
                 preempt=p,
-                priority=draw(st.sampled_from(PRIORITIES)),
-                interval_cs=draw(st.sampled_from(VRRP_INTERVALS_CS)),
+                priority=draw(st.integers(1, 254) if wide else st.sampled_from(PRIORITIES)),
+                interval_cs=draw(
+                    st.integers(10, 300) if wide else st.sampled_from(VRRP_INTERVALS_CS)
+                ),
             )
         else:
             spec = NodeSpec(
@@ -130,9 +137,10 @@ def scenarios(
                 hosts[i],
                 "carp",
                 preempt=p,
-                advbase=draw(st.sampled_from(ADVBASES)),
-                advskew=draw(st.sampled_from(ADVSKEWS)),
+                advbase=draw(st.integers(1, 4) if wide else st.sampled_from(ADVBASES)),
+                advskew=draw(st.integers(0, 254) if wide else st.sampled_from(ADVSKEWS)),
                 tiebreak="bsd" if variant == "carp-bsd" else "ucarp",
+                deadratio=draw(st.sampled_from(WIDE_DEADRATIOS)) if wide else 3,
             )
         specs.append(spec)
     starts = tuple(draw(st.integers(0, 5000)) / 1000 for _ in range(n))
@@ -145,6 +153,8 @@ def scenarios(
         dup=draw(st.integers(0, 20)) / 100,
     )
     demotions = VRRP_DEMOTIONS if variant == "vrrp" else CARP_DEMOTIONS
+    if wide:
+        demotions = tuple(range(0, 300, 7))
 
     @st.composite
     def one_fault(d: st.DrawFn) -> Fault:
@@ -333,7 +343,38 @@ def test_one_master_after_a_fault_storm(variant: Variant, data: st.DataObject) -
     check_converged(sc, run(sc))
 
 
-# -- the bug the properties found, and the race they had to allow for -------------------
+def timeout_boundary(sc: Scenario) -> bool:
+    """A CARP node's master-down timeout falls in the same second as another node's
+    advert interval (deadratio x advbase of one == advbase of the other).
+
+    Then rule 3 of spec 4.4 ("the master will time out") compares the *effective*
+    (demoted) advskew, while the master-down timer runs on the *raw* advskew, as on
+    FreeBSD. A demoted backup does not take over on receipt, but its timer runs out
+    just before each advert of the (less demoted) master; it becomes MASTER, the master
+    tells it to yield, and it does so again a few seconds later: a flap that never ends
+    (test_demoted_backup_on_the_timeout_boundary_does_not_flap). Without demotion the
+    boundary is a plain race on the network delay. Excluded from the properties.
+    """
+    return any(
+        b is not m and b.deadratio * b.advbase == m.advbase
+        for b in sc.specs
+        for m in sc.specs
+        if b.protocol == "carp"
+    )
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@derandomized(WIDE_EXAMPLES)
+@given(data=st.data())
+def test_one_master_with_any_timers(variant: Variant, data: st.DataObject) -> None:
+    """Any advbase 1-4, deadratio 2-10, advskew 0-254, priority 1-254, VRRP interval
+    0.1-3 s, demotions 0-300: the same properties."""
+    sc = data.draw(scenarios(variant, "mixed", wide=True), label="scenario")
+    assume(not timeout_boundary(sc))
+    check_converged(sc, run(sc))
+
+
+# -- what the properties found -----------------------------------------------------------
 
 
 def bsd_pair(seed: int) -> SimNet:
@@ -395,6 +436,28 @@ def test_bsd_tie_race_converges(nodes: int, jitter: float, limit: float) -> None
         f"{nodes} equal BSD nodes, timer jitter {jitter * 1000:g} ms: one master after "
         f"median {statistics.median(took):.1f} s, max {max(took):.1f} s"
     )
+
+
+@pytest.mark.xfail(
+    strict=True, reason="spec 4.4 rule 3 uses the demoted advskew, the timer the raw one"
+)
+def test_demoted_backup_on_the_timeout_boundary_does_not_flap() -> None:
+    """Minimal schedule found by test_one_master_with_any_timers: n0 advbase 2; n1
+    advbase 1, deadratio 2 (master-down 2 s, the same second as n0's 2 s interval),
+    demotion 7 from the start. n0 is MASTER (less demoted). n1 does not take over on
+    receipt, (2, 7) is not below (2, 0), yet its timer, 2 + 0/256 s on the raw advskew,
+    runs out just as n0's next advert is due: it becomes MASTER, n0 (less demoted) stays
+    and re-advertises, n1 yields, and again. FreeBSD computes both the same way, so this
+    is faithful, but it is a flap: xfail until the timer and rule 3 agree."""
+    sim = SimNet([NodeSpec("n0", 1, advbase=2), NodeSpec("n1", 2, advbase=1, deadratio=2)], seed=0)
+    sim.set_demotion("n1", 7)
+    sim.start("n0")
+    sim.start("n1")
+    sim.run_until(30.0)
+    assert sim.masters() == ["n0"]
+    changes = len(sim.transitions)
+    sim.run_until(120.0)
+    assert sim.transitions[changes:] == []
 
 
 # -- the simulator itself ------------------------------------------------------------
