@@ -98,6 +98,7 @@ class VirtualHost:
         self._master_down_at: dict[int, float] = {}
         self._delayed_announce = 0
         self._last_counter: dict[IPAddress, int] = {}
+        self._reassert_after = float("-inf")
 
     # -- timing -------------------------------------------------------------------
 
@@ -259,10 +260,13 @@ class VirtualHost:
                 self._send_advert()
             self._become_backup(now, reason)
             self._note_master(family, src)
-        else:
+        elif now >= self._reassert_after:
             # Another master that should yield (a healed split brain): tell it now rather
             # than at our next advert, and announce again, twice, so neighbours that
-            # followed it come back (keepalived #166, #1528).
+            # followed it come back (keepalived #166, #1528). At most once per advert
+            # interval: a peer that keeps coming back (mismatched advbase and demotion)
+            # must not turn this into a storm of adverts.
+            self._reassert_after = now + self.advert_interval
             self._send_advert()
             self._actions.append(Announce())
             self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS

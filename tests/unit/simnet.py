@@ -30,7 +30,7 @@ Node lifecycle, each effective at ``sim.now`` (use ``sim.at(t, fn)`` to schedule
   stay configured (they do after kill -9) until a restart's BACKUP removes them;
 - ``stop``: graceful ``machine.stop(now)`` (the bow-out / priority-0 advert is sent),
   then the process is gone;
-- ``set_demotion``, ``set_link``.
+- ``set_demotion``, ``set_link``, ``admin`` (carpctl down / up), ``force_state``.
 
 Other actions are recorded on the node: who holds the addresses, announces, hooks, and
 every state change (also in ``sim.transitions``).
@@ -218,6 +218,7 @@ class SimNet:
         trace: bool = False,
         max_spins: int = 100,
         timer_jitter: float = 0.0,
+        max_events_per_instant: int = 100_000,
     ) -> None:
         self.rng = random.Random(seed)
         self.nodes: list[Node] = []
@@ -239,7 +240,8 @@ class SimNet:
         self._side: dict[str, int] = {}  # partition group per node; absent: group 0
         self._heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
-        self.max_spins = max_spins
+        self.max_spins = max_spins  # timer firings that leave it due, in a row
+        self.max_events_per_instant = max_events_per_instant  # zero-delay loops
         # How late, at most, the runtime calls handle_timer after a deadline (uniform):
         # event-loop latency. 0 calls it exactly on time.
         self.timer_jitter = timer_jitter
@@ -270,8 +272,15 @@ class SimNet:
     def run_until(self, end: float) -> None:
         heap = self._heap
         pop = heapq.heappop
+        same = 0
         while heap and heap[0][0] <= end:
             t, _, kind, a, b = pop(heap)
+            if t == self.now:
+                same += 1
+                if same > self.max_events_per_instant:
+                    raise SimulationError(f"livelock: {same} events at t={t} and counting")
+            else:
+                same = 0
             self.now = t
             self.events += 1
             if kind == _TIMER:
@@ -483,6 +492,23 @@ class SimNet:
             node.machine.link_changed(up, self.now)
             self._settle(node)
 
+    def admin(self, name: str, up: bool) -> None:
+        """`carpctl down` (bow out, stay INIT) / `carpctl up`. A restart forgets it."""
+        node = self.node(name)
+        if node.running:
+            if up:
+                node.machine.admin_up(self.now)
+            else:
+                node.machine.admin_down(self.now)
+            self._settle(node)
+
+    def force_state(self, name: str, state: State) -> None:
+        """`carpctl state master|backup`."""
+        node = self.node(name)
+        if node.running:
+            node.machine.force_state(state, self.now)
+            self._settle(node)
+
     # -- observations -------------------------------------------------------------
 
     def running(self) -> list[Node]:
@@ -496,8 +522,8 @@ class SimNet:
         return [n.name for n in self.nodes if n.holds_addresses and (n.running or not running_only)]
 
     def most_preferred(self) -> list[str]:
-        """The running, linked nodes that rank best (all of them when tied)."""
-        live = [n for n in self.nodes if n.running and n.link_up]
+        """The running, linked, enabled nodes that rank best (all of them when tied)."""
+        live = [n for n in self.nodes if n.running and n.link_up and n.machine.enabled]
         if not live:
             return []
         best = min(preference(n.machine) for n in live)

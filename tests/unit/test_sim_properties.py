@@ -2,9 +2,10 @@
 
 Each example: 2-5 nodes of one protocol start at random moments; for a fault period the
 network loses, delays and duplicates adverts, and the schedule crashes, restarts, stops,
-demotes, unplugs and partitions nodes. Then everything heals (the nodes chosen to stay
-down stay down, every other one runs) and after the convergence bound (two master-down
-intervals and three advert intervals of the slowest node) we check:
+demotes, unplugs, takes down (carpctl down / up / state) and partitions nodes. Then
+everything heals (the nodes chosen to stay down stay down, every other one runs) and
+after the convergence bound (two master-down intervals and three advert intervals of
+the slowest node) we check:
 
 - exactly one running node is MASTER, and it is the only running node holding the
   addresses; every running node's last hook matches its state;
@@ -42,7 +43,9 @@ from carpd.core.machine import VirtualHost
 
 Variant = Literal["carp-ucarp", "carp-bsd", "vrrp"]
 Preempt = Literal["all", "none", "mixed"]
-FaultKind = Literal["crash", "restart", "stop", "demote", "link", "partition", "heal", "lossy"]
+FaultKind = Literal[
+    "crash", "restart", "stop", "demote", "link", "partition", "heal", "lossy", "admin", "force"
+]
 
 ADVBASES = (1, 2)
 ADVSKEWS = (0, 100, 1, 240)
@@ -60,6 +63,8 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     "partition",
     "heal",
     "lossy",
+    "admin",
+    "force",
 )
 TIMER_JITTERS = (0.0, 0.001, 0.005)
 DRAIN = 0.1  # seconds after the heal by which the faulty network's packets have arrived
@@ -73,7 +78,8 @@ WIDE_EXAMPLES = 150
 @dataclass(frozen=True)
 class Fault:
     """One fault at ``at`` seconds. ``value`` by kind: demote, the new demotion total;
-    link, 1 up / 0 down; partition, the bit mask of the nodes cut off from the rest;
+    link and admin (carpctl up / down), 1 up / 0 down; force (carpctl state), 1 master /
+    0 backup; partition, the bit mask of the nodes cut off from the rest;
     lossy, the percentage of ``node``'s outgoing adverts lost (one-way loss)."""
 
     at: float
@@ -164,7 +170,7 @@ def scenarios(
         value = 0
         if kind == "demote":
             value = d(st.sampled_from(demotions))
-        elif kind == "link":
+        elif kind in ("link", "admin", "force"):
             value = d(st.integers(0, 1))
         elif kind == "partition":
             value = d(st.integers(1, 2**n - 2))
@@ -198,6 +204,10 @@ def apply(sim: SimNet, f: Fault) -> None:
         sim.partition([n.name for i, n in enumerate(sim.nodes) if f.value >> i & 1])
     elif f.kind == "heal":
         sim.heal()
+    elif f.kind == "admin":
+        sim.admin(name, bool(f.value))
+    elif f.kind == "force":
+        sim.force_state(name, State.MASTER if f.value else State.BACKUP)
     elif f.kind == "lossy":
         lossy = LinkParams(f.value / 100, sim.network.delay_min, sim.network.delay_max)
         for other in sim.nodes:
@@ -213,6 +223,8 @@ def heal(sim: SimNet, sc: Scenario) -> None:
     for i, node in enumerate(sim.nodes):
         if not node.link_up:
             sim.set_link(node.name, True)
+        if node.running and not node.machine.enabled:
+            sim.admin(node.name, True)
         if i in sc.stay_down:
             if node.running:
                 sim.crash(node.name)
@@ -343,24 +355,25 @@ def test_one_master_after_a_fault_storm(variant: Variant, data: st.DataObject) -
     check_converged(sc, run(sc))
 
 
-def timeout_boundary(sc: Scenario) -> bool:
-    """A CARP node's master-down timeout falls in the same second as another node's
-    advert interval (deadratio x advbase of one == advbase of the other).
+def outpaced(sc: Scenario) -> bool:
+    """Some CARP node's master-down timeout is not longer than another node's advert
+    interval, in whole seconds: deadratio x advbase of one <= advbase of the other.
 
-    Then rule 3 of spec 4.4 ("the master will time out") compares the *effective*
-    (demoted) advskew, while the master-down timer runs on the *raw* advskew, as on
-    FreeBSD. A demoted backup does not take over on receipt, but its timer runs out
-    just before each advert of the (less demoted) master; it becomes MASTER, the master
-    tells it to yield, and it does so again a few seconds later: a flap that never ends
-    (test_demoted_backup_on_the_timeout_boundary_does_not_flap). Without demotion the
-    boundary is a plain race on the network delay. Excluded from the properties.
+    CARP, unlike VRRPv3, does not learn the master's interval, so such a backup takes
+    the slower master for dead: by its timer, or at once by rule 3 of spec 4.4 ("the
+    master will time out"). That is fine while the faster node also ranks better (it
+    keeps the group). But when demotion makes the slower node rank better, the two
+    rules disagree for ever:
+
+    - with deadratio x advbase < the other's advbase, carpd falls into an advert storm
+      (test_demoted_fast_backup_against_a_slow_master_does_not_storm);
+    - with equality, it flaps once per advert interval
+      (test_demoted_backup_on_the_timeout_boundary_does_not_flap).
+
+    Excluded from the properties; both are reported, neither is fixed here.
     """
-    return any(
-        b is not m and b.deadratio * b.advbase == m.advbase
-        for b in sc.specs
-        for m in sc.specs
-        if b.protocol == "carp"
-    )
+    carp = [s for s in sc.specs if s.protocol == "carp"]
+    return any(b is not m and b.deadratio * b.advbase <= m.advbase for b in carp for m in carp)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -370,7 +383,7 @@ def test_one_master_with_any_timers(variant: Variant, data: st.DataObject) -> No
     """Any advbase 1-4, deadratio 2-10, advskew 0-254, priority 1-254, VRRP interval
     0.1-3 s, demotions 0-300: the same properties."""
     sc = data.draw(scenarios(variant, "mixed", wide=True), label="scenario")
-    assume(not timeout_boundary(sc))
+    assume(not outpaced(sc))
     check_converged(sc, run(sc))
 
 
@@ -436,6 +449,31 @@ def test_bsd_tie_race_converges(nodes: int, jitter: float, limit: float) -> None
         f"{nodes} equal BSD nodes, timer jitter {jitter * 1000:g} ms: one master after "
         f"median {statistics.median(took):.1f} s, max {max(took):.1f} s"
     )
+
+
+def test_demoted_fast_backup_against_a_slow_master_does_not_storm() -> None:
+    """Minimal schedule found by test_one_master_with_any_timers: n0 advbase 4; n1
+    advbase 1 (master-down 3 s, shorter than n0's 4 s interval) and demoted by 1.
+
+    n0 ranks better (demote byte 0 against 1) and is MASTER; n1's timer runs out (or
+    rule 3 fires on n0's advert: (3, 1) < (4, 0)) and n1 becomes MASTER; n0 hears a more
+    demoted master, stays and re-advertises at once (+ gratuitous ARP); n1 hears a less
+    demoted master and yields with one last advert; n0 hears that, re-advertises at
+    once again; n1, BACKUP, applies rule 3 to it and is MASTER again. A loop at the
+    speed of the network: about 1,800 MASTER/BACKUP flips a second, each with both
+    hooks, addresses added and removed, and gratuitous ARPs. OpenBSD, with the same
+    rules but no immediate re-adverts, flips once per n0 interval instead; FreeBSD
+    (no demote byte) keeps n1, the faster, as MASTER.
+    """
+    sim = SimNet([NodeSpec("n0", 1, advbase=4), NodeSpec("n1", 2, advbase=1)], seed=0)
+    sim.set_demotion("n1", 1)
+    sim.start("n0")
+    sim.run_until(13.0)
+    assert sim.masters() == ["n0"]
+    sim.start("n1")
+    sim.run_until(17.0)
+    # Even a BSD-like once-per-interval flip would be under 10 changes here.
+    assert len(sim.transitions) < 10, f"{len(sim.transitions)} state changes in 4 s"
 
 
 @pytest.mark.xfail(
