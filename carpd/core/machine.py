@@ -25,6 +25,7 @@ from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.demotion import demote_byte, demoted_advskew
 from carpd.core.errors import NotAPeer, OwnAdvert, Replayed
 from carpd.core.packet import BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CarpPacket
+from carpd.core.router import Router
 from carpd.core.timing import DEFAULT_DEADRATIO, advert_interval, master_down_interval
 
 Tiebreak = Literal["ucarp", "bsd"]
@@ -71,7 +72,7 @@ def _le_order(addr: IPAddress) -> int:
     return int.from_bytes(addr.packed, "little")
 
 
-class VirtualHost:
+class VirtualHost(Router):
     """One redundancy group (vhid) on one carpdev."""
 
     def __init__(
@@ -146,54 +147,11 @@ class VirtualHost:
             self._send_advert()
             self._advert_at = now + self.advert_interval
 
-    def link_changed(self, up: bool, now: float) -> None:
-        """The carpdev lost or regained its link: INIT while down, as on the BSDs."""
-        if up == self.link_up:
-            return
-        self.link_up = up
-        if up:
-            if self.enabled and self.state is State.INIT:
-                self._become_backup(now, "carpdev up")
-        elif self.state is not State.INIT:
-            self._leave(now, "carpdev down", bow_out=False)
+    def _restart(self, now: float, reason: str) -> None:
+        self._become_backup(now, reason)
 
-    def admin_down(self, now: float) -> None:
-        """`carpctl down` (like `ifconfig carp0 down`): bow out and stay in INIT."""
-        self.enabled = False
-        if self.state is not State.INIT:
-            self._leave(now, "user requested down", bow_out=True)
-
-    def admin_up(self, now: float) -> None:
-        self.enabled = True
-        if self.link_up and self.state is State.INIT:
-            self._become_backup(now, "user requested up")
-
-    def force_state(self, state: State, now: float) -> None:
-        """carp(4)'s `state master|backup`."""
-        if state is self.state or self.state is State.INIT:
-            return
-        if state is State.MASTER:
-            self._become_master(now, "user requested")
-        elif state is State.BACKUP:
-            # Bow out first so a peer takes over at once rather than after a timeout.
-            self._send_advert(bow_out=True)
-            self._become_backup(now, "user requested")
-
-    def stop(self, now: float, reason: str = "shutdown") -> None:
-        """Leave the group. A MASTER bows out with the infinite advert first."""
-        if self.state is not State.INIT:
-            self._leave(now, reason, bow_out=True)
-
-    def _leave(self, now: float, reason: str, *, bow_out: bool) -> None:
-        if self.state is State.MASTER:
-            if bow_out:
-                self._send_advert(bow_out=True)
-            self._actions.append(RemoveAddresses())
-            self._actions.append(RunHook("down"))
-        self._set_state(now, State.INIT, reason)
-        self._advert_at = None
-        self._master_down_at.clear()
-        self._delayed_announce = 0
+    def _bow_out(self) -> None:
+        self._send_advert(bow_out=True)  # the "infinite" advert, 255/255
 
     def handle_timer(self, now: float) -> None:
         if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:

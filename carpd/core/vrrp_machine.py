@@ -35,6 +35,7 @@ from carpd.core.actions import (
 from carpd.core.auth import IPAddress
 from carpd.core.errors import OwnAdvert, UnknownVhid
 from carpd.core.machine import DELAYED_ANNOUNCE_ADVERTS, VhostCounters
+from carpd.core.router import Router
 from carpd.core.vrrp import VRRP_MAX_INTERVAL, VRRP_PRIORITY_RELEASE, VrrpPacket
 
 VRRP_PRIORITY_MIN = 1
@@ -106,7 +107,7 @@ def master_down_interval(priority: int, master_adver_cs: int) -> float:
     return (MASTER_DOWN_ADVERTS * master_adver_cs + (256 - priority) * master_adver_cs / 256) / 100
 
 
-class VrrpRouter:
+class VrrpRouter(Router):
     """One virtual router (VRID) on one interface."""
 
     def __init__(self, settings: VrrpSettings, *, own_sources: dict[int, IPAddress]) -> None:
@@ -214,55 +215,15 @@ class VrrpRouter:
                     start = self._armed_at.get(family, now)
                     self._master_down_at[family] = start + self.master_down_interval_for(family)
 
-    def link_changed(self, up: bool, now: float) -> None:
-        """The interface lost or regained its link: INIT while down."""
-        if up == self.link_up:
-            return
-        self.link_up = up
-        if up:
-            if self.enabled and self.state is State.INIT:
-                self._initialize(now, "carpdev up")
-        elif self.state is not State.INIT:
-            self._leave(now, "carpdev down", release=False)
+    def _restart(self, now: float, reason: str) -> None:
+        self._initialize(now, reason)
 
-    def admin_down(self, now: float) -> None:
-        """`carpctl down`: release (priority 0) and stay in INIT."""
-        self.enabled = False
-        if self.state is not State.INIT:
-            self._leave(now, "user requested down", release=True)
+    def _bow_out(self) -> None:
+        self._send_adverts(priority=VRRP_PRIORITY_RELEASE)  # RFC 5798 Shutdown
 
-    def admin_up(self, now: float) -> None:
-        self.enabled = True
-        if self.link_up and self.state is State.INIT:
-            self._initialize(now, "user requested up")
-
-    def force_state(self, state: State, now: float) -> None:
-        """Force MASTER or BACKUP (not from INIT)."""
-        if state is self.state or self.state is State.INIT:
-            return
-        if state is State.MASTER:
-            self._become_master(now, "user requested")
-        elif state is State.BACKUP:
-            # Release first so a backup takes over after Skew_Time, not a full timeout.
-            self._send_adverts(priority=VRRP_PRIORITY_RELEASE)
-            self._become_backup(now, "user requested")
-
-    def stop(self, now: float, reason: str = "shutdown") -> None:
-        """RFC 5798 Shutdown: a MASTER sends priority-0 adverts first."""
-        if self.state is not State.INIT:
-            self._leave(now, reason, release=True)
-
-    def _leave(self, now: float, reason: str, *, release: bool) -> None:
-        if self.state is State.MASTER:
-            if release:
-                self._send_adverts(priority=VRRP_PRIORITY_RELEASE)
-            self._actions.append(RemoveAddresses())
-            self._actions.append(RunHook("down"))
-        self._set_state(now, State.INIT, reason)
-        self._advert_at = None
-        self._master_down_at.clear()
+    def _clear_timers(self) -> None:
+        super()._clear_timers()
         self._down_reason.clear()
-        self._delayed_announce = 0
 
     def handle_timer(self, now: float) -> None:
         if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:

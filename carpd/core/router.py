@@ -1,0 +1,91 @@
+"""What a CARP vhid and a VRRP router share: the administrative levers and leaving.
+
+Subclasses provide the protocol: ``_restart`` (INIT -> BACKUP), ``_bow_out`` (the advert
+that hands the role over at once: CARP's 255/255, VRRP's priority 0), ``_become_master``,
+``_become_backup`` and ``_set_state``.
+"""
+
+from __future__ import annotations
+
+from carpd.core.actions import Action, RemoveAddresses, RunHook, State
+
+
+class Router:
+    state: State
+    link_up: bool  # the interface can carry adverts
+    enabled: bool  # not taken out with `carpctl down`
+    _actions: list[Action]
+    _advert_at: float | None
+    _master_down_at: dict[int, float]
+    _delayed_announce: int
+
+    # -- what each protocol provides ----------------------------------------------
+
+    def _restart(self, now: float, reason: str) -> None:
+        raise NotImplementedError
+
+    def _bow_out(self) -> None:
+        raise NotImplementedError
+
+    def _become_master(self, now: float, reason: str) -> None:
+        raise NotImplementedError
+
+    def _become_backup(self, now: float, reason: str) -> None:
+        raise NotImplementedError
+
+    def _set_state(self, now: float, new: State, reason: str) -> None:
+        raise NotImplementedError
+
+    def _clear_timers(self) -> None:
+        self._advert_at = None
+        self._master_down_at.clear()
+        self._delayed_announce = 0
+
+    # -- the levers ---------------------------------------------------------------
+
+    def link_changed(self, up: bool, now: float) -> None:
+        """The interface lost or regained its link: INIT while down, as on the BSDs."""
+        if up == self.link_up:
+            return
+        self.link_up = up
+        if up:
+            if self.enabled and self.state is State.INIT:
+                self._restart(now, "carpdev up")
+        elif self.state is not State.INIT:
+            self._leave(now, "carpdev down", bow_out=False)  # nothing can be sent
+
+    def admin_down(self, now: float) -> None:
+        """`carpctl down` (like `ifconfig carp0 down`): bow out and stay in INIT."""
+        self.enabled = False
+        if self.state is not State.INIT:
+            self._leave(now, "user requested down", bow_out=True)
+
+    def admin_up(self, now: float) -> None:
+        self.enabled = True
+        if self.link_up and self.state is State.INIT:
+            self._restart(now, "user requested up")
+
+    def force_state(self, state: State, now: float) -> None:
+        """carp(4)'s `state master|backup` (not from INIT)."""
+        if state is self.state or self.state is State.INIT:
+            return
+        if state is State.MASTER:
+            self._become_master(now, "user requested")
+        elif state is State.BACKUP:
+            # Bow out first so a peer takes over at once rather than after a timeout.
+            self._bow_out()
+            self._become_backup(now, "user requested")
+
+    def stop(self, now: float, reason: str = "shutdown") -> None:
+        """Leave the group. A MASTER bows out first."""
+        if self.state is not State.INIT:
+            self._leave(now, reason, bow_out=True)
+
+    def _leave(self, now: float, reason: str, *, bow_out: bool) -> None:
+        if self.state is State.MASTER:
+            if bow_out:
+                self._bow_out()
+            self._actions.append(RemoveAddresses())
+            self._actions.append(RunHook("down"))
+        self._set_state(now, State.INIT, reason)
+        self._clear_timers()
