@@ -19,7 +19,6 @@ from carpd.core.actions import (
     RunHook,
     SendAdvert,
     State,
-    StateChanged,
 )
 from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.demotion import demote_byte, demoted_advskew
@@ -147,6 +146,10 @@ class VirtualHost(Router):
             self._send_advert()
             self._advert_at = now + self.advert_interval
 
+    @property
+    def families(self) -> frozenset[int]:
+        return self.settings.families
+
     def _restart(self, now: float, reason: str) -> None:
         self._become_backup(now, reason)
 
@@ -235,11 +238,6 @@ class VirtualHost(Router):
         own = self.own_sources.get(family)
         return own is None or _le_order(src) < _le_order(own)
 
-    def _note_master(self, family: int, src: IPAddress) -> None:
-        # A dual-stack master advertises on both families: show its IPv4 source.
-        if family == 4 or 4 not in self.settings.families:
-            self.master = src
-
     def _backup_receives(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
         self._note_master(family, src)
         theirs = (pkt.advbase, pkt.advskew)
@@ -257,12 +255,6 @@ class VirtualHost(Router):
             self._master_down_at[family] = now + self.master_down_interval
 
     # -- transitions --------------------------------------------------------------
-
-    def _set_state(self, now: float, new: State, reason: str) -> None:
-        old, self.state = self.state, new
-        self.last_transition = now
-        self.counters.transitions += 1
-        self._actions.append(StateChanged(old, new, reason))
 
     def _become_master(self, now: float, reason: str) -> None:
         self._set_state(now, State.MASTER, reason)

@@ -2,12 +2,18 @@
 
 Subclasses provide the protocol: ``_restart`` (INIT -> BACKUP), ``_bow_out`` (the advert
 that hands the role over at once: CARP's 255/255, VRRP's priority 0), ``_become_master``,
-``_become_backup`` and ``_set_state``.
+``_become_backup`` and ``families``.
 """
 
 from __future__ import annotations
 
-from carpd.core.actions import Action, RemoveAddresses, RunHook, State
+from typing import TYPE_CHECKING
+
+from carpd.core.actions import Action, RemoveAddresses, RunHook, State, StateChanged
+from carpd.core.auth import IPAddress
+
+if TYPE_CHECKING:
+    from carpd.core.machine import VhostCounters
 
 
 class Router:
@@ -18,6 +24,14 @@ class Router:
     _advert_at: float | None
     _master_down_at: dict[int, float]
     _delayed_announce: int
+    master: IPAddress | None
+    last_transition: float | None
+    counters: VhostCounters
+    own_sources: dict[int, IPAddress]
+
+    @property
+    def families(self) -> frozenset[int]:
+        raise NotImplementedError
 
     # -- what each protocol provides ----------------------------------------------
 
@@ -34,7 +48,15 @@ class Router:
         raise NotImplementedError
 
     def _set_state(self, now: float, new: State, reason: str) -> None:
-        raise NotImplementedError
+        old, self.state = self.state, new
+        self.last_transition = now
+        self.counters.transitions += 1
+        self._actions.append(StateChanged(old, new, reason))
+
+    def _note_master(self, family: int, src: IPAddress) -> None:
+        # A dual-stack master advertises on both families: show its IPv4 source.
+        if family == 4 or 4 not in self.families:
+            self.master = src
 
     def _clear_timers(self) -> None:
         self._advert_at = None

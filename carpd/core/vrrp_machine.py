@@ -30,7 +30,6 @@ from carpd.core.actions import (
     RunHook,
     SendVrrp,
     State,
-    StateChanged,
 )
 from carpd.core.auth import IPAddress
 from carpd.core.errors import OwnAdvert, UnknownVhid
@@ -215,6 +214,10 @@ class VrrpRouter(Router):
                     start = self._armed_at.get(family, now)
                     self._master_down_at[family] = start + self.master_down_interval_for(family)
 
+    @property
+    def families(self) -> frozenset[int]:
+        return self.settings.families
+
     def _restart(self, now: float, reason: str) -> None:
         self._initialize(now, reason)
 
@@ -296,18 +299,7 @@ class VrrpRouter(Router):
         own = self.own_sources.get(family)
         return own is None or int(src) > int(own)
 
-    def _note_master(self, family: int, src: IPAddress) -> None:
-        # A dual-stack master advertises on both families: show its IPv4 source.
-        if family == 4 or 4 not in self.settings.families:
-            self.master = src
-
     # -- transitions --------------------------------------------------------------
-
-    def _set_state(self, now: float, new: State, reason: str) -> None:
-        old, self.state = self.state, new
-        self.last_transition = now
-        self.counters.transitions += 1
-        self._actions.append(StateChanged(old, new, reason))
 
     def _become_master(self, now: float, reason: str) -> None:
         self._set_state(now, State.MASTER, reason)
