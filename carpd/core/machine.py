@@ -249,10 +249,23 @@ class VirtualHost(Router):
             self._become_master(now, "preempting a slower master")
         elif pkt.demote > self.demote:
             self._become_master(now, "master is more demoted")
+        elif pkt.demote < self.demote:
+            # It outranks us whatever the timers say, so taking it for dead because it
+            # advertises no faster than our master-down interval (rule 3, or our timer
+            # running out first) would be undone by its next advert: a flip per
+            # interval, as on OpenBSD. Give it as many of its own intervals instead.
+            if family in self.settings.families:
+                self._master_down_at[family] = now + self._outranked_timeout(pkt)
         elif (s.deadratio * s.advbase, self.advskew) < theirs:
             self._become_master(now, "master will time out")
         elif family in self.settings.families:
             self._master_down_at[family] = now + self.master_down_interval
+
+    def _outranked_timeout(self, pkt: CarpPacket) -> float:
+        theirs = advert_interval(pkt.advbase, pkt.advskew)
+        if self.master_down_interval > theirs:
+            return self.master_down_interval  # the usual case: nothing changes
+        return self.settings.deadratio * theirs
 
     # -- transitions --------------------------------------------------------------
 

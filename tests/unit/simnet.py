@@ -546,7 +546,12 @@ class SimNet:
                 slowest = max(x.spec.interval_cs for x in self.nodes)
                 mdis.append(vrrp_master_down_interval(m.priority, slowest))
             else:
-                mdis.append(m.master_down_interval)
+                # A backup outranked (by demotion) by a master slower than its own
+                # master-down interval waits deadratio of that master's intervals: any
+                # node's, with any advskew (the fold changes it).
+                slowest = max(x.spec.advbase + 1 for x in self.nodes if x.spec.protocol == "carp")
+                md = m.master_down_interval
+                mdis.append(md if md > slowest else max(md, m.settings.deadratio * slowest))
         return 2 * max(mdis) + 3 * adv + margin
 
     def describe(self) -> str:

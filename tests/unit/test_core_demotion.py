@@ -147,6 +147,38 @@ def test_master_down_interval_ignores_demotion_as_on_freebsd() -> None:
     assert vh.get_timer() == 3.0
 
 
+def test_an_outranking_master_slower_than_our_timeout_gets_its_own_intervals() -> None:
+    """Demoted, advbase 1 (master-down 3 s), against a less demoted master with advbase
+    4: rule 3 would take it for dead at once and its next advert would take the role
+    back. Instead the backup waits deadratio x its interval, and still takes over when
+    it stops."""
+    vh = make_vhost(advskew=0)
+    vh.start(0.0)
+    vh.set_demotion(1, 0.0)
+    vh.drain()
+    vh.receive(Peer().advert(advbase=4), 4, PEER_SRC, 1.0)
+    assert vh.state is State.BACKUP
+    assert vh.get_timer() == 1.0 + 3 * 4
+    vh.handle_timer(13.0)
+    assert vh.state is State.MASTER
+
+
+def test_an_outranking_master_within_our_timeout_changes_nothing() -> None:
+    vh = make_vhost(advskew=0)
+    vh.start(0.0)
+    vh.set_demotion(1, 0.0)
+    vh.drain()
+    vh.receive(Peer().advert(advbase=2), 4, PEER_SRC, 1.0)
+    assert vh.get_timer() == 1.0 + 3.0  # our own master-down interval, as ever
+
+
+def test_undemoted_rule_3_still_takes_over_a_master_that_will_time_out() -> None:
+    vh = make_vhost(advskew=0)
+    vh.start(0.0)
+    vh.receive(Peer().advert(advbase=4), 4, PEER_SRC, 1.0)
+    assert vh.state is State.MASTER
+
+
 def test_link_down_as_master_releases_without_a_bow_out_and_link_up_restarts() -> None:
     vh = master()
     vh.link_changed(False, 4.0)
