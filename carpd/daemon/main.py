@@ -13,6 +13,7 @@ from pathlib import Path
 
 from carpd import __version__
 from carpd.config import Config, ConfigError, config_from_ucarp_args, load_config
+from carpd.config.advice import advisories
 from carpd.config.ucarp_cli import make_ucarp_parser
 from carpd.daemon import commands
 from carpd.daemon.control import ControlServer
@@ -81,6 +82,13 @@ def read_config(argv: list[str]) -> Config:
     if opts.socket:
         g = config.global_.model_copy(update={"control_socket": Path(opts.socket).absolute()})
         config = config.model_copy(update={"global_": g})
+    return config
+
+
+def advised(config: Config) -> Config:
+    """Log what is valid but questionable in ``config``, and pass it on."""
+    for note in advisories(config):
+        log.warning("%s", note)
     return config
 
 
@@ -160,10 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     opts, _ = split_argv(argv)
     if opts.check:
+        for note in advisories(config):
+            print(f"carpd: warning: {note}", file=sys.stderr)
         print(f"carpd: {config.source}: configuration OK ({len(config.carp)} vhid(s))")
         return 0
     g = config.global_
     setup_logging(g.log_level, g.syslog, g.syslog_facility)
+    advised(config)
     missing = missing_capabilities()
     if missing:
         print(
@@ -174,4 +185,5 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ENVIRONMENT
     daemon = Daemon(config)
     from_file = not split_argv(argv)[1]
-    return asyncio.run(serve(daemon, (lambda: read_config(argv)) if from_file else None))
+    reload = (lambda: advised(read_config(argv))) if from_file else None
+    return asyncio.run(serve(daemon, reload))

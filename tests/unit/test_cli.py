@@ -70,6 +70,24 @@ def test_check_accepts_a_good_config(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "configuration OK (1 vhid(s))" in capsys.readouterr().out
 
 
+def test_check_warns_about_deadratio_1_but_accepts_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD + "deadratio = 1\n")
+    assert carpd(["--check", "--config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "configuration OK" in out
+    assert f"warning: {path}: carp1 (vhid 1 on eth0): deadratio = 1: " in err
+    assert "2 or more (default 3) is safe" in err
+
+
+def test_check_is_silent_about_the_default_deadratio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert carpd(["--check", "--config", str(write(tmp_path, GOOD))]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_shipped_example_passes_check(capsys: pytest.CaptureFixture[str]) -> None:
     example = Path(__file__).parents[2] / "examples" / "carpd.toml"
     assert carpd(["--check", "--config", str(example)]) == 0
