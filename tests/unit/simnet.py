@@ -551,7 +551,7 @@ class SimNet:
                 # node's, with any advskew (the fold changes it).
                 slowest = max(x.spec.advbase + 1 for x in self.nodes if x.spec.protocol == "carp")
                 md = m.master_down_interval
-                mdis.append(md if md > slowest else max(md, m.settings.deadratio * slowest))
+                mdis.append(md if md > slowest else m.settings.deadratio * slowest)
         return 2 * max(mdis) + 3 * adv + margin
 
     def describe(self) -> str:
