@@ -121,16 +121,6 @@ class VirtualHost(Router):
         s = self.settings
         return master_down_interval(s.advbase, s.advskew, s.deadratio)
 
-    def get_timer(self) -> float | None:
-        deadlines = [*self._master_down_at.values()]
-        if self._advert_at is not None:
-            deadlines.append(self._advert_at)
-        return min(deadlines) if deadlines else None
-
-    def drain(self) -> list[Action]:
-        actions, self._actions = self._actions, []
-        return actions
-
     # -- inputs -------------------------------------------------------------------
 
     def start(self, now: float) -> None:

@@ -58,6 +58,18 @@ class Router:
         if family == 4 or 4 not in self.families:
             self.master = src
 
+    def get_timer(self) -> float | None:
+        """The next deadline the runtime must call handle_timer at, if any."""
+        deadlines = [*self._master_down_at.values()]
+        if self._advert_at is not None:
+            deadlines.append(self._advert_at)
+        return min(deadlines) if deadlines else None
+
+    def drain(self) -> list[Action]:
+        """The actions produced since the last drain, in order."""
+        actions, self._actions = self._actions, []
+        return actions
+
     def _clear_timers(self) -> None:
         self._advert_at = None
         self._master_down_at.clear()

@@ -175,16 +175,6 @@ class VrrpRouter(Router):
         """Master_Down_Interval in seconds, for the lowest family (IPv4 if it runs)."""
         return self.master_down_interval_for(min(self.settings.families))
 
-    def get_timer(self) -> float | None:
-        deadlines = [*self._master_down_at.values()]
-        if self._advert_at is not None:
-            deadlines.append(self._advert_at)
-        return min(deadlines) if deadlines else None
-
-    def drain(self) -> list[Action]:
-        actions, self._actions = self._actions, []
-        return actions
-
     # -- inputs -------------------------------------------------------------------
 
     def start(self, now: float) -> None:
