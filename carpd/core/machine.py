@@ -13,10 +13,7 @@ from typing import Literal
 
 from carpd.core.actions import (
     Action,
-    AddAddresses,
     Announce,
-    RemoveAddresses,
-    RunHook,
     SendAdvert,
     State,
 )
@@ -24,14 +21,10 @@ from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.demotion import demote_byte, demoted_advskew
 from carpd.core.errors import NotAPeer, OwnAdvert, Replayed
 from carpd.core.packet import BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CarpPacket
-from carpd.core.router import Router
+from carpd.core.router import DELAYED_ANNOUNCE_ADVERTS, Router
 from carpd.core.timing import DEFAULT_DEADRATIO, advert_interval, master_down_interval
 
 Tiebreak = Literal["ucarp", "bsd"]
-
-# The BSDs send one more gratuitous ARP two adverts after the first, for layer-3
-# switches that missed it.
-DELAYED_ANNOUNCE_ADVERTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +66,8 @@ def _le_order(addr: IPAddress) -> int:
 
 class VirtualHost(Router):
     """One redundancy group (vhid) on one carpdev."""
+
+    settings: VhostSettings
 
     def __init__(
         self,
@@ -135,10 +130,6 @@ class VirtualHost(Router):
         if self.state is State.MASTER:
             self._send_advert()
             self._advert_at = now + self.advert_interval
-
-    @property
-    def families(self) -> frozenset[int]:
-        return self.settings.families
 
     def _restart(self, now: float, reason: str) -> None:
         self._become_backup(now, reason)
@@ -259,25 +250,10 @@ class VirtualHost(Router):
 
     # -- transitions --------------------------------------------------------------
 
-    def _become_master(self, now: float, reason: str) -> None:
-        self._set_state(now, State.MASTER, reason)
-        self.master = self.own_sources.get(4) or self.own_sources.get(6)
-        self._master_down_at.clear()
-        self._actions.append(AddAddresses())
-        self._actions.append(Announce())
+    def _advertise(self) -> None:
         self._send_advert()
-        self._actions.append(RunHook("up"))
-        self._advert_at = now + self.advert_interval
-        self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
 
-    def _become_backup(self, now: float, reason: str) -> None:
-        old = self.state
-        self._set_state(now, State.BACKUP, reason)
-        self._advert_at = None
-        self._delayed_announce = 0
-        self._actions.append(RemoveAddresses())
-        if not (old is State.INIT and self.settings.neutral):
-            self._actions.append(RunHook("down"))
+    def _arm_master_down(self, now: float) -> None:
         deadline = now + self.master_down_interval
         self._master_down_at = dict.fromkeys(self.settings.families, deadline)
 

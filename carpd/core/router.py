@@ -1,22 +1,44 @@
 """What a CARP vhid and a VRRP router share: the administrative levers and leaving.
 
 Subclasses provide the protocol: ``_restart`` (INIT -> BACKUP), ``_bow_out`` (the advert
-that hands the role over at once: CARP's 255/255, VRRP's priority 0), ``_become_master``,
-``_become_backup`` and ``families``.
+that hands the role over at once: CARP's 255/255, VRRP's priority 0), ``_advertise`` (one
+round of adverts), ``_arm_master_down`` (the BACKUP's timers) and ``advert_interval``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from carpd.core.actions import Action, RemoveAddresses, RunHook, State, StateChanged
+from carpd.core.actions import (
+    Action,
+    AddAddresses,
+    Announce,
+    RemoveAddresses,
+    RunHook,
+    State,
+    StateChanged,
+)
 from carpd.core.auth import IPAddress
 
 if TYPE_CHECKING:
     from carpd.core.machine import VhostCounters
 
 
+# The BSDs send one more gratuitous ARP two adverts after the first, for layer-3
+# switches that missed it.
+DELAYED_ANNOUNCE_ADVERTS = 2
+
+
+class RouterSettings(Protocol):
+    @property
+    def families(self) -> frozenset[int]: ...
+
+    @property
+    def neutral(self) -> bool: ...  # ucarp --neutral: no down hook on the first BACKUP
+
+
 class Router:
+    settings: RouterSettings
     state: State
     link_up: bool  # the interface can carry adverts
     enabled: bool  # not taken out with `carpctl down`
@@ -31,9 +53,13 @@ class Router:
 
     @property
     def families(self) -> frozenset[int]:
-        raise NotImplementedError
+        return self.settings.families
 
     # -- what each protocol provides ----------------------------------------------
+
+    @property
+    def advert_interval(self) -> float:
+        raise NotImplementedError
 
     def _restart(self, now: float, reason: str) -> None:
         raise NotImplementedError
@@ -41,11 +67,34 @@ class Router:
     def _bow_out(self) -> None:
         raise NotImplementedError
 
-    def _become_master(self, now: float, reason: str) -> None:
+    def _advertise(self) -> None:
         raise NotImplementedError
 
-    def _become_backup(self, now: float, reason: str) -> None:
+    def _arm_master_down(self, now: float) -> None:
         raise NotImplementedError
+
+    # -- transitions ----------------------------------------------------------------
+
+    def _become_master(self, now: float, reason: str) -> None:
+        self._set_state(now, State.MASTER, reason)
+        self.master = self.own_sources.get(4) or self.own_sources.get(6)
+        self._master_down_at.clear()
+        self._actions.append(AddAddresses())
+        self._actions.append(Announce())
+        self._advertise()
+        self._actions.append(RunHook("up"))
+        self._advert_at = now + self.advert_interval
+        self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
+
+    def _become_backup(self, now: float, reason: str) -> None:
+        old = self.state
+        self._set_state(now, State.BACKUP, reason)
+        self._advert_at = None
+        self._delayed_announce = 0
+        self._actions.append(RemoveAddresses())
+        if not (old is State.INIT and self.settings.neutral):
+            self._actions.append(RunHook("down"))
+        self._arm_master_down(now)
 
     def _set_state(self, now: float, new: State, reason: str) -> None:
         old, self.state = self.state, new

@@ -24,16 +24,13 @@ from dataclasses import dataclass
 
 from carpd.core.actions import (
     Action,
-    AddAddresses,
     Announce,
-    RemoveAddresses,
-    RunHook,
     SendVrrp,
     State,
 )
 from carpd.core.auth import IPAddress
 from carpd.core.errors import OwnAdvert, UnknownVhid
-from carpd.core.machine import DELAYED_ANNOUNCE_ADVERTS, VhostCounters
+from carpd.core.machine import VhostCounters
 from carpd.core.router import Router
 from carpd.core.vrrp import VRRP_MAX_INTERVAL, VRRP_PRIORITY_RELEASE, VrrpPacket
 
@@ -108,6 +105,8 @@ def master_down_interval(priority: int, master_adver_cs: int) -> float:
 
 class VrrpRouter(Router):
     """One virtual router (VRID) on one interface."""
+
+    settings: VrrpSettings
 
     def __init__(self, settings: VrrpSettings, *, own_sources: dict[int, IPAddress]) -> None:
         self.settings = settings
@@ -204,10 +203,6 @@ class VrrpRouter(Router):
                     start = self._armed_at.get(family, now)
                     self._master_down_at[family] = start + self.master_down_interval_for(family)
 
-    @property
-    def families(self) -> frozenset[int]:
-        return self.settings.families
-
     def _restart(self, now: float, reason: str) -> None:
         self._initialize(now, reason)
 
@@ -292,25 +287,13 @@ class VrrpRouter(Router):
     # -- transitions --------------------------------------------------------------
 
     def _become_master(self, now: float, reason: str) -> None:
-        self._set_state(now, State.MASTER, reason)
-        self.master = self.own_sources.get(4) or self.own_sources.get(6)
-        self._master_down_at.clear()
         self._down_reason.clear()
-        self._actions.append(AddAddresses())
-        self._actions.append(Announce())
-        self._send_adverts()
-        self._actions.append(RunHook("up"))
-        self._advert_at = now + self.advert_interval
-        self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
+        super()._become_master(now, reason)
 
-    def _become_backup(self, now: float, reason: str) -> None:
-        old = self.state
-        self._set_state(now, State.BACKUP, reason)
-        self._advert_at = None
-        self._delayed_announce = 0
-        self._actions.append(RemoveAddresses())
-        if not (old is State.INIT and self.settings.neutral):
-            self._actions.append(RunHook("down"))
+    def _advertise(self) -> None:
+        self._send_adverts()
+
+    def _arm_master_down(self, now: float) -> None:
         self._master_down_at = {
             f: now + self.master_down_interval_for(f) for f in self.settings.families
         }
