@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from carpd.core.auth import MAX_PASSWORD_LEN
+from carpd.core.auth import MAX_PASSWORD_LEN, HmacVariant
 from carpd.core.machine import Tiebreak
 from carpd.core.timing import DEFAULT_DEADRATIO
 
@@ -119,6 +119,8 @@ def _ifname(description: str) -> Any:
     return Field(min_length=1, max_length=15, pattern=r"^[^/:\s]+$", description=description)
 
 
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
 IfName = Annotated[str, _ifname("an interface name: 1-15 characters, no '/', ':' or whitespace")]
 Name = Annotated[str, _ifname("a name of 1-15 characters, no '/', ':' or whitespace")]
 StrictBool = Annotated[bool, Field(strict=True)]
@@ -193,6 +195,9 @@ class CarpConfig(_Frozen):
     srcip: ipaddress.IPv4Address | None = None
     preempt: StrictBool = False
     tiebreak: Tiebreak = "ucarp"
+    # CARP only: which kernel's HMAC to sign with when a link-local IPv6 address is among
+    # the addresses ("freebsd" hashes it, "openbsd" does not); both are accepted.
+    hmac_variant: HmacVariant = "openbsd"
     deadratio: int = Field(default=DEFAULT_DEADRATIO, ge=1, le=255, strict=True)
     neutral: StrictBool = False
     # Interface groups (OpenBSD): every vhid is also in group "carp".
@@ -270,6 +275,7 @@ class CarpConfig(_Frozen):
                 "replay_protection",
                 "tiebreak",
                 "deadratio",
+                "hmac_variant",
             ):
                 if key in given or (key == "pass" and "pass_" in given):
                     found.append(
@@ -303,7 +309,7 @@ class CarpConfig(_Frozen):
             if a.ip in seen:
                 msg = f"{a.ip} is listed twice (also {{other}})"
                 found.append(Conflict((i,), str(a), msg, (seen[a.ip],)))
-            elif a.ip.is_multicast or a.ip.is_unspecified:
+            elif a.ip.is_multicast or a.ip.is_unspecified or a.ip == _BROADCAST:
                 found.append(Conflict((i,), str(a), "not a unicast address"))
             seen.setdefault(a.ip, i)
         if found:

@@ -1,9 +1,20 @@
 """CARP authentication: HMAC-SHA1 keyed by the password (spec section 2).
 
 The hashed message is: version (0x02), type (0x01), vhid, the vhid's IPv4 addresses in
-ascending order (4 bytes each), its non-link-local IPv6 addresses in ascending order
-(16 bytes each), then the 8-byte counter as it sits on the wire. With one IPv4 address
-this is exactly what ucarp hashes; with more it is what OpenBSD and FreeBSD hash.
+ascending order (4 bytes each), its IPv6 addresses in ascending byte order (16 bytes
+each), then the 8-byte counter as it sits on the wire. Each address is hashed once, and
+0.0.0.0, 255.255.255.255, :: and ffff:...:ffff never (the kernels' "next larger than the
+last one" loop cannot pick them). The kernels differ only in IPv6 link-local addresses:
+
+- FreeBSD 10 and later hash them, with bytes 2-3 (the scope the kernel embeds there)
+  zeroed, and sort on those zeroed bytes. OpenBSD calls this context ORIG.
+- OpenBSD signs without them (its NOV6LL context) and accepts either context.
+- ucarp hashes its one IPv4 address: with one IPv4 address both are what ucarp hashes.
+
+carpd verifies both, as OpenBSD does, and signs with the one its vhid's ``hmac_variant``
+names. Two constructions this does not cover (docs/protocol.md): OpenBSD also hashes the
+carp interface's MAC when ``lladdr`` was set by hand, and FreeBSD before 8 hashed the
+addresses in interface order.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable
+from typing import Literal
 
 from carpd.core.errors import BadHMAC
 
@@ -21,6 +33,13 @@ MAX_PASSWORD_LEN = 19
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# Which kernel's construction a vhid signs with; both are accepted.
+HmacVariant = Literal["openbsd", "freebsd"]
+HMAC_VARIANTS: tuple[HmacVariant, ...] = ("openbsd", "freebsd")
+
+# What the kernels' ordering loops can never select.
+_NEVER_HASHED = frozenset({b"\x00" * 4, b"\xff" * 4, b"\x00" * 16, b"\xff" * 16})
+
 
 def carp_key(password: str | bytes) -> bytes:
     raw = password.encode() if isinstance(password, str) else password
@@ -29,13 +48,28 @@ def carp_key(password: str | bytes) -> bytes:
     return raw
 
 
+def _hashed_form(address: IPAddress) -> bytes:
+    """The bytes a kernel hashes: a link-local IPv6 address with its scope bytes zeroed."""
+    packed = address.packed
+    if address.version == 6 and address.is_link_local:
+        return packed[:2] + b"\x00\x00" + packed[4:]
+    return packed
+
+
 def hashed_addresses(addresses: Iterable[IPAddress], *, with_link_local: bool = False) -> bytes:
-    """The address part of the HMAC input: IPv4 ascending, then IPv6 ascending."""
-    v4 = sorted({a for a in addresses if a.version == 4})
-    v6 = sorted(
-        {a for a in addresses if a.version == 6 and (with_link_local or not a.is_link_local)}
-    )
-    return b"".join(a.packed for a in v4) + b"".join(a.packed for a in v6)
+    """The address part of the HMAC input: IPv4 ascending, then IPv6 ascending.
+
+    ``with_link_local`` selects FreeBSD's construction (OpenBSD's ORIG context); without
+    it, OpenBSD's NOV6LL.
+    """
+    addrs = list(addresses)
+    v4 = {_hashed_form(a) for a in addrs if a.version == 4}
+    v6 = {
+        _hashed_form(a)
+        for a in addrs
+        if a.version == 6 and (with_link_local or not a.is_link_local)
+    }
+    return b"".join(sorted(v4 - _NEVER_HASHED)) + b"".join(sorted(v6 - _NEVER_HASHED))
 
 
 class Authenticator:
@@ -45,21 +79,30 @@ class Authenticator:
     counter, which keeps verification cheap under a flood of forged adverts.
     """
 
-    __slots__ = ("_variants",)
+    __slots__ = ("_sign", "_variants")
 
-    def __init__(self, password: str | bytes, vhid: int, addresses: Iterable[IPAddress]) -> None:
+    def __init__(
+        self,
+        password: str | bytes,
+        vhid: int,
+        addresses: Iterable[IPAddress],
+        variant: HmacVariant = "openbsd",
+    ) -> None:
         key = carp_key(password)
         addrs = list(addresses)
         prefix = bytes((2, 1, vhid))
-        # What we send (OpenBSD's NOV6LL variant, FreeBSD/ucarp when no link-local VIP);
-        # OpenBSD also accepts the variant that hashes link-local addresses.
-        variants = [hashed_addresses(addrs)]
-        if any(a.version == 6 and a.is_link_local for a in addrs):
-            variants.append(hashed_addresses(addrs, with_link_local=True))
-        self._variants = [hmac.new(key, prefix + v, hashlib.sha1) for v in variants]
+        messages = {
+            "openbsd": prefix + hashed_addresses(addrs),
+            "freebsd": prefix + hashed_addresses(addrs, with_link_local=True),
+        }
+        ours = messages.pop(variant)
+        self._sign = hmac.new(key, ours, hashlib.sha1)
+        # The other kernel's construction too, unless it is the same (no link-local).
+        self._variants = [self._sign]
+        self._variants += [hmac.new(key, m, hashlib.sha1) for m in messages.values() if m != ours]
 
     def sign(self, counter: bytes) -> bytes:
-        h = self._variants[0].copy()
+        h = self._sign.copy()
         h.update(counter)
         return h.digest()
 

@@ -262,7 +262,8 @@ class Daemon:
         if isinstance(settings, VrrpSettings):
             machine = VrrpRouter(settings, own_sources=sources)
         else:
-            auth = Authenticator(cfg.password, cfg.vhid, [a.ip for a in cfg.addresses])
+            addrs = [a.ip for a in cfg.addresses]
+            auth = Authenticator(cfg.password, cfg.vhid, addrs, cfg.hmac_variant)
             # Replay protection needs counters that keep increasing across restarts.
             start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
             machine = VirtualHost(settings, auth, counter_start=start, own_sources=sources)

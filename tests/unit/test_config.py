@@ -191,7 +191,8 @@ ERRORS = [
         'colour = "red"',
         "carp[0].colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
         "protocol, advbase, advskew, priority, accept, vmac, peers, replay_protection, "
-        "addresses, up, down, xparam, srcip, preempt, tiebreak, deadratio, neutral, groups)",
+        "addresses, up, down, xparam, srcip, preempt, tiebreak, hmac_variant, deadratio, "
+        "neutral, groups)",
     ),
     ('carpdev = "eth0"', "", "carp[0].carpdev: missing required key"),
     (
@@ -228,6 +229,20 @@ ERRORS = [
         'addresses = ["192.0.2.100"]',
         'addresses = ["224.0.0.18"]',
         'carp[0].addresses[0] = "224.0.0.18/32": not a unicast address',
+    ),
+    # The BSD kernels never hash these (spec 2.2): a peer could not verify our adverts.
+    *(
+        (
+            'addresses = ["192.0.2.100"]',
+            f'addresses = ["{address}"]',
+            f'carp[0].addresses[0] = "{address}/{bits}": not a unicast address',
+        )
+        for address, bits in (("0.0.0.0", 32), ("255.255.255.255", 32), ("::", 128))
+    ),
+    (
+        f'pass = "{SECRET}"',
+        f'pass = "{SECRET}"\nhmac_variant = "netbsd"',
+        'carp[0].hmac_variant = "netbsd": allowed values: "openbsd", "freebsd"',
     ),
     (
         'addresses = ["192.0.2.100"]',
@@ -367,6 +382,7 @@ def test_example_config_loads() -> None:
     v4, dual, vrrp = config.carp
     assert {a.version for a in v4.addresses} == {4}
     assert {a.version for a in dual.addresses} == {4, 6}
+    assert (v4.hmac_variant, dual.hmac_variant) == ("openbsd", "freebsd")
     assert (vrrp.protocol, vrrp.interval_cs, vrrp.vmac, vrrp.password) == ("vrrp3", 10, True, b"")
     for c in config.carp:
         assert c.passfile is None

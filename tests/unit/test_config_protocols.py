@@ -54,6 +54,10 @@ def test_vrrp3_refuses_carp_keys_and_carp_refuses_vrrp_keys(tmp_path: Path) -> N
     )
     assert 'carp[0].pass = "<hidden>": not for protocol = "vrrp3"' in msg
     assert "carp[0].advskew = 10: not for protocol" in msg
+    msg = error(
+        tmp_path, 'protocol = "vrrp3"\nhmac_variant = "freebsd"\naddresses = ["192.0.2.1/24"]\n'
+    )
+    assert 'carp[0].hmac_variant = "freebsd": not for protocol = "vrrp3"' in msg
     assert "secret" not in msg
     msg = error(tmp_path, 'pass = "x"\npriority = 200\naddresses = ["192.0.2.1/24"]\n')
     assert 'carp[0].priority = 200: only for protocol = "vrrp3"' in msg

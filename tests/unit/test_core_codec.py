@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 
 import pytest
@@ -11,7 +9,7 @@ from helpers_core import UCARP_PCAP, VIP, ipv4_datagrams, read_pcap
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carpd.core.auth import Authenticator, carp_key, hashed_addresses
+from carpd.core.auth import HMAC_VARIANTS, Authenticator, carp_key, hashed_addresses
 from carpd.core.checksum import internet_checksum
 from carpd.core.errors import BadHMAC
 from carpd.core.packet import (
@@ -230,26 +228,87 @@ def test_hashed_addresses_order_and_link_local() -> None:
     assert hashed_addresses(a, with_link_local=True) == v4 + v6 + ll
 
 
+def test_the_addresses_no_kernel_hashes_are_left_out() -> None:
+    """The kernels' "next larger than the last" loops can never pick 0.0.0.0,
+    255.255.255.255, :: or ffff:...:ffff, and pick an address once."""
+    addrs = [
+        ipaddress.ip_address(a)
+        for a in ("0.0.0.0", "255.255.255.255", "192.0.2.1", "::", "ffff:" * 7 + "ffff")
+    ]
+    assert hashed_addresses([*addrs, ipaddress.ip_address("192.0.2.1")]) == bytes.fromhex(
+        "c0000201"
+    )
+
+
+def test_link_local_scope_bytes_are_zeroed_as_the_kernels_do() -> None:
+    """A kernel keeps the scope in bytes 2-3 of a link-local address and zeroes them
+    before hashing and sorting: fe80:5::1 is hashed as fe80::1."""
+    scoped = [ipaddress.ip_address("fe80:5::1"), ipaddress.ip_address("2001:db8::1")]
+    plain = [ipaddress.ip_address("fe80::1"), ipaddress.ip_address("2001:db8::1")]
+    assert hashed_addresses(scoped, with_link_local=True) == hashed_addresses(
+        plain, with_link_local=True
+    )
+
+
+# Computed from the kernels' own construction, independently of carpd's code: FreeBSD's
+# carp_hmac_prepare (sys/netinet/ip_carp.c, VRRP-capable version) and OpenBSD 1.370's
+# carp_hmac_prepare_ctx (ORIG = FreeBSD's, NOV6LL = without link-local). Password
+# "secret", vhid 1, counter 0102030405060708.
+KERNEL_VECTORS = [
+    (
+        ("192.0.2.100", "2001:db8::100", "fe80::1"),
+        "020101c000026420010db8000000000000000000000100fe800000000000000000000000000001",
+        "37094a59cf1ad778068f7132ce73e1888c67ec23",
+        "020101c000026420010db8000000000000000000000100",
+        "c5aab719044bbb47dfa6ed7ced1b4f3587af6a52",
+    ),
+    (
+        ("fe80::1", "2001:db8::100"),
+        "02010120010db8000000000000000000000100fe800000000000000000000000000001",
+        "d271a3e12af8dbf3400630f6a2e6f3c92311e7f2",
+        "02010120010db8000000000000000000000100",
+        "c47ba41c7f2350a82f086e01094ce08a31e7d682",
+    ),
+]
+COUNTER = bytes.fromhex("0102030405060708")
+
+
+@pytest.mark.parametrize(
+    ("addrs", "freebsd_msg", "freebsd", "openbsd_msg", "openbsd"), KERNEL_VECTORS
+)
+def test_bsd_kernel_vectors_with_a_link_local_and_a_global_address(
+    addrs: tuple[str, ...], freebsd_msg: str, freebsd: str, openbsd_msg: str, openbsd: str
+) -> None:
+    ips = [ipaddress.ip_address(a) for a in addrs]
+    prefix = bytes((2, 1, 1))
+    assert (prefix + hashed_addresses(ips, with_link_local=True)).hex() == freebsd_msg
+    assert (prefix + hashed_addresses(ips)).hex() == openbsd_msg
+    # Signing follows the vhid's hmac_variant; OpenBSD's is the default.
+    assert Authenticator("secret", 1, ips).sign(COUNTER).hex() == openbsd
+    assert Authenticator("secret", 1, ips, "openbsd").sign(COUNTER).hex() == openbsd
+    assert Authenticator("secret", 1, ips, "freebsd").sign(COUNTER).hex() == freebsd
+    # Verifying accepts both, as OpenBSD does, whichever variant we sign with: a FreeBSD
+    # peer's adverts and an OpenBSD peer's alike.
+    for variant in HMAC_VARIANTS:
+        auth = Authenticator("secret", 1, ips, variant)
+        auth.verify(COUNTER, bytes.fromhex(freebsd))
+        auth.verify(COUNTER, bytes.fromhex(openbsd))
+        with pytest.raises(BadHMAC):
+            auth.verify(COUNTER, bytes.fromhex(freebsd)[::-1])
+
+
+def test_without_a_link_local_address_both_variants_sign_alike() -> None:
+    """ucarp, and any BSD peer of a vhid without link-local addresses, sees one HMAC."""
+    ips = [ipaddress.ip_address("192.0.2.100"), ipaddress.ip_address("2001:db8::100")]
+    signed = {Authenticator("secret", 1, ips, v).sign(COUNTER) for v in HMAC_VARIANTS}
+    assert len(signed) == 1
+
+
 def test_carp_key_limits_to_19_bytes() -> None:
     assert carp_key("x" * 19) == b"x" * 19
     assert carp_key(b"\x01\x02") == b"\x01\x02"
     with pytest.raises(ValueError):
         carp_key("x" * 20)
-
-
-def test_authenticator_accepts_openbsd_orig_variant_with_link_local() -> None:
-    """OpenBSD may hash link-local addresses (ORIG); we send NOV6LL and accept both."""
-    addrs = [ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("fe80::1")]
-    ours = Authenticator("secret", 3, addrs)
-    counter = bytes(8)
-    msg_orig = bytes((2, 1, 3)) + hashed_addresses(addrs, with_link_local=True) + counter
-    msg_nov6ll = bytes((2, 1, 3)) + hashed_addresses(addrs) + counter
-    orig = hmac.new(b"secret", msg_orig, hashlib.sha1).digest()
-    nov6ll = hmac.new(b"secret", msg_nov6ll, hashlib.sha1).digest()
-    assert orig != nov6ll
-    assert ours.sign(counter) == nov6ll
-    ours.verify(counter, orig)
-    ours.verify(counter, nov6ll)
 
 
 # -- scapy as an independent codec ----------------------------------------------------
