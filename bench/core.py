@@ -34,8 +34,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
 )
 
+from carpd.core.timing import master_down_interval  # noqa: E402
 from carpd.lab.cluster import Node, VhidSpec, line_time  # noqa: E402
-from carpd.lab.netlab import Host, Lab, LogWatch  # noqa: E402
+from carpd.lab.netlab import Host, Lab, LogWatch, carpd_argv  # noqa: E402
 from carpd.lab.probe import Pinger  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -44,6 +45,7 @@ VHID, PASSWORD, VIP = 7, "secret", "192.0.2.100"
 NODE1, NODE2, CLIENT = "192.0.2.1/24", "192.0.2.2/24", "192.0.2.9/24"
 MASTER_SKEW, BACKUP_SKEW, ADVBASE = 0, 100, 1
 FOOTPRINT_SECONDS = 10.0
+VERSION_SPAWNS = 5  # `carpd --version` runs per start-up run; their median is the sample
 
 # key -> (label, unit), in table order.
 METRICS: dict[str, tuple[str, str]] = {
@@ -57,6 +59,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "stop_master_ucarp": ("graceful stop: SIGTERM -> backup MASTER line, ucarp", "ms"),
     "startup_backup": ("start-up: spawn -> INIT -> BACKUP line, carpd", "ms"),
     "startup_started": ("start-up: spawn -> started line, carpd", "ms"),
+    "startup_advert": ("start-up: spawn -> first advert on the wire, carpd (lone node)", "ms"),
+    "startup_advert_own": ("start-up: that, less the 3 s master-down interval, carpd", "ms"),
+    "startup_version": ("start-up: `carpd --version` wall time, carpd", "ms"),
     "rss_1": ("RSS after 10 s, carpd, 1 vhid", "MiB"),
     "rss_255": ("RSS after 10 s, carpd, 255 vhids", "MiB"),
     "cpu_1": ("CPU over those 10 s (utime+stime), carpd, 1 vhid", "%"),
@@ -256,18 +261,54 @@ def check_pinger(ping: Pinger, since: int) -> None:
 
 
 def startup() -> dict[str, Any]:
-    """A lone carpd: spawn -> 'INIT -> BACKUP' and -> 'started' (carpd's own stamps)."""
+    """A lone carpd (advbase 1, advskew 0), timed from its spawn: its 'INIT -> BACKUP' and
+    'started' lines (carpd's own stamps) and its first advert, stamped by a third host as
+    it arrives (a lone node sends it on becoming MASTER, a master-down interval after
+    BACKUP); then the wall time of ``carpd --version``."""
+    cache_bytecode()
     with Lab("bst") as lab:
-        node = Node(lab, lab.add_host("node1", NODE1), [VhidSpec(VHID, (f"{VIP}/24",))])
+        spec = VhidSpec(VHID, (f"{VIP}/24",), advskew=0, advbase=ADVBASE)
+        node = Node(lab, lab.add_host("node1", NODE1), [spec])
+        watch = sniffer(lab.add_host("watch", CLIENT))
         t0 = time.time()
         node.start()
         _, backup = node.wait_log(r"state transition: INIT -> BACKUP", timeout=30)
         _, started = node.wait_log(r"carpd \S+ started", timeout=30)
+        _, advert = watch.wait_for(rf" carp {NODE1.split('/')[0]} vhid={VHID} ", timeout=30)
         node.stop()
-        return {
-            "backup_ms": 1000 * (line_time(backup) - t0),
-            "started_ms": 1000 * (line_time(started) - t0),
-        }
+    advert_ms = 1000 * (float(advert.split()[0]) - t0)
+    return {
+        "backup_ms": 1000 * (line_time(backup) - t0),
+        "started_ms": 1000 * (line_time(started) - t0),
+        "advert_ms": advert_ms,
+        "advert_own_ms": advert_ms - 1000 * master_down_interval(ADVBASE, 0),
+        "version_ms": statistics.median(version_wall_ms() for _ in range(VERSION_SPAWNS)),
+    }
+
+
+def cache_bytecode() -> None:
+    """Compile carpd's modules as installing it does, so every run starts with cached
+    bytecode (a checkout under PYTHONDONTWRITEBYTECODE would compile them at each start)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "carpd")], check=True)
+
+
+def sniffer(host: Host) -> LogWatch:
+    """carpd.lab.sniff on the host's eth0, every line stamped with its receive time."""
+    argv = [sys.executable, "-m", "carpd.lab.sniff", "eth0", "--times"]
+    proc = host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    watch = LogWatch(proc.stdout)
+    watch.wait_for("sniffing", 10)
+    return watch
+
+
+def version_wall_ms() -> float:
+    """Spawn to exit of ``carpd --version`` (the venv's script, else python -m carpd)."""
+    script = Path(sys.executable).with_name("carpd")
+    argv = [str(script), "--version"] if script.exists() else carpd_argv("--version")
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    return 1000 * (time.perf_counter() - t0)
 
 
 def vips(count: int, exclude: set[str]) -> list[str]:
@@ -370,7 +411,11 @@ def _show_failover(r: dict[str, Any]) -> str:
 
 
 def _show_startup(r: dict[str, Any]) -> str:
-    return f"BACKUP after {r['backup_ms']:.0f} ms, started after {r['started_ms']:.0f} ms"
+    return (
+        f"BACKUP after {r['backup_ms']:.0f} ms, started after {r['started_ms']:.0f} ms, "
+        f"first advert after {r['advert_ms']:.0f} ms (3 s + {r['advert_own_ms']:.0f}), "
+        f"--version {r['version_ms']:.0f} ms"
+    )
 
 
 def _show_footprint(r: dict[str, Any]) -> str:
@@ -390,7 +435,13 @@ def steps() -> Iterator[Step]:
     yield Step(
         "start-up, carpd",
         startup,
-        {"startup_backup": "backup_ms", "startup_started": "started_ms"},
+        {
+            "startup_backup": "backup_ms",
+            "startup_started": "started_ms",
+            "startup_advert": "advert_ms",
+            "startup_advert_own": "advert_own_ms",
+            "startup_version": "version_ms",
+        },
         _show_startup,
     )
     for count in (1, 255):
@@ -468,7 +519,11 @@ reads as 16-20 ms). MASTER times: each daemon's own log stamp (carpd: ms, ucarp 
 us) minus time.time() at the signal. RSS/CPU: a lone node, 10 s from its 'started' line
 (3 s BACKUP, then MASTER of every vhid); VmRSS from /proc/<pid>/status, CPU from
 utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 % resolution) and from the
-nanosecond run times in /proc/<pid>/task/*/schedstat."""
+nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up: a lone node (advskew
+0) from just before its spawn (through `ip netns exec`, a few ms), carpd's bytecode
+cached as an install leaves it; the first advert is stamped by a third host's sniffer,
+and less the master-down interval (3 s after BACKUP) it is the start-up's own part;
+`carpd --version` is the median of 5 spawns."""
 
 
 def write_results(summary: dict[str, Any], details: list[Any], env: dict[str, str]) -> str:

@@ -37,6 +37,13 @@ SCALE_SECONDS = 30.0
 FLOOD_SECONDS = 10.0
 JITTER_SECONDS = 60.0
 FLOOD_RATES = (1_000, 10_000, 50_000)
+STARTUP_ROWS = {  # core.startup's keys
+    "backup_ms": "the INIT -> BACKUP line",
+    "started_ms": "the 'started' line (control socket up)",
+    "advert_ms": "the first advert on the wire (MASTER after 3 s alone)",
+    "advert_own_ms": "that advert, less the 3 s master-down interval",
+    "version_ms": "the exit of `carpd --version` (median of 5 spawns)",
+}
 
 
 def progress(text: str) -> None:
@@ -203,6 +210,7 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     for kind in ("carpd", "ucarp"):
         out.append((f"graceful SIGTERM, {kind}", lambda k=kind: core.failover(k, False), runs))
     out.append(("graceful maintenance, carpd", lambda: health.one_run("maintenance"), runs))
+    out.append(("start-up, carpd", core.startup, runs))
     for kind in ("carpd", "keepalived"):
         out.append((f"sub-second VRRPv3 0.1 s, {kind}", lambda k=kind: vrrp.one(k, 0.1), runs))
     for count in (1, 16, 255):
@@ -257,6 +265,20 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
                 f"| {name} | {len(samples)} | {s['outage_ms']['median']:.0f} / "
                 f"{s['outage_ms']['max']:.0f} | {s['master_ms']['median']:.0f} / "
                 f"{s['master_ms']['max']:.0f} |"
+            )
+    startup = results.get("start-up, carpd")
+    if startup:
+        s = summarize("start-up, carpd", startup)
+        lines += [
+            "",
+            "## Start-up (ms, median / max; a lone carpd, advbase 1, advskew 0)",
+            "",
+            "| from the spawn to | runs | median | max |",
+            "|---|---:|---:|---:|",
+        ]
+        for key, label in STARTUP_ROWS.items():
+            lines.append(
+                f"| {label} | {len(startup)} | {s[key]['median']:.0f} | {s[key]['max']:.0f} |"
             )
     lines += [
         "",

@@ -1,27 +1,20 @@
-"""carpd: the daemon's command line."""
+"""carpd: the daemon's command line.
+
+Each mode imports only what it needs, for a quick start: ``--version`` nothing of carpd's
+own, ``--help`` the ucarp options, ``--check`` the configuration (pydantic); asyncio,
+netlink (pyroute2) and the runtime only when the daemon runs (carpd.daemon.serve).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import logging
-import signal
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carpd import __version__
-from carpd.config import Config, ConfigError, config_from_ucarp_args, load_config
-from carpd.config.advice import advisories
-from carpd.config.ucarp_cli import make_ucarp_parser
-from carpd.daemon import commands
-from carpd.daemon.control import ControlServer
-from carpd.daemon.logsetup import setup_logging
-from carpd.daemon.runtime import Daemon, StartupError
-from carpd.linux.privileges import missing_capabilities
 
-log = logging.getLogger("carpd")
+if TYPE_CHECKING:
+    from carpd.config import Config
 
 DEFAULT_CONFIG = "/etc/carpd/carpd.toml"
 EXIT_CONFIG = 2
@@ -41,6 +34,8 @@ whose settings did not change keep their state.
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from carpd.config.ucarp_cli import make_ucarp_parser
+
     ucarp = make_ucarp_parser(add_help=False)
     parser = argparse.ArgumentParser(
         prog="carpd",
@@ -72,6 +67,10 @@ def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def read_config(argv: list[str]) -> Config:
+    from pathlib import Path
+
+    from carpd.config import ConfigError, config_from_ucarp_args, load_config
+
     opts, rest = split_argv(argv)
     if rest:
         if opts.config:
@@ -85,74 +84,6 @@ def read_config(argv: list[str]) -> Config:
     return config
 
 
-def advised(config: Config) -> Config:
-    """Log what is valid but questionable in ``config``, and pass it on."""
-    for note in advisories(config):
-        log.warning("%s", note)
-    return config
-
-
-async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
-    loop = asyncio.get_running_loop()
-    control = ControlServer(
-        Path(daemon.config.global_.control_socket),
-        commands.handlers(daemon),
-        group=daemon.config.global_.control_group,
-    )
-
-    try:
-        await daemon.preflight(daemon.config)
-    except StartupError as e:
-        print(f"carpd: {e}", file=sys.stderr)
-        await daemon.netlink.close()
-        return EXIT_CONFIG
-    # One reload at a time: SIGHUPs that arrive during one are merged into one more.
-    reload_wanted = asyncio.Event()
-
-    async def reloader(load: Callable[[], Config]) -> None:
-        while True:
-            await reload_wanted.wait()
-            reload_wanted.clear()
-            log.info("SIGHUP: reloading %s", daemon.config.source)
-            try:
-                await daemon.reload(load())
-            except (ConfigError, StartupError) as e:
-                log.error("reload refused, keeping the running configuration:\n%s", e)
-            except Exception:  # never lose a reload's failure silently
-                log.exception("reload failed")
-
-    reloading = loop.create_task(reloader(reload_config)) if reload_config else None
-
-    def reload() -> None:
-        if reload_config is None:
-            log.warning("SIGHUP: started from the command line, nothing to reload")
-            return
-        reload_wanted.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, reload)
-
-    async def ready() -> None:
-        await control.start()
-        log.info(
-            "carpd %s started: %d vhid(s), control socket %s",
-            __version__,
-            len(daemon.vhosts),
-            control.path,
-        )
-
-    try:
-        return await daemon.run(ready)
-    finally:
-        if reloading is not None:
-            reloading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reloading
-        await control.close()
-        log.info("carpd stopped")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
@@ -161,29 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     if "--version" in argv:
         print(f"carpd {__version__}")
         return 0
+    from carpd.config import ConfigError
+
     try:
         config = read_config(argv)
     except ConfigError as e:
         print(f"carpd: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    opts, _ = split_argv(argv)
+    opts, rest = split_argv(argv)
     if opts.check:
+        from carpd.config.advice import advisories
+
         for note in advisories(config):
             print(f"carpd: warning: {note}", file=sys.stderr)
         print(f"carpd: {config.source}: configuration OK ({len(config.carp)} vhid(s))")
         return 0
-    g = config.global_
-    setup_logging(g.log_level, g.syslog, g.syslog_facility)
-    advised(config)
-    missing = missing_capabilities()
-    if missing:
-        print(
-            f"carpd: missing {' and '.join(missing)}: run as root or grant them "
-            "(e.g. AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)",
-            file=sys.stderr,
-        )
-        return EXIT_ENVIRONMENT
-    daemon = Daemon(config)
-    from_file = not split_argv(argv)[1]
-    reload = (lambda: advised(read_config(argv))) if from_file else None
-    return asyncio.run(serve(daemon, reload))
+    from carpd.daemon.serve import run
+
+    # SIGHUP re-reads the file; a ucarp command line has nothing to re-read.
+    return run(config, (lambda: read_config(argv)) if not rest else None)

@@ -49,8 +49,7 @@ from dataclasses import dataclass
 from socket import AF_UNSPEC
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
+from carpd.linux.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK, AsyncIPRoute
 
 log = logging.getLogger("carpd")
 

@@ -1,7 +1,5 @@
-"""Interfaces and addresses through rtnetlink (pyroute2's asyncio API).
-
-The only module that imports pyroute2 in the daemon.
-"""
+"""Interfaces and addresses through rtnetlink (pyroute2's asyncio API, from carpd.linux.rtnl,
+the only module that imports pyroute2 in the daemon)."""
 
 from __future__ import annotations
 
@@ -13,10 +11,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from carpd.linux.linkwatch import usable
+from carpd.linux.rtnl import AsyncIPRoute, NetlinkError
 
 IFA_F_NODAD = 0x02
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface

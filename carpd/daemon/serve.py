@@ -1,0 +1,112 @@
+"""Running the daemon: logging, the capability check, the runtime on an asyncio loop,
+the control socket and the signals. Imported by carpd.daemon.main only to run the
+daemon, so ``--version``, ``--help`` and ``--check`` never load asyncio or pyroute2."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from carpd import __version__
+from carpd.config import Config, ConfigError
+from carpd.config.advice import advisories
+from carpd.daemon import commands
+from carpd.daemon.control import ControlServer
+from carpd.daemon.logsetup import setup_logging
+from carpd.daemon.main import EXIT_CONFIG, EXIT_ENVIRONMENT
+from carpd.daemon.runtime import Daemon, StartupError
+from carpd.linux.privileges import missing_capabilities
+
+log = logging.getLogger("carpd")
+
+
+def advised(config: Config) -> Config:
+    """Log what is valid but questionable in ``config``, and pass it on."""
+    for note in advisories(config):
+        log.warning("%s", note)
+    return config
+
+
+def run(config: Config, reload_config: Callable[[], Config] | None) -> int:
+    """Run the daemon until SIGTERM or SIGINT; ``reload_config`` (None: nothing to
+    reload) reads the configuration again on SIGHUP."""
+    g = config.global_
+    setup_logging(g.log_level, g.syslog, g.syslog_facility)
+    advised(config)
+    missing = missing_capabilities()
+    if missing:
+        print(
+            f"carpd: missing {' and '.join(missing)}: run as root or grant them "
+            "(e.g. AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)",
+            file=sys.stderr,
+        )
+        return EXIT_ENVIRONMENT
+    daemon = Daemon(config)
+    reload = (lambda: advised(reload_config())) if reload_config is not None else None
+    return asyncio.run(serve(daemon, reload))
+
+
+async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
+    loop = asyncio.get_running_loop()
+    control = ControlServer(
+        Path(daemon.config.global_.control_socket),
+        commands.handlers(daemon),
+        group=daemon.config.global_.control_group,
+    )
+
+    try:
+        await daemon.preflight(daemon.config)
+    except StartupError as e:
+        print(f"carpd: {e}", file=sys.stderr)
+        await daemon.netlink.close()
+        return EXIT_CONFIG
+    # One reload at a time: SIGHUPs that arrive during one are merged into one more.
+    reload_wanted = asyncio.Event()
+
+    async def reloader(load: Callable[[], Config]) -> None:
+        while True:
+            await reload_wanted.wait()
+            reload_wanted.clear()
+            log.info("SIGHUP: reloading %s", daemon.config.source)
+            try:
+                await daemon.reload(load())
+            except (ConfigError, StartupError) as e:
+                log.error("reload refused, keeping the running configuration:\n%s", e)
+            except Exception:  # never lose a reload's failure silently
+                log.exception("reload failed")
+
+    reloading = loop.create_task(reloader(reload_config)) if reload_config else None
+
+    def reload() -> None:
+        if reload_config is None:
+            log.warning("SIGHUP: started from the command line, nothing to reload")
+            return
+        reload_wanted.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+    async def ready() -> None:
+        await control.start()
+        log.info(
+            "carpd %s started: %d vhid(s), control socket %s",
+            __version__,
+            len(daemon.vhosts),
+            control.path,
+        )
+
+    try:
+        return await daemon.run(ready)
+    finally:
+        if reloading is not None:
+            reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloading
+        await control.close()
+        log.info("carpd stopped")
