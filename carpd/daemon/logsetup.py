@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 
@@ -36,10 +35,11 @@ def setup_logging(level: str = "info", syslog: bool = False, facility: str = "da
         )
     root.addHandler(stderr)
     if syslog:
+        from logging.handlers import SysLogHandler  # only then
+
         try:
-            handler = logging.handlers.SysLogHandler(
-                address="/dev/log",
-                facility=logging.handlers.SysLogHandler.facility_names[facility],
+            handler = SysLogHandler(
+                address="/dev/log", facility=SysLogHandler.facility_names[facility]
             )
         except OSError as e:
             root.warning("carp: syslog unavailable (/dev/log: %s), logging to stderr only", e)

@@ -1,8 +1,10 @@
-"""Start-up imports only what the mode needs: each case runs in a fresh interpreter and
-checks its sys.modules afterwards (never the time it took)."""
+"""Start-up imports only what the mode needs (each case runs in a fresh interpreter and
+checks its sys.modules afterwards, never the time it took), and main leaves garbage
+collection as it found it."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -10,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from carpd.daemon.main import main
+
 RUNTIME = {"asyncio", "pyroute2"}  # what only running the daemon may load
 CONFIG = {"pydantic", "carpd.config.model"}
+GOOD = '[[carp]]\nvhid = 1\ncarpdev = "eth0"\npass = "secret"\naddresses = ["192.0.2.100/24"]\n'
 
 
 def modules_after(code: str) -> set[str]:
@@ -37,9 +42,7 @@ def test_help_does_not_load_the_runtime() -> None:
 
 def test_check_loads_the_config_but_not_the_runtime(tmp_path: Path) -> None:
     path = tmp_path / "carpd.toml"
-    path.write_text(
-        '[[carp]]\nvhid = 1\ncarpdev = "eth0"\npass = "secret"\naddresses = ["192.0.2.100/24"]\n'
-    )
+    path.write_text(GOOD)
     loaded = after_main("--config", str(path), "--check")
     assert loaded >= CONFIG
     assert not RUNTIME & loaded
@@ -66,3 +69,14 @@ def test_pyroute2_stays_whole_for_the_rest_of_the_process(pyroute2_first: bool) 
         assert "__getattr__" not in vars(pyroute2)
     """
     assert "pyroute2.ndb" in modules_after(code)
+
+
+def test_main_leaves_garbage_collection_as_it_found_it(tmp_path: Path) -> None:
+    """Start-up runs without cyclic collection; whatever main returns, it is back on."""
+    path = tmp_path / "carpd.toml"
+    path.write_text(GOOD)
+    assert gc.isenabled()
+    assert main(["--config", str(path), "--check"]) == 0
+    assert gc.isenabled()
+    assert main(["--config", str(tmp_path / "missing.toml")]) == 2
+    assert gc.isenabled()
