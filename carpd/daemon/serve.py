@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import sys
@@ -94,10 +93,6 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
     loop.add_signal_handler(signal.SIGHUP, reload)
 
     async def ready() -> None:
-        # Start-up is over (main turned cyclic collection off for it). What it built
-        # stays for good: frozen, no collection has to walk it again.
-        gc.freeze()
-        gc.enable()
         await control.start()
         log.info(
             "carpd %s started: %d vhid(s), control socket %s",
