@@ -4,8 +4,9 @@ Run as root:  .venv/bin/python bench/run.py [--runs N] [--quick]
 
 Writes bench/results/latest.md (tables and targets), latest.json (every sample) and PNG
 plots of the outages. One progress line per scenario run. Scenarios (see bench/README.md):
-crash failover, graceful handover (SIGTERM, maintenance), sub-second VRRPv3, scale,
-forged-advert flood, advert jitter. Not part of the test suite.
+crash failover, graceful handover (SIGTERM, maintenance), start-up (spawn -> BACKUP, first
+advert, carpd --version), sub-second VRRPv3, scale, forged-advert flood, advert jitter.
+Not part of the test suite.
 """
 
 from __future__ import annotations
