@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from carpd.ctl.main import request  # noqa: E402
-from carpd.lab.cluster import Node, VhidSpec, line_time  # noqa: E402
+from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
 from carpd.lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
 from carpd.lab.probe import Pinger  # noqa: E402
 
@@ -43,9 +43,7 @@ def one_run(trigger: str) -> dict[str, float]:
         flag = lab.tmp / "web-ok"
         flag.touch()
         n1.add_check("web", f"test -e {flag}")
-        n1.start()
-        n2.start()
-        n1.wait_state("MASTER", timeout=10)
+        start_master_first(n1, n2)
         h1.wait_address(VIP)
         n1.wait_ready()
         n2.wait_ready()

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from carpd.lab.cluster import Node, VhidSpec, line_time  # noqa: E402
+from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
 from carpd.lab.keepalived import Keepalived, instance  # noqa: E402
 from carpd.lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
 from carpd.lab.probe import Pinger  # noqa: E402
@@ -41,9 +41,7 @@ def run_carpd(lab: Lab, interval: float) -> dict[str, float]:
         return [VhidSpec(9, (f"{VIP}/24",), password="", extra=extra)]
 
     n1, n2 = Node(lab, h1, spec(200)), Node(lab, h2, spec(100))
-    n1.start()
-    n2.start()
-    n1.wait_state("MASTER", timeout=10)
+    start_master_first(n1, n2)
     h1.wait_address(VIP)
     n2.wait_counter("adverts_received", 3)
     ping = Pinger(client, VIP)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from carpd.ctl.main import request
+from carpd.lab import bounds
 from carpd.lab.netlab import Host, Lab, LogWatch, carpd_argv
 
 
@@ -28,6 +29,21 @@ class VhidSpec:
     @property
     def ifname(self) -> str:
         return self.name or f"carp{self.vhid}"
+
+    @property
+    def advert_interval(self) -> float:
+        """How often this node advertises the vhid while MASTER."""
+        if self.extra.get("protocol") == "vrrp3":
+            return float(self.extra.get("advbase", self.advbase))
+        return self.advbase + self.advskew / 256
+
+    @property
+    def master_down(self) -> float:
+        """This node's master-down interval for the vhid, as its protocol computes it."""
+        if self.extra.get("protocol") == "vrrp3":
+            interval = float(self.extra.get("advbase", self.advbase))
+            return bounds.vrrp_master_down(interval, int(self.extra.get("priority", 100)))
+        return bounds.carp_master_down(self.advbase, self.advskew)
 
 
 def _toml_value(v: Any) -> str:
@@ -127,8 +143,13 @@ class Node:
         assert self.log is not None
         return self.log.wait_for(pattern, timeout, start)
 
-    def wait_ready(self, timeout: float = 10.0) -> None:
+    def wait_ready(self, timeout: float = bounds.START_UP) -> None:
         self.wait_log(r"carpd \S+ started", timeout)
+
+    @property
+    def master_down(self) -> float:
+        """The longest master-down interval among the node's vhids."""
+        return max(spec.master_down for spec in self.vhids)
 
     def wait_state(
         self, state: str, vhid: str = r"\S+", timeout: float = 10.0, start: int = 0
@@ -170,3 +191,37 @@ class Node:
 
     def states(self) -> dict[str, str]:
         return {v["name"]: v["state"] for v in self.status()["vhosts"]}
+
+    def wait_states(self, expected: dict[str, str], timeout: float) -> None:
+        """Block until ``states()`` is ``expected``."""
+        deadline = time.monotonic() + timeout
+        while (states := self.states()) != expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: {states}, not {expected}")
+            time.sleep(0.05)
+
+
+def start_master_first(master: Node, *backups: Node) -> None:
+    """Start ``master`` and wait until every vhid of it is MASTER, then each of
+    ``backups`` until every vhid of it is BACKUP.
+
+    Two daemons started together race their start-up against each other's master-down
+    timers: whichever speaks first may rightly become MASTER, and a slower machine picks
+    another winner. Starting the one that must win first makes the outcome the protocol's.
+    """
+    master.start()
+    for spec in master.vhids:
+        master.wait_state("MASTER", vhid=spec.ifname, timeout=bounds.first_master(spec.master_down))
+    master.wait_ready()
+    for node in backups:
+        node.start()
+        for spec in node.vhids:
+            node.wait_state("BACKUP", vhid=spec.ifname, timeout=bounds.START_UP)
+        node.wait_ready()  # its control socket answers from now on
+        # BACKUP because it hears the master: every vhid has had an advert.
+        interval = max(spec.advert_interval for spec in master.vhids)
+        deadline = time.monotonic() + interval + bounds.REACTION
+        while any(v["counters"]["adverts_received"] == 0 for v in node.status()["vhosts"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{node.name}: no advert heard from {master.name}")
+            time.sleep(0.05)

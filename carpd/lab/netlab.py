@@ -24,6 +24,8 @@ from typing import IO, Any
 
 from pyroute2 import NetNS, netns
 
+from carpd.lab import bounds
+
 LAB_ADDRESS = re.compile(r"^(192\.0\.2\.|198\.51\.100\.|203\.0\.113\.|2001:db8:)")
 
 
@@ -114,7 +116,9 @@ class Host:
     def has_address(self, addr: str) -> bool:
         return any(a.split("/")[0] == addr for a in self.addresses())
 
-    def wait_address(self, addr: str, present: bool = True, timeout: float = 5.0) -> None:
+    def wait_address(
+        self, addr: str, present: bool = True, timeout: float = bounds.COMMAND
+    ) -> None:
         """Poll netlink until the address is there (or gone)."""
         deadline = time.monotonic() + timeout
         while self.has_address(addr) != present:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import textwrap
 
+from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.netlab import Lab, carpd_argv
 
@@ -34,8 +35,8 @@ def test_hooks_run_with_ucarp_arguments_and_carp_environment(lab: Lab) -> None:
     )
     node = Node(lab, host, [spec])
     node.start()
-    node.wait_state("MASTER", timeout=10)
-    node.wait_log(r"carp3: up hook: hello from the hook", timeout=5)
+    node.wait_state("MASTER", timeout=bounds.first_master(node.master_down))
+    node.wait_log(r"carp3: up hook: hello from the hook", timeout=bounds.COMMAND)
     node.stop(signal.SIGTERM)
     lines = record.read_text().splitlines()
     assert lines == [
@@ -55,9 +56,10 @@ def test_a_hanging_hook_is_killed_and_does_not_stop_adverts(lab: Lab) -> None:
     hang.chmod(0o755)
     node = Node(lab, host, [VhidSpec(vhid=4, extra={"up": str(hang)})], {"hook_timeout": 1.0})
     node.start()
-    node.wait_state("MASTER", timeout=10)
-    node.wait_counter("adverts_sent", 2, timeout=3)  # adverts go on while the hook hangs
-    node.wait_log(r"carp4: up hook \S+ killed after 1.0 s", timeout=5)
+    node.wait_state("MASTER", timeout=bounds.first_master(node.master_down))
+    # Adverts go on while the hook hangs: two of them before a backup would time out.
+    node.wait_counter("adverts_sent", 2, timeout=bounds.carp_master_down(1, 0))
+    node.wait_log(r"carp4: up hook \S+ killed after 1.0 s", timeout=1.0 + bounds.COMMAND)
 
 
 def test_ucarp_command_line_runs_the_same_protocol(lab: Lab) -> None:
@@ -82,7 +84,7 @@ def test_ucarp_command_line_runs_the_same_protocol(lab: Lab) -> None:
         str(node.socket),
     ]
     node.start(args=args)
-    node.wait_state("MASTER", timeout=10)
+    node.wait_state("MASTER", timeout=bounds.first_master(bounds.carp_master_down(1, 10)))
     assert node.states() == {"carp0": "MASTER"}
     node.host.wait_address("192.0.2.100")
     assert node.stop(signal.SIGTERM) == 0

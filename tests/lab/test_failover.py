@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from carpd.lab.cluster import Node, VhidSpec, line_time
+from carpd.lab import bounds
+from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
 from carpd.lab.netlab import Lab
 from carpd.lab.probe import Pinger
 
@@ -20,10 +21,7 @@ def pair(lab: Lab, skew1: int = 0, skew2: int = 100, **global_: object) -> tuple
     h2 = lab.add_host("n2", "192.0.2.2/24", "2001:db8::2/64")
     n1 = Node(lab, h1, [VhidSpec(vhid=1, advskew=skew1, addresses=VIPS)], dict(global_))
     n2 = Node(lab, h2, [VhidSpec(vhid=1, advskew=skew2, addresses=VIPS)], dict(global_))
-    n1.start()
-    n2.start()
-    n1.wait_state("MASTER", timeout=10)
-    n2.wait_state("BACKUP", timeout=10)
+    start_master_first(n1, n2)
     h1.wait_address("192.0.2.100")
     return n1, n2
 
@@ -45,28 +43,29 @@ def test_two_nodes_elect_exactly_one_master_and_the_client_reaches_both_vips(lab
     assert st["counters"]["adverts_received"] > 0
 
 
-def test_kill_9_of_the_master_fails_over_within_master_down_plus_half_a_second(lab: Lab) -> None:
+def test_kill_9_of_the_master_fails_over_within_the_master_down_interval(lab: Lab) -> None:
     n1, n2 = pair(lab)
     mark = n2.mark()
     n2.wait_counter("adverts_received", 1)  # start the clock right after an advert was heard
-    killed = time.monotonic()
+    killed = time.time()
     n1.signal(signal.SIGKILL)
-    n2.wait_state("MASTER", timeout=10, start=mark)
-    took = time.monotonic() - killed
-    master_down = 3 * 1 + 100 / 256
-    assert took <= master_down + 0.5, f"takeover after {took:.3f} s"
-    assert n2.host.has_address("192.0.2.100")
+    bound = bounds.takeover(n2.master_down)  # 3 x 1 + 100/256 s after the last advert
+    _, line = n2.wait_state("MASTER", timeout=3 * bound, start=mark)
+    took = line_time(line) - killed
+    assert took <= bound, f"takeover after {took:.3f} s"
+    n2.host.wait_address("192.0.2.100")
 
 
-def test_sigterm_of_the_master_hands_over_within_half_a_second(lab: Lab) -> None:
+def test_sigterm_of_the_master_hands_over_at_once(lab: Lab) -> None:
     n1, n2 = pair(lab)
     mark = n2.mark()
     stopped = time.time()
     n1.signal(signal.SIGTERM)
-    _, line = n2.wait_state("MASTER", timeout=5, start=mark)
+    # The bow-out advert: the backup takes over on hearing it, not after a timeout.
+    _, line = n2.wait_state("MASTER", timeout=n2.master_down, start=mark)
     took = line_time(line) - stopped
     assert n1.stop(signal.SIGTERM) == 0
-    assert took < 0.5, f"handover after {took:.3f} s"
+    assert took < bounds.REACTION, f"handover after {took:.3f} s"
     # The stopped master left nothing behind.
     assert not n1.host.has_address("192.0.2.100")
     assert not n1.host.has_address("2001:db8::100")
@@ -77,7 +76,7 @@ def test_sighup_with_an_unchanged_config_causes_no_transition(lab: Lab) -> None:
     marks = (n1.mark(), n2.mark())
     for node in (n1, n2):
         node.signal(signal.SIGHUP)
-        node.wait_log(r"configuration reloaded: 1 vhid\(s\) unchanged, 0", timeout=5)
+        node.wait_log(r"configuration reloaded: 1 vhid\(s\) unchanged, 0", timeout=bounds.COMMAND)
     # Give a flap every chance to show: two more adverts (per family) heard after the reloads.
     n2.wait_counter("adverts_received", 4)
     for node, mark in zip((n1, n2), marks, strict=True):
@@ -93,8 +92,10 @@ def test_sighup_with_a_changed_vhid_restarts_only_that_vhid(lab: Lab) -> None:
     n2.write_config()
     mark = n2.mark()
     n2.signal(signal.SIGHUP)
-    n2.wait_log(r"configuration reloaded: 0 vhid\(s\) unchanged, 1", timeout=5, start=mark)
-    n2.wait_state("BACKUP", timeout=5, start=mark)
+    n2.wait_log(
+        r"configuration reloaded: 0 vhid\(s\) unchanged, 1", timeout=bounds.COMMAND, start=mark
+    )
+    n2.wait_state("BACKUP", timeout=bounds.COMMAND, start=mark)
     assert n2.status()["vhosts"][0]["advskew"] == 50
     assert n1.states() == {"carp1": "MASTER"}
 
@@ -130,9 +131,9 @@ def test_crash_leaves_an_address_that_a_restart_removes(lab: Lab) -> None:
     assert n1.proc is not None
     n1.proc.wait(5)
     assert n1.host.has_address("192.0.2.100")  # kill -9 cannot clean up...
-    n2.wait_state("MASTER", timeout=10)
+    n2.wait_state("MASTER", timeout=bounds.takeover(n2.master_down))
     n1.start()
-    n1.wait_state("BACKUP", timeout=5)  # ...but the restart does, and takes no role
+    n1.wait_state("BACKUP", timeout=bounds.START_UP)  # ...but the restart does, and takes no role
     assert not n1.host.has_address("192.0.2.100")
     assert n2.states() == {"carp1": "MASTER"}
 
@@ -149,8 +150,8 @@ def test_client_follows_the_address_after_a_crash(lab: Lab, vip: str) -> None:
     mark = n2.mark()
     n1.signal(signal.SIGKILL)
     lab.set_link(n1.host, False)
-    n2.wait_state("MASTER", timeout=10, start=mark)
-    ping.log.wait_for(r"bytes from", timeout=2, start=ping.mark())
+    n2.wait_state("MASTER", timeout=bounds.takeover(n2.master_down), start=mark)
+    ping.log.wait_for(r"bytes from", timeout=bounds.COMMAND, start=ping.mark())
     outage = ping.stop()
     assert outage.longest_gap_ms < (3 + 100 / 256 + 0.5) * 1000
 
@@ -208,20 +209,23 @@ def test_many_vhids_in_one_process_are_independent(lab: Lab) -> None:
             VhidSpec(3, ("2001:db8::103/64",), advskew=skews[2]),
         ]
 
-    n1 = Node(lab, h1, specs((0, 100, 0)))
-    n2 = Node(lab, h2, specs((100, 0, 100)))
+    # Each node must win one vhid and lose another: no start order can decide that, so
+    # both preempt, and whichever is ready first hands back what it must not keep.
+    n1 = Node(lab, h1, specs((0, 100, 0)), {"preempt": True})
+    n2 = Node(lab, h2, specs((100, 0, 100)), {"preempt": True})
     n1.start()
     n2.start()
-    for node, vhid in ((n1, "carp1"), (n2, "carp2"), (n1, "carp3")):
-        node.wait_state("MASTER", vhid=vhid, timeout=10)
+    n1.wait_ready()
+    n2.wait_ready()
+    converged = bounds.first_master(max(n1.master_down, n2.master_down)) + bounds.REACTION
+    n1.wait_states({"carp1": "MASTER", "carp2": "BACKUP", "carp3": "MASTER"}, converged)
+    n2.wait_states({"carp1": "BACKUP", "carp2": "MASTER", "carp3": "BACKUP"}, converged)
     h1.wait_address("198.51.100.100")
     h2.wait_address("192.0.2.101")
     h1.wait_address("2001:db8::103")
-    assert n1.states() == {"carp1": "MASTER", "carp2": "BACKUP", "carp3": "MASTER"}
-    assert n2.states() == {"carp1": "BACKUP", "carp2": "MASTER", "carp3": "BACKUP"}
     mark = n1.mark()
     n2.stop(signal.SIGTERM)
-    n1.wait_state("MASTER", vhid="carp2", timeout=5, start=mark)
+    n1.wait_state("MASTER", vhid="carp2", timeout=n1.master_down, start=mark)
     assert n1.log is not None
     moved = [line for line in n1.log.lines[mark:] if "state transition" in line]
     assert len(moved) == 1 and "carp2:" in moved[0]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.netlab import Host, Lab, LogWatch
 
@@ -68,17 +69,28 @@ class Ucarp:
         assert self.proc.stdout is not None
         self.log = LogWatch(self.proc.stdout)
 
-    def wait_state(self, state: str, timeout: float = 10.0, start: int = 0) -> None:
+    def wait_state(self, state: str, timeout: float, start: int = 0) -> None:
         self.log.wait_for(rf"Switching to state: {state}", timeout, start)
 
 
 def setup(lab: Lab, ucarp_bin: str, ucarp_skew: int, carpd_skew: int) -> tuple[Ucarp, Node]:
+    """The preferred side (lower advskew) starts alone until MASTER, then the other one
+    until BACKUP: started together, their start-up times would pick the winner."""
     hu = lab.add_host("uc", "192.0.2.1/24")
     hc = lab.add_host("cd", "192.0.2.2/24")
     spec = VhidSpec(vhid=VHID, password=PASSWORD, advskew=carpd_skew, addresses=(f"{VIP}/24",))
-    ucarp = Ucarp(lab, hu, ucarp_bin, ucarp_skew, preempt=False)
     node = Node(lab, hc, [spec])
-    node.start()
+    if ucarp_skew < carpd_skew:
+        ucarp = Ucarp(lab, hu, ucarp_bin, ucarp_skew, preempt=False)
+        ucarp.wait_state("MASTER", bounds.first_master(bounds.carp_master_down(1, ucarp_skew)))
+        node.start()
+        node.wait_state("BACKUP", timeout=bounds.START_UP)
+    else:
+        node.start()
+        node.wait_state("MASTER", timeout=bounds.first_master(node.master_down))
+        ucarp = Ucarp(lab, hu, ucarp_bin, ucarp_skew, preempt=False)
+        ucarp.wait_state("BACKUP", bounds.START_UP)
+    node.wait_ready()
     return ucarp, node
 
 
@@ -92,8 +104,6 @@ def test_ucarp_preferred_one_master_then_carpd_takes_over_after_kill_9(
     lab: Lab, ucarp_bin: str
 ) -> None:
     ucarp, node = setup(lab, ucarp_bin, ucarp_skew=0, carpd_skew=100)
-    ucarp.wait_state("MASTER")
-    node.wait_state("BACKUP")
     mark = node.mark()
     # Seven adverts heard: past two of carpd's master-down intervals, still one master.
     node.wait_counter("adverts_received", 7)
@@ -101,7 +111,7 @@ def test_ucarp_preferred_one_master_then_carpd_takes_over_after_kill_9(
     assert ucarp.log.count("Switching to state: MASTER") == 1
     assert_no_bad_hmac(ucarp, node)
     lab.kill(ucarp.proc, signal.SIGKILL)
-    node.wait_state("MASTER", timeout=10, start=mark)
+    node.wait_state("MASTER", timeout=bounds.takeover(node.master_down), start=mark)
     node.host.wait_address(VIP)
 
 
@@ -109,26 +119,23 @@ def test_carpd_preferred_one_master_then_ucarp_takes_over_after_kill_9(
     lab: Lab, ucarp_bin: str
 ) -> None:
     ucarp, node = setup(lab, ucarp_bin, ucarp_skew=100, carpd_skew=0)
-    node.wait_state("MASTER", timeout=10)
-    ucarp.wait_state("BACKUP")
     node.wait_counter("adverts_sent", 7)
     assert ucarp.log.count("Switching to state: MASTER") == 0
     assert node.states() == {"carp7": "MASTER"}
     assert_no_bad_hmac(ucarp, node)
     mark = ucarp.log.mark()
     node.signal(signal.SIGKILL)
-    ucarp.wait_state("MASTER", timeout=10, start=mark)
+    ucarp.wait_state("MASTER", bounds.ucarp_takeover(1, 100), start=mark)
 
 
 def test_graceful_stop_of_carpd_hands_over_to_ucarp_at_once(lab: Lab, ucarp_bin: str) -> None:
     ucarp, node = setup(lab, ucarp_bin, 100, 0)
-    node.wait_state("MASTER", timeout=10)
-    ucarp.wait_state("BACKUP")
     mark = ucarp.log.mark()
     node.stop(signal.SIGTERM)
     # ucarp reads the infinite advert as "master will time out" and takes over at once.
-    ucarp.log.wait_for(r"Putting MASTER DOWN \(going to time out\)", 2, mark)
-    ucarp.wait_state("MASTER", timeout=2, start=mark)
+    heard = bounds.UCARP_CAPTURE + bounds.REACTION
+    ucarp.log.wait_for(r"Putting MASTER DOWN \(going to time out\)", heard, mark)
+    ucarp.wait_state("MASTER", timeout=heard, start=mark)
 
 
 def test_ucarp_with_preempt_takes_over_from_a_slower_carpd(lab: Lab, ucarp_bin: str) -> None:
@@ -138,11 +145,13 @@ def test_ucarp_with_preempt_takes_over_from_a_slower_carpd(lab: Lab, ucarp_bin: 
         lab, hc, [VhidSpec(vhid=VHID, password=PASSWORD, advskew=100, addresses=(f"{VIP}/24",))]
     )
     node.start()
-    node.wait_state("MASTER", timeout=10)
+    node.wait_state("MASTER", timeout=bounds.first_master(node.master_down))
     mark = node.mark()
     ucarp = Ucarp(lab, hu, ucarp_bin, 0, preempt=True)
-    ucarp.log.wait_for(r"Putting MASTER down - preemption", 10)
-    node.wait_state("BACKUP", timeout=5, start=mark)
+    # ucarp preempts on carpd's next advert, and carpd yields on ucarp's first.
+    heard = 1 + bounds.UCARP_CAPTURE + bounds.REACTION
+    ucarp.log.wait_for(r"Putting MASTER down - preemption", bounds.START_UP + heard)
+    node.wait_state("BACKUP", timeout=1 + bounds.REACTION, start=mark)
     node.host.wait_address(VIP, present=False)
     assert_no_bad_hmac(ucarp, node)
 
@@ -162,26 +171,28 @@ def test_equal_masters_after_a_partition_agree_on_one_like_ucarp(
     hu = lab.add_host("uc", ucarp_ip)
     hc = lab.add_host("cd", carpd_ip)
     ucarp = Ucarp(lab, hu, ucarp_bin, 0, preempt=False)
-    ucarp.wait_state("MASTER")
+    ucarp.wait_state("MASTER", bounds.first_master(bounds.carp_master_down(1, 0)))
     lab.isolate(hu)
     lab.isolate(hc)  # partitioned: carpd hears nobody and becomes MASTER too
     node = Node(lab, hc, [VhidSpec(vhid=VHID, password=PASSWORD, addresses=(f"{VIP}/24",))])
     node.start()
-    node.wait_state("MASTER", timeout=10)
+    node.wait_state("MASTER", timeout=bounds.first_master(node.master_down))
     mark, umark = node.mark(), ucarp.log.mark()
     lab.isolate(hu, False)
     lab.isolate(hc, False)  # healed: two equal masters hear each other
     if winner == "ucarp":
         node.wait_log(
             r"state transition: MASTER -> BACKUP \(preferred master advertised \(tie\)\)",
-            timeout=5,
+            timeout=1 + bounds.REACTION,  # ucarp's next advert
             start=mark,
         )
         node.wait_counter("adverts_received", 4)
         assert node.states() == {"carp7": "BACKUP"}
         assert not [line for line in ucarp.log.lines[umark:] if "Switching to state" in line]
     else:
-        ucarp.log.wait_for(r"Preferred master advertised: going back to BACKUP", 5, umark)
+        # carpd's next advert, as ucarp's capture hands it over.
+        heard = 1 + bounds.UCARP_CAPTURE + bounds.REACTION
+        ucarp.log.wait_for(r"Preferred master advertised: going back to BACKUP", heard, umark)
         node.wait_counter("adverts_sent", 4)
         assert node.states() == {"carp7": "MASTER"}
         assert node.log is not None
