@@ -53,18 +53,18 @@ def run(config: Config, reload_config: Callable[[], Config] | None) -> int:
 
 async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
     loop = asyncio.get_running_loop()
-    control = ControlServer(
-        Path(daemon.config.global_.control_socket),
-        commands.handlers(daemon),
-        group=daemon.config.global_.control_group,
-    )
-
     try:
         await daemon.preflight(daemon.config)
     except StartupError as e:
         print(f"carpd: {e}", file=sys.stderr)
         await daemon.netlink.close()
         return EXIT_CONFIG
+    # After preflight, which names an unknown control_group instead of a traceback.
+    control = ControlServer(
+        Path(daemon.config.global_.control_socket),
+        commands.handlers(daemon),
+        group=daemon.config.global_.control_group,
+    )
     # One reload at a time: SIGHUPs that arrive during one are merged into one more.
     reload_wanted = asyncio.Event()
 

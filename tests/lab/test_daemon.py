@@ -116,6 +116,24 @@ def test_unknown_carpdev_is_refused_before_the_network_is_touched(lab: Lab) -> N
     assert not (lab.tmp / "bad.sock").exists()
 
 
+def test_unknown_control_group_is_refused_before_the_network_is_touched(lab: Lab) -> None:
+    host = lab.add_host("n1", "192.0.2.1/24")
+    node = Node(lab, host, [VhidSpec(vhid=1)], {"control_group": "nosuchgroup"})
+    node.write_config()
+    r = subprocess.run(
+        ["ip", "netns", "exec", host.ns, *carpd_argv("--config", str(node.config))],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert (r.returncode, r.stderr.strip()) == (
+        2,
+        f"carpd: {node.config}: global.control_group = 'nosuchgroup': no such group",
+    )
+    assert not node.socket.exists()
+    assert not host.has_address("192.0.2.100")
+
+
 def test_missing_capabilities_are_named(lab: Lab) -> None:
     host = lab.add_host("n1", "192.0.2.1/24")
     node = Node(lab, host, [VhidSpec(vhid=1)])
