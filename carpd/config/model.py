@@ -18,7 +18,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    IPvAnyInterface,
     PlainSerializer,
     PlainValidator,
     SecretBytes,
@@ -40,6 +39,20 @@ Facility = Literal[
     "local7",
 ]  # fmt: skip
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def _interface(value: object) -> Interface:
+    # Not pydantic's IPvAnyInterface: it takes a TOML integer for an address (3221225985
+    # would be 192.0.2.1/32), which is never what a user meant.
+    if isinstance(value, str):
+        try:
+            return ipaddress.ip_interface(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("ip_any_interface", "not an address/prefix")
+
+
+AddressSetting = Annotated[Interface, PlainValidator(_interface)]
 Protocol = Literal["carp", "vrrp3"]
 
 
@@ -188,7 +201,7 @@ class CarpConfig(_Frozen):
     peers: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
     # CARP only: send strictly increasing counters and refuse any that do not increase.
     replay_protection: StrictBool = False
-    addresses: tuple[IPvAnyInterface, ...] = Field(min_length=1)
+    addresses: tuple[AddressSetting, ...] = Field(min_length=1)
     up: PathSetting | None = None
     down: PathSetting | None = None
     xparam: str | None = None

@@ -227,6 +227,12 @@ ERRORS = [
     ),
     (
         'addresses = ["192.0.2.100"]',
+        "addresses = [3221225985]",
+        "carp[0].addresses[0] = 3221225985: not an address/prefix "
+        "(e.g. 192.0.2.100/24 or 2001:db8::100/64)",
+    ),
+    (
+        'addresses = ["192.0.2.100"]',
         'addresses = ["224.0.0.18"]',
         'carp[0].addresses[0] = "224.0.0.18/32": not a unicast address',
     ),
