@@ -57,7 +57,14 @@ class Announce:
 
 @dataclass(frozen=True, slots=True)
 class RunHook:
-    kind: str  # "up" or "down"
+    """Run the up hook (``state`` MASTER) or the down hook (BACKUP, or INIT when the vhid
+    leaves the group); the hook is told ``state``."""
+
+    state: State
+
+    @property
+    def kind(self) -> str:
+        return "up" if self.state is State.MASTER else "down"
 
 
 Action = StateChanged | SendAdvert | SendVrrp | AddAddresses | RemoveAddresses | Announce | RunHook

@@ -56,9 +56,11 @@ class Demotion:
         return old != amount
 
     def declare_groups(self, names: Iterable[str]) -> None:
-        """Make sure these groups exist (counts of groups that remain are kept)."""
-        for name in names:
-            self.groups.setdefault(name, 0)
+        """The groups are now these and ``carp``: new ones start at 0, those that remain
+        keep their counts, and those no vhid is in any more are gone (as on OpenBSD, where
+        a group ends with its last member)."""
+        wanted = {DEFAULT_GROUP, *names}
+        self.groups = {name: self.groups.get(name, 0) for name in sorted(wanted)}
 
     def adjust_group(self, name: str, delta: int) -> int:
         """OpenBSD's ``ifconfig -g NAME [-]carpdemote N``: add delta, stay in 0..255."""

@@ -82,7 +82,7 @@ class Router:
         self._actions.append(AddAddresses())
         self._actions.append(Announce())
         self._advertise()
-        self._actions.append(RunHook("up"))
+        self._actions.append(RunHook(State.MASTER))
         self._advert_at = now + self.advert_interval
         self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
 
@@ -93,7 +93,7 @@ class Router:
         self._delayed_announce = 0
         self._actions.append(RemoveAddresses())
         if not (old is State.INIT and self.settings.neutral):
-            self._actions.append(RunHook("down"))
+            self._actions.append(RunHook(State.BACKUP))
         self._arm_master_down(now)
 
     def _set_state(self, now: float, new: State, reason: str) -> None:
@@ -169,6 +169,6 @@ class Router:
             if bow_out:
                 self._bow_out()
             self._actions.append(RemoveAddresses())
-            self._actions.append(RunHook("down"))
+            self._actions.append(RunHook(State.INIT))
         self._set_state(now, State.INIT, reason)
         self._clear_timers()

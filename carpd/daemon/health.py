@@ -61,6 +61,22 @@ class Health:
         loop = asyncio.get_running_loop()
         self._periodic = loop.create_task(self._run_periodically())
 
+    def reconfigure(self, settings: GlobalConfig) -> None:
+        """A reloaded ``[global]``: checks run from the new directory with the new timeout,
+        a changed interval restarts the periodic runs (with a run now), maintenance keeps
+        its state in the new ``state_dir`` and demotes by the new factor."""
+        old, self.settings = self.settings, settings
+        if self.maintenance:
+            if settings.state_dir != old.state_dir:
+                self.set_maintenance(True)  # persisted in the new place first
+                (old.state_dir / "maintenance").unlink(missing_ok=True)
+            self._set(MAINTENANCE, settings.maintenance_demotion_factor)
+        if STARTUP in self.ledger.sources:
+            self._set(STARTUP, settings.startup_demotion_factor)
+        if self._periodic is not None and settings.service_interval != old.service_interval:
+            self._periodic.cancel()
+            self.start_checks()
+
     async def close(self) -> None:
         if self._periodic is not None:
             self._periodic.cancel()

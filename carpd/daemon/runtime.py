@@ -270,7 +270,7 @@ class Daemon:
         vh = Vhost(cfg=cfg, machine=machine, dev=dev)
         if refuses_traffic(cfg):
             try:
-                self.accept_filter.refuse(a.ip for a in cfg.addresses)
+                await self.accept_filter.refuse(a.ip for a in cfg.addresses)
             except AcceptFilterError as e:
                 raise StartupError(f"{cfg.name}: accept = false: {e}") from None
         if cfg.vmac:
@@ -427,7 +427,7 @@ class Daemon:
                 with contextlib.suppress(OSError):
                     sysctl.write("ipv4", name, key, value)
         try:
-            self.accept_filter.close()
+            await self.accept_filter.close()  # the addresses' rules go with the table
         except AcceptFilterError as e:
             log.error("carp: %s", e)
         for dev in self.devs.values():
@@ -442,12 +442,15 @@ class Daemon:
             if s is not None:
                 self._loop.remove_reader(s.fileno())
 
-    def _stop_vhost(self, vh: Vhost, reason: str) -> None:
+    async def _let_in(self, vh: Vhost) -> None:
+        """A stopped vhid's addresses are no longer refused (accept = false)."""
         if refuses_traffic(vh.cfg):
             try:
-                self.accept_filter.allow(a.ip for a in vh.cfg.addresses)
+                await self.accept_filter.allow(a.ip for a in vh.cfg.addresses)
             except AcceptFilterError as e:
                 log.error("%s: %s", vh.cfg.name, e)
+
+    def _stop_vhost(self, vh: Vhost, reason: str) -> None:
         vh.machine.stop(self.now(), reason)
         self._process(vh)
         if vh.timer is not None:
@@ -485,6 +488,7 @@ class Daemon:
                 kept += 1
                 continue
             self._stop_vhost(vh, "configuration changed" if cfg else "vhid removed")
+            await self._let_in(vh)
             if vh.worker is not None:
                 self._retired.append(vh.worker)
             if vh.vmac is not None:
@@ -495,6 +499,9 @@ class Daemon:
         await self._close_vmacs(self._old_vmacs)
         self._old_vmacs.clear()
         self.config = config
+        # Everything derived from the configuration follows it.
+        self.ledger.declare_groups(g for c in config.carp for g in c.all_groups)
+        self.health.reconfigure(config.global_)
         started = [c for k, c in new_cfgs.items() if k not in old]
         await self.remove_stale_addresses(started)
         for cfg in started:
@@ -698,15 +705,17 @@ class Daemon:
                 else:
                     announcer.send_na(unsolicited_na(mac, a.ip))
         elif isinstance(action, RunHook):
-            self._hook(vh, action.kind)
+            self._hook(vh, action)
+
+    def _sock4(self, vh: Vhost) -> AdvertSocketV4 | None:
+        """IPv4 adverts leave from the virtual MAC while it is up, so switches keep learning
+        it (and RFC 5798 7.3 wants it for VRRP). IPv6 ones need a link-local source, which
+        only the carpdev has."""
+        return vh.vmac.sock4 if vh.vmac is not None and vh.vmac.up else vh.dev.sock4
 
     def _send(self, vh: Vhost, payload: bytes) -> None:
         dev = vh.dev
-        sock4, sock6 = dev.sock4, dev.sock6
-        if vh.vmac is not None and vh.vmac.up:
-            # IPv4 adverts leave from the virtual MAC, so switches keep learning it. IPv6
-            # ones need a link-local source, which only the carpdev has.
-            sock4 = vh.vmac.sock4
+        sock4, sock6 = self._sock4(vh), dev.sock6
         ok = True
         for fam in sorted(vh.families):
             try:
@@ -735,15 +744,16 @@ class Daemon:
         """VRRP's checksum covers a pseudo-header, so each destination gets its own."""
         dev = vh.dev
         src = vh.machine.own_sources[family]
+        sock4 = self._sock4(vh)
         ok = True
         for dst in vh.destinations(family):
             try:
                 payload = pkt.encode(src, dst)
-                if isinstance(src, ipaddress.IPv4Address) and dev.sock4 is not None:
+                if isinstance(src, ipaddress.IPv4Address) and sock4 is not None:
                     assert isinstance(dst, ipaddress.IPv4Address)
                     ident = random.getrandbits(16)
                     # keepalived's TOS (network control); TTL 255 as the RFC requires.
-                    dev.sock4.send(build_ipv4(src, dst, payload, ident, tos=0xC0), dst)
+                    sock4.send(build_ipv4(src, dst, payload, ident, tos=0xC0), dst)
                 elif isinstance(src, ipaddress.IPv6Address) and dev.sock6 is not None:
                     assert isinstance(dst, ipaddress.IPv6Address)
                     dev.sock6.send(payload, dst, src)
@@ -777,8 +787,8 @@ class Daemon:
             assert self._loop is not None
             self._loop.call_soon(self.apply_demotion)  # not from inside an action
 
-    def _hook(self, vh: Vhost, kind: str) -> None:
-        cfg = vh.cfg
+    def _hook(self, vh: Vhost, action: RunHook) -> None:
+        cfg, kind = vh.cfg, action.kind
         path = cfg.up if kind == "up" else cfg.down
         if not path:
             return
@@ -790,7 +800,7 @@ class Daemon:
             addresses=[str(a.ip) for a in cfg.addresses],
             xparam=cfg.xparam,
             vhid=cfg.vhid,
-            state="MASTER" if kind == "up" else "BACKUP",
+            state=str(action.state),
         )
         previous = vh.hooks
         timeout = self.config.global_.hook_timeout

@@ -2,8 +2,9 @@
 
     python -m carpd.lab.sniff IFNAME [--save-carp-from SRC FILE]
 
-Lines: ``carp SRC vhid=V advbase=B advskew=S counter=C``, ``vrrp SRC vrid=V prio=P``,
-``arp SRC_MAC op=OP spa=IP tpa=IP`` (flushed, so a LogWatch can wait for them).
+Lines: ``carp SRC vhid=V advbase=B advskew=S counter=C mac=SRC_MAC``,
+``vrrp SRC vrid=V prio=P mac=SRC_MAC``, ``arp SRC_MAC op=OP spa=IP tpa=IP`` (flushed, so a
+LogWatch can wait for them).
 With --save-carp-from, the first CARP datagram from SRC is also written (hex) to FILE.
 """
 
@@ -50,7 +51,7 @@ def main() -> int:
                 counter = int.from_bytes(body[8:16], "big")
                 print(
                     f"{stamp}carp {src} vhid={body[1]} advbase={body[5]} advskew={body[2]} "
-                    f"counter={counter:#x}",
+                    f"counter={counter:#x} mac={frame[6:12].hex(':')}",
                     flush=True,
                 )
                 if args.save_carp_from and not saved and str(src) == args.save_carp_from[0]:
@@ -60,7 +61,8 @@ def main() -> int:
                     saved = True
                     print(f"saved {src}", flush=True)
             elif body and body[0] >> 4 == 3 and len(body) >= 8:
-                print(f"{stamp}vrrp {src} vrid={body[1]} prio={body[2]}", flush=True)
+                mac = frame[6:12].hex(":")
+                print(f"{stamp}vrrp {src} vrid={body[1]} prio={body[2]} mac={mac}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,21 @@ in two sets and a drop rule on input (ARP is not IP and is untouched; neighbour
 solicitations and advertisements are let through). The table is created on first use
 and deleted on exit; nothing else in the ruleset is read or changed. pyroute2's nftables
 support is experimental, so this adapter drives the `nft` command (Debian package
-nftables) with a script on its standard input.
+nftables) with a script on its standard input, asynchronously: a slow or hung `nft`
+never holds up the adverts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import shutil
-import subprocess
 from collections.abc import Iterable
 
 TABLE = "carpd"
 NFT = shutil.which("nft") or "/usr/sbin/nft"
+NFT_TIMEOUT = 10.0  # seconds; nft answers in milliseconds unless the kernel is stuck
 
 _SKELETON = f"""
 table inet {TABLE} {{
@@ -39,15 +42,27 @@ class AcceptFilterError(Exception):
     pass
 
 
-def _nft(script: str) -> None:
+async def _nft(script: str) -> None:
     try:
-        r = subprocess.run(
-            [NFT, "-f", "-"], input=script, capture_output=True, text=True, timeout=10
+        proc = await asyncio.create_subprocess_exec(
+            NFT,
+            "-f",
+            "-",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-    except (OSError, subprocess.TimeoutExpired) as e:
+    except OSError as e:
         raise AcceptFilterError(f"nft: {e}") from e
-    if r.returncode != 0:
-        raise AcceptFilterError(f"nft: {r.stderr.strip()}")
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(script.encode()), NFT_TIMEOUT)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise AcceptFilterError(f"nft: no answer within {NFT_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        raise AcceptFilterError(f"nft: {err.decode(errors='replace').strip()}")
 
 
 class AcceptFilter:
@@ -62,19 +77,19 @@ class AcceptFilter:
                 lines.append(f"{verb} element inet {TABLE} {name} {{ {', '.join(these)} }}")
         return "\n".join(lines) + "\n"
 
-    def refuse(self, addrs: Iterable[IPAddress]) -> None:
+    async def refuse(self, addrs: Iterable[IPAddress]) -> None:
         addrs = list(addrs)
         # First use: replace whatever a killed carpd left behind with a fresh table.
         fresh = f"table inet {TABLE} {{}}\ndelete table inet {TABLE}\n{_SKELETON}"
         script = ("" if self._made else fresh) + self._elements("add", addrs)
-        _nft(script)
+        await _nft(script)
         self._made = True
 
-    def allow(self, addrs: Iterable[IPAddress]) -> None:
+    async def allow(self, addrs: Iterable[IPAddress]) -> None:
         if self._made:
-            _nft(self._elements("delete", list(addrs)))
+            await _nft(self._elements("delete", list(addrs)))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._made:
-            _nft(f"delete table inet {TABLE}\n")
             self._made = False
+            await _nft(f"delete table inet {TABLE}\n")

@@ -44,7 +44,8 @@ def test_hooks_run_with_ucarp_arguments_and_carp_environment(lab: Lab) -> None:
         "addrs=192.0.2.100 2001:db8::100",
         "up args=eth0 192.0.2.100 extra vhid=3 state=MASTER if=eth0 "
         "addrs=192.0.2.100 2001:db8::100",
-        "down args=eth0 192.0.2.100 extra vhid=3 state=BACKUP if=eth0 "
+        # Stopped: the vhid leaves the group (INIT), it does not become a BACKUP.
+        "down args=eth0 192.0.2.100 extra vhid=3 state=INIT if=eth0 "
         "addrs=192.0.2.100 2001:db8::100",
     ]
 

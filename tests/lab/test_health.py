@@ -325,3 +325,23 @@ def test_advert_send_errors_demote_the_node(lab: Lab) -> None:
     n1.wait_state("BACKUP", timeout=bound, start=marks[0])
     assert "\tdemoted 240: send errors 240" in n1.ctl("status")[1]
     assert n1.host.run(["nft", "delete table inet lab"]).returncode == 0
+
+
+def test_a_reload_that_adds_a_group_makes_it_usable(lab: Lab) -> None:
+    """Groups are derived from the configuration: a SIGHUP that names a new one declares
+    it, and one no vhid names any more is gone."""
+    host = lab.add_host("n1", "192.0.2.1/24")
+    node = Node(lab, host, [VhidSpec(vhid=1, extra={"groups": ["lan"]})])
+    node.start()
+    node.wait_ready()
+    rc, _, err = node.ctl("group", "web", "carpdemote", "1")
+    assert rc == 1 and "no interface group 'web' (groups: carp, lan)" in err
+    node.vhids[0].extra["groups"] = ["web"]
+    node.write_config()
+    mark = node.mark()
+    node.signal(signal.SIGHUP)
+    node.wait_log(r"configuration reloaded: 0 vhid\(s\) unchanged, 1", bounds.COMMAND, mark)
+    rc, out, _ = node.ctl("group", "web", "carpdemote", "1")
+    assert (rc, out.strip()) == (0, "web: carp demote count 1")
+    rc, _, err = node.ctl("group", "lan", "carpdemote", "1")
+    assert rc == 1 and "no interface group 'lan' (groups: carp, web)" in err

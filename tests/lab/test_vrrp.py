@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
 from carpd.lab.keepalived import KEEPALIVED, Keepalived, instance
-from carpd.lab.netlab import Lab
+from carpd.lab.netlab import Lab, LogWatch
 
 FAMILIES = {
     4: (9, "192.0.2.200/24", "V4"),
@@ -126,3 +128,26 @@ def test_accept_mode_decides_whether_the_master_takes_packets(lab: Lab, accept: 
     )
     assert node.stop(signal.SIGTERM) == 0
     assert "carpd" not in h1.run(["nft", "list", "tables"]).stdout  # its table is gone
+
+
+def test_vrrp3_with_a_virtual_mac_advertises_from_it(lab: Lab) -> None:
+    """RFC 5798 7.3: a VRRP master sources its adverts from the virtual MAC
+    (00:00:5e:00:01:VRID), so switches learn where the virtual router is."""
+    h1 = lab.add_host("n1", "192.0.2.1/24")
+    client = lab.add_host("cl", "192.0.2.9/24")
+    spec = vrrp_spec(5, "192.0.2.150/24", 200)
+    spec.extra["vmac"] = True
+    node = Node(lab, h1, [spec])
+    proc = client.spawn(
+        [sys.executable, "-m", "carpd.lab.sniff", "eth0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    watch = LogWatch(proc.stdout)
+    watch.wait_for("sniffing", bounds.START_UP)
+    node.start()
+    node.wait_state("MASTER", timeout=bounds.first_master(spec.master_down))
+    mark = watch.mark()
+    _, line = watch.wait_for(r"^vrrp 192\.0\.2\.1 vrid=5 ", 1 + bounds.COMMAND, mark)
+    assert line.endswith(" mac=00:00:5e:00:01:05"), line

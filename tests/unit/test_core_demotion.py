@@ -82,6 +82,19 @@ def test_group_counts_stay_in_0_to_255_as_on_openbsd(start: int, delta: int) -> 
     assert d.groups["carp"] == start  # a refused change changes nothing
 
 
+def test_declaring_the_groups_again_keeps_counts_adds_and_drops() -> None:
+    """What a reload does: the groups its vhids name now, counts kept where they remain."""
+    d = Demotion()
+    d.declare_groups(["lan", "wan"])
+    d.adjust_group("lan", 10)
+    d.adjust_group("carp", 2)
+    d.declare_groups(["lan", "web"])
+    assert d.groups == {"carp": 2, "lan": 10, "web": 0}
+    assert d.adjust_group("web", 1) == 1
+    with pytest.raises(DemoteRangeError, match="no interface group 'wan'"):
+        d.adjust_group("wan", 1)
+
+
 def test_unknown_group_is_refused_with_the_known_ones() -> None:
     d = Demotion()
     d.declare_groups(["lan"])

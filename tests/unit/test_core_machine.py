@@ -58,7 +58,7 @@ def test_start_enters_backup() -> None:
     assert actions == [
         StateChanged(State.INIT, State.BACKUP, actions[0].reason),  # type: ignore[union-attr]
         RemoveAddresses(),
-        RunHook("down"),
+        RunHook(State.BACKUP),
     ]
     assert vh.state is State.BACKUP
     assert vh.get_timer() == 13.0
@@ -84,7 +84,7 @@ def test_neutral_suppresses_down_hook_only_on_first_backup() -> None:
     vh.receive(Peer().advert(advskew=0), 4, PEER_SRC, 5.0)
     actions = vh.drain()
     assert state_change(actions) == (State.MASTER, State.BACKUP)
-    assert actions[-2:] == [RemoveAddresses(), RunHook("down")]
+    assert actions[-2:] == [RemoveAddresses(), RunHook(State.BACKUP)]
 
 
 # -- master-down timer and takeover ---------------------------------------------------
@@ -117,7 +117,7 @@ def test_takeover_actions() -> None:
     actions = vh.drain()
     assert kinds(actions) == TAKEOVER
     assert state_change(actions) == (State.BACKUP, State.MASTER)
-    assert actions[-1] == RunHook("up")
+    assert actions[-1] == RunHook(State.MASTER)
     [advert] = sent(actions)
     assert (advert.vhid, advert.advbase, advert.advskew, advert.demote) == (7, 1, 100, 0)
     make_auth().verify(advert.counter_bytes, advert.hmac)
@@ -340,7 +340,7 @@ def test_master_steps_down_to_more_frequent_advert() -> None:
     actions = vh.drain()
     assert kinds(actions) == STEP_DOWN
     assert state_change(actions) == (State.MASTER, State.BACKUP)
-    assert actions[-1] == RunHook("down")
+    assert actions[-1] == RunHook(State.BACKUP)
     # No more adverts: only the master-down timer is left.
     assert vh.get_timer() == t + 0.5 + 3.390625
     assert vh.master == PEER_SRC
@@ -476,7 +476,7 @@ def test_stop_as_master_bows_out() -> None:
     assert (bow_out.advbase, bow_out.advskew, bow_out.vhid) == (255, 255, 7)
     assert bow_out.is_bow_out
     make_auth().verify(bow_out.counter_bytes, bow_out.hmac)
-    assert actions[2] == RunHook("down")
+    assert actions[2] == RunHook(State.INIT)  # leaving the group, not a BACKUP
     assert state_change(actions[3:]) == (State.MASTER, State.INIT)
     assert vh.state is State.INIT
     assert vh.get_timer() is None

@@ -85,3 +85,49 @@ def test_no_check_directory_means_healthy(tmp_path: Path) -> None:
     report = asyncio.run(health.check_services())
     assert report.healthy and not report.directory_exists
     assert ledger.sources == {}
+
+
+def test_reconfigure_moves_maintenance_and_takes_its_new_factor(tmp_path: Path) -> None:
+    health, ledger, _ = make(tmp_path)
+    assert health.set_maintenance(True) is None
+    new = GlobalConfig.model_validate(
+        {
+            "state_dir": str(tmp_path / "elsewhere"),
+            "service_checks": str(tmp_path / "checks"),
+            "maintenance_demotion_factor": 100,
+        }
+    )
+    health.reconfigure(new)
+    assert ledger.sources[MAINTENANCE] == 100
+    assert (tmp_path / "elsewhere" / "maintenance").exists()
+    assert not (tmp_path / "state" / "maintenance").exists()  # a restart finds it once
+
+
+def test_reconfigure_with_a_service_interval_starts_the_periodic_runs(tmp_path: Path) -> None:
+    """Started without service_interval the checks run once; a reload that sets one makes
+    them run every interval from then on."""
+    runs = tmp_path / "runs"
+    check(tmp_path, "web", f"echo run >> {runs}")
+    health, _, _ = make(tmp_path)
+    interval = 0.1
+    new = GlobalConfig.model_validate(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "service_checks": str(tmp_path / "checks"),
+            "service_interval": interval,
+        }
+    )
+
+    async def main() -> int:
+        health.start_checks()
+        while not runs.exists():  # the one run of a configuration without an interval
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(5 * interval)
+        once = len(runs.read_text().splitlines())
+        health.reconfigure(new)
+        while len(runs.read_text().splitlines()) < once + 3:
+            await asyncio.sleep(0.01)
+        await health.close()
+        return once
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == 1

@@ -169,7 +169,7 @@ def test_start_enters_backup() -> None:
     assert actions == [
         StateChanged(State.INIT, State.BACKUP, "initialization complete"),
         RemoveAddresses(),
-        RunHook("down"),
+        RunHook(State.BACKUP),
     ]
     assert r.get_timer() == 10.0 + MDI_100
     assert r.last_transition == 10.0
@@ -210,7 +210,7 @@ def test_takeover_actions() -> None:
     assert actions[3] == SendVrrp(
         4, advert(100, 100, addresses=(VIP4,))
     )  # our priority, interval, addresses
-    assert actions[4] == RunHook("up")
+    assert actions[4] == RunHook(State.MASTER)
     assert r.master == OWN4
     assert r.get_timer() == MDI_100 + 1.0
 
@@ -514,7 +514,7 @@ def test_stop_as_master_sends_priority_zero_for_each_family() -> None:
         (4, 0, (VIP4,)),
         (6, 0, (VIP6,)),
     ]
-    assert actions[3] == RunHook("down")
+    assert actions[3] == RunHook(State.INIT)  # leaving the group, not a BACKUP
     assert actions[4] == StateChanged(State.MASTER, State.INIT, "shutdown")
     assert r.state is State.INIT
     assert r.get_timer() is None
