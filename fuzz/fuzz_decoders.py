@@ -3,10 +3,11 @@
 Every input goes down each receive path of the daemon:
 
 * ``ipv4``: the bytes as a whole IPv4 datagram (an AF_INET raw socket), through
-  ``ipv4_datagram`` and then, by the version nibble, ``decode_carp`` (2) or ``decode_vrrp``
-  (3), exactly as ``CarpRuntime._datagram`` does;
+  ``ipv4_datagram`` and then ``classify``, the daemon's own receive path (by the version
+  nibble ``decode_carp`` (2) or ``decode_vrrp`` (3), the vhid lookup, the TTL rule), with
+  every vhid configured for the protocol the packet claims;
 * ``ipv6``: the bytes as the payload of an AF_INET6 raw socket from ``SRC6`` to ``DST6``,
-  through ``ipv6_datagram`` and the same dispatch (so ``decode_vrrp`` with IPv6 addresses);
+  through ``ipv6_datagram`` and the same path (so ``decode_vrrp`` with IPv6 addresses);
 * ``ipv4-advert`` / ``ipv6-advert``: ``decode_ipv4_advert`` / ``decode_ipv6_advert``;
 * ``vrrp-mixed``: ``decode_vrrp`` with an IPv4 source and an IPv6 destination;
 * ``ipv4+csum`` / ``ipv6+csum``: the CARP/VRRP payload again with its checksum made valid,
@@ -45,10 +46,12 @@ from typing import NoReturn
 from carpd.core import checksum, packet, receive, vrrp
 from carpd.core.auth import IPAddress
 from carpd.core.checksum import internet_checksum
-from carpd.core.errors import BadVersion, PacketError
-from carpd.core.packet import CARP_GROUP_V4, CARP_VERSION, CarpPacket, build_ipv4, decode_carp
+from carpd.core.errors import PacketError
+from carpd.core.packet import CARP_GROUP_V4, CARP_VERSION, CarpPacket, build_ipv4
 from carpd.core.receive import (
     Datagram,
+    Member,
+    classify,
     decode_ipv4_advert,
     decode_ipv6_advert,
     ipv4_datagram,
@@ -83,16 +86,21 @@ Result = list[tuple[str, str]]
 # -- the target ---------------------------------------------------------------------
 
 
+# Every vhid configured, for either protocol, with the TTL rule (no unicast peers).
+CARP_VHIDS = {vhid: Member(CARP_VERSION, check_ttl=True) for vhid in range(256)}
+VRRP_VHIDS = {vhid: Member(VRRP_VERSION, check_ttl=True) for vhid in range(256)}
+
+
+def _member(member: Member) -> Member:
+    return member
+
+
 def _dispatch(dg: Datagram) -> str:
-    """As ``CarpRuntime._datagram``: decode by the version nibble, 2 CARP, 3 VRRP."""
-    version = dg.version
-    if version == CARP_VERSION:
-        decode_carp(dg.payload)
-        return "ok:carp"
-    if version == VRRP_VERSION:
-        decode_vrrp(dg.payload, dg.src, dg.dst)
-        return "ok:vrrp"
-    raise BadVersion(version)
+    """The daemon's receive path (``classify``), the vhid running the protocol the
+    packet claims."""
+    table = VRRP_VHIDS if dg.version == VRRP_VERSION else CARP_VHIDS
+    _, pkt = classify(dg, table, _member)
+    return "ok:vrrp" if isinstance(pkt, VrrpPacket) else "ok:carp"
 
 
 def with_valid_checksum(payload: bytes, src: IPAddress, dst: IPAddress) -> bytes | None:

@@ -1,15 +1,27 @@
-"""From raw bytes off a socket to a checked advert for one of our vhids."""
+"""From raw bytes off a socket to a checked advert for one of our vhids.
+
+``classify`` is the daemon's receive path (and the fuzzer's): version dispatch (2 CARP, 3
+VRRPv3), the vhid lookup, the protocol each vhid runs, and the TTL rule.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 from carpd.core.auth import IPAddress
-from carpd.core.errors import BadIpHeader, TooShort, UnknownVhid
-from carpd.core.packet import IPPROTO_CARP, CarpPacket, check_ttl, decode_carp, parse_ipv4
+from carpd.core.errors import BadIpHeader, BadVersion, TooShort, UnknownVhid
+from carpd.core.packet import (
+    CARP_VERSION,
+    IPPROTO_CARP,
+    CarpPacket,
+    check_ttl,
+    decode_carp,
+    parse_ipv4,
+)
+from carpd.core.vrrp import VRRP_VERSION, VrrpPacket, decode_vrrp
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +87,46 @@ def lookup_vhid(vhosts: Mapping[int, V], packet: CarpPacket) -> V:
         return vhosts[packet.vhid]
     except KeyError:
         raise UnknownVhid(packet.vhid) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What the receive path must know of one of our vhids."""
+
+    version: int  # CARP_VERSION or VRRP_VERSION: the protocol it runs
+    check_ttl: bool  # False with unicast peers, which may be routed (FreeBSD 14)
+
+
+class VhidClash(BadVersion):
+    """An advert of the other protocol for a vhid we run (a VRRP router on a CARP vhid,
+    or the reverse): refused as bad_version, and worth a diagnosis."""
+
+    def __init__(self, vhid: int, version: int, expected: int) -> None:
+        super().__init__(version, expected)
+        self.vhid = vhid
+
+
+def classify(
+    dg: Datagram, vhids: Mapping[int, V], member: Callable[[V], Member]
+) -> tuple[V, CarpPacket | VrrpPacket]:
+    """Decode ``dg`` by its version, find its vhid among ``vhids`` and check it against
+    what that vhid runs. Raises a PacketError subclass; never anything else."""
+    version = dg.version
+    pkt: CarpPacket | VrrpPacket
+    if version == CARP_VERSION:
+        pkt = decode_carp(dg.payload)
+        vhid = pkt.vhid
+    elif version == VRRP_VERSION:
+        pkt = decode_vrrp(dg.payload, dg.src, dg.dst)
+        vhid = pkt.vrid
+    else:
+        raise BadVersion(version)
+    found = vhids.get(vhid)
+    if found is None:
+        raise UnknownVhid(vhid)
+    want = member(found)
+    if version != want.version:
+        raise VhidClash(vhid, version, want.version)
+    if want.check_ttl:
+        check_ttl(dg.ttl)
+    return found, pkt

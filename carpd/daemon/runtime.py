@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import grp
 import ipaddress
 import logging
+import operator
 import os
 import random
 import time
@@ -31,7 +33,7 @@ from carpd.core.actions import (
 from carpd.core.announce import gratuitous_arp, unsolicited_na
 from carpd.core.auth import Authenticator, IPAddress
 from carpd.core.demotion import Demotion
-from carpd.core.errors import BadVersion, PacketError, UnknownVhid
+from carpd.core.errors import PacketError
 from carpd.core.machine import VhostSettings, VirtualHost
 from carpd.core.packet import (
     CARP_GROUP_V4,
@@ -39,11 +41,16 @@ from carpd.core.packet import (
     CARP_VERSION,
     CarpPacket,
     build_ipv4,
-    check_ttl,
-    decode_carp,
 )
-from carpd.core.receive import Datagram, ipv4_datagram, ipv6_datagram
-from carpd.core.vrrp import VRRP_VERSION, VrrpPacket, decode_vrrp
+from carpd.core.receive import (
+    Datagram,
+    Member,
+    VhidClash,
+    classify,
+    ipv4_datagram,
+    ipv6_datagram,
+)
+from carpd.core.vrrp import VRRP_VERSION, VrrpPacket
 from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
 from carpd.daemon.health import Health
 from carpd.daemon.ratelimit import RateLimiter
@@ -69,6 +76,13 @@ HINTS = {
 }
 
 
+# The receive path's view of a vhid (Vhost.member).
+MEMBER = operator.attrgetter("member")
+
+# The wire lane: executed as soon as the core asks, never queued behind the host.
+WIRE = (StateChanged, SendAdvert, SendVrrp)
+
+
 class StartupError(Exception):
     """The host is not as the config expects (unknown interface, no source address)."""
 
@@ -91,6 +105,13 @@ class Vhost:
     @property
     def families(self) -> frozenset[int]:
         return self.machine.settings.families
+
+    @functools.cached_property
+    def member(self) -> Member:
+        """What the receive path checks an advert for this vhid against (its config only
+        changes by a restart of the vhid, so this is computed once)."""
+        version = VRRP_VERSION if self.cfg.protocol == "vrrp3" else CARP_VERSION
+        return Member(version, check_ttl=not self.cfg.peers)
 
     def destinations(self, family: int) -> list[IPAddress]:
         """Its unicast peers of that family, or the multicast group."""
@@ -543,27 +564,16 @@ class Daemon:
             self._datagram(dev, ipv6_datagram(data, src, dst, hoplimit))
 
     def _datagram(self, dev: Carpdev, dg: Datagram) -> None:
-        """Decode by version (2: CARP, 3: VRRP), find the vhid, then let it judge."""
+        """The core's receive path (classify): version, vhid, protocol, TTL rule."""
+        vhosts = dev.by_family[dg.family]
         try:
-            version = dg.version
-            pkt: CarpPacket | VrrpPacket
-            if version == CARP_VERSION:
-                pkt = decode_carp(dg.payload)
-                vhid = pkt.vhid
-            elif version == VRRP_VERSION:
-                pkt = decode_vrrp(dg.payload, dg.src, dg.dst)
-                vhid = pkt.vrid
-            else:
-                raise BadVersion(version)
-            vh = dev.by_family[dg.family].get(vhid)
-            if vh is None:
-                raise UnknownVhid(vhid)
-            if version != (VRRP_VERSION if vh.cfg.protocol == "vrrp3" else CARP_VERSION):
-                other = "a VRRP router" if version == VRRP_VERSION else "a CARP node"
-                self.diagnose(vh, "vhid-clash", f"vhid {vhid} is also used by {other} at {dg.src}")
-                raise BadVersion(version)
-            if not vh.cfg.peers:  # unicast peers may be routed: no TTL rule (FreeBSD)
-                check_ttl(dg.ttl)
+            vh, pkt = classify(dg, vhosts, MEMBER)
+        except VhidClash as e:
+            other = "a VRRP router" if e.version == VRRP_VERSION else "a CARP node"
+            text = f"vhid {e.vhid} is also used by {other} at {dg.src}"
+            self.diagnose(vhosts[e.vhid], "vhid-clash", text)
+            self._dropped(dev, e, dg.src)
+            return
         except PacketError as e:
             self._dropped(dev, e, dg.src)
             return
@@ -613,24 +623,36 @@ class Daemon:
         self._process(vh)
 
     def _process(self, vh: Vhost) -> None:
-        vh.pending.extend(vh.machine.drain())
+        """Two lanes: the wire (adverts, and the transitions' log lines) goes out at once
+        and never waits; the host (addresses, announcements, hooks) runs in order, each
+        address change awaited before what follows it. A slow netlink call (or, later, a
+        conntrackd commit) must never hold a MASTER's adverts past a peer's master-down
+        timer."""
+        for action in vh.machine.drain():
+            if isinstance(action, WIRE):
+                self._execute_logged(vh, action)
+            else:
+                vh.pending.append(action)
         self._arm(vh)
         if vh.worker is None:
             self._run_pending(vh)
 
+    def _execute_logged(self, vh: Vhost, action: Action) -> None:
+        try:
+            self._execute(vh, action)
+        except OSError as e:
+            log.error("%s: %s failed: %s", vh.cfg.name, type(action).__name__, e)
+
     def _run_pending(self, vh: Vhost) -> None:
-        """Execute a vhid's actions in order. Adverts, announcements and log lines go out
-        at once; an address change is awaited (netlink) before anything after it."""
+        """The host lane: a vhid's host actions in order, an address change (netlink)
+        awaited before anything after it."""
         while vh.pending:
             action = vh.pending.popleft()
             if isinstance(action, AddAddresses | RemoveAddresses):
                 assert self._loop is not None
                 vh.worker = self._loop.create_task(self._change_addresses(vh, action))
                 return
-            try:
-                self._execute(vh, action)
-            except OSError as e:
-                log.error("%s: %s failed: %s", vh.cfg.name, type(action).__name__, e)
+            self._execute_logged(vh, action)
 
     async def _change_addresses(self, vh: Vhost, action: AddAddresses | RemoveAddresses) -> None:
         vm = vh.vmac

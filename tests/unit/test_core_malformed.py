@@ -37,8 +37,24 @@ from carpd.core.errors import (
     UnknownVhid,
 )
 from carpd.core.machine import VirtualHost, ip
-from carpd.core.packet import CARP_GROUP_V4, build_ipv4, decode_carp, parse_ipv4
-from carpd.core.receive import decode_ipv4_advert, decode_ipv6_advert, lookup_vhid
+from carpd.core.packet import (
+    CARP_GROUP_V4,
+    CARP_VERSION,
+    CarpPacket,
+    build_ipv4,
+    decode_carp,
+    parse_ipv4,
+)
+from carpd.core.receive import (
+    Member,
+    VhidClash,
+    classify,
+    decode_ipv4_advert,
+    decode_ipv6_advert,
+    ipv4_datagram,
+    lookup_vhid,
+)
+from carpd.core.vrrp import VRRP_VERSION
 
 VALID_DATAGRAM = ipv4_datagrams(UCARP_PCAP)[0]
 VALID_CARP = VALID_DATAGRAM[20:]
@@ -272,6 +288,37 @@ def test_unknown_vhid() -> None:
     assert exc.value.vhid == 8
     with pytest.raises(UnknownVhid):
         lookup_vhid({}, Peer(vhid=7).advert())
+
+
+# -- the daemon's receive path: classify ---------------------------------------------
+
+CARP7 = Member(CARP_VERSION, check_ttl=True)
+
+
+def classified(datagram: bytes, vhids: dict[int, Member]) -> object:
+    _, pkt = classify(ipv4_datagram(datagram), vhids, lambda m: m)
+    return pkt
+
+
+def test_classify_finds_the_vhid_and_checks_what_it_runs() -> None:
+    pkt = classified(VALID_DATAGRAM, {7: CARP7})
+    assert isinstance(pkt, CarpPacket) and pkt.vhid == 7
+    with pytest.raises(UnknownVhid):
+        classified(VALID_DATAGRAM, {8: CARP7})
+    # A CARP advert for a vhid that runs VRRPv3: refused as bad_version, and the vhid
+    # is named so the daemon can diagnose the clash.
+    with pytest.raises(VhidClash) as exc:
+        classified(VALID_DATAGRAM, {7: Member(VRRP_VERSION, check_ttl=True)})
+    assert (exc.value.reason, exc.value.vhid, exc.value.version) == ("bad_version", 7, 2)
+    with pytest.raises(BadVersion):
+        classified(ipv4(bytes([0x41]) + VALID_CARP[1:]), {7: CARP7})
+
+
+def test_classify_applies_the_ttl_rule_unless_peers_are_unicast() -> None:
+    routed = ipv4(VALID_CARP, ttl=63)
+    with pytest.raises(BadTTL):
+        classified(routed, {7: CARP7})
+    assert classified(routed, {7: Member(CARP_VERSION, check_ttl=False)}) is not None
 
 
 # -- refusals inside the state machine: nothing may change -----------------------------

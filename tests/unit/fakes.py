@@ -1,0 +1,109 @@
+"""Fake netlink and sockets around the real runtime (carpd.daemon.runtime), for unit
+tests of its ordering and timing on the event loop: no root, no namespaces, no packets
+leave the process."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pytest
+
+from carpd.config import Config, load_config
+from carpd.daemon import runtime
+from carpd.daemon.runtime import Daemon
+from carpd.linux.netlink import IPInterface, Link
+
+ETH0 = Link(name="eth0", index=2, mac=bytes.fromhex("020000000001"), up=True)
+OWN = [ipaddress.ip_interface("192.0.2.1/24"), ipaddress.ip_interface("fe80::1/64")]
+
+
+@dataclass
+class FakeNetlink:
+    """One carpdev (eth0) with its own addresses; address changes take ``delay`` s."""
+
+    delay: float = 0.0
+    log: list[tuple[float, str, str]] = field(default_factory=list)  # (time, verb, address)
+    addrs: list[IPInterface] = field(default_factory=lambda: list(OWN))
+
+    async def link(self, name: str) -> Link | None:
+        return ETH0 if name == ETH0.name else None
+
+    async def addresses(self, index: int) -> list[IPInterface]:
+        return list(self.addrs)
+
+    async def _change(self, verb: str, iface: IPInterface) -> bool:
+        await asyncio.sleep(self.delay)
+        self.log.append((asyncio.get_running_loop().time(), verb, str(iface)))
+        return True
+
+    async def add_address(self, index: int, iface: IPInterface) -> bool:
+        return await self._change("add", iface)
+
+    async def remove_address(self, index: int, iface: IPInterface) -> bool:
+        return await self._change("remove", iface)
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeSocket:
+    """Records what is sent, and when (loop time); never readable."""
+
+    sent: ClassVar[list[tuple[float, str, bytes]]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._r, self._w = os.pipe()
+
+    def fileno(self) -> int:
+        return self._r
+
+    def send(self, data: bytes, *args: Any) -> None:
+        FakeSocket.sent.append((asyncio.get_running_loop().time(), type(self).__name__, data))
+
+    send_arp = send_na = send
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            os.close(fd)
+
+
+class FakeV4(FakeSocket):
+    pass
+
+
+class FakeV6(FakeSocket):
+    pass
+
+
+class FakeAnnouncer(FakeSocket):
+    pass
+
+
+def install(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, bytes]]:
+    """Swap the runtime's sockets for fakes; the list their sends land in."""
+    FakeSocket.sent = []
+    monkeypatch.setattr(runtime, "AdvertSocketV4", FakeV4)
+    monkeypatch.setattr(runtime, "AdvertSocketV6", FakeV6)
+    monkeypatch.setattr(runtime, "Announcer", FakeAnnouncer)
+    return FakeSocket.sent
+
+
+def config(tmp_path: Any, table: str) -> Config:
+    path = tmp_path / "carpd.toml"
+    path.write_text(
+        f'[global]\nstate_dir = "{tmp_path}/state"\nservice_checks = "{tmp_path}/checks"\n'
+        f'\n[[carp]]\ncarpdev = "eth0"\n{table}'
+    )
+    return load_config(path)
+
+
+async def started(daemon: Daemon) -> None:
+    """What Daemon.run does before the control socket, without the link watcher (it would
+    read the host's interfaces)."""
+    daemon._loop = asyncio.get_running_loop()
+    for cfg in daemon.config.carp:
+        await daemon._start_vhost(cfg, daemon.config)
