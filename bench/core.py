@@ -37,7 +37,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 from carpd.core.timing import master_down_interval  # noqa: E402
 from carpd.lab.cluster import Node, VhidSpec, line_time  # noqa: E402
 from carpd.lab.netlab import Host, Lab, LogWatch, carpd_argv  # noqa: E402
-from carpd.lab.probe import Pinger  # noqa: E402
+from carpd.lab.probe import Pinger, sniff  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 UCARP = "/usr/sbin/ucarp"
@@ -269,7 +269,7 @@ def startup() -> dict[str, Any]:
     with Lab("bst") as lab:
         spec = VhidSpec(VHID, (f"{VIP}/24",), advskew=0, advbase=ADVBASE)
         node = Node(lab, lab.add_host("node1", NODE1), [spec])
-        watch = sniffer(lab.add_host("watch", CLIENT))
+        watch = sniff(lab.add_host("watch", CLIENT), "--times")
         t0 = time.time()
         node.start()
         _, backup = node.wait_log(r"state transition: INIT -> BACKUP", timeout=30)
@@ -290,16 +290,6 @@ def cache_bytecode() -> None:
     """Compile carpd's modules as installing it does, so every run starts with cached
     bytecode (a checkout under PYTHONDONTWRITEBYTECODE would compile them at each start)."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "carpd")], check=True)
-
-
-def sniffer(host: Host) -> LogWatch:
-    """carpd.lab.sniff on the host's eth0, every line stamped with its receive time."""
-    argv = [sys.executable, "-m", "carpd.lab.sniff", "eth0", "--times"]
-    proc = host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    watch = LogWatch(proc.stdout)
-    watch.wait_for("sniffing", 10)
-    return watch
 
 
 def version_wall_ms() -> float:

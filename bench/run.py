@@ -31,7 +31,8 @@ import core  # noqa: E402  (sets sys.path and PYTHONPATH for carpd)
 import health  # noqa: E402
 import vrrp  # noqa: E402
 
-from carpd.lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
+from carpd.lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
+from carpd.lab.probe import sniff  # noqa: E402
 
 RESULTS = BENCH / "results"
 SCALE_SECONDS = 30.0
@@ -170,14 +171,7 @@ def jitter(kind: str) -> dict[str, Any]:
         watcher = lab.add_host("watch", "192.0.2.9/24")
         member = core.Carpd(lab, h1, 0) if kind == "carpd" else core.Ucarp(lab, h1, 0, True)
         member.wait_state("MASTER", timeout=15)
-        proc = watcher.spawn(
-            [sys.executable, "-m", "carpd.lab.sniff", "eth0", "--times"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        assert proc.stdout is not None
-        watch = LogWatch(proc.stdout)
-        watch.wait_for("sniffing", 10)
+        watch = sniff(watcher, "--times")
         time.sleep(JITTER_SECONDS)
         stamps = [float(x.split()[0]) for x in watch.lines if " carp " in x]
         gaps = [b - a for a, b in itertools.pairwise(stamps)]

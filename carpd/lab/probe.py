@@ -1,12 +1,15 @@
-"""Measure what a client sees: ping the virtual address every 10 ms, find the gap."""
+"""Measure what a client sees: ping the virtual address every 10 ms, find the gap; watch
+the adverts and ARP that reach a host."""
 
 from __future__ import annotations
 
 import itertools
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 
+from carpd.lab import bounds
 from carpd.lab.netlab import Host, LogWatch
 
 _REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
@@ -50,3 +53,17 @@ class Pinger:
         gaps = [b - a for a, b in itertools.pairwise(times)]
         sent = (max(seqs) - min(seqs) + 1) if seqs else 0
         return Outage(max(gaps, default=0.0) * 1000, len(times), sent)
+
+
+def sniff(host: Host, *args: str) -> LogWatch:
+    """carpd.lab.sniff on the host's eth0, once it listens: one line per CARP or VRRP
+    advert and per ARP that reaches the host (``--times`` stamps each line)."""
+    proc = host.spawn(
+        [sys.executable, "-m", "carpd.lab.sniff", "eth0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    watch = LogWatch(proc.stdout)
+    watch.wait_for("sniffing", bounds.START_UP)
+    return watch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 
@@ -11,8 +10,8 @@ import pytest
 
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
-from carpd.lab.netlab import Host, Lab, LogWatch
-from carpd.lab.probe import Pinger
+from carpd.lab.netlab import Host, Lab
+from carpd.lab.probe import Pinger, sniff
 
 VIP = "192.0.2.100"
 VMAC = "00:00:5e:00:01:01"
@@ -35,18 +34,6 @@ def neighbour_mac(client: Host, addr: str) -> str | None:
 def nft(host: Host, rules: str) -> None:
     r = host.run(["nft", "-f", "-"], input=rules)
     assert r.returncode == 0, r.stderr
-
-
-def sniff(lab: Lab, host: Host, *args: str) -> LogWatch:
-    proc = host.spawn(
-        [sys.executable, "-m", "carpd.lab.sniff", "eth0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    watch = LogWatch(proc.stdout)
-    watch.wait_for("sniffing", 10)
-    return watch
 
 
 DROP_ARP = f"""
@@ -159,7 +146,7 @@ def test_a_replayed_advert_with_a_better_advskew(lab: Lab, protected: bool) -> N
     )
     n2 = Node(lab, h2, [VhidSpec(1, (f"{VIP}/24",), advskew=100, extra=dict(extra))])
     captured = lab.tmp / "advert.hex"
-    watch = sniff(lab, attacker, "--save-carp-from", "192.0.2.2", str(captured))
+    watch = sniff(attacker, "--save-carp-from", "192.0.2.2", str(captured))
     n2.start()
     n2.wait_state("MASTER", timeout=bounds.first_master(n2.master_down))
     watch.wait_for("saved 192.0.2.2", 1 + bounds.REACTION)  # a genuine advert of n2
@@ -192,7 +179,7 @@ def test_a_healed_partition_keeps_one_master_and_announces_again(lab: Lab) -> No
     lab.isolate(n2.host)
     n2.start()
     n2.wait_state("MASTER", timeout=bounds.first_master(n2.master_down))  # split brain
-    watch = sniff(lab, client)
+    watch = sniff(client)
     marks = (n1.mark(), n2.mark())
     lab.isolate(n1.host, False)
     lab.isolate(n2.host, False)

@@ -20,6 +20,7 @@ import pytest
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
 from carpd.lab.netlab import Host, Lab, LogWatch
+from carpd.lab.probe import sniff
 
 VIP = "192.0.2.100"
 VIP6 = "2001:db8::100"
@@ -67,19 +68,6 @@ def assert_one_master(nodes: list[Node], master: Node, vips: tuple[str, ...] = D
         for vip in vips:
             # An address change is asynchronous (netlink): wait for it rather than peek.
             node.host.wait_address(vip.split("/")[0], present=node is master)
-
-
-def sniff(host: Host) -> LogWatch:
-    """One line per CARP advert that reaches the host (carpd.lab.sniff)."""
-    proc = host.spawn(
-        [sys.executable, "-m", "carpd.lab.sniff", "eth0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    watch = LogWatch(proc.stdout)
-    watch.wait_for("sniffing", 10)
-    return watch
 
 
 # -- 1. packet loss ---------------------------------------------------------------------

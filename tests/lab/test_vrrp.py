@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +12,8 @@ import pytest
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
 from carpd.lab.keepalived import KEEPALIVED, Keepalived, instance
-from carpd.lab.netlab import Lab, LogWatch
+from carpd.lab.netlab import Lab
+from carpd.lab.probe import sniff
 
 FAMILIES = {
     4: (9, "192.0.2.200/24", "V4"),
@@ -138,14 +137,7 @@ def test_vrrp3_with_a_virtual_mac_advertises_from_it(lab: Lab) -> None:
     spec = vrrp_spec(5, "192.0.2.150/24", 200)
     spec.extra["vmac"] = True
     node = Node(lab, h1, [spec])
-    proc = client.spawn(
-        [sys.executable, "-m", "carpd.lab.sniff", "eth0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    watch = LogWatch(proc.stdout)
-    watch.wait_for("sniffing", bounds.START_UP)
+    watch = sniff(client)
     node.start()
     node.wait_state("MASTER", timeout=bounds.first_master(spec.master_down))
     # The first advert goes out at once, before the virtual MAC is up (the wire never
