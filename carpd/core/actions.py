@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from carpd.core.model import Reason, State
 from carpd.core.vrrp import VrrpPacket
-
-
-class State(enum.Enum):
-    INIT = "INIT"
-    BACKUP = "BACKUP"
-    MASTER = "MASTER"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
     old: State
     new: State
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Iterable
 from typing import Literal
 
 from carpd.core.errors import BadHMAC
+from carpd.core.model import IPAddress
 
 # Both BSD ifconfigs strlcpy the password into a 20-byte key, and ucarp refuses more:
 # 19 characters is what every peer really uses.
 MAX_PASSWORD_LEN = 19
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Which kernel's construction a vhid signs with; both are accepted.
 HmacVariant = Literal["openbsd", "freebsd"]

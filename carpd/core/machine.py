@@ -8,18 +8,14 @@ monotonic clock. Outputs: actions queued for the caller, taken with ``drain()``.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from carpd.core.actions import (
-    Action,
-    Announce,
-    SendAdvert,
-    State,
-)
-from carpd.core.auth import Authenticator, IPAddress
+from carpd.core.actions import Announce, SendAdvert
+from carpd.core.auth import Authenticator
 from carpd.core.demotion import demote_byte, demoted_advskew
 from carpd.core.errors import NotAPeer, OwnAdvert, Replayed
+from carpd.core.model import IPAddress, Reason, State
 from carpd.core.packet import BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CarpPacket
 from carpd.core.router import DELAYED_ANNOUNCE_ADVERTS, Router
 from carpd.core.timing import DEFAULT_DEADRATIO, advert_interval, master_down_interval
@@ -47,24 +43,13 @@ class VhostSettings:
     replay_protection: bool = False
 
 
-@dataclass(slots=True)
-class VhostCounters:
-    adverts_sent: int = 0
-    adverts_received: int = 0
-    transitions: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
-
-
 def _le_order(addr: IPAddress) -> int:
     # ucarp compares raw s_addr values in host order: on little-endian hosts the last
     # octet is the most significant.
     return int.from_bytes(addr.packed, "little")
 
 
-class VirtualHost(Router):
+class VirtualHost(Router[CarpPacket]):
     """One redundancy group (vhid) on one carpdev."""
 
     settings: VhostSettings
@@ -77,23 +62,23 @@ class VirtualHost(Router):
         counter_start: int,
         own_sources: dict[int, IPAddress],
     ) -> None:
+        super().__init__(settings, own_sources=own_sources)
         self.settings = settings
         self._auth = auth
         self._counter = counter_start & 0xFFFFFFFFFFFFFFFF
-        self.own_sources = dict(own_sources)
-        self.state = State.INIT
-        self.master: IPAddress | None = None
-        self.last_transition: float | None = None
-        self.counters = VhostCounters()
-        self.demotion = 0  # total demotion (spec 5): demote byte and folded advskew
-        self.link_up = True  # the carpdev can carry adverts
-        self.enabled = True  # not taken out with `carpctl down`
-        self._actions: list[Action] = []
-        self._advert_at: float | None = None
-        self._master_down_at: dict[int, float] = {}
-        self._delayed_announce = 0
         self._last_counter: dict[IPAddress, int] = {}
         self._reassert_after = float("-inf")
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "protocol": "carp",
+            "authentication": "HMAC-SHA1",
+            "advbase": self.settings.advbase,
+            "advskew": self.settings.advskew,
+            "advskew_sent": self.advskew,
+            "demote": self.demote,
+            "replay_protection": self.settings.replay_protection,
+        }
 
     # -- timing -------------------------------------------------------------------
 
@@ -120,7 +105,7 @@ class VirtualHost(Router):
 
     def start(self, now: float) -> None:
         if self.state is State.INIT and self.link_up and self.enabled:
-            self._become_backup(now, "initialization complete")
+            self._become_backup(now, Reason.INITIALIZATION_COMPLETE)
 
     def set_demotion(self, total: int, now: float) -> None:
         """A new demotion total. A MASTER advertises it at once, as the BSDs do."""
@@ -131,7 +116,7 @@ class VirtualHost(Router):
             self._send_advert()
             self._advert_at = now + self.advert_interval
 
-    def _restart(self, now: float, reason: str) -> None:
+    def _restart(self, now: float, reason: Reason) -> None:
         self._become_backup(now, reason)
 
     def _bow_out(self) -> None:
@@ -149,7 +134,7 @@ class VirtualHost(Router):
             if self._advert_at <= now:
                 self._advert_at = now + self.advert_interval
         elif self.state is State.BACKUP and any(t <= now for t in self._master_down_at.values()):
-            self._become_master(now, "master timed out")
+            self._become_master(now, Reason.MASTER_TIMED_OUT)
 
     def receive(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
         """A decoded advert for our vhid. Raises NotAPeer / BadHMAC / OwnAdvert / Replayed;
@@ -185,13 +170,13 @@ class VirtualHost(Router):
         reason = None
         tie = pkt.demote == self.demote and theirs == ours
         if pkt.demote < self.demote:
-            reason = "less demoted master advertised"
+            reason = Reason.LESS_DEMOTED_MASTER
         elif pkt.demote > self.demote:
             reason = None
         elif theirs < ours:
-            reason = "more frequent advertisement received"
+            reason = Reason.MORE_FREQUENT_ADVERT
         elif tie and self._loses_tie(family, src):
-            reason = "preferred master advertised (tie)"
+            reason = Reason.PREFERRED_MASTER_TIE
         if reason is not None:
             # One last advert first, as ucarp does: if the other master has not heard us
             # (a healed partition), this is what tells it to announce itself afresh.
@@ -225,11 +210,11 @@ class VirtualHost(Router):
         ours = self._ours()
         s = self.settings
         if pkt.is_bow_out:
-            self._become_master(now, "master bowed out")
+            self._become_master(now, Reason.MASTER_BOWED_OUT)
         elif s.preempt and ours < theirs and pkt.demote >= self.demote:
-            self._become_master(now, "preempting a slower master")
+            self._become_master(now, Reason.PREEMPTING)
         elif pkt.demote > self.demote:
-            self._become_master(now, "master is more demoted")
+            self._become_master(now, Reason.MASTER_MORE_DEMOTED)
         elif pkt.demote < self.demote:
             # It outranks us whatever the timers say, so taking it for dead because it
             # advertises no faster than our master-down interval (rule 3, or our timer
@@ -238,7 +223,7 @@ class VirtualHost(Router):
             if family in self.settings.families:
                 self._master_down_at[family] = now + self._outranked_timeout(pkt)
         elif (s.deadratio * s.advbase, self.advskew) < theirs:
-            self._become_master(now, "master will time out")
+            self._become_master(now, Reason.MASTER_WILL_TIME_OUT)
         elif family in self.settings.families:
             self._master_down_at[family] = now + self.master_down_interval
 

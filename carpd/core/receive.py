@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from carpd.core.auth import IPAddress
 from carpd.core.errors import BadIpHeader, BadVersion, TooShort, UnknownVhid
+from carpd.core.model import IPAddress
 from carpd.core.packet import (
     CARP_VERSION,
     IPPROTO_CARP,

@@ -7,7 +7,7 @@ round of adverts), ``_arm_master_down`` (the BACKUP's timers) and ``advert_inter
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from carpd.core.actions import (
     Action,
@@ -15,41 +15,54 @@ from carpd.core.actions import (
     Announce,
     RemoveAddresses,
     RunHook,
-    State,
     StateChanged,
 )
-from carpd.core.auth import IPAddress
-
-if TYPE_CHECKING:
-    from carpd.core.machine import VhostCounters
-
+from carpd.core.model import Counters, IPAddress, Reason, State
 
 # The BSDs send one more gratuitous ARP two adverts after the first, for layer-3
 # switches that missed it.
 DELAYED_ANNOUNCE_ADVERTS = 2
 
+P = TypeVar("P")  # the protocol's decoded advert: CarpPacket or VrrpPacket
+
 
 class RouterSettings(Protocol):
+    @property
+    def vhid(self) -> int: ...  # the CARP vhid or the VRRP VRID
+
     @property
     def families(self) -> frozenset[int]: ...
 
     @property
     def neutral(self) -> bool: ...  # ucarp --neutral: no down hook on the first BACKUP
 
+    @property
+    def preempt(self) -> bool: ...
 
-class Router:
+
+class Router(Generic[P]):
+    """The contract the runtime and the control commands rely on, whatever the protocol:
+    start / receive / handle_timer / set_demotion / link_changed / admin_up / admin_down /
+    force_state / stop in, ``drain()`` and ``get_timer()`` out, and ``params()`` for
+    status."""
+
     settings: RouterSettings
-    state: State
-    link_up: bool  # the interface can carry adverts
-    enabled: bool  # not taken out with `carpctl down`
-    _actions: list[Action]
-    _advert_at: float | None
-    _master_down_at: dict[int, float]
-    _delayed_announce: int
-    master: IPAddress | None
-    last_transition: float | None
-    counters: VhostCounters
-    own_sources: dict[int, IPAddress]
+
+    def __init__(self, settings: RouterSettings, *, own_sources: dict[int, IPAddress]) -> None:
+        self.settings = settings
+        # Our advert source per family: the carpdev's IPv4 address, its IPv6 link-local.
+        self.own_sources = dict(own_sources)
+        self.state = State.INIT
+        self.master: IPAddress | None = None
+        self.last_transition: float | None = None
+        self.counters = Counters()
+        self.demotion = 0  # total demotion (spec 5), from the node's ledger
+        self.link_up = True  # the carpdev can carry adverts
+        self.enabled = True  # not taken out with `carpctl down`
+        self._actions: list[Action] = []
+        self._advert_at: float | None = None
+        self._master_down_at: dict[int, float] = {}
+        self._delayed_announce = 0
 
     @property
     def families(self) -> frozenset[int]:
@@ -57,11 +70,28 @@ class Router:
 
     # -- what each protocol provides ----------------------------------------------
 
+    def start(self, now: float) -> None:
+        raise NotImplementedError
+
+    def receive(self, pkt: P, family: int, src: IPAddress, now: float) -> None:
+        """A decoded advert for this vhid. Raises a PacketError (then nothing changed)."""
+        raise NotImplementedError
+
+    def handle_timer(self, now: float) -> None:
+        raise NotImplementedError
+
+    def set_demotion(self, total: int, now: float) -> None:
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """The protocol's own settings and what it advertises, for status."""
+        raise NotImplementedError
+
     @property
     def advert_interval(self) -> float:
         raise NotImplementedError
 
-    def _restart(self, now: float, reason: str) -> None:
+    def _restart(self, now: float, reason: Reason) -> None:
         raise NotImplementedError
 
     def _bow_out(self) -> None:
@@ -75,7 +105,7 @@ class Router:
 
     # -- transitions ----------------------------------------------------------------
 
-    def _become_master(self, now: float, reason: str) -> None:
+    def _become_master(self, now: float, reason: Reason) -> None:
         self._set_state(now, State.MASTER, reason)
         self.master = self.own_sources.get(4) or self.own_sources.get(6)
         self._master_down_at.clear()
@@ -86,7 +116,7 @@ class Router:
         self._advert_at = now + self.advert_interval
         self._delayed_announce = DELAYED_ANNOUNCE_ADVERTS
 
-    def _become_backup(self, now: float, reason: str) -> None:
+    def _become_backup(self, now: float, reason: Reason) -> None:
         old = self.state
         self._set_state(now, State.BACKUP, reason)
         self._advert_at = None
@@ -96,7 +126,7 @@ class Router:
             self._actions.append(RunHook(State.BACKUP))
         self._arm_master_down(now)
 
-    def _set_state(self, now: float, new: State, reason: str) -> None:
+    def _set_state(self, now: float, new: State, reason: Reason) -> None:
         old, self.state = self.state, new
         self.last_transition = now
         self.counters.transitions += 1
@@ -133,38 +163,38 @@ class Router:
         self.link_up = up
         if up:
             if self.enabled and self.state is State.INIT:
-                self._restart(now, "carpdev up")
+                self._restart(now, Reason.CARPDEV_UP)
         elif self.state is not State.INIT:
-            self._leave(now, "carpdev down", bow_out=False)  # nothing can be sent
+            self._leave(now, Reason.CARPDEV_DOWN, bow_out=False)  # nothing can be sent
 
     def admin_down(self, now: float) -> None:
         """`carpctl down` (like `ifconfig carp0 down`): bow out and stay in INIT."""
         self.enabled = False
         if self.state is not State.INIT:
-            self._leave(now, "user requested down", bow_out=True)
+            self._leave(now, Reason.USER_DOWN, bow_out=True)
 
     def admin_up(self, now: float) -> None:
         self.enabled = True
         if self.link_up and self.state is State.INIT:
-            self._restart(now, "user requested up")
+            self._restart(now, Reason.USER_UP)
 
     def force_state(self, state: State, now: float) -> None:
         """carp(4)'s `state master|backup` (not from INIT)."""
         if state is self.state or self.state is State.INIT:
             return
         if state is State.MASTER:
-            self._become_master(now, "user requested")
+            self._become_master(now, Reason.USER_REQUESTED)
         elif state is State.BACKUP:
             # Bow out first so a peer takes over at once rather than after a timeout.
             self._bow_out()
-            self._become_backup(now, "user requested")
+            self._become_backup(now, Reason.USER_REQUESTED)
 
-    def stop(self, now: float, reason: str = "shutdown") -> None:
+    def stop(self, now: float, reason: Reason = Reason.SHUTDOWN) -> None:
         """Leave the group. A MASTER bows out first."""
         if self.state is not State.INIT:
             self._leave(now, reason, bow_out=True)
 
-    def _leave(self, now: float, reason: str, *, bow_out: bool) -> None:
+    def _leave(self, now: float, reason: Reason, *, bow_out: bool) -> None:
         if self.state is State.MASTER:
             if bow_out:
                 self._bow_out()

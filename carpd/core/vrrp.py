@@ -22,7 +22,6 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from carpd.core.auth import IPAddress
 from carpd.core.checksum import internet_checksum
 from carpd.core.errors import (
     BadAddressCount,
@@ -34,6 +33,7 @@ from carpd.core.errors import (
     BadVersion,
     TooShort,
 )
+from carpd.core.model import IPAddress
 
 IPPROTO_VRRP = 112
 VRRP_VERSION = 3

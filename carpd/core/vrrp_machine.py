@@ -21,16 +21,11 @@ and Priority the effective (demoted) priority:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from carpd.core.actions import (
-    Action,
-    Announce,
-    SendVrrp,
-    State,
-)
-from carpd.core.auth import IPAddress
+from carpd.core.actions import Announce, SendVrrp
 from carpd.core.errors import OwnAdvert, UnknownVhid
-from carpd.core.machine import VhostCounters
+from carpd.core.model import IPAddress, Reason, State
 from carpd.core.router import Router
 from carpd.core.vrrp import VRRP_MAX_INTERVAL, VRRP_PRIORITY_RELEASE, VrrpPacket
 
@@ -103,35 +98,32 @@ def master_down_interval(priority: int, master_adver_cs: int) -> float:
     return (MASTER_DOWN_ADVERTS * master_adver_cs + (256 - priority) * master_adver_cs / 256) / 100
 
 
-class VrrpRouter(Router):
+class VrrpRouter(Router[VrrpPacket]):
     """One virtual router (VRID) on one interface."""
 
     settings: VrrpSettings
 
     def __init__(self, settings: VrrpSettings, *, own_sources: dict[int, IPAddress]) -> None:
+        super().__init__(settings, own_sources=own_sources)
         self.settings = settings
-        # Our primary address per family: the interface's IPv4 address, the IPv6
-        # link-local. The advert source, and what the equal-priority tie-break compares.
-        self.own_sources = dict(own_sources)
-        self.state = State.INIT
-        self.master: IPAddress | None = None
-        self.last_transition: float | None = None
-        self.counters = VhostCounters()
-        self.demotion = 0
-        self.link_up = True
-        self.enabled = True
         # Adverts whose address list differs from ours: RFC 5798 7.1 "MAY log"; we count
         # them and still process the advert, as keepalived does.
         self.mismatched_addresses = 0
-        self._actions: list[Action] = []
-        self._advert_at: float | None = None  # Adver_Timer, as MASTER
-        self._master_down_at: dict[int, float] = {}  # Master_Down_Timer per family, BACKUP
         self._armed_at: dict[int, float] = {}  # when each Master_Down_Timer was (re)started
-        self._down_reason: dict[int, str] = {}
+        self._down_reason: dict[int, Reason] = {}
         self._master_adver_cs: dict[int, int] = dict.fromkeys(
             settings.families, settings.interval_cs
         )
-        self._delayed_announce = 0
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "protocol": "vrrp3",
+            "authentication": "none (VRRPv3 has no authentication)",
+            "advbase": self.settings.interval_cs / 100,
+            "priority": self.settings.priority,
+            "priority_sent": self.priority,
+            "accept": self.settings.accept,
+        }
 
     # -- timing -------------------------------------------------------------------
 
@@ -179,9 +171,9 @@ class VrrpRouter(Router):
     def start(self, now: float) -> None:
         """RFC 5798 6.4.1 Startup. Our priority is never 255, so always BACKUP first."""
         if self.state is State.INIT and self.link_up and self.enabled:
-            self._initialize(now, "initialization complete")
+            self._initialize(now, Reason.INITIALIZATION_COMPLETE)
 
-    def _initialize(self, now: float, reason: str) -> None:
+    def _initialize(self, now: float, reason: Reason) -> None:
         """Master_Adver_Interval = Advertisement_Interval, then BACKUP (6.4.1)."""
         self._master_adver_cs = dict.fromkeys(self.settings.families, self.settings.interval_cs)
         self._become_backup(now, reason)
@@ -199,11 +191,11 @@ class VrrpRouter(Router):
             # Skew_Time depends on the priority: a running Master_Down_Timer follows it
             # (a start-up demotion lifted a moment later must not delay the takeover).
             for family, reason in self._down_reason.items():
-                if family in self._master_down_at and reason == "master timed out":
+                if family in self._master_down_at and reason == Reason.MASTER_TIMED_OUT:
                     start = self._armed_at.get(family, now)
                     self._master_down_at[family] = start + self.master_down_interval_for(family)
 
-    def _restart(self, now: float, reason: str) -> None:
+    def _restart(self, now: float, reason: Reason) -> None:
         self._initialize(now, reason)
 
     def _bow_out(self) -> None:
@@ -228,7 +220,7 @@ class VrrpRouter(Router):
         elif self.state is State.BACKUP:
             fired = sorted(f for f, t in self._master_down_at.items() if t <= now)
             if fired:
-                self._become_master(now, self._down_reason.get(fired[0], "master timed out"))
+                self._become_master(now, self._down_reason.get(fired[0], Reason.MASTER_TIMED_OUT))
 
     def receive(self, pkt: VrrpPacket, family: int, src: IPAddress, now: float) -> None:
         """A decoded advert. Raises UnknownVhid (another VRID, or a family this VRID does
@@ -252,13 +244,13 @@ class VrrpRouter(Router):
             # The master is leaving: take over after Skew_Time unless a better backup
             # advertises first.
             self._master_down_at[family] = now + self.skew_time(family)
-            self._down_reason[family] = "master released (priority 0)"
+            self._down_reason[family] = Reason.MASTER_RELEASED
         elif not self.settings.preempt or pkt.priority >= self.priority:
             self._note_master(family, src)
             self._master_adver_cs[family] = pkt.interval_cs
             self._master_down_at[family] = now + self.master_down_interval_for(family)
             self._armed_at[family] = now
-            self._down_reason[family] = "master timed out"
+            self._down_reason[family] = Reason.MASTER_TIMED_OUT
         # else: preempting a lower-priority master. Discard the advert and let the
         # Master_Down_Timer run out.
 
@@ -270,9 +262,9 @@ class VrrpRouter(Router):
             return
         reason = None
         if pkt.priority > self.priority:
-            reason = "higher priority master advertised"
+            reason = Reason.HIGHER_PRIORITY_MASTER
         elif pkt.priority == self.priority and self._loses_tie(family, src):
-            reason = "equal priority master with a greater address advertised"
+            reason = Reason.GREATER_ADDRESS_MASTER
         if reason is not None:
             self._master_adver_cs[family] = pkt.interval_cs
             self._become_backup(now, reason)
@@ -286,7 +278,7 @@ class VrrpRouter(Router):
 
     # -- transitions --------------------------------------------------------------
 
-    def _become_master(self, now: float, reason: str) -> None:
+    def _become_master(self, now: float, reason: Reason) -> None:
         self._down_reason.clear()
         super()._become_master(now, reason)
 
@@ -298,7 +290,7 @@ class VrrpRouter(Router):
             f: now + self.master_down_interval_for(f) for f in self.settings.families
         }
         self._armed_at = dict.fromkeys(self.settings.families, now)
-        self._down_reason = dict.fromkeys(self.settings.families, "master timed out")
+        self._down_reason = dict.fromkeys(self.settings.families, Reason.MASTER_TIMED_OUT)
 
     def _send_adverts(self, *, priority: int | None = None) -> None:
         """One advert per family, each with that family's addresses."""

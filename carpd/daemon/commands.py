@@ -6,9 +6,8 @@ import os
 import time
 from typing import Any
 
-from carpd.core.actions import State
 from carpd.core.demotion import CARPDEMOTE_STEP_MAX
-from carpd.core.vrrp_machine import VrrpRouter
+from carpd.core.model import State
 from carpd.daemon.control import Refused
 from carpd.daemon.runtime import Daemon, Vhost
 
@@ -23,31 +22,12 @@ def _when(daemon: Daemon, mono: float | None) -> str | None:
 def _vhost(daemon: Daemon, vh: Vhost) -> dict[str, Any]:
     m, cfg = vh.machine, vh.cfg
     reasons = daemon.ledger.reasons(cfg.all_groups)
-    if isinstance(m, VrrpRouter):
-        protocol: dict[str, Any] = {
-            "protocol": "vrrp3",
-            "authentication": "none (VRRPv3 has no authentication)",
-            "advbase": m.settings.interval_cs / 100,
-            "priority": m.settings.priority,
-            "priority_sent": m.priority,
-            "accept": m.settings.accept,
-        }
-    else:
-        protocol = {
-            "protocol": "carp",
-            "authentication": "HMAC-SHA1",
-            "advbase": m.settings.advbase,
-            "advskew": m.settings.advskew,
-            "advskew_sent": m.advskew,
-            "demote": m.demote,
-            "replay_protection": m.settings.replay_protection,
-        }
     return {
         "name": cfg.name,
         "vhid": cfg.vhid,
         "carpdev": cfg.carpdev,
         "state": m.state.value,
-        **protocol,
+        **m.params(),
         "vmac": vh.vmac is not None,
         "peers": [str(p) for p in cfg.peers],
         "diagnostics": sorted(vh.diagnostics.values()),

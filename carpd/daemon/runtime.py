@@ -27,14 +27,14 @@ from carpd.core.actions import (
     RunHook,
     SendAdvert,
     SendVrrp,
-    State,
     StateChanged,
 )
 from carpd.core.announce import gratuitous_arp, unsolicited_na
-from carpd.core.auth import Authenticator, IPAddress
+from carpd.core.auth import Authenticator
 from carpd.core.demotion import Demotion
 from carpd.core.errors import PacketError
 from carpd.core.machine import VhostSettings, VirtualHost
+from carpd.core.model import IPAddress, Reason, State
 from carpd.core.packet import (
     CARP_GROUP_V4,
     CARP_GROUP_V6,
@@ -439,7 +439,7 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         for vh in list(self.vhosts.values()):
-            self._stop_vhost(vh, "shutdown")
+            self._stop_vhost(vh, Reason.SHUTDOWN)
         await self._settle()
         await self._wait_hooks()
         await self._close_vmacs([vh.vmac for vh in self.vhosts.values() if vh.vmac])
@@ -471,7 +471,7 @@ class Daemon:
             except AcceptFilterError as e:
                 log.error("%s: %s", vh.cfg.name, e)
 
-    def _stop_vhost(self, vh: Vhost, reason: str) -> None:
+    def _stop_vhost(self, vh: Vhost, reason: Reason) -> None:
         vh.machine.stop(self.now(), reason)
         self._process(vh)
         if vh.timer is not None:
@@ -508,7 +508,7 @@ class Daemon:
                 vh.cfg = cfg
                 kept += 1
                 continue
-            self._stop_vhost(vh, "configuration changed" if cfg else "vhid removed")
+            self._stop_vhost(vh, Reason.CONFIG_CHANGED if cfg else Reason.VHID_REMOVED)
             await self._let_in(vh)
             if vh.worker is not None:
                 self._retired.append(vh.worker)
@@ -695,7 +695,10 @@ class Daemon:
     def _execute(self, vh: Vhost, action: Action) -> None:
         cfg, dev = vh.cfg, vh.dev
         if isinstance(action, StateChanged):
-            if action.reason == "master timed out" and vh.machine.counters.adverts_received == 0:
+            if (
+                action.reason is Reason.MASTER_TIMED_OUT
+                and vh.machine.counters.adverts_received == 0
+            ):
                 where = f"from peers {', '.join(map(str, cfg.peers))}" if cfg.peers else "at all"
                 self.diagnose(
                     vh,

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from carpd.core.actions import Action, SendAdvert
-from carpd.core.auth import Authenticator, IPAddress
+from carpd.core.auth import Authenticator
 from carpd.core.machine import VhostSettings, VirtualHost, ip
+from carpd.core.model import IPAddress
 from carpd.core.packet import CarpPacket, decode_carp
 
 # The captured packets live in shared/ beside the repository (../shared/vectors).

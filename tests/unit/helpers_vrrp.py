@@ -10,7 +10,7 @@ from typing import Any
 from helpers_core import VECTORS, read_pcap
 
 from carpd.core.actions import Action, SendVrrp
-from carpd.core.auth import IPAddress
+from carpd.core.model import IPAddress
 from carpd.core.vrrp import VrrpPacket
 from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
 

@@ -52,12 +52,12 @@ from carpd.core.actions import (
     RunHook,
     SendAdvert,
     SendVrrp,
-    State,
     StateChanged,
 )
 from carpd.core.auth import Authenticator
 from carpd.core.errors import PacketError
 from carpd.core.machine import Tiebreak, VhostSettings, VirtualHost
+from carpd.core.model import State
 from carpd.core.packet import CarpPacket, decode_carp
 from carpd.core.timing import DEFAULT_DEADRATIO
 from carpd.core.vrrp import VRRP_GROUP_V4, VrrpPacket, decode_vrrp

@@ -11,7 +11,6 @@ from carpd.core.actions import (
     RemoveAddresses,
     RunHook,
     SendAdvert,
-    State,
     StateChanged,
 )
 from carpd.core.demotion import (
@@ -21,6 +20,7 @@ from carpd.core.demotion import (
     demoted_advskew,
 )
 from carpd.core.machine import VirtualHost
+from carpd.core.model import State
 
 SERVICE = 1 << 20
 

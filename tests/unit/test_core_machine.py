@@ -11,11 +11,11 @@ from carpd.core.actions import (
     RemoveAddresses,
     RunHook,
     SendAdvert,
-    State,
     StateChanged,
 )
 from carpd.core.errors import BadHMAC
 from carpd.core.machine import VirtualHost, ip
+from carpd.core.model import State
 
 TAKEOVER = [StateChanged, AddAddresses, Announce, SendAdvert, RunHook]
 # A master yielding to a better one sends one last advert first (ucarp), then steps down.

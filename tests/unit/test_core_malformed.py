@@ -20,7 +20,6 @@ from helpers_core import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carpd.core.actions import State
 from carpd.core.checksum import internet_checksum
 from carpd.core.errors import (
     DROP_REASONS,
@@ -37,6 +36,7 @@ from carpd.core.errors import (
     UnknownVhid,
 )
 from carpd.core.machine import VirtualHost, ip
+from carpd.core.model import State
 from carpd.core.packet import (
     CARP_GROUP_V4,
     CARP_VERSION,

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from helpers_core import PEER_SRC, Peer, make_vhost
 
-from carpd.core.actions import State
 from carpd.core.errors import BadHMAC, NotAPeer, Replayed
 from carpd.core.machine import ip
+from carpd.core.model import State
 
 
 def test_with_peers_only_their_adverts_count() -> None:

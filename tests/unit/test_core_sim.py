@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from helpers_core import make_vhost
 
-from carpd.core.actions import SendAdvert, State, StateChanged
-from carpd.core.auth import IPAddress
+from carpd.core.actions import SendAdvert, StateChanged
 from carpd.core.machine import VirtualHost, ip
+from carpd.core.model import IPAddress, State
 from carpd.core.packet import CARP_GROUP_V4, build_ipv4
 from carpd.core.receive import decode_ipv4_advert, lookup_vhid
 

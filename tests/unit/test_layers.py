@@ -51,3 +51,33 @@ def test_core_does_no_io() -> None:
             else:
                 continue
             assert not mods & banned, f"{path.name} imports {mods & banned}"
+
+
+def core_graph() -> dict[str, set[str]]:
+    """carpd.core module -> the carpd.core modules it imports (TYPE_CHECKING ones too)."""
+    graph: dict[str, set[str]] = {}
+    for path in (PACKAGE / "core").glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("carpd.core."):
+                deps.add(node.module.split(".")[2])  # type: ignore[union-attr]
+        graph[path.stem] = deps
+    return graph
+
+
+def test_core_has_no_import_cycle() -> None:
+    """The core's types live in core/model.py, so no two core modules need each other
+    (machine.py and router.py once did)."""
+    graph = core_graph()
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        if name in done:
+            return
+        for dep in graph.get(name, ()):
+            visit(dep, (*path, name))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())

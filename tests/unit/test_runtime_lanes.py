@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeAnnouncer, FakeNetlink, FakeV4, config, install, started
 
-from carpd.core.actions import State
+from carpd.core.model import State
 from carpd.daemon.runtime import Daemon
 
 SLOW = 2.5  # seconds for one netlink address change: a conntrackd commit can take that

@@ -38,8 +38,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from simnet import HEALTHY, LinkParams, NodeSpec, SimNet, preference
 
-from carpd.core.actions import State
 from carpd.core.machine import VirtualHost
+from carpd.core.model import State
 
 Variant = Literal["carp-ucarp", "carp-bsd", "vrrp"]
 Preempt = Literal["all", "none", "mixed"]

@@ -12,7 +12,6 @@ from helpers_vrrp import KEEPALIVED_PCAP, VIP4, VIP6, Captured, captured_vrrp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carpd.core.auth import IPAddress
 from carpd.core.checksum import internet_checksum
 from carpd.core.errors import (
     DROP_REASONS,
@@ -26,6 +25,7 @@ from carpd.core.errors import (
     PacketError,
     TooShort,
 )
+from carpd.core.model import IPAddress
 from carpd.core.packet import CarpPacket
 from carpd.core.vrrp import (
     IPPROTO_VRRP,

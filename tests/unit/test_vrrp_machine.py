@@ -30,11 +30,10 @@ from carpd.core.actions import (
     RemoveAddresses,
     RunHook,
     SendVrrp,
-    State,
     StateChanged,
 )
-from carpd.core.auth import IPAddress
 from carpd.core.errors import OwnAdvert, UnknownVhid
+from carpd.core.model import IPAddress, State
 from carpd.core.vrrp import VRRP_GROUP_V4, VRRP_GROUP_V6, decode_vrrp
 from carpd.core.vrrp_machine import (
     VrrpRouter,
