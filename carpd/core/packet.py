@@ -147,6 +147,11 @@ def check_ttl(ttl: int) -> None:
         raise BadTTL(ttl)
 
 
+# IPTOS_LOWDELAY, as ucarp and OpenBSD send CARP; keepalived sends VRRP as network control.
+CARP_TOS = 0x10
+VRRP_TOS = 0xC0
+
+
 def build_ipv4(
     src: ipaddress.IPv4Address,
     dst: ipaddress.IPv4Address,
@@ -154,7 +159,7 @@ def build_ipv4(
     ident: int,
     *,
     ttl: int = CARP_TTL,
-    tos: int = 0x10,
+    tos: int = CARP_TOS,
     proto: int = IPPROTO_CARP,
 ) -> bytes:
     """An IPv4 header (DF set, no options) plus payload, as ucarp and OpenBSD send it."""

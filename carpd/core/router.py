@@ -55,6 +55,7 @@ class Router(Generic[P]):
         self.state = State.INIT
         self.master: IPAddress | None = None
         self.last_transition: float | None = None
+        self.last_reason: Reason | None = None
         self.counters = Counters()
         self.demotion = 0  # total demotion (spec 5), from the node's ledger
         self.link_up = True  # the carpdev can carry adverts
@@ -128,7 +129,7 @@ class Router(Generic[P]):
 
     def _set_state(self, now: float, new: State, reason: Reason) -> None:
         old, self.state = self.state, new
-        self.last_transition = now
+        self.last_transition, self.last_reason = now, reason
         self.counters.transitions += 1
         self._actions.append(StateChanged(old, new, reason))
 

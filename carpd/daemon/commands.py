@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Any
 
 from carpd.core.demotion import CARPDEMOTE_STEP_MAX
 from carpd.core.model import State
 from carpd.daemon.control import Refused
-from carpd.daemon.runtime import Daemon, Vhost
-
-
-def _when(daemon: Daemon, mono: float | None) -> str | None:
-    if mono is None:
-        return None
-    wall = time.time() - (daemon.now() - mono)
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall))
-
-
-def _vhost(daemon: Daemon, vh: Vhost) -> dict[str, Any]:
-    m, cfg = vh.machine, vh.cfg
-    reasons = daemon.ledger.reasons(cfg.all_groups)
-    return {
-        "name": cfg.name,
-        "vhid": cfg.vhid,
-        "carpdev": cfg.carpdev,
-        "state": m.state.value,
-        **m.params(),
-        "vmac": vh.vmac is not None,
-        "peers": [str(p) for p in cfg.peers],
-        "diagnostics": sorted(vh.diagnostics.values()),
-        "demotion": m.demotion,
-        "demotion_reasons": [{"reason": r, "amount": a} for r, a in reasons],
-        "groups": list(cfg.all_groups),
-        "preempt": m.settings.preempt,
-        "enabled": m.enabled,
-        "link_up": m.link_up,
-        "addresses": [str(a) for a in cfg.addresses],
-        "master": str(m.master) if m.master is not None else None,
-        "last_transition": _when(daemon, m.last_transition),
-        "counters": {
-            "adverts_sent": m.counters.adverts_sent,
-            "adverts_received": m.counters.adverts_received,
-            "transitions": m.counters.transitions,
-            "dropped": dict(m.counters.dropped),
-        },
-    }
+from carpd.daemon.runtime import Daemon
+from carpd.daemon.view import to_json, vhid_json
 
 
 def status(daemon: Daemon, _req: dict[str, Any]) -> dict[str, Any]:
-    report = daemon.health.last_report
-    return {
-        "pid": os.getpid(),
-        "config": daemon.config.source,
-        "maintenance": daemon.health.maintenance,
-        "demotion": dict(daemon.ledger.sources),
-        "groups": dict(daemon.ledger.groups),
-        "services": report.to_json() if report is not None else None,
-        "vhosts": [_vhost(daemon, vh) for vh in daemon.vhosts.values()],
-        "dropped": {d.name: dict(d.dropped) for d in daemon.devs.values()},
-    }
+    return to_json(daemon.view())
+
+
+def _vhid(daemon: Daemon, name: str) -> dict[str, Any]:
+    return vhid_json(daemon.view().vhid(name))
 
 
 def _arg(req: dict[str, Any], key: str, kind: type) -> Any:
@@ -119,13 +75,13 @@ def _lookup(daemon: Daemon, req: dict[str, Any]) -> str:
 def set_up(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
     name = _lookup(daemon, req)
     daemon.set_enabled(name, True)
-    return _vhost(daemon, daemon.find(name))
+    return _vhid(daemon, name)
 
 
 def set_down(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
     name = _lookup(daemon, req)
     daemon.set_enabled(name, False)
-    return _vhost(daemon, daemon.find(name))
+    return _vhid(daemon, name)
 
 
 def set_state(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +93,7 @@ def set_state(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
         daemon.force_state(name, State(wanted))
     except LookupError as e:
         raise Refused(str(e)) from None
-    return _vhost(daemon, daemon.find(name))
+    return _vhid(daemon, name)
 
 
 def handlers(daemon: Daemon) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def carpd_imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_layer_imports_only_what_is_below_it(layer: str) -> None:
-    for path in (PACKAGE / layer).glob("*.py"):
+    for path in (PACKAGE / layer).rglob("*.py"):
         wrong = carpd_imports(path) - ALLOWED[layer]
         assert not wrong, f"{path.relative_to(PACKAGE)} imports carpd.{wrong}"
 

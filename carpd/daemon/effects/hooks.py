@@ -1,0 +1,43 @@
+"""The up and down hooks (ucarp's --upscript/--downscript) as an effect: after the
+addresses, in the background of the vhid's lane, one at a time in transition order."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from carpd.core.actions import RunHook
+from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.view import VhidView
+from carpd.linux.hooks import HookCall, run_hook
+
+
+class Hooks:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout  # global.hook_timeout: run_hook kills the hook after it
+
+    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        return ()
+
+    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        if not isinstance(action, RunHook):
+            return ()
+        cfg = vhid.cfg
+        path = cfg.up if action.kind == "up" else cfg.down
+        if not path:
+            return ()
+        call = HookCall(
+            name=cfg.name,
+            kind=action.kind,
+            path=str(path),
+            interface=cfg.carpdev,
+            addresses=[str(a.ip) for a in cfg.addresses],
+            xparam=cfg.xparam,
+            vhid=cfg.vhid,
+            state=str(action.state),
+        )
+        run = functools.partial(self._run, call)
+        return (Step(f"{action.kind} hook", run, blocking=False),)
+
+    async def _run(self, call: HookCall) -> None:
+        await run_hook(call, self.timeout)

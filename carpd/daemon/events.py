@@ -1,0 +1,74 @@
+"""Facts the runtime publishes after they happened, for subscribers that only observe
+(the status page, metrics, sd_notify, ifstated). A subscriber never delays anything: it
+is called synchronously, must return at once, and its failure is logged, not raised."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from carpd.core.model import Reason, State
+from carpd.daemon.view import NodeView, VhidKey
+
+log = logging.getLogger("carpd")
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    key: VhidKey
+    old: State
+    new: State
+    reason: Reason
+    at: float  # wall clock
+
+
+@dataclass(frozen=True, slots=True)
+class AddressesApplied:
+    """After netlink answered: the vhid's addresses are now ``present`` (or not)."""
+
+    key: VhidKey
+    present: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DemotionChanged:
+    totals: Mapping[VhidKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanged:
+    carpdev: str
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    phase: Literal["ready", "reloading", "reloaded", "stopping"]
+
+
+Event = RoleChanged | AddressesApplied | DemotionChanged | LinkChanged | Lifecycle
+
+
+class Subscriber(Protocol):
+    def notify(self, event: Event, view: NodeView) -> None: ...
+
+
+class Publisher:
+    """Hands each event, with a fresh view, to every subscriber."""
+
+    def __init__(self, view: Callable[[], NodeView]) -> None:
+        self._view = view
+        self.subscribers: list[Subscriber] = []
+
+    def publish(self, event: Event) -> None:
+        if not self.subscribers:
+            return
+        view = self._view()
+        for sub in self.subscribers:
+            try:
+                sub.notify(event, view)
+            except Exception:
+                log.exception("carp: subscriber %s failed on %s", type(sub).__name__, event)

@@ -1,0 +1,73 @@
+"""The host lane's own steps: a vhid's addresses (netlink, and its virtual MAC) and the
+announcements, with the effects' steps around them (``Effect.before``/``after``)."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Sequence
+
+from carpd.core.actions import AddAddresses, Announce, RemoveAddresses
+from carpd.core.announce import gratuitous_arp, unsolicited_na
+from carpd.daemon.events import AddressesApplied, Event
+from carpd.daemon.lanes import Effect, HostAction, Step
+from carpd.daemon.vhost import Vhost
+from carpd.daemon.view import VhidView
+from carpd.linux.netlink import Netlink
+
+# A netlink address change is answered in milliseconds; one that takes this long means
+# the kernel or the system is in trouble, and the lane goes on (the change still lands).
+NETLINK_DEADLINE = 10.0
+
+
+class Host:
+    def __init__(
+        self, netlink: Netlink, publish: Callable[[Event], None], effects: Sequence[Effect]
+    ) -> None:
+        self.netlink = netlink
+        self.publish = publish
+        self.effects = effects  # replaced on reload: they follow the config
+
+    def submit(self, vh: Vhost, action: HostAction, view: VhidView) -> None:
+        steps = [s for e in self.effects for s in e.before(action, view)]
+        steps += self._own(vh, action)
+        steps += [s for e in self.effects for s in e.after(action, view)]
+        vh.lane.submit(steps)
+
+    def _own(self, vh: Vhost, action: HostAction) -> list[Step]:
+        if isinstance(action, AddAddresses | RemoveAddresses):
+            verb = "add" if isinstance(action, AddAddresses) else "remove"
+            run = functools.partial(self._addresses, vh, isinstance(action, AddAddresses))
+            return [Step(f"{verb} addresses", run, NETLINK_DEADLINE)]
+        if isinstance(action, Announce):
+            return [Step("announce", functools.partial(self._announce, vh))]
+        return []  # RunHook: the hooks effect
+
+    async def _addresses(self, vh: Vhost, add: bool) -> None:
+        vm = vh.vmac
+        index = vm.index if vm is not None else vh.dev.link.index
+        try:
+            if vm is not None and add:
+                await vm.set_up(True)
+            for a in vh.cfg.addresses:
+                if add:
+                    await self.netlink.add_address(index, a)
+                else:
+                    await self.netlink.remove_address(index, a)
+            if vm is not None and not add:
+                await vm.set_up(False)
+        except Exception as e:  # netlink refused: the lane logs it, the protocol runs on
+            self.publish(AddressesApplied(vh.key, not add, str(e)))
+            verb = "add" if add else "remove"
+            raise RuntimeError(f"cannot {verb} addresses on {vh.dev.name}: {e}") from e
+        self.publish(AddressesApplied(vh.key, add, None))
+
+    async def _announce(self, vh: Vhost) -> None:
+        announcer, mac = vh.dev.announcer, vh.dev.link.mac
+        if vh.vmac is not None and vh.vmac.announcer is not None:
+            announcer, mac = vh.vmac.announcer, vh.vmac.mac
+        for a in vh.cfg.addresses:
+            if isinstance(a, ipaddress.IPv4Interface):
+                announcer.send_arp(gratuitous_arp(mac, a.ip))
+            else:
+                announcer.send_na(unsolicited_na(mac, a.ip))

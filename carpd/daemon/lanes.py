@@ -1,0 +1,145 @@
+"""A vhid's host lane: what a transition does to the host, in order, one step at a time.
+
+The wire (adverts) never goes through here: it is sent the moment the core asks. The
+host lane carries the address changes, the announcements and everything the effects
+(hooks, and later conntrackd, followed interfaces, routes) add before or after them.
+
+A *blocking* step is awaited before the next step starts. A *background* step (a hook)
+starts when the lane reaches it and runs after the lane's earlier background steps, so
+hooks keep the order of the transitions, but the lane does not wait for it. A step with
+a deadline that runs out is logged and counted, and the lane goes on without it
+(availability first); the late step is not cancelled (a half-applied netlink change or
+conntrackd commit is worse than a late one) and is still awaited by ``settle``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from carpd.core.actions import AddAddresses, Announce, RemoveAddresses, RunHook
+from carpd.daemon.view import VhidView
+
+log = logging.getLogger("carpd")
+
+HostAction = AddAddresses | RemoveAddresses | Announce | RunHook
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str  # for the log, status and a metric label
+    run: Callable[[], Awaitable[None]]
+    deadline: float | None = None  # seconds; on expiry: log, count, go on
+    blocking: bool = True  # the lane waits for it before the next step
+
+
+class Effect(Protocol):
+    """Something that acts on the host around a host action (hooks, conntrackd, ...)."""
+
+    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]: ...
+
+    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]: ...
+
+
+@dataclass(slots=True)
+class StepStats:
+    """How a step of one name has done in this lane: read by status, never pushed."""
+
+    runs: int = 0
+    failed: int = 0
+    late: int = 0  # its deadline ran out and the lane went on without it
+    last_duration: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(eq=False)
+class Lane:
+    name: str  # the vhid's name, for the log
+    loop: asyncio.AbstractEventLoop
+    stats: dict[str, StepStats] = field(default_factory=dict)
+    _queue: deque[Step] = field(default_factory=deque)
+    _runner: asyncio.Task[None] | None = None
+    _background: asyncio.Task[None] | None = None  # the last background step
+    _stragglers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def submit(self, steps: Sequence[Step]) -> None:
+        self._queue.extend(steps)
+        if self._runner is None and self._queue:
+            self._runner = self.loop.create_task(self._run())
+
+    async def settle(self) -> None:
+        """Until every step submitted so far, late and background ones included, is done."""
+        while True:
+            pending = [t for t in (self._runner, self._background) if t is not None]
+            pending += [t for t in self._stragglers if not t.done()]
+            pending = [t for t in pending if not t.done()]
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def busy(self) -> bool:
+        return self._runner is not None
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                step = self._queue.popleft()
+                if step.blocking:
+                    await self._blocking(step)
+                else:
+                    self._start_background(step)
+        finally:
+            self._runner = None
+
+    async def _blocking(self, step: Step) -> None:
+        task = self.loop.create_task(self._measured(step))
+        done, _ = await asyncio.wait({task}, timeout=step.deadline)
+        if not done:
+            self._stats(step).late += 1
+            log.error(
+                "%s: %s did not finish within %.1f s: going on without it",
+                self.name,
+                step.name,
+                step.deadline,
+            )
+            self._stragglers.add(task)
+            task.add_done_callback(self._stragglers.discard)
+
+    def _start_background(self, step: Step) -> None:
+        previous = self._background
+
+        async def chained() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            if step.deadline is None:
+                await self._measured(step)
+            else:
+                await self._blocking(step)  # late: logged and counted, and left running
+
+        self._background = self.loop.create_task(chained())
+
+    async def _measured(self, step: Step) -> None:
+        stats = self._stats(step)
+        started = self.loop.time()
+        try:
+            await step.run()
+        except Exception as e:  # a step's failure must not stop the lane or the daemon
+            stats.failed += 1
+            stats.last_error = str(e)
+            log.error("%s: %s failed: %s", self.name, step.name, e)
+        else:
+            stats.last_error = None
+        finally:
+            stats.runs += 1
+            stats.last_duration = self.loop.time() - started
+
+    def _stats(self, step: Step) -> StepStats:
+        stats = self.stats.get(step.name)
+        if stats is None:
+            stats = self.stats[step.name] = StepStats()
+        return stats

@@ -1,0 +1,121 @@
+"""The receive path: datagrams off a carpdev's sockets, through the core's classify()
+(what is fuzzed is what runs), to the vhid's machine. Whatever is refused is counted
+(on the vhid it claimed, else on the carpdev) and logged, rate-limited."""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Callable
+
+from carpd.core.errors import PacketError
+from carpd.core.model import IPAddress
+from carpd.core.packet import CarpPacket
+from carpd.core.receive import Datagram, VhidClash, classify, ipv4_datagram, ipv6_datagram
+from carpd.core.vrrp import VRRP_VERSION, VrrpPacket
+from carpd.daemon.ratelimit import RateLimiter
+from carpd.daemon.vhost import Carpdev, Vhost
+
+log = logging.getLogger("carpd")
+
+# What a refused advert usually means, for the log and for status (once per 10 min).
+HINTS = {
+    "bad_hmac": "adverts from {src} for vhid {vhid} fail the HMAC check: the peer has a "
+    "different password, or a different address list (every address of a vhid is hashed)",
+    "own_advert": "our own adverts come back to us from the network: a switch or virtual "
+    "switch is reflecting multicast (e.g. NIC teaming on ESXi)",
+    "not_a_peer": "adverts for vhid {vhid} from {src}, which is not in peers",
+}
+
+# The receive path's view of a vhid (Vhost.member).
+MEMBER = operator.attrgetter("member")
+
+
+class Receiver:
+    def __init__(
+        self, limiter: RateLimiter, now: Callable[[], float], process: Callable[[Vhost], None]
+    ) -> None:
+        self.limiter = limiter
+        self.now = now
+        self.process = process  # the vhid's machine may have something to do
+
+    def on_v4(self, dev: Carpdev) -> None:
+        assert dev.sock4 is not None
+        for _ in range(64):  # drain what is queued, but let timers run under a flood
+            try:
+                data = dev.sock4.recv()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # e.g. ENETDOWN while the carpdev goes away
+                self._recv_error(dev, e)
+                return
+            try:
+                dg = ipv4_datagram(data)
+            except PacketError as e:
+                self._dropped(dev, e, "?")
+                continue
+            self._datagram(dev, dg)
+
+    def on_v6(self, dev: Carpdev) -> None:
+        assert dev.sock6 is not None
+        for _ in range(64):
+            try:
+                data, src, dst, hoplimit = dev.sock6.recv()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self._recv_error(dev, e)
+                return
+            self._datagram(dev, ipv6_datagram(data, src, dst, hoplimit))
+
+    def _datagram(self, dev: Carpdev, dg: Datagram) -> None:
+        """The core's receive path (classify): version, vhid, protocol, TTL rule."""
+        vhosts = dev.by_family[dg.family]
+        try:
+            vh, pkt = classify(dg, vhosts, MEMBER)
+        except VhidClash as e:
+            other = "a VRRP router" if e.version == VRRP_VERSION else "a CARP node"
+            text = f"vhid {e.vhid} is also used by {other} at {dg.src}"
+            self.diagnose(vhosts[e.vhid], "vhid-clash", text)
+            self._dropped(dev, e, dg.src)
+            return
+        except PacketError as e:
+            self._dropped(dev, e, dg.src)
+            return
+        self._receive(vh, pkt, dg.family, dg.src)
+
+    def _receive(
+        self, vh: Vhost, pkt: CarpPacket | VrrpPacket, family: int, src: IPAddress
+    ) -> None:
+        try:
+            vh.machine.receive(pkt, family, src, self.now())
+        except PacketError as e:
+            # Counted on the vhid it claimed to be for, not again on the carpdev.
+            vh.machine.counters.drop(e.reason)
+            self._log_drop(vh.dev, e, src)
+            hint = HINTS.get(e.reason)
+            if hint is not None:
+                self.diagnose(vh, e.reason, hint.format(src=src, vhid=vh.cfg.vhid))
+        self.process(vh)
+
+    def diagnose(self, vh: Vhost, kind: str, text: str) -> None:
+        """A known misconfiguration: logged once per 10 min, and kept for status."""
+        vh.diagnostics[kind] = text
+        if self.limiter.allow((vh.cfg.name, "diagnosis", kind), self.now(), 600.0) is not None:
+            log.warning("%s: %s", vh.cfg.name, text)
+
+    def _recv_error(self, dev: Carpdev, err: OSError) -> None:
+        if self.limiter.allow((dev.name, "recv"), self.now()) is not None:
+            log.warning("carp: receive failed on %s: %s", dev.name, err)
+
+    def _dropped(self, dev: Carpdev, err: PacketError, src: object) -> None:
+        dev.dropped[err.reason] = dev.dropped.get(err.reason, 0) + 1
+        self._log_drop(dev, err, src)
+
+    def _log_drop(self, dev: Carpdev, err: PacketError, src: object) -> None:
+        hidden = self.limiter.allow((dev.name, err.reason, str(src)), self.now())
+        if hidden is None:
+            return
+        more = f" ({hidden} more suppressed)" if hidden else ""
+        level = logging.DEBUG if err.reason == "unknown_vhid" else logging.WARNING
+        log.log(level, "carp: %s from %s on %s: %s%s", err.reason, src, dev.name, err, more)

@@ -1,0 +1,153 @@
+"""What the runtime keeps per carpdev and per vhid, and the one place a vhid's config
+becomes a protocol machine (CARP or VRRPv3)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from carpd.config import CarpConfig
+from carpd.core.auth import Authenticator
+from carpd.core.demotion import Demotion
+from carpd.core.machine import VhostSettings, VirtualHost
+from carpd.core.model import IPAddress
+from carpd.core.packet import CARP_GROUP_V4, CARP_GROUP_V6, CARP_VERSION
+from carpd.core.receive import Member
+from carpd.core.router import Router
+from carpd.core.vrrp import VRRP_VERSION
+from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
+from carpd.daemon.lanes import Lane
+from carpd.daemon.view import CounterSnapshot, StepReport, VhidView
+from carpd.linux.netlink import Link
+from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
+from carpd.linux.vmac import VirtualMac
+
+
+def settings_for(cfg: CarpConfig) -> VhostSettings | VrrpSettings:
+    families = frozenset(a.version for a in cfg.addresses)
+    if cfg.protocol == "vrrp3":
+        return VrrpSettings(
+            vrid=cfg.vhid,
+            priority=cfg.priority,
+            interval_cs=cfg.interval_cs,
+            preempt=cfg.preempt,
+            accept=cfg.accept,
+            families=families,
+            neutral=cfg.neutral,
+            addresses=tuple(a.ip for a in cfg.addresses),
+        )
+    return VhostSettings(
+        vhid=cfg.vhid,
+        advbase=int(cfg.advbase),
+        advskew=cfg.advskew,
+        preempt=cfg.preempt,
+        tiebreak=cfg.tiebreak,
+        deadratio=cfg.deadratio,
+        families=families,
+        neutral=cfg.neutral,
+        peers=frozenset(cfg.peers),
+        replay_protection=cfg.replay_protection,
+    )
+
+
+def make_router(cfg: CarpConfig, sources: dict[int, IPAddress]) -> Router[Any]:
+    settings = settings_for(cfg)
+    if isinstance(settings, VrrpSettings):
+        return VrrpRouter(settings, own_sources=sources)
+    auth = Authenticator(cfg.password, cfg.vhid, [a.ip for a in cfg.addresses], cfg.hmac_variant)
+    # Replay protection needs counters that keep increasing across restarts.
+    start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
+    return VirtualHost(settings, auth, counter_start=start, own_sources=sources)
+
+
+def refuses_traffic(cfg: CarpConfig) -> bool:
+    """VRRPv3 with Accept_Mode False: the addresses answer ARP/ND but take no packets."""
+    return cfg.protocol == "vrrp3" and not cfg.accept
+
+
+@dataclass(eq=False)
+class Carpdev:
+    link: Link
+    src4: ipaddress.IPv4Address | None
+    src6: ipaddress.IPv6Address | None
+    announcer: Announcer
+    sock4: AdvertSocketV4 | None = None
+    sock6: AdvertSocketV6 | None = None
+    by_family: dict[int, dict[int, Vhost]] = field(default_factory=lambda: {4: {}, 6: {}})
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+    def close(self) -> None:
+        for s in (self.sock4, self.sock6):
+            if s is not None:
+                s.close()
+        self.announcer.close()
+
+
+@dataclass(eq=False)
+class Vhost:
+    cfg: CarpConfig
+    machine: Router[Any]
+    dev: Carpdev
+    lane: Lane
+    timer: asyncio.TimerHandle | None = None  # at the machine's next deadline
+    send_errors: int = 0  # consecutive failed adverts
+    send_oks: int = 0  # consecutive good adverts
+    send_demoted: bool = False
+    diagnostics: dict[str, str] = field(default_factory=dict)
+    vmac: VirtualMac | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.cfg.carpdev, self.cfg.vhid)
+
+    @property
+    def families(self) -> frozenset[int]:
+        return self.machine.families
+
+    @functools.cached_property
+    def member(self) -> Member:
+        """What the receive path checks an advert for this vhid against (its config only
+        changes by a restart of the vhid, so this is computed once)."""
+        version = VRRP_VERSION if self.cfg.protocol == "vrrp3" else CARP_VERSION
+        return Member(version, check_ttl=not self.cfg.peers)
+
+    def destinations(self, family: int) -> list[IPAddress]:
+        """Its unicast peers of that family, or the multicast group."""
+        peers = [p for p in self.cfg.peers if p.version == family]
+        return peers or [CARP_GROUP_V4 if family == 4 else CARP_GROUP_V6]
+
+    def view(self, ledger: Demotion, wall_offset: float) -> VhidView:
+        """A frozen copy for readers; ``wall_offset`` turns loop time into wall time."""
+        m, c = self.machine, self.machine.counters
+        last = m.last_transition
+        return VhidView(
+            cfg=self.cfg,
+            state=m.state,
+            last_reason=m.last_reason,
+            last_transition=None if last is None else last + wall_offset,
+            master=m.master,
+            params=m.params(),
+            demotion=m.demotion,
+            demotion_reasons=tuple(ledger.reasons(self.cfg.all_groups)),
+            preempt=m.settings.preempt,
+            enabled=m.enabled,
+            link_up=m.link_up,
+            vmac=self.vmac is not None,
+            diagnostics=tuple(sorted(self.diagnostics.values())),
+            counters=CounterSnapshot(
+                c.adverts_sent, c.adverts_received, c.transitions, dict(c.dropped)
+            ),
+            host_steps=tuple(
+                StepReport(name, s.runs, s.failed, s.late, s.last_duration, s.last_error)
+                for name, s in self.lane.stats.items()
+            ),
+        )

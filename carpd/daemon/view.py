@@ -1,0 +1,142 @@
+"""What every reader of the node's state sees: a frozen snapshot, never a live object.
+
+`carpctl status` (and its JSON), and later the status page and the metrics, all read a
+`NodeView` built in one place (``Daemon.view``); nothing reaches into the machines.
+Counters are copied into the view, so they are pulled when someone looks, never pushed
+as events (a flood of forged adverts is not a flood of events).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from carpd.config import CarpConfig
+from carpd.core.model import IPAddress, Reason, State
+
+VhidKey = tuple[str, int]  # (carpdev, vhid)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSnapshot:
+    adverts_sent: int
+    adverts_received: int
+    transitions: int
+    dropped: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """How the host lane's steps of one name have done (see lanes.StepStats)."""
+
+    name: str
+    runs: int
+    failed: int
+    late: int
+    last_duration: float | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VhidView:
+    cfg: CarpConfig  # what effects read their settings from (frozen)
+    state: State
+    last_reason: Reason | None
+    last_transition: float | None  # wall clock (time.time())
+    master: IPAddress | None
+    params: Mapping[str, Any]  # the protocol's own settings (Router.params)
+    demotion: int
+    demotion_reasons: tuple[tuple[str, int], ...]
+    preempt: bool
+    enabled: bool
+    link_up: bool
+    vmac: bool
+    diagnostics: tuple[str, ...]
+    counters: CounterSnapshot
+    host_steps: tuple[StepReport, ...]
+
+    @property
+    def key(self) -> VhidKey:
+        return (self.cfg.carpdev, self.cfg.vhid)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    pid: int
+    config: str  # the config file
+    maintenance: bool
+    demotion: Mapping[str, int]  # node-wide sources
+    groups: Mapping[str, int]  # interface groups' carpdemote counters
+    services: Mapping[str, Any] | None  # the last service check report
+    vhids: tuple[VhidView, ...]
+    dropped: Mapping[str, Mapping[str, int]]  # per carpdev, before a vhid was known
+
+    def vhid(self, name: str) -> VhidView:
+        return next(v for v in self.vhids if v.name == name)
+
+
+def _when(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall))
+
+
+def vhid_json(v: VhidView) -> dict[str, Any]:
+    cfg, c = v.cfg, v.counters
+    return {
+        "name": cfg.name,
+        "vhid": cfg.vhid,
+        "carpdev": cfg.carpdev,
+        "state": v.state.value,
+        **v.params,
+        "vmac": v.vmac,
+        "peers": [str(p) for p in cfg.peers],
+        "diagnostics": list(v.diagnostics),
+        "demotion": v.demotion,
+        "demotion_reasons": [{"reason": r, "amount": a} for r, a in v.demotion_reasons],
+        "groups": list(cfg.all_groups),
+        "preempt": v.preempt,
+        "enabled": v.enabled,
+        "link_up": v.link_up,
+        "addresses": [str(a) for a in cfg.addresses],
+        "master": str(v.master) if v.master is not None else None,
+        "last_transition": _when(v.last_transition),
+        "last_reason": str(v.last_reason) if v.last_reason is not None else None,
+        "counters": {
+            "adverts_sent": c.adverts_sent,
+            "adverts_received": c.adverts_received,
+            "transitions": c.transitions,
+            "dropped": dict(c.dropped),
+        },
+        "host_steps": [
+            {
+                "name": s.name,
+                "runs": s.runs,
+                "failed": s.failed,
+                "late": s.late,
+                "last_duration": s.last_duration,
+                "last_error": s.last_error,
+            }
+            for s in v.host_steps
+        ],
+    }
+
+
+def to_json(view: NodeView) -> dict[str, Any]:
+    """`carpctl status --json`."""
+    return {
+        "pid": view.pid,
+        "config": view.config,
+        "maintenance": view.maintenance,
+        "demotion": dict(view.demotion),
+        "groups": dict(view.groups),
+        "services": dict(view.services) if view.services is not None else None,
+        "vhosts": [vhid_json(v) for v in view.vhids],
+        "dropped": {dev: dict(d) for dev, d in view.dropped.items()},
+    }
