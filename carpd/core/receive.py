@@ -1,13 +1,15 @@
 """From raw bytes off a socket to a checked advert for one of our vhids.
 
 ``classify`` is the daemon's receive path (and the fuzzer's): version dispatch (2 CARP, 3
-VRRPv3), the vhid lookup, the protocol each vhid runs, and the TTL rule.
+VRRPv3), the vhid lookup, the protocol each vhid runs, and the TTL rule. The
+``decode_*_advert`` helpers (tests, tools, the simulator) go through it too, so no second
+receive path exists to drift from the one that runs.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -64,29 +66,7 @@ def ipv6_datagram(
     return Datagram(6, src, dst, hoplimit, payload)
 
 
-def decode_ipv4_advert(datagram: bytes) -> Received:
-    """A whole IPv4 datagram holding a CARP advert, TTL checked."""
-    dg = ipv4_datagram(datagram)
-    check_ttl(dg.ttl)
-    return Received(4, dg.src, dg.dst, decode_carp(dg.payload))
-
-
-def decode_ipv6_advert(
-    payload: bytes, src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, hoplimit: int
-) -> Received:
-    """The payload of an AF_INET6 raw socket holding a CARP advert, hop limit checked."""
-    check_ttl(hoplimit)
-    return Received(6, src, dst, decode_carp(payload))
-
-
 V = TypeVar("V")
-
-
-def lookup_vhid(vhosts: Mapping[int, V], packet: CarpPacket) -> V:
-    try:
-        return vhosts[packet.vhid]
-    except KeyError:
-        raise UnknownVhid(packet.vhid) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +110,34 @@ def classify(
     if want.check_ttl:
         check_ttl(dg.ttl)
     return found, pkt
+
+
+class _EveryCarpVhid(Mapping[int, Member]):
+    """Every vhid runs CARP on multicast: the receive path for one advert on its own."""
+
+    def __getitem__(self, vhid: int) -> Member:
+        return Member(CARP_VERSION, check_ttl=True)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(1, 256))
+
+    def __len__(self) -> int:
+        return 255
+
+
+def _carp(dg: Datagram) -> Received:
+    _, pkt = classify(dg, _EveryCarpVhid(), lambda m: m)
+    assert isinstance(pkt, CarpPacket)  # classify checked the version against CARP's
+    return Received(dg.family, dg.src, dg.dst, pkt)
+
+
+def decode_ipv4_advert(datagram: bytes) -> Received:
+    """A whole IPv4 datagram holding a CARP advert, through the daemon's receive path."""
+    return _carp(ipv4_datagram(datagram))
+
+
+def decode_ipv6_advert(
+    payload: bytes, src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, hoplimit: int
+) -> Received:
+    """An AF_INET6 raw socket's payload holding a CARP advert, through the same path."""
+    return _carp(ipv6_datagram(payload, src, dst, hoplimit))

@@ -15,10 +15,13 @@ What the network does to an advert, per (sender, receiver) link:
 - partitions: nodes in different groups do not hear each other;
 - a node whose link is down neither sends nor receives (and its machine is told).
 
-An advert is encoded and decoded once per send, as the runtime would (CARP: the 36-byte
-payload and its checksum; VRRPv3: the message and its pseudo-header checksum), and the
-decoded packet is handed to each receiver's ``receive``; a receiver's ``PacketError`` is
-counted per reason in ``Node.rx_dropped``. Packets already on the wire are delivered even
+An advert is encoded into the datagram the runtime would send (IPv4 header, or the IPv6
+addresses and hop limit a raw socket reports) and taken in once per send through the
+daemon's own receive path, ``carpd.core.receive.classify``; the packet it yields is
+handed to each receiver's ``receive``, and a receiver's ``PacketError`` is counted per
+reason in ``Node.rx_dropped``. A node runs on the families of its spec (IPv4, IPv6 or
+both, each with its own adverts and timers); ``SimNet.carried`` says which families the
+segment carries. Packets already on the wire are delivered even
 if their sender dies meanwhile; the receiver must be running, link up and on the same
 side of any partition when the packet arrives.
 
@@ -57,10 +60,11 @@ from carpd.core.actions import (
 from carpd.core.auth import Authenticator
 from carpd.core.errors import PacketError
 from carpd.core.machine import Tiebreak, VhostSettings, VirtualHost
-from carpd.core.model import State
-from carpd.core.packet import CarpPacket, decode_carp
+from carpd.core.model import IPAddress, State
+from carpd.core.packet import CARP_GROUP_V4, CARP_GROUP_V6, CARP_VERSION, CarpPacket, build_ipv4
+from carpd.core.receive import Member, classify, ipv4_datagram, ipv6_datagram
 from carpd.core.timing import DEFAULT_DEADRATIO
-from carpd.core.vrrp import VRRP_GROUP_V4, VrrpPacket, decode_vrrp
+from carpd.core.vrrp import VRRP_VERSION, VrrpPacket
 from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
 from carpd.core.vrrp_machine import master_down_interval as vrrp_master_down_interval
 
@@ -71,6 +75,8 @@ Packet = CarpPacket | VrrpPacket
 VHID = 7
 PASSWORD = "secret"
 VIP = ipaddress.IPv4Address("192.0.2.100")
+VIP6 = ipaddress.IPv6Address("2001:db8::100")
+GROUP: dict[int, IPAddress] = {4: CARP_GROUP_V4, 6: CARP_GROUP_V6}  # VRRP's are the same
 
 _TIMER = 0
 _DELIVER = 1
@@ -103,12 +109,14 @@ HEALTHY = LinkParams(loss=0.0, delay_min=0.0001, delay_max=0.001, dup=0.0)
 
 @dataclass(frozen=True, slots=True)
 class NodeSpec:
-    """One node's configuration: ``host`` is the last octet of its 192.0.2.x source."""
+    """One node's configuration: ``host`` is the last octet of its 192.0.2.x source (and
+    of fe80::x on IPv6)."""
 
     name: str
     host: int
     protocol: ProtocolName = "carp"
     preempt: bool = False
+    families: frozenset[int] = frozenset({4})
     # CARP
     advbase: int = 1
     advskew: int = 0
@@ -123,6 +131,15 @@ class NodeSpec:
     def src(self) -> ipaddress.IPv4Address:
         return ipaddress.IPv4Address(f"192.0.2.{self.host}")
 
+    @property
+    def sources(self) -> dict[int, IPAddress]:
+        own = {4: self.src, 6: ipaddress.IPv6Address(f"fe80::{self.host}")}
+        return {f: own[f] for f in self.families}
+
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        return tuple(a for a in (VIP, VIP6) if a.version in self.families)
+
     def build(self, counter_start: int) -> Machine:
         if self.protocol == "carp":
             return VirtualHost(
@@ -133,10 +150,11 @@ class NodeSpec:
                     preempt=self.preempt,
                     tiebreak=self.tiebreak,
                     deadratio=self.deadratio,
+                    families=self.families,
                 ),
-                Authenticator(PASSWORD, self.vhid, [VIP]),
+                Authenticator(PASSWORD, self.vhid, list(self.addresses)),
                 counter_start=counter_start,
-                own_sources={4: self.src},
+                own_sources=self.sources,
             )
         return VrrpRouter(
             VrrpSettings(
@@ -144,9 +162,10 @@ class NodeSpec:
                 priority=self.priority,
                 interval_cs=self.interval_cs,
                 preempt=self.preempt,
-                addresses=(VIP,),
+                families=self.families,
+                addresses=self.addresses,
             ),
-            own_sources={4: self.src},
+            own_sources=self.sources,
         )
 
 
@@ -173,6 +192,8 @@ class Node:
     announces: int = 0
     adverts_sent: int = 0
     adverts_received: int = 0
+    last_heard: float | None = None  # when an advert was last delivered to it
+    last_packet: Packet | None = None  # and that advert
     rx_dropped: dict[str, int] = field(default_factory=dict)
     timer_at: float | None = None
     timer_gen: int = 0
@@ -236,6 +257,7 @@ class SimNet:
             raise ValueError("two nodes share a source address")
         self.now = 0.0
         self.network = network
+        self.carried: frozenset[int] = frozenset({4, 6})  # families the segment carries
         self._links: dict[tuple[str, str], LinkParams] = {}
         self._side: dict[str, int] = {}  # partition group per node; absent: group 0
         self._heap: list[tuple[float, int, int, Any, Any]] = []
@@ -296,7 +318,7 @@ class SimNet:
                     else:
                         node.spins = 0
             elif kind == _DELIVER:
-                self._deliver(a, b[0], b[1])
+                self._deliver(a, b[0], b[1:])
             else:
                 a()
         if end > self.now:
@@ -338,11 +360,12 @@ class SimNet:
     def _params(self, a: Node, b: Node) -> LinkParams:
         return self._links.get((a.name, b.name), self.network) if self._links else self.network
 
-    def _send(self, node: Node, pkt: Packet) -> None:
+    def _send(self, node: Node, family: int, datagram: bytes) -> None:
         node.adverts_sent += 1
         self.sent += 1
-        if not node.link_up:
+        if not node.link_up or family not in self.carried:
             return
+        pkt = self._classify(node, family, datagram)
         rng = self.rng
         for other in self.nodes:
             if other is node or not other.link_up or not self._connected(node, other):
@@ -359,25 +382,37 @@ class SimNet:
                 delay = p.delay_min
                 if p.delay_max > p.delay_min:
                     delay = rng.uniform(p.delay_min, p.delay_max)
-                self._push(self.now + delay, _DELIVER, other, (node, pkt))
+                self._push(self.now + delay, _DELIVER, other, (node, family, pkt))
 
-    def _deliver(self, receiver: Node, sender: Node, pkt: Packet) -> None:
+    def _classify(self, node: Node, family: int, datagram: bytes) -> Packet:
+        """The daemon's receive path, once per send (every node has the same vhid)."""
+        src = node.spec.sources[family]
+        if family == 4:
+            dg = ipv4_datagram(datagram)
+        else:
+            assert isinstance(src, ipaddress.IPv6Address)
+            dg = ipv6_datagram(datagram, src, GROUP[6], 255)
+        version = CARP_VERSION if node.spec.protocol == "carp" else VRRP_VERSION
+        member = Member(version, check_ttl=True)
+        _, pkt = classify(dg, {node.spec.vhid: member}, lambda m: m)
+        assert dg.src == src
+        return pkt
+
+    def _deliver(self, receiver: Node, sender: Node, item: tuple[int, Packet]) -> None:
+        family, pkt = item
         if not (receiver.running and receiver.link_up and self._connected(sender, receiver)):
             self.lost += 1
             return
         self.delivered += 1
-        m = receiver.machine
         try:
-            if isinstance(m, VirtualHost):
-                assert isinstance(pkt, CarpPacket)
-                m.receive(pkt, 4, sender.spec.src, self.now)
-            else:
-                assert isinstance(pkt, VrrpPacket)
-                m.receive(pkt, 4, sender.spec.src, self.now)
+            if family not in receiver.spec.families:
+                raise PacketError(f"IPv{family} is not configured")
+            receiver.machine.receive(pkt, family, sender.spec.sources[family], self.now)
         except PacketError as exc:
             receiver.rx_dropped[exc.reason] = receiver.rx_dropped.get(exc.reason, 0) + 1
         else:
             receiver.adverts_received += 1
+            receiver.last_heard, receiver.last_packet = self.now, pkt
         self._settle(receiver)
 
     # -- actions ------------------------------------------------------------------
@@ -389,11 +424,12 @@ class SimNet:
             if self.trace is not None:
                 self.trace.append((now, node.name, action))
             if isinstance(action, SendAdvert):
-                self._send(node, decode_carp(action.payload))
+                for family in sorted(node.spec.families):
+                    self._send(node, family, self._wire(node, family, action.payload))
             elif isinstance(action, SendVrrp):
-                src = node.spec.src
-                wire = action.packet.encode(src, VRRP_GROUP_V4)
-                self._send(node, decode_vrrp(wire, src, VRRP_GROUP_V4))
+                src = node.spec.sources[action.family]
+                payload = action.packet.encode(src, GROUP[action.family])
+                self._send(node, action.family, self._wire(node, action.family, payload))
             elif isinstance(action, StateChanged):
                 tr = Transition(now, node.name, action.old, action.new, action.reason)
                 node.history.append(tr)
@@ -410,6 +446,15 @@ class SimNet:
             else:  # pragma: no cover - a new action type the simulator must learn
                 raise SimulationError(f"unknown action {action!r}")
         self._rearm(node)
+
+    @staticmethod
+    def _wire(node: Node, family: int, payload: bytes) -> bytes:
+        """What the runtime hands the kernel: an IPv4 datagram, or the IPv6 payload."""
+        if family == 6:
+            return payload
+        src, group = node.spec.src, GROUP[4]
+        assert isinstance(group, ipaddress.IPv4Address)
+        return build_ipv4(src, group, payload, ident=0)
 
     def _count_masters(self) -> None:
         count = len(self.masters())

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 from fakes import FakeAnnouncer, FakeNetlink, FakeV4, config, install, started
 
-from carpd.core.model import State
+from carpd.core.actions import AddAddresses
+from carpd.core.model import Reason, State
+from carpd.daemon.effects.hooks import Hooks
+from carpd.daemon.events import AddressesApplied, Event, RoleChanged
+from carpd.daemon.lanes import HostAction, Step
 from carpd.daemon.runtime import Daemon
+from carpd.daemon.view import NodeView, VhidView
 
 SLOW = 2.5  # seconds for one netlink address change: a conntrackd commit can take that
 # How late an advert may be on a busy machine: a timer woken late, far from SLOW.
@@ -45,3 +50,156 @@ def test_a_new_masters_adverts_keep_their_schedule_while_netlink_is_slow(
     added = netlink.log[1][0]
     garps = [t for t, kind, _ in sent if kind == FakeAnnouncer.__name__]
     assert garps and garps[0] >= added
+
+
+class Commit:
+    """An effect like the conntrackd commit: a blocking step before the addresses."""
+
+    def __init__(self, takes: float, deadline: float | None = None) -> None:
+        self.takes, self.deadline = takes, deadline
+        self.done_at: float | None = None
+
+    def before(self, action: HostAction, vhid: VhidView) -> list[Step]:
+        if not isinstance(action, AddAddresses):
+            return []
+        return [Step("commit", self._commit, self.deadline)]
+
+    def after(self, action: HostAction, vhid: VhidView) -> list[Step]:
+        return []
+
+    async def _commit(self) -> None:
+        await asyncio.sleep(self.takes)
+        self.done_at = asyncio.get_running_loop().time()
+
+
+def run_takeover(tmp_path: Path, effect: Commit, wait: float) -> tuple[Daemon, FakeNetlink, float]:
+    netlink = FakeNetlink()
+    cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
+    daemon = Daemon(cfg, netlink=netlink, effects=(effect,))  # type: ignore[arg-type]
+
+    async def main() -> float:
+        await started(daemon)
+        await daemon._settle()
+        t0 = asyncio.get_running_loop().time()
+        daemon.force_state("carp1", State.MASTER)
+        await asyncio.sleep(wait)
+        return t0
+
+    return daemon, netlink, asyncio.run(main())
+
+
+def added_at(netlink: FakeNetlink) -> float:
+    return next(t for t, verb, _ in netlink.log if verb == "add")
+
+
+def test_a_blocking_step_precedes_the_addresses_and_the_adverts_do_not_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = install(monkeypatch)
+    commit = Commit(takes=SLOW)
+    daemon, netlink, t0 = run_takeover(tmp_path, commit, SLOW + 0.5)
+    assert commit.done_at is not None
+    assert commit.done_at <= added_at(netlink)
+    adverts = [t - t0 for t, kind, _ in sent if kind == FakeV4.__name__]
+    for i, at in enumerate(adverts[:3]):
+        assert i <= at < i + ON_TIME, f"advert {i} at {at:.3f} s: {adverts}"
+    stats = daemon.vhosts[("eth0", 1)].lane.stats["commit"]
+    assert (stats.runs, stats.late, stats.failed) == (1, 0, 0)
+
+
+def test_a_step_past_its_deadline_is_logged_counted_and_the_lane_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(monkeypatch)
+    deadline = 0.5
+    commit = Commit(takes=SLOW, deadline=deadline)
+    daemon, netlink, t0 = run_takeover(tmp_path, commit, deadline + 0.5)
+    # Availability first: the addresses went on at the deadline, not after the commit.
+    assert deadline <= added_at(netlink) - t0 < deadline + ON_TIME
+    assert commit.done_at is None  # still running: late steps are not cancelled
+    assert daemon.vhosts[("eth0", 1)].lane.stats["commit"].late == 1
+    assert "carp1: commit did not finish within 0.5 s: going on without it" in caplog.messages
+
+
+class Recorder:
+    """A subscriber: what it was told, with the state the view showed at the time."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Event, State]] = []
+
+    def notify(self, event: Event, view: NodeView) -> None:
+        self.seen.append((event, view.vhid("carp1").state))
+
+
+class Broken:
+    def notify(self, event: Event, view: NodeView) -> None:
+        raise RuntimeError("bug in a subscriber")
+
+
+def test_subscribers_see_the_role_then_the_addresses_and_cannot_break_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(monkeypatch)
+    cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
+    daemon = Daemon(cfg, netlink=FakeNetlink())  # type: ignore[arg-type]
+    recorder = Recorder()
+    daemon.publisher.subscribers += [Broken(), recorder]
+
+    async def main() -> None:
+        await started(daemon)
+        await daemon._settle()
+        daemon.force_state("carp1", State.MASTER)
+        await daemon._settle()
+
+    asyncio.run(main())
+    events = [e for e, _ in recorder.seen if isinstance(e, RoleChanged | AddressesApplied)]
+    key = ("eth0", 1)
+    assert [(type(e).__name__, getattr(e, "new", None)) for e in events] == [
+        ("RoleChanged", State.BACKUP),
+        ("AddressesApplied", None),  # the removal at start
+        ("RoleChanged", State.MASTER),
+        ("AddressesApplied", None),
+    ]
+    assert events[2] == RoleChanged(
+        key,
+        State.BACKUP,
+        State.MASTER,
+        Reason.USER_REQUESTED,
+        events[2].at,  # type: ignore[union-attr]
+    )
+    assert events[3] == AddressesApplied(key, present=True, error=None)
+    # The view handed over with the takeover already shows it.
+    assert recorder.seen[-1][1] is State.MASTER
+    assert daemon.vhosts[key].machine.state is State.MASTER
+    assert any("subscriber Broken failed" in m for m in caplog.messages)
+
+
+def test_reload_re_derives_the_effects_groups_and_the_changed_vhids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch)
+    netlink = FakeNetlink()
+    vhid = 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
+    before = config(tmp_path, vhid)
+    after = config(tmp_path, vhid + 'groups = ["web"]\nadvskew = 50\n')
+    after = after.model_copy(
+        update={"global_": after.global_.model_copy(update={"hook_timeout": 7.0})}
+    )
+    daemon = Daemon(before, netlink=netlink)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await started(daemon)
+        daemon.force_state("carp1", State.MASTER)
+        await daemon._settle()
+        await daemon.reload(after)
+        await daemon._settle()
+
+    asyncio.run(main())
+    hooks = [e for e in daemon.host.effects if isinstance(e, Hooks)]
+    assert [h.timeout for h in hooks] == [7.0]
+    assert "web" in daemon.ledger.groups
+    vh = daemon.vhosts[("eth0", 1)]
+    assert vh.machine.params()["advskew"] == 50
+    # The changed vhid's MASTER gave its address back before the new vhid began.
+    verbs = [verb for _, verb, _ in netlink.log]
+    assert verbs[:3] == ["remove", "add", "remove"]

@@ -1,0 +1,70 @@
+"""carpd.daemon.lanes.Lane on its own: order, background steps, failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from carpd.daemon.lanes import Lane, Step
+
+
+def recorder(log: list[str], name: str, takes: float = 0.0, fail: bool = False) -> Step:
+    async def run() -> None:
+        log.append(f"{name} start")
+        await asyncio.sleep(takes)
+        if fail:
+            raise OSError("refused")
+        log.append(f"{name} end")
+
+    return Step(name, run)
+
+
+def background(step: Step) -> Step:
+    return Step(step.name, step.run, step.deadline, blocking=False)
+
+
+def test_blocking_steps_run_one_at_a_time_in_order() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        lane = Lane("carp1", asyncio.get_running_loop())
+        lane.submit([recorder(log, "a", 0.05), recorder(log, "b")])
+        lane.submit([recorder(log, "c")])
+        await lane.settle()
+
+    asyncio.run(main())
+    assert log == ["a start", "a end", "b start", "b end", "c start", "c end"]
+
+
+def test_a_background_step_does_not_hold_the_lane_but_keeps_its_order() -> None:
+    """Hooks: the next transition's addresses do not wait for a slow hook, and the hooks
+    of one vhid still run one at a time, in the order of the transitions."""
+    log: list[str] = []
+
+    async def main() -> None:
+        lane = Lane("carp1", asyncio.get_running_loop())
+        lane.submit([recorder(log, "add"), background(recorder(log, "up hook", 0.2))])
+        lane.submit([recorder(log, "remove"), background(recorder(log, "down hook"))])
+        await lane.settle()
+
+    asyncio.run(main())
+    assert log.index("remove end") < log.index("up hook end")
+    assert log.index("up hook end") < log.index("down hook start")
+
+
+def test_a_failing_step_is_logged_and_counted_and_the_lane_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log: list[str] = []
+
+    async def main() -> Lane:
+        lane = Lane("carp1", asyncio.get_running_loop())
+        lane.submit([recorder(log, "add", fail=True), recorder(log, "announce")])
+        await lane.settle()
+        return lane
+
+    lane = asyncio.run(main())
+    assert log == ["add start", "announce start", "announce end"]
+    assert (lane.stats["add"].failed, lane.stats["add"].last_error) == (1, "refused")
+    assert "carp1: add failed: refused" in caplog.messages
