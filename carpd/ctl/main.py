@@ -55,8 +55,17 @@ def format_status(result: dict[str, Any]) -> str:
         lines.append(head)
         for addr in vh["addresses"]:
             lines.append(f"\t{'inet6' if ':' in addr else 'inet'} {addr}")
+        if vh.get("last_transition") and vh.get("last_reason"):
+            lines.append(f"\tsince {vh['last_transition']}: {vh['last_reason']}")
         for text in vh.get("diagnostics") or []:
             lines.append(f"\tdiagnosis: {text}")
+        for step in vh.get("host_steps") or []:
+            if step["late"] or step["last_error"]:
+                what = f"last error: {step['last_error']}" if step["last_error"] else "ok"
+                lines.append(
+                    f"\t{step['name']}: {step['failed']} failed, {step['late']} late of "
+                    f"{step['runs']}; {what}"
+                )
         reasons = vh.get("demotion_reasons") or []
         if reasons:
             parts = ", ".join(f"{r['reason']} {r['amount']}" for r in reasons)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import grp
-import ipaddress
 import logging
 import os
 import time
@@ -16,7 +15,7 @@ from typing import Any
 from carpd.config import CarpConfig, Config
 from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
 from carpd.core.demotion import Demotion
-from carpd.core.model import IPAddress, Reason, State
+from carpd.core.model import Reason, State
 from carpd.daemon.effects.hooks import Hooks
 from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publisher, RoleChanged
 from carpd.daemon.health import Health
@@ -25,7 +24,14 @@ from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.receiver import Receiver
 from carpd.daemon.transmit import Transmitter
-from carpd.daemon.vhost import Carpdev, Vhost, make_router, refuses_traffic
+from carpd.daemon.vhost import (
+    Carpdev,
+    Vhost,
+    advert_sources,
+    make_router,
+    own_sources,
+    refuses_traffic,
+)
 from carpd.daemon.view import NodeView
 from carpd.linux import sysctl
 from carpd.linux.acceptmode import NFT, AcceptFilter, AcceptFilterError
@@ -86,21 +92,12 @@ class Daemon:
             if link is None:
                 problems.append(f"{where}: carpdev = {cfg.carpdev!r}: no such interface")
                 continue
-            own = [a.ip for a in await self.netlink.addresses(link.index) if a.ip not in vips]
-            families = {a.version for a in cfg.addresses}
-            if 4 in families and cfg.srcip is None and not any(a.version == 4 for a in own):
-                problems.append(
-                    f"{where}: carpdev {cfg.carpdev} has no IPv4 address of its own to send "
-                    "adverts from: add one or set srcip"
-                )
+            own = [a.ip for a in await self.netlink.addresses(link.index)]
+            _, missing = advert_sources(cfg, *own_sources(own, vips))
+            problems += [f"{where}: {m}" for m in missing]
             if refuses_traffic(cfg) and not os.path.exists(NFT):
                 problems.append(
                     f"{where}: accept = false needs the nft command (Debian package nftables)"
-                )
-            if 6 in families and not any(a.version == 6 and a.is_link_local for a in own):
-                problems.append(
-                    f"{where}: carpdev {cfg.carpdev} has no IPv6 link-local address to send "
-                    "adverts from"
                 )
         if problems:
             raise StartupError("\n".join(problems))
@@ -113,11 +110,8 @@ class Daemon:
         if link is None:
             raise StartupError(f"carpdev {name!r}: no such interface")
         vips = {a.ip for c in config.carp for a in c.addresses}
-        own = [a.ip for a in await self.netlink.addresses(link.index) if a.ip not in vips]
-        src4 = next((a for a in own if isinstance(a, ipaddress.IPv4Address)), None)
-        src6 = next(
-            (a for a in own if isinstance(a, ipaddress.IPv6Address) and a.is_link_local), None
-        )
+        own = [a.ip for a in await self.netlink.addresses(link.index)]
+        src4, src6 = own_sources(own, vips)
         dev = Carpdev(link=link, src4=src4, src6=src6, announcer=Announcer(name, link.index))
         self.devs[name] = dev
         if not link.up:
@@ -130,29 +124,15 @@ class Daemon:
 
     async def _new_vhost(self, cfg: CarpConfig, config: Config) -> Vhost:
         dev = await self._carpdev(cfg.carpdev, config)
-        families = frozenset(a.version for a in cfg.addresses)
-        sources: dict[int, IPAddress] = {}
-        if 4 in families:
-            src4 = cfg.srcip or dev.src4
-            if src4 is None:
-                raise StartupError(
-                    f"{config.source}: {cfg.name}: carpdev {dev.name} has no IPv4 address "
-                    "of its own to send adverts from: add one or set srcip"
-                )
-            sources[4] = src4
-            if dev.sock4 is None:
-                dev.sock4 = AdvertSocketV4(dev.name, dev.link.index)
-                self._watch(dev.sock4.fileno(), self.receiver.on_v4, dev)
-        if 6 in families:
-            if dev.src6 is None:
-                raise StartupError(
-                    f"{config.source}: {cfg.name}: carpdev {dev.name} has no IPv6 "
-                    "link-local address to send adverts from"
-                )
-            sources[6] = dev.src6
-            if dev.sock6 is None:
-                dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
-                self._watch(dev.sock6.fileno(), self.receiver.on_v6, dev)
+        sources, missing = advert_sources(cfg, dev.src4, dev.src6)
+        if missing:  # the carpdev lost an address since preflight
+            raise StartupError("\n".join(f"{config.source}: {cfg.name}: {m}" for m in missing))
+        if 4 in sources and dev.sock4 is None:
+            dev.sock4 = AdvertSocketV4(dev.name, dev.link.index)
+            self._watch(dev.sock4.fileno(), self.receiver.on_v4, dev)
+        if 6 in sources and dev.sock6 is None:
+            dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
+            self._watch(dev.sock6.fileno(), self.receiver.on_v6, dev)
         assert self._loop is not None
         lane = Lane(cfg.name, self._loop)
         vh = Vhost(cfg=cfg, machine=make_router(cfg, sources), dev=dev, lane=lane)
@@ -163,7 +143,7 @@ class Daemon:
                 raise StartupError(f"{cfg.name}: accept = false: {e}") from None
         if cfg.vmac:
             vh.vmac = await self._make_vmac(cfg, dev)
-        for fam in families:
+        for fam in sources:
             dev.by_family[fam][cfg.vhid] = vh
         return vh
 

@@ -159,6 +159,30 @@ def test_status_format_is_the_ifconfig_form() -> None:
     json.dumps(result)
 
 
+def test_status_shows_why_and_since_when_and_host_steps_that_went_wrong() -> None:
+    vh = {
+        "name": "carp0",
+        "state": "MASTER",
+        "carpdev": "eth0",
+        "vhid": 1,
+        "advbase": 1,
+        "advskew": 0,
+        "addresses": ["192.0.2.100/24"],
+        "last_transition": "2026-11-28T11:00:00+0000",
+        "last_reason": "master timed out",
+        "host_steps": [
+            {"name": "announce", "runs": 3, "failed": 0, "late": 0, "last_error": None},
+            {"name": "add addresses", "runs": 2, "failed": 1, "late": 0, "last_error": "EPERM"},
+            {"name": "commit", "runs": 2, "failed": 0, "late": 1, "last_error": None},
+        ],
+    }
+    assert format_status({"vhosts": [vh]}).splitlines()[2:] == [
+        "\tsince 2026-11-28T11:00:00+0000: master timed out",
+        "\tadd addresses: 1 failed, 0 late of 2; last error: EPERM",
+        "\tcommit: 0 failed, 1 late of 2; ok",
+    ]
+
+
 def test_capabilities_are_read_from_proc_status() -> None:
     assert effective_capabilities("Name:\tx\nCapEff:\t0000000000003000\n") == 0x3000
     assert effective_capabilities("Name:\tx\n") == 0
