@@ -122,19 +122,8 @@ class VirtualHost(Router[CarpPacket]):
     def _bow_out(self) -> None:
         self._send_advert(bow_out=True)  # the "infinite" advert, 255/255
 
-    def handle_timer(self, now: float) -> None:
-        if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:
-            self._send_advert()
-            if self._delayed_announce:
-                self._delayed_announce -= 1
-                if not self._delayed_announce:
-                    self._actions.append(Announce())
-            # Schedule from the deadline, not from now, so adverts do not drift.
-            self._advert_at += self.advert_interval
-            if self._advert_at <= now:
-                self._advert_at = now + self.advert_interval
-        elif self.state is State.BACKUP and any(t <= now for t in self._master_down_at.values()):
-            self._become_master(now, Reason.MASTER_TIMED_OUT)
+    def _on_master_down(self, now: float, fired: list[int]) -> None:
+        self._become_master(now, Reason.MASTER_TIMED_OUT)
 
     def receive(self, pkt: CarpPacket, family: int, src: IPAddress, now: float) -> None:
         """A decoded advert for our vhid. Raises NotAPeer / BadHMAC / OwnAdvert / Replayed;

@@ -79,7 +79,22 @@ class Router(Generic[P]):
         raise NotImplementedError
 
     def handle_timer(self, now: float) -> None:
-        raise NotImplementedError
+        """A deadline from get_timer() has come: a MASTER advertises, a BACKUP whose
+        master-down timer (of any family) ran out takes over."""
+        if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:
+            self._advertise()
+            if self._delayed_announce:
+                self._delayed_announce -= 1
+                if not self._delayed_announce:
+                    self._actions.append(Announce())
+            # Schedule from the deadline, not from now, so adverts do not drift.
+            self._advert_at += self.advert_interval
+            if self._advert_at <= now:
+                self._advert_at = now + self.advert_interval
+        elif self.state is State.BACKUP:
+            fired = sorted(f for f, t in self._master_down_at.items() if t <= now)
+            if fired:
+                self._on_master_down(now, fired)
 
     def set_demotion(self, total: int, now: float) -> None:
         raise NotImplementedError
@@ -102,6 +117,10 @@ class Router(Generic[P]):
         raise NotImplementedError
 
     def _arm_master_down(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_master_down(self, now: float, fired: list[int]) -> None:
+        """The master-down timers of ``fired`` (families, sorted) ran out as BACKUP."""
         raise NotImplementedError
 
     # -- transitions ----------------------------------------------------------------

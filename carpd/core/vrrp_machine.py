@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from carpd.core.actions import Announce, SendVrrp
+from carpd.core.actions import SendVrrp
 from carpd.core.errors import OwnAdvert, UnknownVhid
 from carpd.core.model import IPAddress, Reason, State
 from carpd.core.router import Router
@@ -205,22 +205,9 @@ class VrrpRouter(Router[VrrpPacket]):
         super()._clear_timers()
         self._down_reason.clear()
 
-    def handle_timer(self, now: float) -> None:
-        if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:
-            # Adver_Timer fired: advertise, reset the timer.
-            self._send_adverts()
-            if self._delayed_announce:
-                self._delayed_announce -= 1
-                if not self._delayed_announce:
-                    self._actions.append(Announce())
-            # Schedule from the deadline, not from now, so adverts do not drift.
-            self._advert_at += self.advert_interval
-            if self._advert_at <= now:
-                self._advert_at = now + self.advert_interval
-        elif self.state is State.BACKUP:
-            fired = sorted(f for f, t in self._master_down_at.items() if t <= now)
-            if fired:
-                self._become_master(now, self._down_reason.get(fired[0], Reason.MASTER_TIMED_OUT))
+    def _on_master_down(self, now: float, fired: list[int]) -> None:
+        # The family that fired first says why: timed out, or released (priority 0).
+        self._become_master(now, self._down_reason.get(fired[0], Reason.MASTER_TIMED_OUT))
 
     def receive(self, pkt: VrrpPacket, family: int, src: IPAddress, now: float) -> None:
         """A decoded advert. Raises UnknownVhid (another VRID, or a family this VRID does
