@@ -1,8 +1,10 @@
-"""What a CARP vhid and a VRRP router share: the administrative levers and leaving.
+"""What a CARP vhid and a VRRP router share: the contract, the timer, the administrative
+levers and leaving.
 
 Subclasses provide the protocol: ``_restart`` (INIT -> BACKUP), ``_bow_out`` (the advert
 that hands the role over at once: CARP's 255/255, VRRP's priority 0), ``_advertise`` (one
-round of adverts), ``_arm_master_down`` (the BACKUP's timers) and ``advert_interval``.
+round of adverts), ``_arm_master_down`` (the BACKUP's timers), ``_on_master_down`` (what
+their expiry means), ``advert_interval``, ``receive`` and ``params``.
 """
 
 from __future__ import annotations
