@@ -7,7 +7,6 @@ monotonic clock. Outputs: actions queued for the caller, taken with ``drain()``.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -242,10 +241,4 @@ class VirtualHost(Router[CarpPacket]):
             hmac=self._auth.sign(counter),
             demote=self.demote,
         )
-        self.counters.adverts_sent += 1
         self._actions.append(SendAdvert(pkt.encode()))
-
-
-def ip(addr: str) -> IPAddress:
-    """Shorthand used by tests and the runtime."""
-    return ipaddress.ip_address(addr)

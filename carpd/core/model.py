@@ -54,7 +54,7 @@ class Reason(enum.StrEnum):
 class Counters:
     """Per vhid. Read by status and metrics (never pushed as events)."""
 
-    adverts_sent: int = 0
+    adverts_sent: int = 0  # advert packets the kernel took (per family and destination)
     adverts_received: int = 0
     transitions: int = 0
     dropped: dict[str, int] = field(default_factory=dict)

@@ -290,4 +290,3 @@ class VrrpRouter(Router[VrrpPacket]):
                 addresses=s.addresses_of(family),
             )
             self._actions.append(SendVrrp(family, pkt))
-        self.counters.adverts_sent += 1

@@ -43,6 +43,7 @@ class Transmitter:
             for dst in vh.destinations(family):
                 try:
                     self._one(vh, action, family, dst)
+                    vh.machine.counters.adverts_sent += 1
                 except OSError as e:
                     ok = False
                     vh.machine.counters.drop("send_error")

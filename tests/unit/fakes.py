@@ -54,6 +54,7 @@ class FakeSocket:
     """Records what is sent, and when (loop time); never readable."""
 
     sent: ClassVar[list[tuple[float, str, bytes]]] = []
+    failing: ClassVar[set[str]] = set()  # class names whose sends raise, as a dead NIC's
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._r, self._w = os.pipe()
@@ -62,6 +63,8 @@ class FakeSocket:
         return self._r
 
     def send(self, data: bytes, *args: Any) -> None:
+        if type(self).__name__ in FakeSocket.failing:
+            raise OSError(101, "Network is unreachable")
         FakeSocket.sent.append((asyncio.get_running_loop().time(), type(self).__name__, data))
 
     send_arp = send_na = send
@@ -85,7 +88,7 @@ class FakeAnnouncer(FakeSocket):
 
 def install(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, bytes]]:
     """Swap the runtime's sockets for fakes; the list their sends land in."""
-    FakeSocket.sent = []
+    FakeSocket.sent, FakeSocket.failing = [], set()
     monkeypatch.setattr(runtime, "AdvertSocketV4", FakeV4)
     monkeypatch.setattr(runtime, "AdvertSocketV6", FakeV6)
     monkeypatch.setattr(runtime, "Announcer", FakeAnnouncer)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from carpd.core.actions import Action, SendAdvert
 from carpd.core.auth import Authenticator
-from carpd.core.machine import VhostSettings, VirtualHost, ip
+from carpd.core.machine import VhostSettings, VirtualHost
 from carpd.core.model import IPAddress
 from carpd.core.packet import CarpPacket, decode_carp
+
+
+def ip(addr: str) -> IPAddress:
+    return ipaddress.ip_address(addr)
+
 
 # The captured packets live in shared/ beside the repository (../shared/vectors).
 VECTORS = next(

@@ -13,6 +13,7 @@ from helpers_core import (
     UCARP_PCAP,
     VECTORS,
     Peer,
+    ip,
     ipv4_datagrams,
     make_vhost,
     read_pcap,
@@ -35,7 +36,7 @@ from carpd.core.errors import (
     TooShort,
     UnknownVhid,
 )
-from carpd.core.machine import VirtualHost, ip
+from carpd.core.machine import VirtualHost
 from carpd.core.model import State
 from carpd.core.packet import (
     CARP_GROUP_V4,

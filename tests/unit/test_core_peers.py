@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from helpers_core import PEER_SRC, Peer, make_vhost
+from helpers_core import PEER_SRC, Peer, ip, make_vhost
 
 from carpd.core.errors import BadHMAC, NotAPeer, Replayed
-from carpd.core.machine import ip
 from carpd.core.model import State
 
 

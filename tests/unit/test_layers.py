@@ -14,7 +14,11 @@ ALLOWED = {
     "linux": {"core", "config", "linux"},
     "daemon": {"core", "config", "linux", "daemon"},
     "ctl": {"ctl"},
+    # The labs drive daemons from outside, as an operator would: never their insides.
+    "lab": {"core", "ctl", "lab"},
 }
+# Outside the package: the benchmark is a lab user, the fuzzer feeds the pure core.
+OUTSIDE = {"bench": {"core", "ctl", "lab"}, "fuzz": {"core"}}
 
 
 def carpd_imports(path: Path) -> set[str]:
@@ -37,6 +41,15 @@ def test_layer_imports_only_what_is_below_it(layer: str) -> None:
     for path in (PACKAGE / layer).rglob("*.py"):
         wrong = carpd_imports(path) - ALLOWED[layer]
         assert not wrong, f"{path.relative_to(PACKAGE)} imports carpd.{wrong}"
+
+
+@pytest.mark.parametrize("directory", sorted(OUTSIDE))
+def test_bench_and_fuzz_import_only_what_they_drive(directory: str) -> None:
+    paths = list((PACKAGE.parent / directory).rglob("*.py"))
+    assert paths
+    for path in paths:
+        wrong = carpd_imports(path) - OUTSIDE[directory]
+        assert not wrong, f"{path.relative_to(PACKAGE.parent)} imports carpd.{wrong}"
 
 
 def test_core_does_no_io() -> None:

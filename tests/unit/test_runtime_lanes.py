@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fakes import FakeAnnouncer, FakeNetlink, FakeV4, config, install, started
+from fakes import FakeAnnouncer, FakeNetlink, FakeSocket, FakeV4, config, install, started
 
 from carpd.core.actions import AddAddresses
 from carpd.core.model import Reason, State
@@ -203,3 +203,27 @@ def test_reload_re_derives_the_effects_groups_and_the_changed_vhids(
     # The changed vhid's MASTER gave its address back before the new vhid began.
     verbs = [verb for _, verb, _ in netlink.log]
     assert verbs[:3] == ["remove", "add", "remove"]
+
+
+def test_adverts_sent_counts_what_the_kernel_took_not_what_was_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = install(monkeypatch)
+    cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
+    daemon = Daemon(cfg, netlink=FakeNetlink())  # type: ignore[arg-type]
+
+    async def main() -> tuple[int, int]:
+        await started(daemon)
+        daemon.force_state("carp1", State.MASTER)  # one advert at once
+        counters = daemon.vhosts[("eth0", 1)].machine.counters
+        ok = counters.adverts_sent
+        FakeSocket.failing.add(FakeV4.__name__)
+        daemon.force_state("carp1", State.BACKUP)  # the bow-out advert fails
+        daemon.force_state("carp1", State.MASTER)  # and so does this one
+        return ok, counters.adverts_sent
+
+    ok, after = asyncio.run(main())
+    assert ok == len([s for s in sent if s[1] == FakeV4.__name__]) == 1
+    assert after == ok
+    view = daemon.vhosts[("eth0", 1)].machine.counters
+    assert view.dropped["send_error"] == 2

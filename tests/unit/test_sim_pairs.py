@@ -48,7 +48,7 @@ def test_carp_advskew_0_wins_and_the_backup_takes_over_when_it_dies() -> None:
     assert sim.max_masters == 1
     # a adverts at 3, 4, ..., 9; b received each 1 ms later.
     a, b = sim.node("a"), sim.node("b")
-    assert a.machine.counters.adverts_sent == 7
+    assert a.adverts_sent == 7
     assert b.machine.counters.adverts_received == 7
     assert b.last_heard == 9.001
 
@@ -125,7 +125,7 @@ def test_vrrp_higher_priority_wins_and_the_backup_takes_over_when_it_dies() -> N
     assert sim.max_masters == 1
     # a adverts at 3.21875, 4.21875, ..., 9.21875; b heard each 1 ms later.
     a, b = sim.node("a"), sim.node("b")
-    assert a.machine.counters.adverts_sent == 7
+    assert a.adverts_sent == 7
     assert b.machine.counters.adverts_received == 7
     assert b.last_heard == pytest.approx(9.21975)
 

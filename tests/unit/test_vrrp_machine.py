@@ -237,7 +237,6 @@ def test_master_adverts_without_drift_and_delayed_announce() -> None:
         r.handle_timer(t + k)
         per_advert.append(kinds(r.drain()))
     assert per_advert == [[SendVrrp], [SendVrrp, Announce], [SendVrrp], [SendVrrp]]
-    assert r.counters.adverts_sent == 5
 
 
 def test_master_timer_resyncs_after_a_long_stall() -> None:
@@ -432,7 +431,6 @@ def test_dual_stack_master_sends_one_advert_per_family() -> None:
         (4, (VIP4,)),
         (6, (VIP6, extra6)),
     ]
-    assert r.counters.adverts_sent == 1  # one advert round
     # What the runtime sends decodes back.
     ends: list[tuple[IPAddress, IPAddress]] = [(OWN4, VRRP_GROUP_V4), (OWN6, VRRP_GROUP_V6)]
     for a, (src, dst) in zip(adverts, ends, strict=True):
@@ -620,11 +618,8 @@ def test_counters() -> None:
     r.receive(advert(200), 4, PEER4, 1.0)
     r.handle_timer(1.0 + MDI_100)
     r.handle_timer(2.0 + MDI_100)
-    assert (r.counters.adverts_received, r.counters.adverts_sent, r.counters.transitions) == (
-        1,
-        2,
-        2,
-    )
+    assert (r.counters.adverts_received, r.counters.transitions) == (1, 2)
+    assert len(sent(r.drain())) == 2  # counted as adverts_sent once the kernel takes them
 
 
 # -- the keepalived capture fed to a router ---------------------------------------------
