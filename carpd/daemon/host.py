@@ -3,6 +3,7 @@ announcements, with the effects' steps around them (``Effect.before``/``after``)
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 from collections.abc import Callable, Sequence
@@ -21,18 +22,42 @@ NETLINK_DEADLINE = 10.0
 
 
 class Host:
+    """Turns host actions into lane steps. Not at once: after the loop has run whatever
+    else is due now (``call_soon``), so that when many vhids change state together (255
+    master-down timers expiring in one tick) each takeover's advert goes out before any
+    of them pays for its views and steps, and their advert schedules stay together."""
+
     def __init__(
-        self, netlink: Netlink, publish: Callable[[Event], None], effects: Sequence[Effect]
+        self,
+        netlink: Netlink,
+        publish: Callable[[Event], None],
+        effects: Sequence[Effect],
+        view: Callable[[Vhost], VhidView],
     ) -> None:
         self.netlink = netlink
         self.publish = publish
         self.effects = effects  # replaced on reload: they follow the config
+        self.view = view
+        self._pending: list[tuple[Vhost, HostAction]] = []
 
-    def submit(self, vh: Vhost, action: HostAction, view: VhidView) -> None:
-        steps = [s for e in self.effects for s in e.before(action, view)]
-        steps += self._own(vh, action)
-        steps += [s for e in self.effects for s in e.after(action, view)]
-        vh.lane.submit(steps)
+    def submit(self, vh: Vhost, action: HostAction) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append((vh, action))
+
+    def flush(self) -> None:
+        """Hand every submitted action to its vhid's lane, in order (also before a
+        settle, so nothing submitted is left behind)."""
+        pending, self._pending = self._pending, []
+        views: dict[int, VhidView] = {}
+        for vh, action in pending:
+            view = views.get(id(vh))
+            if view is None:
+                view = views[id(vh)] = self.view(vh)
+            steps = [s for e in self.effects for s in e.before(action, view)]
+            steps += self._own(vh, action)
+            steps += [s for e in self.effects for s in e.after(action, view)]
+            vh.lane.submit(steps)
 
     def _own(self, vh: Vhost, action: HostAction) -> list[Step]:
         if isinstance(action, AddAddresses | RemoveAddresses):

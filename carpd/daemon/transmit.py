@@ -42,8 +42,8 @@ class Transmitter:
         for family in families:
             for dst in vh.destinations(family):
                 try:
-                    self._one(vh, action, family, dst)
-                    vh.machine.counters.adverts_sent += 1
+                    if self._one(vh, action, family, dst):
+                        vh.machine.counters.adverts_sent += 1
                 except OSError as e:
                     ok = False
                     vh.machine.counters.drop("send_error")
@@ -53,7 +53,8 @@ class Transmitter:
                         log.warning("%s: %s_output failed: %s", vh.cfg.name, ip, e)
         self._count(vh, ok, vhosts)
 
-    def _one(self, vh: Vhost, action: SendAdvert | SendVrrp, family: int, dst: IPAddress) -> None:
+    def _one(self, vh: Vhost, action: SendAdvert | SendVrrp, family: int, dst: IPAddress) -> bool:
+        """Hand one advert to the kernel; False if there is no socket for it."""
         src = vh.machine.own_sources[family]
         if isinstance(action, SendVrrp):
             # VRRP's checksum covers a pseudo-header, so each destination gets its own.
@@ -63,18 +64,22 @@ class Transmitter:
         if family == 4:
             sock4 = self._sock4(vh)
             if sock4 is None:
-                return
+                return False
             assert isinstance(src, ipaddress.IPv4Address)
             assert isinstance(dst, ipaddress.IPv4Address)
             ident = random.getrandbits(16)
             sock4.send(build_ipv4(src, dst, payload, ident, tos=tos), dst)  # TTL 255
-        elif vh.dev.sock6 is not None:
-            assert isinstance(dst, ipaddress.IPv6Address)
-            assert isinstance(src, ipaddress.IPv6Address)
-            if isinstance(action, SendVrrp):
-                vh.dev.sock6.send(payload, dst, src)
-            else:
-                vh.dev.sock6.send(payload, dst)
+            return True
+        sock6 = vh.dev.sock6
+        if sock6 is None:
+            return False
+        assert isinstance(dst, ipaddress.IPv6Address)
+        assert isinstance(src, ipaddress.IPv6Address)
+        if isinstance(action, SendVrrp):
+            sock6.send(payload, dst, src)
+        else:
+            sock6.send(payload, dst)
+        return True
 
     @staticmethod
     def _sock4(vh: Vhost) -> AdvertSocketV4 | None:

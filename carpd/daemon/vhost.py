@@ -157,10 +157,18 @@ class Vhost:
         version = VRRP_VERSION if self.cfg.protocol == "vrrp3" else CARP_VERSION
         return Member(version, check_ttl=not self.cfg.peers)
 
-    def destinations(self, family: int) -> list[IPAddress]:
+    def destinations(self, family: int) -> tuple[IPAddress, ...]:
         """Its unicast peers of that family, or the multicast group."""
-        peers = [p for p in self.cfg.peers if p.version == family]
-        return peers or [CARP_GROUP_V4 if family == 4 else CARP_GROUP_V6]
+        return self._destinations[family]
+
+    @functools.cached_property
+    def _destinations(self) -> dict[int, tuple[IPAddress, ...]]:
+        # Once: a reload that changes the peers restarts the vhid (a new Vhost).
+        out = {}
+        for family, group in ((4, CARP_GROUP_V4), (6, CARP_GROUP_V6)):
+            peers = tuple(p for p in self.cfg.peers if p.version == family)
+            out[family] = peers or (group,)
+        return out
 
     def view(self, ledger: Demotion, wall_offset: float) -> VhidView:
         """A frozen copy for readers; ``wall_offset`` turns loop time into wall time."""
