@@ -86,27 +86,42 @@ class Lane:
         return self._runner is not None
 
     async def _run(self) -> None:
+        me = asyncio.current_task()
         try:
-            while self._queue:
+            while self._queue and self._runner is me:
                 step = self._queue.popleft()
-                if step.blocking:
-                    await self._blocking(step)
-                else:
+                if not step.blocking:
                     self._start_background(step)
+                    continue
+                # The step runs inline; only a watchdog (not a task per step) watches its
+                # deadline, and if it fires a new runner takes the lane over.
+                watchdog = None
+                if step.deadline is not None:
+                    watchdog = self.loop.call_later(step.deadline, self._late, step, me)
+                try:
+                    await self._measured(step)
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
         finally:
-            self._runner = None
+            if self._runner is me:
+                self._runner = None
 
-    async def _blocking(self, step: Step) -> None:
-        task = self.loop.create_task(self._measured(step))
-        done, _ = await asyncio.wait({task}, timeout=step.deadline)
-        if not done:
-            self._stats(step).late += 1
-            log.error(
-                "%s: %s did not finish within %.1f s: going on without it",
-                self.name,
-                step.name,
-                step.deadline,
-            )
+    def _late(self, step: Step, runner: asyncio.Task[None] | None) -> None:
+        """``step`` ran past its deadline: the lane goes on in a new runner, and the old
+        one ends once the step is done (awaited by settle, never cancelled)."""
+        self._straggle(step, runner)
+        self._runner = self.loop.create_task(self._run())
+
+    def _straggle(self, step: Step, task: asyncio.Task[None] | None) -> None:
+        self._stats(step).late += 1
+        log.error(
+            "%s: %s did not finish within %.1f s: going on without it",
+            self.name,
+            step.name,
+            step.deadline,
+        )
+        if task is not None:
             self._stragglers.add(task)
             task.add_done_callback(self._stragglers.discard)
 
@@ -118,8 +133,11 @@ class Lane:
                 await asyncio.gather(previous, return_exceptions=True)
             if step.deadline is None:
                 await self._measured(step)
-            else:
-                await self._blocking(step)  # late: logged and counted, and left running
+                return
+            task = self.loop.create_task(self._measured(step))
+            done, _ = await asyncio.wait({task}, timeout=step.deadline)
+            if not done:  # late: the next background step may start
+                self._straggle(step, task)
 
         self._background = self.loop.create_task(chained())
 

@@ -68,3 +68,23 @@ def test_a_failing_step_is_logged_and_counted_and_the_lane_goes_on(
     assert log == ["add start", "announce start", "announce end"]
     assert (lane.stats["add"].failed, lane.stats["add"].last_error) == (1, "refused")
     assert "carp1: add failed: refused" in caplog.messages
+
+
+def test_a_late_step_is_not_cancelled_and_settle_waits_for_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log: list[str] = []
+    slow = recorder(log, "commit", takes=0.3)
+
+    async def main() -> Lane:
+        lane = Lane("carp1", asyncio.get_running_loop())
+        lane.submit([Step(slow.name, slow.run, deadline=0.1), recorder(log, "add")])
+        await lane.settle()
+        return lane
+
+    lane = asyncio.run(main())
+    # The lane went on at the deadline; the late step still finished, before settle returned.
+    assert log == ["commit start", "add start", "add end", "commit end"]
+    assert (lane.stats["commit"].late, lane.stats["commit"].runs) == (1, 1)
+    assert not lane.busy
+    assert "carp1: commit did not finish within 0.1 s: going on without it" in caplog.messages
