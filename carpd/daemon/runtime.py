@@ -1,4 +1,5 @@
-"""The asyncio runtime: sockets in, core machines in the middle, netlink and hooks out."""
+"""The asyncio runtime: feeds the core (receiver, timers, levers) and routes what it asks
+for: adverts to the wire at once (transmit), host actions to the vhid's lane (host)."""
 
 from __future__ import annotations
 
