@@ -330,10 +330,29 @@ class CarpConfig(_Frozen):
         return addresses
 
 
+class ConntrackdConfig(_Frozen):
+    """The ``[conntrackd]`` table: carpd drives conntrackd (connection-state sync, the
+    pfsync of Linux firewall pairs) around its own transitions."""
+
+    enabled: StrictBool = False
+    binary: PathSetting = Path("/usr/sbin/conntrackd")
+    config: PathSetting = Path("/etc/conntrackd/conntrackd.conf")
+    # Commit the expectation cache too (-c exp): with ExpectationSync in conntrackd.conf.
+    expectations: StrictBool = False
+    # How long a commit may hold the addresses back before they go up anyway.
+    commit_timeout: float = Field(default=2.0, gt=0, le=60, strict=True, allow_inf_nan=False)
+    # Any other conntrackd command (-f, -R, -B, -t, -n, -s).
+    command_timeout: float = Field(default=10.0, gt=0, le=120, strict=True, allow_inf_nan=False)
+    # pfsync's carp demotion while a bulk resync runs (FreeBSD net.pfsync.carp_demotion_factor).
+    demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
+    bulk_timeout: float = Field(default=60.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
+
+
 class ConfigFile(_Frozen):
     """A whole document: what a TOML file (or a ucarp command line) says."""
 
     global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
+    conntrackd: ConntrackdConfig = ConntrackdConfig()
     carp: tuple[CarpConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="before")

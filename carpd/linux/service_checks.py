@@ -13,23 +13,18 @@ never stalls the others nor the daemon.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carpd.linux.command import run_command
+
 log = logging.getLogger("carpd")
 
 SERVICE_DEMOTION = 1 << 20
-
-OUTPUT_BYTES = 4096  # at most this much of a check's output is kept (its tail) ...
-OUTPUT_LINES = 20  # ... and of that, at most the last this many lines
-_KILL_GRACE = 0.5  # after SIGKILL, how long to wait for the output pipe to close
 
 
 def disruption_message(failed: Sequence[str]) -> str:
@@ -115,105 +110,18 @@ async def run_service_checks(directory: Path, timeout: float) -> ServiceReport:
     return ServiceReport(results=tuple(results), directory=directory, directory_exists=True)
 
 
-class _Tail:
-    """The last OUTPUT_BYTES bytes written to it."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def add(self, chunk: bytes) -> None:
-        self.data += chunk
-        if len(self.data) > OUTPUT_BYTES:
-            del self.data[: len(self.data) - OUTPUT_BYTES]
-
-    def text(self) -> str:
-        lines = self.data.decode(errors="replace").splitlines()
-        return "\n".join(lines[-OUTPUT_LINES:])
-
-
-class _CheckProtocol(asyncio.SubprocessProtocol):
-    """Tells the check's exit apart from the end of its output.
-
-    asyncio's Process.wait() returns only once the output pipe is closed too, and a
-    check's leftover background child can hold that open long after the check exited.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.tail = _Tail()
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.eof: asyncio.Future[None] = loop.create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self.tail.add(data)
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if not self.eof.done():
-            self.eof.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-def _kill_group(pgid: int) -> None:
-    # The check runs in its own session, so its process group id is its pid.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _remaining(deadline: float) -> float:
-    return max(deadline - time.monotonic(), 0.0)
-
-
 async def run_check(path: Path, timeout: float) -> CheckResult:
     """Run one check with no arguments; never raises for the check's own failures."""
     name = path.name
-    loop = asyncio.get_running_loop()
-    start = time.monotonic()
-    deadline = start + timeout
-    try:
-        transport, proto = await loop.subprocess_exec(
-            lambda: _CheckProtocol(loop),
-            str(path),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as e:
-        log.warning("service check %s could not start: %s", name, e)
-        return CheckResult(name, False, None, False, time.monotonic() - start, str(e))
-    pid = transport.get_pid()
-    try:
-        # The check itself: it exits in time, or it and its process group are killed.
-        timed_out = False
-        done, _ = await asyncio.wait({proto.exited}, timeout=_remaining(deadline))
-        if not done:
-            _kill_group(pid)
-            await proto.exited
-            timed_out = True
-        duration = time.monotonic() - start
-        status = None if timed_out else transport.get_returncode()
-        # The rest of its output. Something it left behind may hold the pipe open until
-        # the deadline; then that goes the way of a hanging check.
-        done, _ = await asyncio.wait({proto.eof}, timeout=_remaining(deadline))
-        if not done:
-            _kill_group(pid)
-            # Anything that escaped the group (setsid) we stop listening to, below.
-            await asyncio.wait({proto.eof}, timeout=_KILL_GRACE)
-    finally:
-        if not proto.exited.done() or not proto.eof.done():
-            # Cancelled (the daemon is stopping): leave nothing running, and reap it.
-            _kill_group(pid)
-            await asyncio.wait({proto.exited}, timeout=_KILL_GRACE)
-        transport.close()
-    output = proto.tail.text()
-    ok = status == 0
-    if timed_out:
+    r = await run_command([str(path)], timeout)
+    if r.error is not None:
+        log.warning("service check %s could not start: %s", name, r.error)
+        return CheckResult(name, False, None, False, r.duration, r.error)
+    if r.timed_out:
         log.warning("service check %s killed after %.1f s", name, timeout)
-    elif not ok:
-        log.warning("service check %s failed with exit status %s", name, status)
-    if not ok:
-        for line in output.splitlines():
+    elif not r.ok:
+        log.warning("service check %s failed with exit status %s", name, r.status)
+    if not r.ok:
+        for line in r.output.splitlines():
             log.info("service check %s: %s", name, line)
-    return CheckResult(name, ok, status, timed_out, duration, output)
+    return CheckResult(name, r.ok, r.status, r.timed_out, r.duration, r.output)
