@@ -29,7 +29,9 @@ def validate_config(
     except ValidationError as e:
         # "from None": pydantic's own text would carry the input values, passwords too.
         raise config_error(e, source, naming) from None
-    return Config.model_validate({"global": doc.global_, "carp": doc.carp, "source": source})
+    # Every table of the document, as validated, plus where it came from.
+    tables = {f.alias or name: getattr(doc, name) for name, f in ConfigFile.model_fields.items()}
+    return Config.model_validate({**tables, "source": source})
 
 
 def load_config(path: str | Path = DEFAULT_PATH) -> Config:

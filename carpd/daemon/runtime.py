@@ -17,6 +17,7 @@ from carpd.config import CarpConfig, Config
 from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
 from carpd.core.demotion import Demotion
 from carpd.core.model import Reason, State
+from carpd.daemon.effects.conntrack import Conntrack
 from carpd.daemon.effects.hooks import Hooks
 from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publisher, RoleChanged
 from carpd.daemon.health import Health
@@ -82,7 +83,11 @@ class Daemon:
         self.receiver = Receiver(self.limiter, self.now, self._process)
 
     def _effects(self, config: Config) -> list[Effect]:
-        return [Hooks(config.global_.hook_timeout), *self._extra_effects]
+        """The effects the config asks for, in the order their steps run."""
+        effects: list[Effect] = []
+        if config.conntrackd.enabled:
+            effects.append(Conntrack(config.conntrackd))  # its commit precedes everything
+        return [*effects, Hooks(config.global_.hook_timeout), *self._extra_effects]
 
     # -- set-up -------------------------------------------------------------------
 

@@ -83,8 +83,11 @@ def _remaining(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.0)
 
 
-async def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
-    """Run ``argv``; never raises for the command's own failures."""
+async def run_command(
+    argv: Sequence[str], timeout: float, *, capture: bool = True
+) -> CommandResult:
+    """Run ``argv``; never raises for the command's own failures. Without ``capture``
+    its output goes to /dev/null (for a command that leaves a daemon behind)."""
     loop = asyncio.get_running_loop()
     start = time.monotonic()
     deadline = start + timeout
@@ -93,13 +96,15 @@ async def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
             lambda: _CommandProtocol(loop),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE if capture else asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.STDOUT if capture else asyncio.subprocess.DEVNULL,
             start_new_session=True,
         )
     except OSError as e:
         return CommandResult(None, False, time.monotonic() - start, "", str(e))
     pid = transport.get_pid()
+    if not capture and not proto.eof.done():
+        proto.eof.set_result(None)  # no pipe: nothing to wait for after the exit
     try:
         # The command itself: it exits in time, or it and its process group are killed.
         timed_out = False

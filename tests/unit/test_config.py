@@ -395,3 +395,25 @@ def test_example_config_loads() -> None:
         for a in c.addresses:
             doc = ("192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32")
             assert any(a.ip in ipaddress.ip_network(n) for n in doc)
+
+
+def test_the_conntrackd_table_is_read_and_checked(tmp_path: Path) -> None:
+    table = (
+        '[conntrackd]\nenabled = true\nconfig = "ct.conf"\nexpectations = true\n'
+        "commit_timeout = 1.5\ndemotion_factor = 100\n\n"
+    )
+    cfg = load_config(write(tmp_path, table + MINIMAL))
+    ct = cfg.conntrackd
+    assert (ct.enabled, ct.expectations, ct.commit_timeout, ct.demotion_factor) == (
+        True,
+        True,
+        1.5,
+        100,
+    )
+    assert ct.config == tmp_path / "ct.conf"  # relative to the config file
+    assert load_config(write(tmp_path, MINIMAL)).conntrackd.enabled is False
+    bad = write(tmp_path, "[conntrackd]\ncommit_timeout = 0\nbulk_timeout = 9999\n\n" + MINIMAL)
+    assert problems(bad) == [
+        f"{bad}: conntrackd.commit_timeout = 0: must be greater than 0 and at most 60",
+        f"{bad}: conntrackd.bulk_timeout = 9999: must be greater than 0 and at most 3600",
+    ]

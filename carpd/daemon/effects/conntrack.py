@@ -1,0 +1,99 @@
+"""conntrackd around the addresses: the connection table follows the role (issue 11).
+
+- Becoming MASTER: commit the external cache (the peer's connections) into the kernel
+  *before* the addresses come up (keepalived #2254: packets that arrive first meet an
+  empty table and get RST or dropped), with a deadline after which the addresses go up
+  anyway. Then, in the background: flush the external cache, resync the internal cache
+  from the kernel, and bulk-send it to the peer (``-f``, ``-R``, ``-B``).
+- Becoming BACKUP (and at start-up): in the background, make sure conntrackd runs, then
+  schedule the kernel table's flush (``-t``) and ask the peer for a resync (``-n``).
+
+Several vhids that change state together (a LAN and a WAN vhid) share one run of each:
+a second request joins the run in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from carpd.config.model import ConntrackdConfig
+from carpd.core.actions import AddAddresses, RemoveAddresses
+from carpd.core.model import State
+from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.view import VhidView
+from carpd.linux.conntrackd import Conntrackd
+
+log = logging.getLogger("carpd")
+
+COMMIT = "conntrackd commit"
+AS_MASTER = "conntrackd resync as master"
+AS_BACKUP = "conntrackd resync as backup"
+
+
+class Conntrack:
+    def __init__(self, cfg: ConntrackdConfig) -> None:
+        self.cfg = cfg
+        self.client = Conntrackd(cfg.binary, cfg.config)
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        if isinstance(action, AddAddresses):
+            return [Step(COMMIT, self._shared(COMMIT, self._commit), self.cfg.commit_timeout)]
+        return ()
+
+    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        if isinstance(action, AddAddresses):
+            return [Step(AS_MASTER, self._shared(AS_MASTER, self._as_master), blocking=False)]
+        if isinstance(action, RemoveAddresses) and vhid.state is State.BACKUP:
+            return [Step(AS_BACKUP, self._shared(AS_BACKUP, self._as_backup), blocking=False)]
+        return ()
+
+    def _shared(
+        self, name: str, work: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """A run of ``work`` that vhids stepping together share: joined while in flight."""
+
+        async def run() -> None:
+            task = self._running.get(name)
+            if task is None or task.done():
+                task = self._running[name] = asyncio.ensure_future(work())
+            # Shielded: one vhid's lane giving up must not cancel the others' run.
+            await asyncio.shield(task)
+
+        return run
+
+    async def _cmd(self, *args: str, timeout: float | None = None) -> bool:
+        r = await self.client.run(*args, timeout=timeout or self.cfg.command_timeout)
+        what = f"conntrackd {' '.join(args)}"
+        if r.error is not None:
+            raise RuntimeError(f"{what}: cannot run {self.cfg.binary}: {r.error}")
+        if r.timed_out:
+            raise RuntimeError(f"{what}: killed after {timeout or self.cfg.command_timeout} s")
+        if not r.ok:
+            tail = f": {r.output.strip()}" if r.output.strip() else ""
+            log.warning("carp: %s failed with exit status %s%s", what, r.status, tail)
+        return r.ok
+
+    async def _commit(self) -> None:
+        # commit_timeout is the lane's deadline (the addresses go up then); the commit
+        # itself may finish later: connections committed late still survive.
+        ok = await self._cmd("-c")
+        if self.cfg.expectations:
+            ok = await self._cmd("-c", "expect") and ok
+        if not ok:
+            raise RuntimeError("the commit failed: connections of the old master may break")
+
+    async def _as_master(self) -> None:
+        for args in (("-f",), ("-R",), ("-B",)):
+            await self._cmd(*args)
+
+    async def _as_backup(self) -> None:
+        if not await self._cmd("-s"):
+            log.warning("carp: conntrackd is not running: starting it")
+            r = await self.client.start(self.cfg.command_timeout)
+            if not r.ok:
+                raise RuntimeError(f"cannot start conntrackd: {r.error or r.status}")
+        for args in (("-t",), ("-n",)):
+            await self._cmd(*args)

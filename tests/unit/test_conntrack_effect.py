@@ -1,0 +1,114 @@
+"""The conntrackd effect around the real runtime (fake netlink and sockets, and a fake
+conntrackd that logs each call with the monotonic clock, which is the loop's)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from fakes import FakeNetlink, config, install, started
+
+from carpd.core.model import State
+from carpd.daemon.runtime import Daemon
+
+FAKE = """#!{python}
+import sys, time
+args = sys.argv[3:]  # after -C <config>
+with open({log!r}, "a") as f:
+    f.write(f"{{time.monotonic()}} start {{' '.join(args)}}\\n")
+if args == ["-c"]:
+    time.sleep({commit})
+with open({log!r}, "a") as f:
+    f.write(f"{{time.monotonic()}} end {{' '.join(args)}}\\n")
+sys.exit({status})
+"""
+
+
+def fake_conntrackd(tmp_path: Path, commit: float = 0.0, status: int = 0) -> tuple[Path, Path]:
+    log = tmp_path / "conntrackd.log"
+    binary = tmp_path / "conntrackd"
+    binary.write_text(
+        FAKE.format(python=sys.executable, log=str(log), commit=commit, status=status)
+    )
+    binary.chmod(0o755)
+    return binary, log
+
+
+def calls(log: Path) -> list[tuple[float, str, str]]:
+    out = []
+    for line in log.read_text().splitlines():
+        t, what, *args = line.split(" ")
+        out.append((float(t), what, " ".join(args)))
+    return out
+
+
+def table(binary: Path, extra: str = "") -> str:
+    return (
+        'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
+        f'\n[conntrackd]\nenabled = true\nbinary = "{binary}"\nconfig = "/dev/null"\n{extra}'
+    )
+
+
+def run_takeover(tmp_path: Path, text: str, wait: float) -> tuple[Daemon, FakeNetlink, float]:
+    """Start as BACKUP, then take over; the daemon, netlink's log, and when it took over."""
+    netlink = FakeNetlink()
+    daemon = Daemon(config(tmp_path, text), netlink=netlink)  # type: ignore[arg-type]
+
+    async def main() -> float:
+        await started(daemon)
+        await daemon._settle()
+        t0 = asyncio.get_running_loop().time()
+        daemon.force_state("carp1", State.MASTER)
+        await asyncio.sleep(wait)
+        await daemon._settle()
+        return t0
+
+    t0 = asyncio.run(main())
+    return daemon, netlink, t0
+
+
+def test_backup_at_start_up_then_master_commits_before_the_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch)
+    binary, log = fake_conntrackd(tmp_path, commit=0.3)
+    _, netlink, _ = run_takeover(tmp_path, table(binary), 0.5)
+    seen = calls(log)
+    started_cmds = [args for _, what, args in seen if what == "start"]
+    # BACKUP at start: is it running, then flush later and ask the peer; MASTER: commit,
+    # then flush, resync and bulk-send.
+    assert started_cmds == ["-s", "-t", "-n", "-c", "-f", "-R", "-B"]
+    commit_end = next(t for t, what, args in seen if what == "end" and args == "-c")
+    added = next(t for t, verb, _ in netlink.log if verb == "add")
+    assert commit_end <= added  # the kernel knew the connections before the address was up
+    after = [t for t, what, args in seen if what == "start" and args in ("-f", "-R", "-B")]
+    assert min(after) >= added
+
+
+def test_a_commit_past_its_deadline_does_not_hold_the_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch)
+    binary, log = fake_conntrackd(tmp_path, commit=3.0)
+    daemon, netlink, t0 = run_takeover(tmp_path, table(binary, "commit_timeout = 0.5\n"), 1.0)
+    added = next(t for t, verb, _ in netlink.log if verb == "add")
+    assert 0.5 <= added - t0 < 0.5 + 0.5  # the deadline, plus a slow machine
+    # The commit was not killed: it finished later (settle waited for it).
+    commit_end = next(t for t, what, args in calls(log) if what == "end" and args == "-c")
+    assert commit_end > added
+    stats = daemon.vhosts[("eth0", 1)].lane.stats["conntrackd commit"]
+    assert (stats.late, stats.failed, stats.runs) == (1, 0, 1)
+
+
+def test_a_failing_conntrackd_is_logged_and_the_takeover_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(monkeypatch)
+    binary, _ = fake_conntrackd(tmp_path, status=1)
+    daemon, netlink, _ = run_takeover(tmp_path, table(binary), 0.3)
+    assert [verb for _, verb, _ in netlink.log] == ["remove", "add"]
+    assert daemon.vhosts[("eth0", 1)].machine.state is State.MASTER
+    assert any("conntrackd -c failed with exit status 1" in m for m in caplog.messages)
+    assert daemon.vhosts[("eth0", 1)].lane.stats["conntrackd commit"].failed == 1
