@@ -44,6 +44,8 @@ class Effect(Protocol):
 
     def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]: ...
 
+    async def close(self) -> None: ...  # stop what it runs by itself (at stop, on reload)
+
 
 @dataclass(slots=True)
 class StepStats:

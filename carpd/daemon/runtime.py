@@ -10,7 +10,7 @@ import grp
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from carpd.config import CarpConfig, Config
@@ -82,11 +82,13 @@ class Daemon:
         self.transmitter = Transmitter(self.limiter, self.now, self._senderr)
         self.receiver = Receiver(self.limiter, self.now, self._process)
 
-    def _effects(self, config: Config) -> list[Effect]:
-        """The effects the config asks for, in the order their steps run."""
+    def _effects(self, config: Config, current: Sequence[Effect] = ()) -> list[Effect]:
+        """The effects the config asks for, in the order their steps run. One the config
+        leaves as it is stays the same object (conntrackd's knows whether it synced)."""
         effects: list[Effect] = []
-        if config.conntrackd.enabled:
-            effects.append(Conntrack(config.conntrackd))  # its commit precedes everything
+        if config.conntrackd.enabled:  # its commit precedes everything
+            kept = [e for e in current if isinstance(e, Conntrack) and e.cfg == config.conntrackd]
+            effects += kept or [Conntrack(config.conntrackd, self._state_sync_demotion)]
         return [*effects, Hooks(config.global_.hook_timeout), *self._extra_effects]
 
     # -- set-up -------------------------------------------------------------------
@@ -220,6 +222,14 @@ class Daemon:
         totals = {vh.key: vh.machine.demotion for vh in self.vhosts.values()}
         self.publisher.publish(DemotionChanged(totals))
 
+    def _state_sync_demotion(self, amount: int, why: str) -> None:
+        """pfsync's carp demotion, in FreeBSD's words: "demoted by 240 to 240 (...)"."""
+        old = self.ledger.sources.get("state sync", 0)
+        if self.ledger.set_source("state sync", amount):
+            total = sum(self.ledger.sources.values())
+            log.warning("carp: demoted by %d to %d (%s)", amount - old, total, why)
+            self.apply_demotion()
+
     def adjust_group(self, name: str, delta: int) -> int:
         count = self.ledger.adjust_group(name, delta)
         log.warning("carp: group %s demote count %+d to %d (carpdemote)", name, delta, count)
@@ -308,6 +318,8 @@ class Daemon:
         for vh in list(self.vhosts.values()):
             self._stop_vhost(vh, Reason.SHUTDOWN)
         await self._settle()
+        for effect in self.host.effects:
+            await effect.close()
         await self._close_vmacs([vh.vmac for vh in self.vhosts.values() if vh.vmac])
         for name, saved in self._arp_saved.items():
             for key, value in saved.items():
@@ -383,7 +395,10 @@ class Daemon:
         # Everything derived from the configuration follows it.
         self.ledger.declare_groups(g for c in config.carp for g in c.all_groups)
         self.health.reconfigure(config.global_)
-        self.host.effects = self._effects(config)
+        effects = self._effects(config, self.host.effects)
+        for gone in [e for e in self.host.effects if e not in effects]:
+            await gone.close()
+        self.host.effects = effects
         started = [c for k, c in new_cfgs.items() if k not in old]
         await self.remove_stale_addresses(started)
         for cfg in started:

@@ -44,9 +44,9 @@ class _Tail:
         if len(self.data) > OUTPUT_BYTES:
             del self.data[: len(self.data) - OUTPUT_BYTES]
 
-    def text(self) -> str:
-        lines = self.data.decode(errors="replace").splitlines()
-        return "\n".join(lines[-OUTPUT_LINES:])
+    def text(self, lines: int = OUTPUT_LINES) -> str:
+        kept = self.data.decode(errors="replace").splitlines()
+        return "\n".join(kept[-lines:])
 
 
 class _CommandProtocol(asyncio.SubprocessProtocol):
@@ -84,10 +84,11 @@ def _remaining(deadline: float) -> float:
 
 
 async def run_command(
-    argv: Sequence[str], timeout: float, *, capture: bool = True
+    argv: Sequence[str], timeout: float, *, capture: bool = True, lines: int = OUTPUT_LINES
 ) -> CommandResult:
-    """Run ``argv``; never raises for the command's own failures. Without ``capture``
-    its output goes to /dev/null (for a command that leaves a daemon behind)."""
+    """Run ``argv``; never raises for the command's own failures. Its output is kept up
+    to OUTPUT_BYTES and ``lines`` lines (the end of it). Without ``capture`` it goes to
+    /dev/null (for a command that leaves a daemon behind)."""
     loop = asyncio.get_running_loop()
     start = time.monotonic()
     deadline = start + timeout
@@ -128,4 +129,4 @@ async def run_command(
             _kill_group(pid)
             await asyncio.wait({proto.exited}, timeout=_KILL_GRACE)
         transport.close()
-    return CommandResult(status, timed_out, duration, proto.tail.text())
+    return CommandResult(status, timed_out, duration, proto.tail.text(lines))

@@ -7,10 +7,13 @@ with that script works with carpd.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from carpd.linux.command import CommandResult, run_command
+
+STATS_LINES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +25,53 @@ class Conntrackd:
         return [str(self.binary), "-C", str(self.config), *args]
 
     async def run(self, *args: str, timeout: float) -> CommandResult:
-        return await run_command(self.argv(*args), timeout)
+        # -s prints about 25 lines; more than a hook's or a check's tail.
+        return await run_command(self.argv(*args), timeout, lines=STATS_LINES)
 
     async def start(self, timeout: float) -> CommandResult:
         """``conntrackd -d``: it forks and its parent exits. The daemon gets no pipe of
         ours to hold open, and its own session, so nothing of carpd's ever kills it."""
         return await run_command(self.argv("-d"), timeout, capture=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ConntrackdStats:
+    """What ``conntrackd -s`` says that matters to a failover (conntrack-tools 1.4)."""
+
+    internal: int  # our connections (cache internal: current active connections)
+    external: int  # the peer's connections, waiting for a commit
+    send_errors: int
+    recv_errors: int
+    malformed: int  # messages from the peer that made no sense
+    lost: int  # messages from the peer that never arrived (FTFW resent them, or not)
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "internal": self.internal,
+            "external": self.external,
+            "send_errors": self.send_errors,
+            "recv_errors": self.recv_errors,
+            "malformed": self.malformed,
+            "lost": self.lost,
+        }
+
+
+_ACTIVE = re.compile(r"cache (internal|external):\s*\ncurrent active connections:\s*(\d+)")
+_COUNTS = {
+    "send_errors": re.compile(r"(\d+) Error send"),
+    "recv_errors": re.compile(r"(\d+) Error recv"),
+    "malformed": re.compile(r"(\d+) Malformed msgs"),
+    "lost": re.compile(r"(\d+) Lost msgs"),
+}
+
+
+def parse_stats(text: str) -> ConntrackdStats | None:
+    """``conntrackd -s`` output; None if it is not that (an error, another version)."""
+    active = dict(_ACTIVE.findall(text))
+    if set(active) != {"internal", "external"}:
+        return None
+    counts = {}
+    for key, pattern in _COUNTS.items():
+        m = pattern.search(text)
+        counts[key] = int(m.group(1)) if m else 0
+    return ConntrackdStats(int(active["internal"]), int(active["external"]), **counts)

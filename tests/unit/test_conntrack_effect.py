@@ -11,27 +11,36 @@ import pytest
 from fakes import FakeNetlink, config, install, started
 
 from carpd.core.model import State
+from carpd.daemon.effects import conntrack
 from carpd.daemon.runtime import Daemon
 
+# conntrack-tools 1.4.7's `conntrackd -s`, the external cache's size read from a file.
+STATS = (Path(__file__).parent / "data" / "conntrackd-s-1.4.7.txt").read_text()
+
 FAKE = """#!{python}
-import sys, time
+import os, sys, time
+LOG, COMMIT, STATUS, STATS = {log!r}, {commit!r}, {status!r}, {stats!r}
 args = sys.argv[3:]  # after -C <config>
-with open({log!r}, "a") as f:
+with open(LOG, "a") as f:
     f.write(f"{{time.monotonic()}} start {{' '.join(args)}}\\n")
 if args == ["-c"]:
-    time.sleep({commit})
-with open({log!r}, "a") as f:
+    time.sleep(COMMIT)
+if args == ["-s"]:
+    external = open(LOG + ".external").read().strip() if os.path.exists(LOG + ".external") else "0"
+    print(STATS.replace("200", external))
+with open(LOG, "a") as f:
     f.write(f"{{time.monotonic()}} end {{' '.join(args)}}\\n")
-sys.exit({status})
+sys.exit(STATUS)
 """
 
 
 def fake_conntrackd(tmp_path: Path, commit: float = 0.0, status: int = 0) -> tuple[Path, Path]:
     log = tmp_path / "conntrackd.log"
     binary = tmp_path / "conntrackd"
-    binary.write_text(
-        FAKE.format(python=sys.executable, log=str(log), commit=commit, status=status)
+    fake = FAKE.format(
+        python=sys.executable, log=str(log), commit=commit, status=status, stats=STATS
     )
+    binary.write_text(fake)
     binary.chmod(0o755)
     return binary, log
 
@@ -73,6 +82,7 @@ def test_backup_at_start_up_then_master_commits_before_the_addresses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)  # no bulk polls in this test
     binary, log = fake_conntrackd(tmp_path, commit=0.3)
     _, netlink, _ = run_takeover(tmp_path, table(binary), 0.5)
     seen = calls(log)
@@ -112,3 +122,54 @@ def test_a_failing_conntrackd_is_logged_and_the_takeover_goes_on(
     assert daemon.vhosts[("eth0", 1)].machine.state is State.MASTER
     assert any("conntrackd -c failed with exit status 1" in m for m in caplog.messages)
     assert daemon.vhosts[("eth0", 1)].lane.stats["conntrackd commit"].failed == 1
+
+
+def test_a_node_is_demoted_until_the_bulk_resync_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pfsync's bulk demotion: raised at start-up, lifted once the peer's table (the
+    external cache) has stopped growing."""
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 0.05)
+    monkeypatch.setattr(conntrack, "BULK_QUIET", 0.3)
+    binary, log = fake_conntrackd(tmp_path)
+    external = Path(str(log) + ".external")
+    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    seen: list[int] = []
+
+    async def main() -> None:
+        await started(daemon)
+        await daemon._settle()
+        seen.append(daemon.ledger.sources.get("state sync", 0))
+        for n in (10, 120, 200):  # the peer's table arriving
+            external.write_text(str(n))
+            await asyncio.sleep(0.2)
+        seen.append(daemon.ledger.sources.get("state sync", 0))  # still arriving
+        await asyncio.sleep(0.3 + 0.5)  # quiet for longer than BULK_QUIET
+        seen.append(daemon.ledger.sources.get("state sync", 0))
+
+    asyncio.run(main())
+    assert seen == [240, 240, 0]
+    assert "carp: demoted by 240 to 240 (state sync bulk start)" in caplog.messages
+    assert "carp: demoted by -240 to 0 (state sync bulk done)" in caplog.messages
+
+
+def test_a_bulk_resync_that_never_ends_is_given_up_after_bulk_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 0.05)
+    binary, log = fake_conntrackd(tmp_path)
+    external = Path(str(log) + ".external")
+    text = table(binary, "bulk_timeout = 0.5\n")
+    daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await started(daemon)
+        for n in range(30):  # the peer keeps sending, for longer than bulk_timeout
+            external.write_text(str(n))
+            await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert daemon.ledger.sources.get("state sync", 0) == 0
+    assert "carp: demoted by -240 to 0 (state sync bulk fail)" in caplog.messages

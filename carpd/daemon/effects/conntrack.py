@@ -10,11 +10,18 @@
 
 Several vhids that change state together (a LAN and a WAN vhid) share one run of each:
 a second request joins the run in flight.
+
+pfsync's demotion: while conntrackd has not yet received the peer's table (at start-up,
+and after carpd had to start conntrackd), the node is demoted by ``demotion_factor``, so
+a node that comes back with preempt on never takes the role with an empty table. The
+demotion is lifted when the peer's table (the external cache) has stopped growing for
+BULK_QUIET seconds ("state sync bulk done"), or after ``bulk_timeout`` ("bulk fail").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -23,9 +30,12 @@ from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.core.model import State
 from carpd.daemon.lanes import HostAction, Step
 from carpd.daemon.view import VhidView
-from carpd.linux.conntrackd import Conntrackd
+from carpd.linux.conntrackd import Conntrackd, parse_stats
 
 log = logging.getLogger("carpd")
+
+BULK_POLL = 1.0  # seconds between two looks at the external cache during a bulk resync
+BULK_QUIET = 3.0  # the external cache unchanged this long: the bulk resync is done
 
 COMMIT = "conntrackd commit"
 AS_MASTER = "conntrackd resync as master"
@@ -33,10 +43,20 @@ AS_BACKUP = "conntrackd resync as backup"
 
 
 class Conntrack:
-    def __init__(self, cfg: ConntrackdConfig) -> None:
+    def __init__(self, cfg: ConntrackdConfig, demote: Callable[[int, str], None]) -> None:
         self.cfg = cfg
         self.client = Conntrackd(cfg.binary, cfg.config)
+        self.demote = demote  # (amount, why): the "state sync" demotion source
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._synced = False  # a bulk resync has ended since we last (re)started conntrackd
+        self._bulk: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        for task in [self._bulk, *self._running.values()]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
         if isinstance(action, AddAddresses):
@@ -92,8 +112,32 @@ class Conntrack:
     async def _as_backup(self) -> None:
         if not await self._cmd("-s"):
             log.warning("carp: conntrackd is not running: starting it")
+            self._synced = False
             r = await self.client.start(self.cfg.command_timeout)
             if not r.ok:
                 raise RuntimeError(f"cannot start conntrackd: {r.error or r.status}")
+        if not self._synced and (self._bulk is None or self._bulk.done()):
+            self.demote(self.cfg.demotion_factor, "state sync bulk start")
+            self._bulk = asyncio.ensure_future(self._watch_bulk())
         for args in (("-t",), ("-n",)):
             await self._cmd(*args)
+
+    async def _watch_bulk(self) -> None:
+        """Until the peer's table has stopped arriving, or bulk_timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.bulk_timeout
+        last, since = -1, loop.time()
+        while loop.time() < deadline:
+            await asyncio.sleep(BULK_POLL)
+            r = await self.client.run("-s", timeout=self.cfg.command_timeout)
+            stats = parse_stats(r.output) if r.ok else None
+            if stats is None:
+                continue  # not answering (yet): the timeout decides
+            if stats.external != last:
+                last, since = stats.external, loop.time()
+            elif loop.time() - since >= BULK_QUIET:
+                self._synced = True
+                self.demote(0, "state sync bulk done")
+                return
+        self._synced = True  # pretend, as pfsync does: a dead peer must not pin us down
+        self.demote(0, "state sync bulk fail")

@@ -19,6 +19,9 @@ class Hooks:
     def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
         return ()
 
+    async def close(self) -> None:
+        pass  # a running hook is awaited by its lane's settle
+
     def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
         if not isinstance(action, RunHook):
             return ()
