@@ -317,7 +317,9 @@ def test_document_errors(tmp_path: Path) -> None:
     path = write(tmp_path, "[carp]\nvhid = 1\n")
     assert problems(path) == [f"{path}: carp = {{vhid = 1}}: must be an array of tables [[carp]]"]
     path = write(tmp_path, "extra = 1\n" + MINIMAL)
-    assert problems(path) == [f"{path}: extra: unknown key (allowed keys: global, conntrackd, carp)"]
+    assert problems(path) == [
+        f"{path}: extra: unknown key (allowed keys: global, conntrackd, carp)"
+    ]
 
 
 def test_cross_checks(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def test_backup_at_start_up_then_master_commits_before_the_addresses(
     started_cmds = [args for _, what, args in seen if what == "start"]
     # BACKUP at start: is it running, then flush later and ask the peer; MASTER: commit,
     # then flush, resync and bulk-send.
-    assert started_cmds == ["-s", "-t", "-n", "-c", "-f", "-R", "-B"]
+    assert started_cmds == ["-s", "-t", "-n", "-c", "-f", "-s", "-R", "-B"]
     commit_end = next(t for t, what, args in seen if what == "end" and args == "-c")
     added = next(t for t, verb, _ in netlink.log if verb == "add")
     assert commit_end <= added  # the kernel knew the connections before the address was up
@@ -173,3 +173,15 @@ def test_a_bulk_resync_that_never_ends_is_given_up_after_bulk_timeout(
     asyncio.run(main())
     assert daemon.ledger.sources.get("state sync", 0) == 0
     assert "carp: demoted by -240 to 0 (state sync bulk fail)" in caplog.messages
+
+
+def test_a_flush_that_conntrackd_ignored_is_noticed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """conntrackd 1.4.7 ignores -f right after a commit and exits 0: the effect looks."""
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
+    binary, log = fake_conntrackd(tmp_path)
+    Path(str(log) + ".external").write_text("7")  # the fake's -f flushes nothing
+    run_takeover(tmp_path, table(binary), 0.5)
+    assert any("conntrackd kept 7 entries of the peer's after -f" in m for m in caplog.messages)
