@@ -70,9 +70,26 @@ def format_status(result: dict[str, Any]) -> str:
         if reasons:
             parts = ", ".join(f"{r['reason']} {r['amount']}" for r in reasons)
             lines.append(f"\tdemoted {vh['demotion']}: {parts}")
+    sync = result.get("state_sync")
+    if sync:
+        lines.append(format_state_sync(sync))
     if result.get("maintenance"):
         lines.append("maintenance mode is on (carpctl maintenance off)")
     return "\n".join(lines)
+
+
+def format_state_sync(sync: dict[str, Any]) -> str:
+    """One line for conntrackd: is it there, has the peer's table arrived, its counters."""
+    running = {True: "running", False: "NOT RUNNING", None: "not asked yet"}[sync["running"]]
+    line = f"state sync: conntrackd {running}, bulk resync {sync['bulk']}"
+    s = sync.get("stats")
+    if s:
+        line += (
+            f"; ours {s['internal']}, the peer's {s['external']}; lost {s['lost']}, "
+            f"malformed {s['malformed']}, send errors {s['send_errors']}, "
+            f"receive errors {s['recv_errors']}"
+        )
+    return line
 
 
 def format_services(result: dict[str, Any]) -> str:

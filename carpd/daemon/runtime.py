@@ -502,4 +502,7 @@ class Daemon:
             services=report.to_json() if report is not None else None,
             vhids=tuple(vh.view(self.ledger, offset) for vh in self.vhosts.values()),
             dropped={d.name: dict(d.dropped) for d in self.devs.values()},
+            state_sync=next(
+                (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None
+            ),
         )

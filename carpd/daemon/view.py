@@ -76,6 +76,7 @@ class NodeView:
     services: Mapping[str, Any] | None  # the last service check report
     vhids: tuple[VhidView, ...]
     dropped: Mapping[str, Mapping[str, int]]  # per carpdev, before a vhid was known
+    state_sync: Mapping[str, Any] | None = None  # conntrackd, when [conntrackd] enables it
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
@@ -139,4 +140,5 @@ def to_json(view: NodeView) -> dict[str, Any]:
         "services": dict(view.services) if view.services is not None else None,
         "vhosts": [vhid_json(v) for v in view.vhids],
         "dropped": {dev: dict(d) for dev, d in view.dropped.items()},
+        "state_sync": dict(view.state_sync) if view.state_sync is not None else None,
     }

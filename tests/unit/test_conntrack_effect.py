@@ -11,8 +11,10 @@ import pytest
 from fakes import FakeNetlink, config, install, started
 
 from carpd.core.model import State
+from carpd.ctl.main import format_state_sync
 from carpd.daemon.effects import conntrack
 from carpd.daemon.runtime import Daemon
+from carpd.daemon.view import to_json
 
 # conntrack-tools 1.4.7's `conntrackd -s`, the external cache's size read from a file.
 STATS = (Path(__file__).parent / "data" / "conntrackd-s-1.4.7.txt").read_text()
@@ -89,7 +91,9 @@ def test_backup_at_start_up_then_master_commits_before_the_addresses(
     started_cmds = [args for _, what, args in seen if what == "start"]
     # BACKUP at start: is it running, then flush later and ask the peer; MASTER: commit,
     # then flush, resync and bulk-send.
-    assert started_cmds == ["-s", "-t", "-n", "-c", "-f", "-s", "-R", "-B"]
+    # (-s, which looks at conntrackd, also runs for status and to check the flush.)
+    assert started_cmds[0] == "-s"
+    assert [c for c in started_cmds if c != "-s"] == ["-t", "-n", "-c", "-f", "-R", "-B"]
     commit_end = next(t for t, what, args in seen if what == "end" and args == "-c")
     added = next(t for t, verb, _ in netlink.log if verb == "add")
     assert commit_end <= added  # the kernel knew the connections before the address was up
@@ -185,3 +189,39 @@ def test_a_flush_that_conntrackd_ignored_is_noticed(
     Path(str(log) + ".external").write_text("7")  # the fake's -f flushes nothing
     run_takeover(tmp_path, table(binary), 0.5)
     assert any("conntrackd kept 7 entries of the peer's after -f" in m for m in caplog.messages)
+
+
+def test_status_shows_conntrackd_and_its_counters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
+    binary, log = fake_conntrackd(tmp_path)
+    Path(str(log) + ".external").write_text("200")
+    daemon, _, _ = run_takeover(tmp_path, table(binary), 0.3)
+    status = to_json(daemon.view())
+    assert status["state_sync"] == {
+        "running": True,
+        "bulk": "running",
+        "stats": {
+            "internal": 4,
+            "external": 200,
+            "send_errors": 3,
+            "recv_errors": 0,
+            "malformed": 0,
+            "lost": 116,
+        },
+    }
+    assert format_state_sync(status["state_sync"]) == (
+        "state sync: conntrackd running, bulk resync running; ours 4, the peer's 200; "
+        "lost 116, malformed 0, send errors 3, receive errors 0"
+    )
+
+
+def test_status_without_conntrackd_has_no_state_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch)
+    text = 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
+    daemon, _, _ = run_takeover(tmp_path, text, 0.1)
+    assert to_json(daemon.view())["state_sync"] is None

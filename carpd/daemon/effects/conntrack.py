@@ -24,18 +24,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from carpd.config.model import ConntrackdConfig
 from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.core.model import State
 from carpd.daemon.lanes import HostAction, Step
 from carpd.daemon.view import VhidView
-from carpd.linux.conntrackd import Conntrackd, parse_stats
+from carpd.linux.conntrackd import Conntrackd, ConntrackdStats, parse_stats
 
 log = logging.getLogger("carpd")
 
 BULK_POLL = 1.0  # seconds between two looks at the external cache during a bulk resync
 BULK_QUIET = 3.0  # the external cache unchanged this long: the bulk resync is done
+STATS_INTERVAL = 10.0  # seconds between two looks at conntrackd's statistics, for status
 
 COMMIT = "conntrackd commit"
 AS_MASTER = "conntrackd resync as master"
@@ -50,15 +52,28 @@ class Conntrack:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._synced = False  # a bulk resync has ended since we last (re)started conntrackd
         self._bulk: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self.stats: ConntrackdStats | None = None  # the last `conntrackd -s` that answered
+        self.answering: bool | None = None  # None: not asked yet
+
+    def report(self) -> dict[str, Any]:
+        """For status: is conntrackd there, is the bulk resync done, its counters."""
+        return {
+            "running": self.answering,
+            "bulk": "done" if self._synced else "running" if self._bulk else "not started",
+            "stats": self.stats.to_json() if self.stats is not None else None,
+        }
 
     async def close(self) -> None:
-        for task in [self._bulk, *self._running.values()]:
+        for task in [self._bulk, self._poller, *self._running.values()]:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
     def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        if self._poller is None:  # the first transition: the daemon runs
+            self._poller = asyncio.ensure_future(self._poll())
         if isinstance(action, AddAddresses):
             return [Step(COMMIT, self._shared(COMMIT, self._commit), self.cfg.commit_timeout)]
         return ()
@@ -114,8 +129,7 @@ class Conntrack:
     async def _check_flushed(self) -> None:
         """conntrackd 1.4.7 refuses a flush right after a commit ("ignoring flush command,
         commit still in progress" in its own log) and still exits 0: look, don't trust."""
-        r = await self.client.run("-s", timeout=self.cfg.command_timeout)
-        stats = parse_stats(r.output) if r.ok else None
+        stats = await self._look()
         if stats is not None and stats.external:
             log.warning(
                 "carp: conntrackd kept %d entries of the peer's after -f (conntrackd 1.4.7 "
@@ -136,6 +150,19 @@ class Conntrack:
         for args in (("-t",), ("-n",)):
             await self._cmd(*args)
 
+    async def _look(self) -> ConntrackdStats | None:
+        r = await self.client.run("-s", timeout=self.cfg.command_timeout)
+        stats = parse_stats(r.output) if r.ok else None
+        self.answering = stats is not None
+        if stats is not None:
+            self.stats = stats
+        return stats
+
+    async def _poll(self) -> None:
+        while True:
+            await self._look()
+            await asyncio.sleep(STATS_INTERVAL)
+
     async def _watch_bulk(self) -> None:
         """Until the peer's table has stopped arriving, or bulk_timeout."""
         loop = asyncio.get_running_loop()
@@ -143,8 +170,7 @@ class Conntrack:
         last, since = -1, loop.time()
         while loop.time() < deadline:
             await asyncio.sleep(BULK_POLL)
-            r = await self.client.run("-s", timeout=self.cfg.command_timeout)
-            stats = parse_stats(r.output) if r.ok else None
+            stats = await self._look()
             if stats is None:
                 continue  # not answering (yet): the timeout decides
             if stats.external != last:
