@@ -27,6 +27,9 @@ with open(LOG, "a") as f:
     f.write(f"{{time.monotonic()}} start {{' '.join(args)}}\\n")
 if args == ["-c"]:
     time.sleep(COMMIT)
+if args == ["-s"] and os.path.exists(LOG + ".dead"):
+    print("can't connect: is conntrackd running? appropriate permissions?", file=sys.stderr)
+    sys.exit(1)
 if args == ["-s"]:
     external = open(LOG + ".external").read().strip() if os.path.exists(LOG + ".external") else "0"
     print(STATS.replace("200", external))
@@ -225,3 +228,45 @@ def test_status_without_conntrackd_has_no_state_sync(
     text = 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
     daemon, _, _ = run_takeover(tmp_path, text, 0.1)
     assert to_json(daemon.view())["state_sync"] is None
+
+
+def test_a_conntrackd_that_dies_demotes_its_node_until_it_is_back_and_resynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(monkeypatch)
+    for name, value in (("BULK_POLL", 0.05), ("BULK_QUIET", 0.2), ("STATS_INTERVAL", 0.1)):
+        monkeypatch.setattr(conntrack, name, value)
+    binary, log = fake_conntrackd(tmp_path)
+    dead = Path(str(log) + ".dead")
+    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    seen: list[int] = []
+
+    def demotion() -> int:
+        return daemon.ledger.sources.get("state sync", 0)
+
+    async def until(want: int) -> None:
+        for _ in range(100):
+            if demotion() == want:
+                return
+            await asyncio.sleep(0.05)
+
+    async def main() -> None:
+        await started(daemon)
+        await daemon._settle()  # BACKUP: the bulk resync has started...
+        await until(0)  # ... and is done
+        seen.append(demotion())
+        dead.touch()
+        await until(240)
+        seen.append(demotion())
+        dead.unlink()
+        await until(0)
+        seen.append(demotion())
+
+    asyncio.run(main())
+    assert seen == [0, 240, 0]
+    for line in (
+        "carp: demoted by 240 to 240 (state sync conntrackd down)",
+        "carp: conntrackd answers again: asking the peer for its table",
+        "carp: demoted by -240 to 0 (state sync bulk done)",
+    ):
+        assert line in caplog.messages

@@ -144,11 +144,15 @@ class Conntrack:
             r = await self.client.start(self.cfg.command_timeout)
             if not r.ok:
                 raise RuntimeError(f"cannot start conntrackd: {r.error or r.status}")
+        self._start_bulk()
+        for args in (("-t",), ("-n",)):
+            await self._cmd(*args)
+
+    def _start_bulk(self) -> None:
+        """Demoted until the peer's table has arrived (once per (re)start of conntrackd)."""
         if not self._synced and (self._bulk is None or self._bulk.done()):
             self.demote(self.cfg.demotion_factor, "state sync bulk start")
             self._bulk = asyncio.ensure_future(self._watch_bulk())
-        for args in (("-t",), ("-n",)):
-            await self._cmd(*args)
 
     async def _look(self) -> ConntrackdStats | None:
         r = await self.client.run("-s", timeout=self.cfg.command_timeout)
@@ -159,8 +163,25 @@ class Conntrack:
         return stats
 
     async def _poll(self) -> None:
+        """Look at conntrackd now and then. One that stops answering demotes the node (the
+        peer takes over if it preempts: pfsync link down); one that answers again has
+        lost its table, so it is demoted until the bulk resync from the peer is done."""
         while True:
-            await self._look()
+            answered_before = self.answering
+            stats = await self._look()
+            if stats is None and answered_before:
+                log.warning("carp: conntrackd does not answer")
+                self._synced = False
+                if self._bulk is not None and not self._bulk.done():
+                    self._bulk.cancel()
+                self.demote(self.cfg.demotion_factor, "state sync conntrackd down")
+            elif stats is not None and answered_before is False:
+                log.warning("carp: conntrackd answers again: asking the peer for its table")
+                self._start_bulk()
+                try:
+                    await self._cmd("-n")
+                except RuntimeError as e:  # logged; the bulk timeout still lifts it
+                    log.error("carp: %s", e)
             await asyncio.sleep(STATS_INTERVAL)
 
     async def _watch_bulk(self) -> None:
