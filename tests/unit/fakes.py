@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pytest
 
 from carpd.config import Config, load_config
+from carpd.core.model import State
 from carpd.daemon import runtime
 from carpd.daemon.runtime import Daemon
 from carpd.linux.netlink import IPInterface, Link
@@ -110,3 +111,26 @@ async def started(daemon: Daemon) -> None:
     daemon._loop = asyncio.get_running_loop()
     for cfg in daemon.config.carp:
         await daemon._start_vhost(cfg, daemon.config)
+
+
+def takeover(daemon: Daemon, wait: float, *, settle: bool = True) -> float:
+    """Start (BACKUP, its host steps done), force carp1 to MASTER, then run ``wait``
+    seconds and, unless told not to, until every host step is done. Returns the loop
+    time of the takeover."""
+
+    async def main() -> float:
+        await started(daemon)
+        await daemon._settle()
+        t0 = asyncio.get_running_loop().time()
+        daemon.force_state("carp1", State.MASTER)
+        await asyncio.sleep(wait)
+        if settle:
+            await daemon._settle()
+        return t0
+
+    return asyncio.run(main())
+
+
+def added_at(netlink: FakeNetlink) -> float:
+    """When netlink added the first address."""
+    return next(t for t, verb, _ in netlink.log if verb == "add")

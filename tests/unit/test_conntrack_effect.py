@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, config, install, started, takeover
 
 from carpd.core.model import State
 from carpd.ctl.main import format_state_sync
@@ -69,18 +69,7 @@ def run_takeover(tmp_path: Path, text: str, wait: float) -> tuple[Daemon, FakeNe
     """Start as BACKUP, then take over; the daemon, netlink's log, and when it took over."""
     netlink = FakeNetlink()
     daemon = Daemon(config(tmp_path, text), netlink=netlink)  # type: ignore[arg-type]
-
-    async def main() -> float:
-        await started(daemon)
-        await daemon._settle()
-        t0 = asyncio.get_running_loop().time()
-        daemon.force_state("carp1", State.MASTER)
-        await asyncio.sleep(wait)
-        await daemon._settle()
-        return t0
-
-    t0 = asyncio.run(main())
-    return daemon, netlink, t0
+    return daemon, netlink, takeover(daemon, wait)
 
 
 def test_backup_at_start_up_then_master_commits_before_the_addresses(

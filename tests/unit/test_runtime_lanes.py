@@ -8,7 +8,17 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fakes import FakeAnnouncer, FakeNetlink, FakeSocket, FakeV4, config, install, started
+from fakes import (
+    FakeAnnouncer,
+    FakeNetlink,
+    FakeSocket,
+    FakeV4,
+    added_at,
+    config,
+    install,
+    started,
+    takeover,
+)
 
 from carpd.core.actions import AddAddresses
 from carpd.core.model import Reason, State
@@ -76,20 +86,7 @@ def run_takeover(tmp_path: Path, effect: Commit, wait: float) -> tuple[Daemon, F
     netlink = FakeNetlink()
     cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
     daemon = Daemon(cfg, netlink=netlink, effects=(effect,))  # type: ignore[arg-type]
-
-    async def main() -> float:
-        await started(daemon)
-        await daemon._settle()
-        t0 = asyncio.get_running_loop().time()
-        daemon.force_state("carp1", State.MASTER)
-        await asyncio.sleep(wait)
-        return t0
-
-    return daemon, netlink, asyncio.run(main())
-
-
-def added_at(netlink: FakeNetlink) -> float:
-    return next(t for t, verb, _ in netlink.log if verb == "add")
+    return daemon, netlink, takeover(daemon, wait, settle=False)
 
 
 def test_a_blocking_step_precedes_the_addresses_and_the_adverts_do_not_wait(
