@@ -72,6 +72,7 @@ _TYPE_TEXT = {
     "tuple_type": "must be an array",
     "list_type": "must be an array",
     "ip_v4_address": "not an IPv4 address (e.g. 192.0.2.1)",
+    "ip_any_address": "not an IP address (e.g. 192.0.2.1 or 2001:db8::1)",
     "ip_any_interface": "not an address/prefix (e.g. 192.0.2.100/24 or 2001:db8::100/64)",
 }
 _BOUND_NAMES = ("ge", "gt", "le", "lt", "min_length", "max_length")

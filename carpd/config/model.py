@@ -39,6 +39,7 @@ Facility = Literal[
     "local7",
 ]  # fmt: skip
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _interface(value: object) -> Interface:
@@ -53,6 +54,29 @@ def _interface(value: object) -> Interface:
 
 
 AddressSetting = Annotated[Interface, PlainValidator(_interface)]
+
+
+def _address(value: object) -> IPAddr:
+    # A string only, as for _interface: never a TOML integer.
+    if isinstance(value, str):
+        try:
+            return ipaddress.ip_address(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("ip_any_address", "not an IP address")
+
+
+AddressValue = Annotated[IPAddr, PlainValidator(_address)]
+
+
+def _v4(value: object) -> ipaddress.IPv4Address:
+    address = _address(value)
+    if not isinstance(address, ipaddress.IPv4Address):
+        raise PydanticCustomError("ip_v4_address", "not an IPv4 address")
+    return address
+
+
+IPv4Value = Annotated[ipaddress.IPv4Address, PlainValidator(_v4)]
 Protocol = Literal["carp", "vrrp3"]
 
 
@@ -198,14 +222,14 @@ class CarpConfig(_Frozen):
     # The addresses live on a macvlan named `name` with the virtual MAC 00:00:5e:00:01:<vhid>.
     vmac: StrictBool = False
     # Unicast peers instead of multicast; only their adverts are accepted.
-    peers: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    peers: tuple[AddressValue, ...] = ()
     # CARP only: send strictly increasing counters and refuse any that do not increase.
     replay_protection: StrictBool = False
     addresses: tuple[AddressSetting, ...] = Field(min_length=1)
     up: PathSetting | None = None
     down: PathSetting | None = None
     xparam: str | None = None
-    srcip: ipaddress.IPv4Address | None = None
+    srcip: IPv4Value | None = None
     preempt: StrictBool = False
     tiebreak: Tiebreak = "ucarp"
     # CARP only: which kernel's HMAC to sign with when a link-local IPv6 address is among
@@ -346,6 +370,23 @@ class ConntrackdConfig(_Frozen):
     # pfsync's carp demotion while a bulk resync runs (FreeBSD net.pfsync.carp_demotion_factor).
     demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
     bulk_timeout: float = Field(default=60.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
+    # The dedicated sync link. carpd watches it (demoted while it is down, a bulk resync
+    # when it comes back) and `carpd --conntrackd-conf` writes it into conntrackd.conf.
+    interface: IfName | None = None
+    address: AddressValue | None = None  # this node's address on it
+    peer: AddressValue | None = None  # the other node's
+    port: int = Field(default=3780, ge=1, le=65535, strict=True)
+    # conntrackd's lock file, UNIX socket and log, for --conntrackd-conf: one per instance.
+    run_dir: PathSetting = Path("/run/conntrackd")
+
+    @model_validator(mode="after")
+    def _one_family(self) -> ConntrackdConfig:
+        a, p = self.address, self.peer
+        if a is not None and p is not None and a.version != p.version:
+            raise conflicts(
+                Conflict(("peer",), str(p), "not the address family of {other}", ("address",))
+            )
+        return self
 
 
 class ConfigFile(_Frozen):

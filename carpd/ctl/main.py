@@ -82,6 +82,12 @@ def format_state_sync(sync: dict[str, Any]) -> str:
     """One line for conntrackd: is it there, has the peer's table arrived, its counters."""
     running = {True: "running", False: "NOT RUNNING", None: "not asked yet"}[sync["running"]]
     line = f"state sync: conntrackd {running}, bulk resync {sync['bulk']}"
+    if sync.get("link"):
+        line += f", sync link {sync['link']}"
+    if sync.get("stall"):
+        line += f"; STALLED: {sync['stall']}"
+    if sync.get("demoted_by"):
+        line += f"; demoted for: {', '.join(sync['demoted_by'])}"
     s = sync.get("stats")
     if s:
         line += (

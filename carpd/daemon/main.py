@@ -12,7 +12,7 @@ import contextlib
 import gc
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carpd import __version__
 
@@ -54,6 +54,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="validate the configuration and exit (0 if good)"
     )
     parser.add_argument(
+        "--conntrackd-conf",
+        action="store_true",
+        help="print a conntrackd.conf for this node (from the [conntrackd] table, the "
+        "virtual addresses and the carpdevs' own addresses) and exit",
+    )
+    parser.add_argument(
         "--socket", metavar="PATH", help="control socket, overrides [global] control_socket"
     )
     parser.add_argument("--version", action="version", version=f"carpd {__version__}")
@@ -65,6 +71,7 @@ def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     own.add_argument("-c", "--config")
     own.add_argument("--check", action="store_true")
+    own.add_argument("--conntrackd-conf", action="store_true")
     own.add_argument("--socket")
     return own.parse_known_args(argv)
 
@@ -100,6 +107,34 @@ def no_collection() -> Iterator[None]:
             gc.enable()
 
 
+def print_conntrackd_conf(config: Config) -> int:
+    import asyncio
+
+    from carpd.config import ConfigError
+    from carpd.config.conntrackd_conf import render
+    from carpd.linux.netlink import Netlink
+
+    async def own_addresses() -> list[Any]:
+        """The addresses this node has on its carpdevs and its sync link, now."""
+        netlink, out = Netlink(), []
+        try:
+            names = {c.carpdev for c in config.carp} | {config.conntrackd.interface or ""}
+            for name in sorted(names - {""}):
+                link = await netlink.link(name)
+                if link is not None:
+                    out += [a.ip for a in await netlink.addresses(link.index)]
+        finally:
+            await netlink.close()
+        return [a for a in out if not a.is_link_local]
+
+    try:
+        print(render(config, asyncio.run(own_addresses())), end="")
+    except ConfigError as e:
+        print(f"carpd: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
@@ -124,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"carpd: warning: {note}", file=sys.stderr)
             print(f"carpd: {config.source}: configuration OK ({len(config.carp)} vhid(s))")
             return 0
+        if opts.conntrackd_conf:
+            return print_conntrackd_conf(config)
         from carpd.daemon.serve import run
 
         # What loading built stays for good: frozen, no later collection walks it.

@@ -86,9 +86,14 @@ class Daemon:
         """The effects the config asks for, in the order their steps run. One the config
         leaves as it is stays the same object (conntrackd's knows whether it synced)."""
         effects: list[Effect] = []
+        old = next((e for e in current if isinstance(e, Conntrack)), None)
         if config.conntrackd.enabled:  # its commit precedes everything
-            kept = [e for e in current if isinstance(e, Conntrack) and e.cfg == config.conntrackd]
-            effects += kept or [Conntrack(config.conntrackd, self._state_sync_demotion)]
+            if old is None or old.cfg != config.conntrackd:
+                synced = old is not None and old.synced
+                old = Conntrack(config.conntrackd, self._state_sync_demotion, synced)
+            effects.append(old)
+        elif old is not None:  # state sync turned off: no longer a reason to be demoted
+            self._state_sync_demotion(0, "state sync off")
         return [*effects, Hooks(config.global_.hook_timeout), *self._extra_effects]
 
     # -- set-up -------------------------------------------------------------------

@@ -34,6 +34,19 @@ class Conntrackd:
         return await run_command(self.argv("-d"), timeout, capture=False)
 
 
+_LOCK_FILE = re.compile(r"^\s*LockFile\s+(\S+)", re.MULTILINE)
+
+
+def lock_file(config: Path) -> Path | None:
+    """The LockFile its config names (conntrackd refuses to start while it exists, and
+    a killed conntrackd leaves it behind); None if unreadable or not set."""
+    try:
+        m = _LOCK_FILE.search(config.read_text(errors="replace"))
+    except OSError:
+        return None
+    return Path(m.group(1)) if m else None
+
+
 @dataclass(frozen=True, slots=True)
 class ConntrackdStats:
     """What ``conntrackd -s`` says that matters to a failover (conntrack-tools 1.4)."""
@@ -44,6 +57,7 @@ class ConntrackdStats:
     recv_errors: int
     malformed: int  # messages from the peer that made no sense
     lost: int  # messages from the peer that never arrived (FTFW resent them, or not)
+    received: int = 0  # packets from the peer on the sync channel (FTFW: one a second idle)
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -53,6 +67,7 @@ class ConntrackdStats:
             "recv_errors": self.recv_errors,
             "malformed": self.malformed,
             "lost": self.lost,
+            "received": self.received,
         }
 
 
@@ -62,6 +77,7 @@ _COUNTS = {
     "recv_errors": re.compile(r"(\d+) Error recv"),
     "malformed": re.compile(r"(\d+) Malformed msgs"),
     "lost": re.compile(r"(\d+) Lost msgs"),
+    "received": re.compile(r"(\d+) Pckts recv"),
 }
 
 

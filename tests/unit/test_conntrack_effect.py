@@ -20,7 +20,7 @@ from carpd.daemon.view import to_json
 STATS = (Path(__file__).parent / "data" / "conntrackd-s-1.4.7.txt").read_text()
 
 FAKE = """#!{python}
-import os, sys, time
+import os, re, sys, time
 LOG, COMMIT, STATUS, STATS = {log!r}, {commit!r}, {status!r}, {stats!r}
 args = sys.argv[3:]  # after -C <config>
 with open(LOG, "a") as f:
@@ -30,9 +30,21 @@ if args == ["-c"]:
 if args == ["-s"] and os.path.exists(LOG + ".dead"):
     print("can't connect: is conntrackd running? appropriate permissions?", file=sys.stderr)
     sys.exit(1)
+if args == ["-d"]:  # as conntrackd: refuses while its lock file is there
+    if os.path.exists(LOG + ".lock"):
+        print("lockfile exists, perhaps conntrackd already running?", file=sys.stderr)
+        sys.exit(1)
+    open(LOG + ".lock", "w").close()
+    os.unlink(LOG + ".dead")
 if args == ["-s"]:
     external = open(LOG + ".external").read().strip() if os.path.exists(LOG + ".external") else "0"
-    print(STATS.replace("200", external))
+    # The peer's keep-alives: one more packet each look, unless it is silent.
+    received = int(open(LOG + ".recv").read()) if os.path.exists(LOG + ".recv") else 0
+    if not os.path.exists(LOG + ".silent"):
+        received += 1
+    open(LOG + ".recv", "w").write(str(received))
+    out = STATS.replace("200", external)
+    print(re.sub(r"\\d+ Pckts recv", f"{{received}} Pckts recv", out))
 with open(LOG, "a") as f:
     f.write(f"{{time.monotonic()}} end {{' '.join(args)}}\\n")
 sys.exit(STATUS)
@@ -59,9 +71,12 @@ def calls(log: Path) -> list[tuple[float, str, str]]:
 
 
 def table(binary: Path, extra: str = "") -> str:
+    """A vhid and a [conntrackd] table; its conntrackd.conf names the fake's lock file."""
+    conf = binary.parent / "conntrackd.conf"
+    conf.write_text(f"General {{\n\tLockFile {binary.parent / 'conntrackd.log.lock'}\n}}\n")
     return (
         'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
-        f'\n[conntrackd]\nenabled = true\nbinary = "{binary}"\nconfig = "/dev/null"\n{extra}'
+        f'\n[conntrackd]\nenabled = true\nbinary = "{binary}"\nconfig = "{conf}"\n{extra}'
     )
 
 
@@ -192,9 +207,15 @@ def test_status_shows_conntrackd_and_its_counters(
     Path(str(log) + ".external").write_text("200")
     daemon, _, _ = run_takeover(tmp_path, table(binary), 0.3)
     status = to_json(daemon.view())
-    assert status["state_sync"] == {
+    sync = status["state_sync"]
+    received = sync["stats"].pop("received")
+    assert received > 0  # the fake peer's keep-alives
+    assert sync == {
         "running": True,
         "bulk": "running",
+        "link": None,  # no sync interface configured
+        "stall": None,
+        "demoted_by": ["state sync bulk start"],
         "stats": {
             "internal": 4,
             "external": 200,
@@ -204,8 +225,9 @@ def test_status_shows_conntrackd_and_its_counters(
             "lost": 116,
         },
     }
-    assert format_state_sync(status["state_sync"]) == (
-        "state sync: conntrackd running, bulk resync running; ours 4, the peer's 200; "
+    assert format_state_sync(sync) == (
+        "state sync: conntrackd running, bulk resync running; "
+        "demoted for: state sync bulk start; ours 4, the peer's 200; "
         "lost 116, malformed 0, send errors 3, receive errors 0"
     )
 
@@ -256,6 +278,107 @@ def test_a_conntrackd_that_dies_demotes_its_node_until_it_is_back_and_resynced(
     for line in (
         "carp: demoted by 240 to 240 (state sync conntrackd down)",
         "carp: conntrackd answers again: asking the peer for its table",
+        "carp: demoted by -240 to 0 (state sync bulk done)",
+    ):
+        assert line in caplog.messages
+
+
+def test_a_stale_lock_file_is_removed_and_conntrackd_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A killed conntrackd leaves its LockFile, and a new one refuses to start while it is
+    there: carpd removes it (the one its conntrackd.conf names) when conntrackd does not
+    answer, as primary-backup.sh does."""
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
+    binary, log = fake_conntrackd(tmp_path)
+    Path(str(log) + ".dead").touch()
+    lock = Path(str(log) + ".lock")
+    lock.write_text("")
+    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await started(daemon)
+        await daemon._settle()
+
+    asyncio.run(main())
+    assert f"carp: removing conntrackd's stale lock file {lock}" in caplog.messages
+    assert [args for _, what, args in calls(log) if what == "end"].count("-d") == 1
+    assert to_json(daemon.view())["state_sync"]["running"] is True
+
+
+def test_a_silent_peer_is_a_stall_and_its_bulk_resync_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No keep-alive from the peer's conntrackd: an empty external cache that does not
+    grow is not a finished bulk resync (the peer never sent one), and the silence is
+    diagnosed by name."""
+    install(monkeypatch)
+    for name, value in (("BULK_POLL", 0.05), ("BULK_QUIET", 0.1), ("STATS_INTERVAL", 0.1)):
+        monkeypatch.setattr(conntrack, name, value)
+    binary, log = fake_conntrackd(tmp_path)
+    Path(str(log) + ".silent").touch()
+    text = table(binary, "bulk_timeout = 0.8\n")
+    daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await started(daemon)
+        for _ in range(40):
+            if daemon.ledger.sources.get("state sync", 240) == 0:
+                break
+            await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert "carp: demoted by -240 to 0 (state sync bulk fail)" in caplog.messages
+    assert "carp: demoted by -240 to 0 (state sync bulk done)" not in caplog.messages
+    stall = to_json(daemon.view())["state_sync"]["stall"]
+    assert stall.startswith("nothing from the peer's conntrackd in 0.1 s")
+    assert f"carp: state sync stalled: {stall}" in caplog.messages
+
+
+def test_the_sync_link_down_demotes_and_its_return_resyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pfsync's link down: demoted while the sync interface is down; back up, the peer's
+    table is asked for again and the node stays demoted until it has arrived. (The
+    watcher itself is real netlink: the firewall-pair lab cuts a real link.)"""
+    install(monkeypatch)
+    for name, value in (("BULK_POLL", 0.05), ("BULK_QUIET", 0.2)):
+        monkeypatch.setattr(conntrack, name, value)
+    binary, _ = fake_conntrackd(tmp_path)
+    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    effect = next(e for e in daemon.host.effects if isinstance(e, conntrack.Conntrack))
+    seen: list[tuple[int, list[str]]] = []
+
+    def look() -> None:
+        seen.append((daemon.ledger.sources.get("state sync", 0), sorted(effect._reasons)))
+
+    async def until_lifted() -> None:
+        for _ in range(100):
+            if daemon.ledger.sources.get("state sync", 0) == 0:
+                return
+            await asyncio.sleep(0.05)
+
+    async def main() -> None:
+        await started(daemon)
+        await until_lifted()  # the start-up bulk resync
+        await effect._link_changed("sync0", True)  # the first look: nothing to do
+        await effect._link_changed("sync0", False)
+        look()
+        await effect._link_changed("sync0", True)
+        look()
+        await until_lifted()
+        look()
+
+    asyncio.run(main())
+    assert seen == [
+        (240, [conntrack.LINK]),
+        (240, [conntrack.BULK]),  # never a moment undemoted in between
+        (0, []),
+    ]
+    for line in (
+        "carp: demoted by 240 to 240 (state sync link down)",
+        "carp: sync interface sync0 up: asking the peer for its table",
         "carp: demoted by -240 to 0 (state sync bulk done)",
     ):
         assert line in caplog.messages

@@ -11,11 +11,19 @@
 Several vhids that change state together (a LAN and a WAN vhid) share one run of each:
 a second request joins the run in flight.
 
-pfsync's demotion: while conntrackd has not yet received the peer's table (at start-up,
-and after carpd had to start conntrackd), the node is demoted by ``demotion_factor``, so
-a node that comes back with preempt on never takes the role with an empty table. The
-demotion is lifted when the peer's table (the external cache) has stopped growing for
-BULK_QUIET seconds ("state sync bulk done"), or after ``bulk_timeout`` ("bulk fail").
+pfsync's demotion (the "state sync" source, ``demotion_factor``) is raised while any of
+these holds, so a node never takes the role (preempt on) without the peer's table:
+- the bulk resync has not ended: from start-up, and again whenever conntrackd had to be
+  started or answers again, or the sync link came back. It ends when the peer has been
+  heard and the external cache has stopped growing for BULK_QUIET seconds ("state sync
+  bulk done"), or after ``bulk_timeout`` ("bulk fail": pfsync's pretence, so a dead peer
+  cannot pin the node down);
+- conntrackd does not answer (looked at every STATS_INTERVAL seconds);
+- the sync interface is down (pfsync link down).
+
+A stall, conntrackd answering and the link up but nothing from the peer's conntrackd for
+STATS_INTERVAL seconds (FTFW sends a keep-alive a second when idle), is logged and shown
+in status by name, but does not demote: the peer may simply be gone.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.core.model import State
 from carpd.daemon.lanes import HostAction, Step
 from carpd.daemon.view import VhidView
-from carpd.linux.conntrackd import Conntrackd, ConntrackdStats, parse_stats
+from carpd.linux.conntrackd import Conntrackd, ConntrackdStats, lock_file, parse_stats
+from carpd.linux.linkwatch import LinkWatcher
 
 log = logging.getLogger("carpd")
 
@@ -42,38 +51,89 @@ STATS_INTERVAL = 10.0  # seconds between two looks at conntrackd's statistics, f
 COMMIT = "conntrackd commit"
 AS_MASTER = "conntrackd resync as master"
 AS_BACKUP = "conntrackd resync as backup"
+ENSURE = "conntrackd running"
+
+# Why the node is demoted, each with the words of its log line.
+BULK = "state sync bulk start"
+DOWN = "state sync conntrackd down"
+LINK = "state sync link down"
 
 
 class Conntrack:
-    def __init__(self, cfg: ConntrackdConfig, demote: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        cfg: ConntrackdConfig,
+        demote: Callable[[int, str], None],
+        synced: bool = False,
+    ) -> None:
         self.cfg = cfg
         self.client = Conntrackd(cfg.binary, cfg.config)
         self.demote = demote  # (amount, why): the "state sync" demotion source
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._synced = False  # a bulk resync has ended since we last (re)started conntrackd
+        self._reasons: set[str] = set()
+        self._synced = synced  # a bulk resync has ended since conntrackd last (re)started
         self._bulk: asyncio.Task[None] | None = None
-        self._poller: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # the poller and the link watch
         self.stats: ConntrackdStats | None = None  # the last `conntrackd -s` that answered
         self.answering: bool | None = None  # None: not asked yet
+        self.link_up: bool | None = None  # None: no sync interface configured, or not seen
+        self.stall: str | None = None  # why the peer seems silent, while it does
+        if not synced:  # at start-up: demoted before any vhid can preempt
+            self._raise(BULK)
+        else:  # a reload that changed the table: what the old one demoted for, we'll see
+            self.demote(0, "state sync reconfigured")
+        with contextlib.suppress(RuntimeError):  # a reload: the loop runs already
+            asyncio.get_running_loop()
+            self._start_watching()
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
 
     def report(self) -> dict[str, Any]:
         """For status: is conntrackd there, is the bulk resync done, its counters."""
         return {
             "running": self.answering,
             "bulk": "done" if self._synced else "running" if self._bulk else "not started",
+            "link": None if self.link_up is None else "up" if self.link_up else "down",
+            "stall": self.stall,
+            "demoted_by": sorted(self._reasons),
             "stats": self.stats.to_json() if self.stats is not None else None,
         }
 
     async def close(self) -> None:
-        for task in [self._bulk, self._poller, *self._running.values()]:
+        for task in [self._bulk, *self._tasks, *self._running.values()]:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    # -- the demotion -------------------------------------------------------------
+
+    def _raise(self, reason: str) -> None:
+        self._reasons.add(reason)
+        self.demote(self.cfg.demotion_factor, reason)
+
+    def _lift(self, reason: str, why: str) -> None:
+        """``why`` is the log line's reason when this was the last one."""
+        if reason not in self._reasons:
+            return
+        self._reasons.discard(reason)
+        if not self._reasons:
+            self.demote(0, why)
+        else:
+            log.warning("carp: %s; still demoted (%s)", why, ", ".join(sorted(self._reasons)))
+
+    # -- transitions ----------------------------------------------------------------
+
+    def _start_watching(self) -> None:
+        if not self._tasks:
+            self._tasks.append(asyncio.ensure_future(self._poll()))
+            if self.cfg.interface is not None:
+                self._tasks.append(asyncio.ensure_future(self._watch_link(self.cfg.interface)))
+
     def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        if self._poller is None:  # the first transition: the daemon runs
-            self._poller = asyncio.ensure_future(self._poll())
+        self._start_watching()  # at the first transition: the daemon runs
         if isinstance(action, AddAddresses):
             return [Step(COMMIT, self._shared(COMMIT, self._commit), self.cfg.commit_timeout)]
         return ()
@@ -138,21 +198,48 @@ class Conntrack:
             )
 
     async def _as_backup(self) -> None:
-        if not await self._cmd("-s"):
-            log.warning("carp: conntrackd is not running: starting it")
-            self._synced = False
-            r = await self.client.start(self.cfg.command_timeout)
-            if not r.ok:
-                raise RuntimeError(f"cannot start conntrackd: {r.error or r.status}")
+        await self._shared(ENSURE, self._ensure_running)()
         self._start_bulk()
         for args in (("-t",), ("-n",)):
             await self._cmd(*args)
 
+    async def _ensure_running(self) -> None:
+        """primary-backup.sh's "backup": if conntrackd does not answer, remove its stale
+        lock (a killed conntrackd leaves it, and then refuses to start) and start it."""
+        if await self._look() is not None:
+            return
+        log.warning("carp: conntrackd is not running: starting it")
+        self._synced = False
+        lock = lock_file(self.cfg.config)
+        if lock is not None:
+            if lock.exists():
+                log.warning("carp: removing conntrackd's stale lock file %s", lock)
+                lock.unlink(missing_ok=True)
+            lock.parent.mkdir(parents=True, exist_ok=True)  # a run_dir under /run
+        r = await self.client.start(self.cfg.command_timeout)
+        if not r.ok:
+            raise RuntimeError(f"cannot start conntrackd: {r.error or r.status}")
+        await self._look()
+
     def _start_bulk(self) -> None:
         """Demoted until the peer's table has arrived (once per (re)start of conntrackd)."""
         if not self._synced and (self._bulk is None or self._bulk.done()):
-            self.demote(self.cfg.demotion_factor, "state sync bulk start")
+            self._raise(BULK)
             self._bulk = asyncio.ensure_future(self._watch_bulk())
+
+    async def _resync(self, why: str, lifted: str, lifted_why: str) -> None:
+        """``lifted`` no longer holds, but the peer's table must come again: demoted for
+        the bulk resync first (never a moment without), then ask the peer for it."""
+        log.warning("carp: %s: asking the peer for its table", why)
+        self._synced = False
+        self._start_bulk()
+        self._lift(lifted, lifted_why)
+        try:
+            await self._cmd("-n")
+        except RuntimeError as e:  # logged; the bulk timeout still lifts it
+            log.error("carp: %s", e)
+
+    # -- watching conntrackd and the sync link ------------------------------------------
 
     async def _look(self) -> ConntrackdStats | None:
         r = await self.client.run("-s", timeout=self.cfg.command_timeout)
@@ -166,39 +253,97 @@ class Conntrack:
         """Look at conntrackd now and then. One that stops answering demotes the node (the
         peer takes over if it preempts: pfsync link down); one that answers again has
         lost its table, so it is demoted until the bulk resync from the peer is done."""
+        try:
+            await self._shared(ENSURE, self._ensure_running)()
+        except RuntimeError as e:
+            log.error("carp: %s", e)
+        if self.answering:  # the BACKUP transition's -n asks the peer for its table
+            self._start_bulk()
+        else:  # demoted until it answers and has the peer's table
+            self._raise(DOWN)
+        last = self.stats
         while True:
+            await asyncio.sleep(STATS_INTERVAL)
             answered_before = self.answering
             stats = await self._look()
-            if stats is None and answered_before:
+            if stats is None and answered_before is not False:
                 log.warning("carp: conntrackd does not answer")
                 self._synced = False
                 if self._bulk is not None and not self._bulk.done():
                     self._bulk.cancel()
-                self.demote(self.cfg.demotion_factor, "state sync conntrackd down")
+                self._reasons.discard(BULK)
+                self._raise(DOWN)
             elif stats is not None and answered_before is False:
-                log.warning("carp: conntrackd answers again: asking the peer for its table")
-                self._start_bulk()
-                try:
-                    await self._cmd("-n")
-                except RuntimeError as e:  # logged; the bulk timeout still lifts it
-                    log.error("carp: %s", e)
-            await asyncio.sleep(STATS_INTERVAL)
+                await self._resync("conntrackd answers again", DOWN, "state sync conntrackd up")
+            self._diagnose(last, stats)
+            last = stats or last
+
+    def _diagnose(self, last: ConntrackdStats | None, now: ConntrackdStats | None) -> None:
+        """A stall: conntrackd answers and the link is up, but the peer's conntrackd has
+        sent nothing since the last look (freifunk-berlin/bbb-configs#96: sync silently
+        dead, "Lost msgs" growing)."""
+        if last is None or now is None or self.link_up is False:
+            return
+        stall = None
+        if now.received == last.received:
+            stall = (
+                f"nothing from the peer's conntrackd in {STATS_INTERVAL:g} s while the sync "
+                "link is up (is it running? is UDP port "
+                f"{self.cfg.port} let through on {self.cfg.interface or 'the sync link'}?)"
+            )
+        elif now.lost > last.lost:
+            stall = f"{now.lost - last.lost} messages from the peer lost in {STATS_INTERVAL:g} s"
+        if stall != self.stall:
+            if stall is not None:
+                log.warning("carp: state sync stalled: %s", stall)
+            else:
+                log.warning("carp: state sync flows again")
+            self.stall = stall
+
+    async def _watch_link(self, name: str) -> None:
+        """pfsync's link down: demoted while the sync link is down; when it is back the
+        peer's table may have moved on without us, so a bulk resync."""
+        watcher = LinkWatcher()
+        await watcher.start()
+        try:
+            await self._link_changed(name, bool(watcher.is_up(name)))
+            async for event in watcher.events():
+                if event.name == name:
+                    await self._link_changed(name, event.up)
+        finally:
+            await watcher.close()
+
+    async def _link_changed(self, name: str, up: bool) -> None:
+        if up == self.link_up:
+            return
+        was, self.link_up = self.link_up, up
+        if not up:
+            log.warning("carp: sync interface %s down", name)
+            self._raise(LINK)
+        elif was is not None:  # back: not at start-up (the start-up bulk covers that)
+            await self._resync(f"sync interface {name} up", LINK, "state sync link up")
 
     async def _watch_bulk(self) -> None:
-        """Until the peer's table has stopped arriving, or bulk_timeout."""
+        """Until the peer has been heard and its table has stopped arriving, or the
+        bulk timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.bulk_timeout
-        last, since = -1, loop.time()
+        first = last = None
+        since = loop.time()
         while loop.time() < deadline:
             await asyncio.sleep(BULK_POLL)
             stats = await self._look()
             if stats is None:
                 continue  # not answering (yet): the timeout decides
-            if stats.external != last:
-                last, since = stats.external, loop.time()
-            elif loop.time() - since >= BULK_QUIET:
+            if first is None:
+                first = stats
+            if stats.external != (last.external if last else None):
+                since = loop.time()
+            last = stats
+            heard = stats.received > first.received  # a silent peer sent no table
+            if heard and loop.time() - since >= BULK_QUIET:
                 self._synced = True
-                self.demote(0, "state sync bulk done")
+                self._lift(BULK, "state sync bulk done")
                 return
         self._synced = True  # pretend, as pfsync does: a dead peer must not pin us down
-        self.demote(0, "state sync bulk fail")
+        self._lift(BULK, "state sync bulk fail")
