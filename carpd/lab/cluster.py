@@ -56,9 +56,16 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_config(socket: Path, vhids: list[VhidSpec], **global_: Any) -> str:
+def render_config(
+    socket: Path,
+    vhids: list[VhidSpec],
+    tables: dict[str, dict[str, Any]] | None = None,
+    **global_: Any,
+) -> str:
     lines = ["[global]", f"control_socket = {_toml_value(str(socket))}"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in global_.items()]
+    for name, keys in (tables or {}).items():  # e.g. [conntrackd]
+        lines += ["", f"[{name}]", *(f"{k} = {_toml_value(v)}" for k, v in keys.items())]
     for spec in vhids:
         table: dict[str, Any] = {"name": spec.ifname, "vhid": spec.vhid, "carpdev": spec.carpdev}
         if spec.extra.get("protocol") != "vrrp3":  # VRRPv3 has no password and no advskew
@@ -85,6 +92,7 @@ class Node:
     host: Host
     vhids: list[VhidSpec]
     global_: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log: LogWatch | None = None
 
@@ -112,7 +120,7 @@ class Node:
     def write_config(self) -> None:
         settings = {"state_dir": str(self.state_dir), "service_checks": str(self.checks)}
         settings.update(self.global_)
-        self.config.write_text(render_config(self.socket, self.vhids, **settings))
+        self.config.write_text(render_config(self.socket, self.vhids, self.tables, **settings))
 
     def add_check(self, name: str, script: str) -> Path:
         """Install an executable service check (a shell script body)."""

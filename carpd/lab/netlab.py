@@ -99,6 +99,7 @@ class Host:
     ipv6: str | None
     port: str = ""  # its veth end on the bridge, in the switch namespace
     ifname: str = "eth0"
+    ports: dict[str, str] = field(default_factory=dict)  # each interface's bridge port
 
     def run(self, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -163,7 +164,16 @@ class Lab:
         self.namespaces.append(name)
         return name
 
-    def add_host(self, name: str, ipv4: str | None = None, ipv6: str | None = None) -> Host:
+    def _bridge(self, sw: NetNS, bridge: str) -> int:
+        """The bridge's index in the switch namespace, made on first use."""
+        if not sw.link_lookup(ifname=bridge):
+            sw.link("add", ifname=bridge, kind="bridge")
+            sw.link("set", index=sw.link_lookup(ifname=bridge)[0], state="up")
+        return int(sw.link_lookup(ifname=bridge)[0])
+
+    def add_host(
+        self, name: str, ipv4: str | None = None, ipv6: str | None = None, bridge: str = "br0"
+    ) -> Host:
         for addr in (ipv4, ipv6):
             if addr:
                 _check_address(addr)
@@ -186,7 +196,7 @@ class Lab:
         with NetNS(self.switch) as sw:
             sw.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns})
             idx = sw.link_lookup(ifname=port)[0]
-            sw.link("set", index=idx, master=sw.link_lookup(ifname="br0")[0], state="up")
+            sw.link("set", index=idx, master=self._bridge(sw, bridge), state="up")
         with NetNS(ns) as ipr:
             eth0 = ipr.link_lookup(ifname="eth0")[0]
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
@@ -197,21 +207,19 @@ class Lab:
                 a, p = ipv6.split("/")
                 ipr.addr("add", index=eth0, address=a, prefixlen=int(p), flags=0x02)
             ipr.link("set", index=eth0, state="up")
-        host = Host(self, name, ns, ipv4, ipv6, port)
+        host = Host(self, name, ns, ipv4, ipv6, port, ports={"eth0": port})
         self.hosts[name] = host
         return host
 
     def add_interface(self, host: Host, ifname: str, bridge: str, ipv4: str) -> None:
         """Another interface for a host, on another bridge of the switch namespace."""
         _check_address(ipv4)
-        port = f"{ifname[-1]}{host.port}"[:15]
+        port = f"{len(host.ports)}{host.port}"[:15]
+        host.ports[ifname] = port
         with NetNS(self.switch) as sw:
-            if not sw.link_lookup(ifname=bridge):
-                sw.link("add", ifname=bridge, kind="bridge")
-                sw.link("set", index=sw.link_lookup(ifname=bridge)[0], state="up")
             sw.link("add", ifname=port, kind="veth", peer={"ifname": ifname, "net_ns_fd": host.ns})
             idx = sw.link_lookup(ifname=port)[0]
-            sw.link("set", index=idx, master=sw.link_lookup(ifname=bridge)[0], state="up")
+            sw.link("set", index=idx, master=self._bridge(sw, bridge), state="up")
         with NetNS(host.ns) as ipr:
             idx = ipr.link_lookup(ifname=ifname)[0]
             addr, prefix = ipv4.split("/")
@@ -222,6 +230,20 @@ class Lab:
         with NetNS(host.ns) as ipr:
             idx = ipr.link_lookup(ifname=ifname or host.ifname)[0]
             ipr.link("set", index=idx, state="up" if up else "down")
+
+    def set_port(self, host: Host, ifname: str, up: bool) -> None:
+        """One of the host's cables, at the switch: its interface loses its carrier."""
+        with NetNS(self.switch) as sw:
+            idx = sw.link_lookup(ifname=host.ports[ifname])[0]
+            sw.link("set", index=idx, state="up" if up else "down")
+
+    def cut(self, host: Host, on: bool = True) -> None:
+        """Take every link of the host down at the switch, as if its cables were pulled:
+        nothing it sends gets out any more (on=False plugs them back)."""
+        with NetNS(self.switch) as sw:
+            for port in host.ports.values():
+                idx = sw.link_lookup(ifname=port)[0]
+                sw.link("set", index=idx, state="down" if on else "up")
 
     def set_loss(self, host: Host, percent: int) -> None:
         """Lose ``percent`` % of the frames the host sends, each one independently at
@@ -294,9 +316,19 @@ class Lab:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
 
+    def kill_all(self, host: Host) -> None:
+        """SIGKILL every process in the host's namespace, ours or daemons they started
+        (conntrackd -d forks away from us), by pid, from the namespace's own list."""
+        r = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True)
+        for pid in r.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
     def close(self) -> None:
         for proc in self.procs:
             self.kill(proc)
+        for host in self.hosts.values():  # what our processes left running in them
+            self.kill_all(host)
         for proc in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)

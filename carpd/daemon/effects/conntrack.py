@@ -219,7 +219,9 @@ class Conntrack:
         r = await self.client.start(self.cfg.command_timeout)
         if not r.ok:
             raise RuntimeError(f"cannot start conntrackd: {r.error or r.status}")
-        await self._look()
+        if await self._look() is not None:  # with an empty table: demoted until synced
+            self._start_bulk()
+            self._lift(DOWN, "state sync conntrackd up")
 
     def _start_bulk(self) -> None:
         """Demoted until the peer's table has arrived (once per (re)start of conntrackd)."""
@@ -264,16 +266,15 @@ class Conntrack:
         last = self.stats
         while True:
             await asyncio.sleep(STATS_INTERVAL)
-            answered_before = self.answering
             stats = await self._look()
-            if stats is None and answered_before is not False:
+            if stats is None and DOWN not in self._reasons:
                 log.warning("carp: conntrackd does not answer")
                 self._synced = False
                 if self._bulk is not None and not self._bulk.done():
                     self._bulk.cancel()
                 self._reasons.discard(BULK)
                 self._raise(DOWN)
-            elif stats is not None and answered_before is False:
+            elif stats is not None and DOWN in self._reasons:
                 await self._resync("conntrackd answers again", DOWN, "state sync conntrackd up")
             self._diagnose(last, stats)
             last = stats or last

@@ -1,0 +1,262 @@
+"""A firewall pair in namespaces, the seeds' picture: connections through it, a crash.
+
+    client 192.0.2.10 ── LAN br0 ──┬── fw1 eth0 192.0.2.2   (lan vhid 1: 192.0.2.1)
+     (gateway 192.0.2.1)           └── fw2 eth0 192.0.2.3
+    server 198.51.100.10 ─ WAN ──┬──── fw1 wan0 198.51.100.2 (wan vhid 2: 198.51.100.1)
+                                 └──── fw2 wan0 198.51.100.3
+    fw1 sync0 203.0.113.1 ── sync ── fw2 sync0 203.0.113.2   (conntrackd, FTFW over UDP)
+
+Each firewall forwards with a strict stateful nftables policy (established and related
+accepted, new only from the LAN, the rest dropped, its own input too), SNATs the LAN to
+the WAN virtual address, and has ``nf_conntrack_tcp_loose = 0``: with the kernel's
+default of 1 a firewall picks mid-stream TCP up as established, so even unsynced
+connections would "survive" and the test would prove nothing. carpd drives conntrackd
+(``[conntrackd]``), with a conntrackd.conf written by ``carpd --conntrackd-conf``.
+
+The client and the server cap TCP's retransmission backoff at TCP_RTO_MAX seconds
+(``net.ipv4.tcp_rto_max_ms``, Linux 6.15): otherwise when data flows again depends on
+where the doubling backoff happens to be when the new master is ready (3 s after the
+crash, then 6.2 s), not on the failover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carpd.lab import bounds
+from carpd.lab.cluster import Node, VhidSpec
+from carpd.lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv
+
+PORT = 7000  # the server's TCP and UDP echo
+TCP_RTO_MAX = 1.0  # seconds, on the client and the server
+BULK_TIMEOUT = 10.0  # how long a firewall waits for the peer's table (pfsync: 60 s)
+
+LAN_VIP, WAN_VIP = "192.0.2.1", "198.51.100.1"
+CLIENT, SERVER = "192.0.2.10", "198.51.100.10"
+
+RULESET = """
+table inet carpd_lab_fw {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        iif "lo" accept
+        ct state established,related accept
+        meta l4proto 112 accept comment "CARP and VRRP adverts"
+        iifname "sync0" udp dport %(port)d accept comment "conntrackd"
+        meta l4proto ipv6-icmp accept
+    }
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname "eth0" oifname "wan0" ct state new accept
+    }
+}
+table ip carpd_lab_nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat;
+        oifname "wan0" ip saddr 192.0.2.0/24 snat to %(vip)s
+    }
+}
+"""
+
+
+def _run(host: Host, *argv: str, stdin: str | None = None) -> str:
+    r = subprocess.run(
+        ["ip", "netns", "exec", host.ns, *argv], input=stdin, capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        raise LabError(f"{host.name}: {' '.join(argv)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+@dataclass
+class Flows:
+    """The client's and the server's flows processes and what they print."""
+
+    client: subprocess.Popen[bytes]
+    client_log: LogWatch
+    server_log: LogWatch
+
+    def command(self, line: str) -> None:
+        assert self.client.stdin is not None
+        self.client.stdin.write(line.encode() + b"\n")
+        self.client.stdin.flush()
+
+    def mark(self, t: float) -> int:
+        """Data sent from ``t`` (CLOCK_MONOTONIC) on is awaited; for wait_resumed."""
+        start = self.client_log.mark()
+        self.command(f"mark {t!r}")
+        return start
+
+    def wait_resumed(self, timeout: float, start: int = 0) -> dict[str, float]:
+        """Until every sending connection, and the UDP flow, carried data sent after the
+        mark; {"resumed": s, "udp": s} counted from the mark."""
+        _, line = self.client_log.wait_for(r'^\{"resumed"', timeout, start)
+        result: dict[str, float] = json.loads(line)
+        return result
+
+    def report(self, timeout: float) -> dict[str, Any]:
+        start = self.client_log.mark()
+        self.command("report")
+        _, line = self.client_log.wait_for(r'^\{"report"', timeout, start)
+        result: dict[str, Any] = json.loads(line)["report"]
+        return result
+
+    def server_events(self, key: str) -> list[Any]:
+        return [json.loads(x)[key] for x in self.server_log.lines if f'"{key}"' in x]
+
+
+@dataclass
+class FirewallPair:
+    lab: Lab
+    sync: bool = True  # conntrackd on; False: the control, nothing syncs the table
+    client: Host = field(init=False)
+    server: Host = field(init=False)
+    fw: list[Node] = field(init=False)
+
+    def __post_init__(self) -> None:
+        lab = self.lab
+        self.client = lab.add_host("client", f"{CLIENT}/24")
+        self.server = lab.add_host("server", f"{SERVER}/24", bridge="brwan")
+        self.fw = [self._firewall(n) for n in (1, 2)]
+        _run(self.client, "ip", "route", "add", "default", "via", LAN_VIP)
+        for host in (self.client, self.server):
+            ms = str(int(TCP_RTO_MAX * 1000))
+            _run(host, "sysctl", "-qw", f"net.ipv4.tcp_rto_max_ms={ms}")
+
+    def _firewall(self, n: int) -> Node:
+        lab = self.lab
+        name = f"fw{n}"
+        host = lab.add_host(name, f"192.0.2.{n + 1}/24")
+        lab.add_interface(host, "wan0", "brwan", f"198.51.100.{n + 1}/24")
+        lab.add_interface(host, "sync0", "brsync", f"203.0.113.{n}/24")
+        _run(host, "nft", "-f", "-", stdin=RULESET % {"port": 3780, "vip": WAN_VIP})
+        # After the ruleset: the conntrack sysctls exist once conntrack is in use.
+        strict = ("net.ipv4.ip_forward=1", "net.netfilter.nf_conntrack_tcp_loose=0")
+        _run(host, "sysctl", "-qw", *strict)
+        advskew = 0 if n == 1 else 100
+        vhids = [
+            VhidSpec(1, (f"{LAN_VIP}/24",), advskew=advskew, name="lan"),
+            VhidSpec(2, (f"{WAN_VIP}/24",), advskew=advskew, name="wan", carpdev="wan0"),
+        ]
+        node = Node(lab, host, vhids, global_={"preempt": True})
+        conf = lab.tmp / f"{name}-conntrackd.conf"
+        node.tables["conntrackd"] = {
+            "enabled": self.sync,
+            "config": str(conf),
+            "interface": "sync0",
+            "address": f"203.0.113.{n}",
+            "peer": f"203.0.113.{3 - n}",
+            "run_dir": str(lab.tmp / f"{name}-conntrackd"),
+            "bulk_timeout": BULK_TIMEOUT,
+        }
+        node.write_config()
+        conf.write_text(_run(host, *carpd_argv("--config", str(node.config), "--conntrackd-conf")))
+        return node
+
+    # -- starting -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """fw1 first, MASTER of both vhids and done with its bulk resync; then fw2, BACKUP
+        of both with the table it has been sent.
+
+        A node waits for its peer's table (demoted) until it has heard the peer's
+        conntrackd: fw2's conntrackd is started first (as systemd would), so fw1 is done
+        with its bulk before fw2's carpd starts, and fw2 can never be the less demoted
+        one for a moment and take over."""
+        fw1, fw2 = self.fw
+        if self.sync:
+            conf = fw2.tables["conntrackd"]
+            Path(conf["run_dir"]).mkdir()
+            _run(fw2.host, "conntrackd", "-C", conf["config"], "-d")
+        fw1.start()
+        for spec in fw1.vhids:
+            fw1.wait_state("MASTER", spec.ifname, bounds.first_master(spec.master_down))
+        if self.sync:
+            fw1.wait_log(r"\(state sync bulk done\)", BULK_TIMEOUT + bounds.START_UP)
+        fw2.start()
+        for spec in fw2.vhids:
+            fw2.wait_state("BACKUP", spec.ifname, bounds.START_UP)
+        if self.sync:
+            fw2.wait_log(r"\(state sync bulk done\)", BULK_TIMEOUT + bounds.START_UP)
+        fw2.wait_ready()
+
+    def flows(self, tcp: int = 1, active: int = 1, interval: float = 0.02) -> Flows:
+        """The server, then the client's connections through the master; returns once
+        every connection has carried a record."""
+        server = self.server.spawn(
+            [sys.executable, "-m", "carpd.lab.flows", "serve", "--port", str(PORT)],
+            stdout=subprocess.PIPE,
+        )
+        assert server.stdout is not None
+        server_log = LogWatch(server.stdout)
+        server_log.wait_for('"listening"', bounds.START_UP)
+        argv = [sys.executable, "-m", "carpd.lab.flows", "client", "--server", SERVER]
+        argv += ["--port", str(PORT), "--tcp", str(tcp), "--active", str(active)]
+        argv += ["--interval", str(interval)]
+        client = self.client.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert client.stdout is not None
+        client_log = LogWatch(client.stdout)
+        # One connection after another, each a handshake and a record through the pair.
+        client_log.wait_for('"ready"', bounds.START_UP + tcp * 0.05)
+        return Flows(client, client_log, server_log)
+
+    # -- failures ---------------------------------------------------------------------
+
+    def crash(self, node: Node) -> float:
+        """A crash, not a shutdown: every process of the box stopped (no priority-0
+        advert, no last conntrackd message), its cables pulled, then killed. Returns the
+        moment the links were cut (CLOCK_MONOTONIC)."""
+        pids = self._pids(node.host)
+        for pid in pids:
+            _signal(pid, signal.SIGSTOP)
+        t = time.monotonic()
+        self.lab.cut(node.host)
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+        if node.proc is not None:
+            node.proc.wait(timeout=bounds.COMMAND)
+        return t
+
+    def revive(self, node: Node) -> None:
+        """Cables back in (after a crash); carpd is started again by the caller."""
+        self.lab.cut(node.host, on=False)
+
+    def conntrackd_pid(self, node: Node) -> int:
+        for pid in self._pids(node.host):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == "conntrackd":
+                        return pid
+            except OSError:
+                continue
+        raise LabError(f"{node.name}: no conntrackd running")
+
+    @staticmethod
+    def _pids(host: Host) -> list[int]:
+        out = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def conntrack_entries(self, node: Node) -> str:
+        """The kernel's connection table on a firewall (conntrack -L)."""
+        return _run(node.host, "conntrack", "-L")
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # gone already
+        os.kill(pid, sig)
+
+
+def failover_limit(backup: Node) -> float:
+    """From a crash until data flows again through the backup: its takeover bound, one
+    capped retransmission of the client's (TCP_RTO_MAX), and the commit (a helper
+    process, conntrackd -c, before the addresses come up)."""
+    return bounds.takeover(backup.master_down) + TCP_RTO_MAX + bounds.COMMAND

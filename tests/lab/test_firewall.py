@@ -1,0 +1,154 @@
+"""A firewall pair with real conntrackd and nftables: connections survive a failover.
+
+Every test keeps one TCP connection (a record every 20 ms) and a UDP flow from the LAN
+client to the WAN server through the pair (SNAT to the WAN virtual address, a strict
+stateful policy, nf_conntrack_tcp_loose = 0; see carpd.lab.firewall), fails the master
+in some way, and asks whether the *same* connection carries data again through the new
+master: never reconnected, no reset, the server still seeing the virtual address and
+the same port. The control (state sync off) shows that the test can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from carpd.daemon.effects.conntrack import BULK_QUIET, STATS_INTERVAL
+from carpd.lab import bounds
+from carpd.lab.cluster import Node
+from carpd.lab.firewall import WAN_VIP, FirewallPair, Flows, failover_limit
+from carpd.lab.netlab import Lab
+
+
+@pytest.fixture
+def pair(lab: Lab) -> FirewallPair:
+    pair = FirewallPair(lab)
+    pair.start()
+    return pair
+
+
+def survived(pair: FirewallPair, flows: Flows, since: int) -> dict[str, float]:
+    """The flows carried data again in time, over the very same TCP connection."""
+    backup = pair.fw[1]
+    resumed = flows.wait_resumed(failover_limit(backup), since)
+    report = flows.report(bounds.COMMAND)
+    assert report["errors"] == {} and report["sending_working"] == 1
+    accepts = flows.server_events("accept")
+    assert len(accepts) == 1 and accepts[0][0] == WAN_VIP  # no reconnect; SNAT moved
+    assert flows.server_events("closed") == []  # no reset
+    return resumed
+
+
+def both(node: Node, state: str, timeout: float, start: int = 0) -> list[int]:
+    return [node.wait_state(state, s.ifname, timeout, start)[0] for s in node.vhids]
+
+
+def test_a_crashed_master_keeps_the_connection_through_the_backup(pair: FirewallPair) -> None:
+    fw1, fw2 = pair.fw
+    flows = pair.flows()
+    since = flows.mark(pair.crash(fw1))
+    resumed = survived(pair, flows, since)
+    both(fw2, "MASTER", 1)
+    # The connection's state came from the commit, before the addresses went up.
+    for vhost in fw2.status()["vhosts"]:
+        (commit,) = [s for s in vhost["host_steps"] if s["name"] == "conntrackd commit"]
+        assert commit["runs"] == 1 and commit["failed"] == 0 and commit["late"] == 0
+    print(
+        f"crash: data again after {resumed['resumed']} s (UDP {resumed['udp']} s); "
+        f"the commit took {commit['last_duration']} s"
+    )
+
+
+def test_without_state_sync_the_same_crash_breaks_the_connection(lab: Lab) -> None:
+    """The control: no conntrackd, and the backup drops the connection's packets as
+    invalid (no state, no mid-stream pickup), so the client stalls."""
+    pair = FirewallPair(lab, sync=False)
+    pair.start()
+    fw1, fw2 = pair.fw
+    flows = pair.flows()
+    since = flows.mark(pair.crash(fw1))
+    both(fw2, "MASTER", bounds.takeover(fw2.master_down))
+    with pytest.raises(TimeoutError):
+        flows.wait_resumed(failover_limit(fw2), since)
+    assert flows.report(bounds.COMMAND)["sending_working"] == 0
+
+
+def test_sigterm_hands_the_connection_over(pair: FirewallPair) -> None:
+    fw1, fw2 = pair.fw
+    flows = pair.flows()
+    since = flows.mark(time.monotonic())
+    assert fw1.stop(signal.SIGTERM) == 0
+    survived(pair, flows, since)
+    both(fw2, "MASTER", 1)
+
+
+def test_maintenance_hands_the_connection_over(pair: FirewallPair) -> None:
+    fw1, fw2 = pair.fw
+    flows = pair.flows()
+    since = flows.mark(time.monotonic())
+    assert fw1.ctl("maintenance", "on")[0] == 0
+    survived(pair, flows, since)
+    both(fw2, "MASTER", 1)
+
+
+def test_a_restarted_node_waits_for_the_table_before_it_takes_the_role_back(
+    pair: FirewallPair,
+) -> None:
+    """preempt on: fw1 comes back with an empty table; demoted by the state sync source
+    until its bulk resync from fw2 is done, then MASTER again, and the connection
+    survives that handover too."""
+    fw1 = pair.fw[0]
+    flows = pair.flows()
+    since = flows.mark(pair.crash(fw1))
+    survived(pair, flows, since)
+    pair.revive(fw1)
+    fw1.start()  # its conntrackd was killed too: carpd starts it (a stale lock left)
+    start = fw1.wait_log(r"demoted by 240 to 240 \(state sync bulk start\)", bounds.START_UP)[0]
+    backup = both(fw1, "BACKUP", bounds.START_UP, start)
+    done = fw1.wait_log(
+        r"\(state sync bulk done\)", BULK_QUIET + STATS_INTERVAL + bounds.START_UP, start
+    )[0]
+    assert max(backup) < done
+    since = flows.mark(time.monotonic())
+    master = both(fw1, "MASTER", fw1.vhids[0].advert_interval + bounds.REACTION, done)
+    assert min(master) > done  # never MASTER before the peer's table was in
+    assert fw1.log.count(r"stale lock file") == 1
+    survived(pair, flows, since)
+
+
+def test_a_dead_conntrackd_demotes_its_node_until_it_is_back_and_resynced(
+    pair: FirewallPair,
+) -> None:
+    fw1, fw2 = pair.fw
+    flows = pair.flows()
+    os.kill(pair.conntrackd_pid(fw1), signal.SIGKILL)
+    start = fw1.wait_log(
+        r"demoted by 240 to 240 \(state sync conntrackd down\)", STATS_INTERVAL + bounds.COMMAND
+    )[0]
+    since = flows.mark(time.monotonic())
+    both(fw2, "MASTER", fw2.vhids[0].advert_interval + bounds.REACTION)
+    survived(pair, flows, since)
+    # fw1 is BACKUP now: it starts conntrackd again, resyncs, and takes the role back.
+    done = fw1.wait_log(r"\(state sync bulk done\)", BULK_QUIET + STATS_INTERVAL * 2, start)[0]
+    since = flows.mark(time.monotonic())
+    both(fw1, "MASTER", fw1.vhids[0].advert_interval + bounds.REACTION, done)
+    survived(pair, flows, since)
+
+
+def test_a_cut_sync_link_demotes_its_node(pair: FirewallPair) -> None:
+    """pfsync link down: a master that can no longer send its table to the peer hands the
+    role over (preempt on) while the connections still survive; the link back, a bulk
+    resync, then the role back."""
+    fw1, fw2 = pair.fw
+    flows = pair.flows()
+    pair.lab.set_port(fw1.host, "sync0", up=False)
+    start = fw1.wait_log(r"demoted by 240 to 240 \(state sync link down\)", bounds.COMMAND)[0]
+    since = flows.mark(time.monotonic())
+    both(fw2, "MASTER", fw2.vhids[0].advert_interval + bounds.REACTION)
+    survived(pair, flows, since)
+    pair.lab.set_port(fw1.host, "sync0", up=True)
+    done = fw1.wait_log(r"\(state sync bulk done\)", BULK_QUIET + STATS_INTERVAL * 2, start)[0]
+    both(fw1, "MASTER", fw1.vhids[0].advert_interval + bounds.REACTION, done)
