@@ -30,12 +30,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
+from carpd.lab.keepalived import Keepalived, instance
 from carpd.lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv
+from carpd.linux.conntrackd import parse_stats
 
+PRIMARY_BACKUP = "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh"
+NOTIFY = (("master", "primary"), ("backup", "backup"), ("fault", "fault"))
 PORT = 7000  # the server's TCP and UDP echo
 TCP_RTO_MAX = 1.0  # seconds, on the client and the server
 BULK_TIMEOUT = 10.0  # how long a firewall waits for the peer's table (pfsync: 60 s)
@@ -118,9 +122,14 @@ class Flows:
 class FirewallPair:
     lab: Lab
     sync: bool = True  # conntrackd on; False: the control, nothing syncs the table
+    # keepalived: the canonical keepalived pair instead (benchmark): a sync group whose
+    # notify scripts run conntrack-tools' own primary-backup.sh, same conntrackd.conf.
+    daemon: Literal["carpd", "keepalived"] = "carpd"
+    rto_max: float | None = TCP_RTO_MAX  # None: the kernel's backoff, uncapped
     client: Host = field(init=False)
     server: Host = field(init=False)
-    fw: list[Node] = field(init=False)
+    fw: list[Node] = field(init=False)  # carpd's nodes (their config: conntrackd.conf)
+    keepalived: list[Keepalived] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         lab = self.lab
@@ -129,8 +138,9 @@ class FirewallPair:
         self.fw = [self._firewall(n) for n in (1, 2)]
         _run(self.client, "ip", "route", "add", "default", "via", LAN_VIP)
         for host in (self.client, self.server):
-            ms = str(int(TCP_RTO_MAX * 1000))
-            _run(host, "sysctl", "-qw", f"net.ipv4.tcp_rto_max_ms={ms}")
+            if self.rto_max is not None:
+                ms = str(int(self.rto_max * 1000))
+                _run(host, "sysctl", "-qw", f"net.ipv4.tcp_rto_max_ms={ms}")
 
     def _firewall(self, n: int) -> Node:
         lab = self.lab
@@ -177,6 +187,9 @@ class FirewallPair:
             conf = fw2.tables["conntrackd"]
             Path(conf["run_dir"]).mkdir()
             _run(fw2.host, "conntrackd", "-C", conf["config"], "-d")
+        if self.daemon == "keepalived":
+            self._start_keepalived()
+            return
         fw1.start()
         for spec in fw1.vhids:
             fw1.wait_state("MASTER", spec.ifname, bounds.first_master(spec.master_down))
@@ -188,6 +201,36 @@ class FirewallPair:
         if self.sync:
             fw2.wait_log(r"\(state sync bulk done\)", BULK_TIMEOUT + bounds.START_UP)
         fw2.wait_ready()
+
+    def _start_keepalived(self) -> None:
+        """The same two vhids as VRRPv3 instances (priority 250 and 156: the backup's
+        skew time is carpd's advskew 100, 100/256 s) in a sync group, as conntrack-tools'
+        doc/sync/keepalived.conf has it."""
+        for n, node in enumerate(self.fw, start=1):
+            ct = node.tables["conntrackd"]
+            script = self.lab.tmp / f"{node.name}-primary-backup.sh"
+            text = Path(PRIMARY_BACKUP).read_text()
+            text = text.replace("/etc/conntrackd/conntrackd.conf", ct["config"])
+            text = text.replace("/var/lock/conntrack.lock", f"{ct['run_dir']}/conntrackd.lock")
+            script.write_text(text)
+            script.chmod(0o755)
+            Path(ct["run_dir"]).mkdir(exist_ok=True)
+            prio = 250 if n == 1 else 156
+            group = (
+                "vrrp_sync_group G1 {\n    group {\n        lan\n        wan\n    }\n"
+                + "".join(f'    notify_{event} "{script} {arg}"\n' for event, arg in NOTIFY)
+                + "}\n"
+            )
+            instances = [
+                instance("lan", 1, prio, f"{LAN_VIP}/24", 1, "eth0"),
+                instance("wan", 2, prio, f"{WAN_VIP}/24", 1, "wan0"),
+            ]
+            ka = Keepalived(self.lab, node.host, instances, group)
+            self.keepalived.append(ka)
+            state = "MASTER" if n == 1 else "BACKUP"
+            limit = bounds.first_master(bounds.vrrp_master_down(1, prio))
+            for name in ("lan", "wan"):
+                ka.wait_state(name, state, limit)
 
     def flows(self, tcp: int = 1, active: int = 1, interval: float = 0.02) -> Flows:
         """The server, then the client's connections through the master; returns once
@@ -244,6 +287,18 @@ class FirewallPair:
     def _pids(host: Host) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
+
+    def wait_synced(self, count: int, timeout: float) -> None:
+        """Until fw2's conntrackd holds at least ``count`` of fw1's connections."""
+        conf = self.fw[1].tables["conntrackd"]["config"]
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = parse_stats(_run(self.fw[1].host, "conntrackd", "-C", conf, "-s"))
+            if stats is not None and stats.external >= count:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fw2 has {stats and stats.external} of {count} connections")
+            time.sleep(0.1)
 
     def conntrack_entries(self, node: Node) -> str:
         """The kernel's connection table on a firewall (conntrack -L)."""

@@ -12,11 +12,18 @@ from carpd.lab.netlab import Host, Lab, LogWatch
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 
 
-def instance(name: str, vrid: int, priority: int, address: str, advert_int: float) -> str:
+def instance(
+    name: str,
+    vrid: int,
+    priority: int,
+    address: str,
+    advert_int: float,
+    interface: str = "eth0",
+) -> str:
     return textwrap.dedent(f"""\
         vrrp_instance {name} {{
             state BACKUP
-            interface eth0
+            interface {interface}
             virtual_router_id {vrid}
             priority {priority}
             advert_int {advert_int}
@@ -30,12 +37,14 @@ def instance(name: str, vrid: int, priority: int, address: str, advert_int: floa
 class Keepalived:
     """keepalived -n -l -P with its own config and pid files inside the lab."""
 
-    def __init__(self, lab: Lab, host: Host, instances: list[str]) -> None:
+    def __init__(self, lab: Lab, host: Host, instances: list[str], extra: str = "") -> None:
         base: Path = lab.tmp / f"keepalived-{host.name}"
         base.mkdir(exist_ok=True)
         conf = base / "keepalived.conf"
         conf.write_text(
-            "global_defs {\n    router_id lab\n    vrrp_version 3\n}\n" + "\n".join(instances)
+            "global_defs {\n    router_id lab\n    vrrp_version 3\n}\n"
+            + extra  # e.g. a vrrp_sync_group, which must come before its instances
+            + "\n".join(instances)
         )
         argv = [
             KEEPALIVED,
