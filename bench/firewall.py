@@ -15,7 +15,10 @@ retransmission backoff (nothing capped), as in production. Measured:
   crash; an idle one echoes a probe), out of all;
 - data again: from the crash until every sending connection carried data again (max),
   and the median over them;
-- takeover: from the crash until the backup logs MASTER (as the line is read).
+- takeover: from the crash until the backup logs MASTER (as the line is read);
+- invalid: packets the new master dropped as belonging to no connection it knew: those
+  that arrived after its addresses came up but before the commit (keepalived #2254).
+  Each costs its connection one more TCP backoff (data flowing seconds later).
 
 Writes bench/results/firewall.json and firewall.md.
 """
@@ -65,6 +68,7 @@ def one(kind: str, connections: int = CONNECTIONS) -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):  # some never came back: the report says
             flows.wait_resumed(WAIT, since)
         report = flows.report(5.0)
+        invalid = pair.invalid(pair.fw[1])
         back = [r for r in report["resumed"] if r is not None]
         return {
             "connections": report["connections"],
@@ -73,6 +77,7 @@ def one(kind: str, connections: int = CONNECTIONS) -> dict[str, Any]:
             "data_again_max_s": max(back) if back else float("nan"),
             "data_again_median_s": statistics.median(back) if back else float("nan"),
             "takeover_s": round(takeover, 3),
+            "invalid_on_new_master": invalid,
             "errors": report["errors"],
             "server_accepts": len(flows.server_events("accept")),
         }
@@ -81,8 +86,9 @@ def one(kind: str, connections: int = CONNECTIONS) -> dict[str, Any]:
 def table(raw: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
         "| daemon + conntrackd | runs | survived (every run) | data flowing again, s: "
-        "median of runs' max / worst | takeover, s: median / max |",
-        "|---|---:|---:|---:|---:|",
+        "median of runs' max / worst | takeover, s: median / max | invalid drops on the "
+        "new master, per run |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for kind, samples in raw.items():
         survived = ", ".join(f"{s['survived']}/{s['connections']}" for s in samples)
@@ -90,7 +96,8 @@ def table(raw: dict[str, list[dict[str, Any]]]) -> str:
         take = [s["takeover_s"] for s in samples]
         lines.append(
             f"| {kind} | {len(samples)} | {survived} | {statistics.median(again):.2f} / "
-            f"{max(again):.2f} | {statistics.median(take):.2f} / {max(take):.2f} |"
+            f"{max(again):.2f} | {statistics.median(take):.2f} / {max(take):.2f} | "
+            f"{', '.join(str(s['invalid_on_new_master']) for s in samples)} |"
         )
     return "\n".join(lines)
 

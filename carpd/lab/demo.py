@@ -2,7 +2,8 @@
 
 Shows the election, a crash (kill -9) of the master, the backup taking over and the
 client's outage in milliseconds, then a graceful hand-over (SIGTERM), and tears
-everything down, Ctrl-C included.
+everything down, Ctrl-C included. ``--firewall``: a TCP connection through a firewall
+pair (carpd, conntrackd, nftables) survives a crash (carpd.lab.demo_firewall).
 """
 
 from __future__ import annotations
@@ -126,8 +127,13 @@ def main() -> int:
         print("the demo builds network namespaces: run it as root", file=sys.stderr)
         return 1
     restore = terminate_on_sigterm()
+    args = sys.argv[1:]
     try:
-        return run(verbose="-v" in sys.argv[1:])
+        if "--firewall" in args:
+            from carpd.lab import demo_firewall
+
+            return demo_firewall.run(verbose="-v" in args)
+        return run(verbose="-v" in args)
     except KeyboardInterrupt:
         print("\ninterrupted: lab removed", file=sys.stderr)
         return 130

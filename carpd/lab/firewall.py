@@ -49,10 +49,14 @@ CLIENT, SERVER = "192.0.2.10", "198.51.100.10"
 
 RULESET = """
 table inet carpd_lab_fw {
+    counter invalid {
+        comment "packets without a known connection: mid-stream TCP of a flow not synced"
+    }
     chain input {
         type filter hook input priority filter; policy drop;
         iif "lo" accept
         ct state established,related accept
+        ct state invalid counter name invalid drop
         meta l4proto 112 accept comment "CARP and VRRP adverts"
         iifname "sync0" udp dport %(port)d accept comment "conntrackd"
         meta l4proto ipv6-icmp accept
@@ -60,6 +64,7 @@ table inet carpd_lab_fw {
     chain forward {
         type filter hook forward priority filter; policy drop;
         ct state established,related accept
+        ct state invalid counter name invalid drop
         iifname "eth0" oifname "wan0" ct state new accept
     }
 }
@@ -174,7 +179,7 @@ class FirewallPair:
 
     # -- starting -------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, echo: bool = False) -> None:
         """fw1 first, MASTER of both vhids and done with its bulk resync; then fw2, BACKUP
         of both with the table it has been sent.
 
@@ -190,12 +195,12 @@ class FirewallPair:
         if self.daemon == "keepalived":
             self._start_keepalived()
             return
-        fw1.start()
+        fw1.start(echo)
         for spec in fw1.vhids:
             fw1.wait_state("MASTER", spec.ifname, bounds.first_master(spec.master_down))
         if self.sync:
             fw1.wait_log(r"\(state sync bulk done\)", BULK_TIMEOUT + bounds.START_UP)
-        fw2.start()
+        fw2.start(echo)
         for spec in fw2.vhids:
             fw2.wait_state("BACKUP", spec.ifname, bounds.START_UP)
         if self.sync:
@@ -299,6 +304,14 @@ class FirewallPair:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"fw2 has {stats and stats.external} of {count} connections")
             time.sleep(0.1)
+
+    def invalid(self, node: Node) -> int:
+        """Packets the firewall dropped as not belonging to any connection it knows."""
+        out = _run(node.host, "nft", "-j", "list", "counter", "inet", "carpd_lab_fw", "invalid")
+        for item in json.loads(out)["nftables"]:
+            if "counter" in item:
+                return int(item["counter"]["packets"])
+        raise LabError(f"{node.name}: no invalid counter")
 
     def conntrack_entries(self, node: Node) -> str:
         """The kernel's connection table on a firewall (conntrack -L)."""

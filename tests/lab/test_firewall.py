@@ -52,6 +52,7 @@ def test_a_crashed_master_keeps_the_connection_through_the_backup(pair: Firewall
     since = flows.mark(pair.crash(fw1))
     resumed = survived(pair, flows, since)
     both(fw2, "MASTER", 1)
+    assert pair.invalid(fw2) == 0  # not one packet met fw2 before the commit
     # The connection's state came from the commit, before the addresses went up.
     for vhost in fw2.status()["vhosts"]:
         (commit,) = [s for s in vhost["host_steps"] if s["name"] == "conntrackd commit"]
@@ -74,6 +75,7 @@ def test_without_state_sync_the_same_crash_breaks_the_connection(lab: Lab) -> No
     with pytest.raises(TimeoutError):
         flows.wait_resumed(failover_limit(fw2), since)
     assert flows.report(bounds.COMMAND)["sending_working"] == 0
+    assert pair.invalid(fw2) > 0  # the connection's packets, dropped: fw2 never knew it
 
 
 def test_sigterm_hands_the_connection_over(pair: FirewallPair) -> None:
