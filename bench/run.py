@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import core  # noqa: E402  (sets sys.path and PYTHONPATH for carpd)
+import firewall  # noqa: E402
 import health  # noqa: E402
 import vrrp  # noqa: E402
 
@@ -206,6 +207,8 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
         out.append((f"graceful SIGTERM, {kind}", lambda k=kind: core.failover(k, False), runs))
     out.append(("graceful maintenance, carpd", lambda: health.one_run("maintenance"), runs))
     out.append(("start-up, carpd", core.startup, runs))
+    for kind in firewall.DAEMONS:  # 1,000 connections through a firewall pair, crash
+        out.append((f"firewall pair, {kind} + conntrackd", lambda k=kind: firewall.one(k), runs))
     for kind in ("carpd", "keepalived"):
         out.append((f"sub-second VRRPv3 0.1 s, {kind}", lambda k=kind: vrrp.one(k, 0.1), runs))
     for count in (1, 16, 255):
@@ -275,6 +278,15 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
             lines.append(
                 f"| {label} | {len(startup)} | {s[key]['median']:.0f} | {s[key]['max']:.0f} |"
             )
+    pairs = {n[len("firewall pair, ") :]: s for n, s in results.items() if "firewall" in n}
+    if pairs:
+        lines += [
+            "",
+            f"## Firewall pair: {firewall.CONNECTIONS} TCP connections across a crash "
+            "(bench/firewall.py)",
+            "",
+            firewall.table(pairs),
+        ]
     lines += [
         "",
         "## Scale (over 30 s, lone node, MASTER of every vhid)",
@@ -370,6 +382,35 @@ def targets(results: dict[str, list[dict[str, Any]]]) -> list[str]:
             f" (sent {f50.get('sent_pps', 0):.0f}/s)",
         )
     )
+    fw = results.get("firewall pair, carpd + conntrackd", [])
+    fk = results.get("firewall pair, keepalived + conntrackd", [])
+    if fw and fk:
+        every = all(r["lost"] == 0 for r in fw)
+        out.append(
+            line(
+                every,
+                "every connection through the firewall pair survives a crash, in every run: "
+                + ", ".join(f"{r['survived']}/{r['connections']}" for r in fw),
+            )
+        )
+        c_again = statistics.median(r["data_again_max_s"] for r in fw)
+        k_again = statistics.median(r["data_again_max_s"] for r in fk)
+        out.append(
+            line(
+                c_again <= k_again,
+                f"data flowing again no later than keepalived's: {c_again:.2f} vs "
+                f"{k_again:.2f} s (median of each run's last connection)",
+            )
+        )
+        invalid = [r["invalid_on_new_master"] for r in fw]
+        out.append(
+            line(
+                not any(invalid),
+                "no packet dropped as invalid on the new master (the commit comes before "
+                f"the addresses): carpd {invalid}, keepalived "
+                f"{[r['invalid_on_new_master'] for r in fk]}",
+            )
+        )
     j = medians(results["jitter, carpd"])
     out.append(line(j["p99_ms"] < 5, f"advert jitter p99 under 5 ms: {j['p99_ms']:.2f} ms"))
     return out
