@@ -7,6 +7,7 @@ with that script works with carpd.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from carpd.linux.command import CommandResult, run_command
 
 STATS_LINES = 100
+DEFAULT_CONFIG = "/etc/conntrackd/conntrackd.conf"  # conntrackd's own, without -C
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,32 @@ def lock_file(config: Path) -> Path | None:
     except OSError:
         return None
     return Path(m.group(1)) if m else None
+
+
+def running(config: Path) -> list[int]:
+    """conntrackd daemons (``-d``) of this config in our network namespace: one that runs
+    but does not answer on its socket must not get a second one beside it (nor lose its
+    lock file), whoever started it (carpd, systemd, a user)."""
+    try:
+        our_net = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            net = (entry / "ns" / "net").stat().st_ino
+        except OSError:
+            continue  # gone, or not ours to look at
+        args = [a.decode(errors="replace") for a in argv if a]
+        if not args or Path(args[0]).name != "conntrackd" or "-d" not in args[1:]:
+            continue
+        conf = args[args.index("-C") + 1] if "-C" in args[:-1] else DEFAULT_CONFIG
+        if net == our_net and Path(conf) == config:
+            found.append(int(entry.name))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ conntrackd that logs each call with the monotonic clock, which is the loop's).""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from carpd.ctl.main import format_state_sync
 from carpd.daemon.effects import conntrack
 from carpd.daemon.runtime import Daemon
 from carpd.daemon.view import to_json
+from carpd.linux.conntrackd import running
 
 # conntrack-tools 1.4.7's `conntrackd -s`, the external cache's size read from a file.
 STATS = (Path(__file__).parent / "data" / "conntrackd-s-1.4.7.txt").read_text()
@@ -266,21 +268,62 @@ def test_a_conntrackd_that_dies_demotes_its_node_until_it_is_back_and_resynced(
         await daemon._settle()  # BACKUP: the bulk resync has started...
         await until(0)  # ... and is done
         seen.append(demotion())
-        dead.touch()
+        dead.touch()  # it dies (and leaves its lock file: the fake's -d made one)
+        Path(str(log) + ".lock").touch()
         await until(240)
         seen.append(demotion())
-        dead.unlink()
-        await until(0)
+        await until(0)  # carpd started it again, and it has the peer's table again
         seen.append(demotion())
 
     asyncio.run(main())
     assert seen == [0, 240, 0]
     for line in (
+        "carp: conntrackd does not answer",
         "carp: demoted by 240 to 240 (state sync conntrackd down)",
-        "carp: conntrackd answers again: asking the peer for its table",
+        "carp: conntrackd is not running: starting it",
+        "carp: state sync conntrackd up; still demoted (state sync bulk start)",
         "carp: demoted by -240 to 0 (state sync bulk done)",
     ):
         assert line in caplog.messages
+    assert not dead.exists()
+
+
+def test_a_conntrackd_that_runs_but_does_not_answer_gets_no_twin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hung conntrackd still holds its lock: removing it and starting a second one
+    beside it (primary-backup.sh would) makes two daemons fight over one socket."""
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
+    binary, log = fake_conntrackd(tmp_path)
+    Path(str(log) + ".dead").touch()
+    lock = Path(str(log) + ".lock")
+    lock.touch()
+    conf = binary.parent / "conntrackd.conf"
+    text = table(binary)
+    hung = subprocess.Popen(  # its /proc cmdline: conntrackd -c ... -C <conf> -d
+        ["conntrackd", "-c", "import time; time.sleep(60)", "-C", str(conf), "-d"],
+        executable=sys.executable,
+    )
+    try:
+        assert running(conf) == [hung.pid]
+        daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+
+        async def main() -> None:
+            await started(daemon)
+            await daemon._settle()
+
+        asyncio.run(main())
+    finally:
+        hung.kill()
+        hung.wait()
+    assert lock.exists()
+    assert "-d" not in [args for _, what, args in calls(log)]
+    assert (
+        f"carp: conntrackd (pid {hung.pid}) runs but does not answer on its socket: "
+        "not starting another beside it"
+    ) in caplog.messages
+    assert running(conf) == []
 
 
 def test_a_stale_lock_file_is_removed_and_conntrackd_started(

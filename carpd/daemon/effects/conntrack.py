@@ -38,8 +38,8 @@ from carpd.config.model import ConntrackdConfig
 from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.core.model import State
 from carpd.daemon.lanes import HostAction, Step
-from carpd.daemon.view import VhidView
-from carpd.linux.conntrackd import Conntrackd, ConntrackdStats, lock_file, parse_stats
+from carpd.daemon.view import VhidKey, VhidView
+from carpd.linux.conntrackd import Conntrackd, ConntrackdStats, lock_file, parse_stats, running
 from carpd.linux.linkwatch import LinkWatcher
 
 log = logging.getLogger("carpd")
@@ -78,6 +78,7 @@ class Conntrack:
         self.answering: bool | None = None  # None: not asked yet
         self.link_up: bool | None = None  # None: no sync interface configured, or not seen
         self.stall: str | None = None  # why the peer seems silent, while it does
+        self._masters: set[VhidKey] = set()  # the vhids whose addresses we hold
         if not synced:  # at start-up: demoted before any vhid can preempt
             self._raise(BULK)
         else:  # a reload that changed the table: what the old one demoted for, we'll see
@@ -140,9 +141,12 @@ class Conntrack:
 
     def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
         if isinstance(action, AddAddresses):
+            self._masters.add(vhid.key)
             return [Step(AS_MASTER, self._shared(AS_MASTER, self._as_master), blocking=False)]
-        if isinstance(action, RemoveAddresses) and vhid.state is State.BACKUP:
-            return [Step(AS_BACKUP, self._shared(AS_BACKUP, self._as_backup), blocking=False)]
+        if isinstance(action, RemoveAddresses):
+            self._masters.discard(vhid.key)
+            if vhid.state is State.BACKUP:
+                return [Step(AS_BACKUP, self._shared(AS_BACKUP, self._as_backup), blocking=False)]
         return ()
 
     def _shared(
@@ -208,6 +212,12 @@ class Conntrack:
         lock (a killed conntrackd leaves it, and then refuses to start) and start it."""
         if await self._look() is not None:
             return
+        pids = running(self.cfg.config)
+        if pids:
+            raise RuntimeError(
+                f"conntrackd (pid {', '.join(map(str, pids))}) runs but does not answer on "
+                "its socket: not starting another beside it"
+            )
         log.warning("carp: conntrackd is not running: starting it")
         self._synced = False
         lock = lock_file(self.cfg.config)
@@ -253,8 +263,9 @@ class Conntrack:
 
     async def _poll(self) -> None:
         """Look at conntrackd now and then. One that stops answering demotes the node (the
-        peer takes over if it preempts: pfsync link down); one that answers again has
-        lost its table, so it is demoted until the bulk resync from the peer is done."""
+        peer takes over if it preempts: pfsync link down) and is started again; one that
+        answers again has lost its table, so the node stays demoted until the bulk resync
+        from the peer is done."""
         try:
             await self._shared(ENSURE, self._ensure_running)()
         except RuntimeError as e:
@@ -274,10 +285,25 @@ class Conntrack:
                     self._bulk.cancel()
                 self._reasons.discard(BULK)
                 self._raise(DOWN)
-            elif stats is not None and DOWN in self._reasons:
+                await self._restart()
+            elif stats is None:
+                await self._restart()  # demoted already: one more try
+            elif DOWN in self._reasons:
                 await self._resync("conntrackd answers again", DOWN, "state sync conntrackd up")
             self._diagnose(last, stats)
             last = stats or last
+
+    async def _restart(self) -> None:
+        """Start conntrackd again (demoted until the peer's table is back in it). On a
+        MASTER, it also learns the kernel's table again and sends it to the peer, which
+        would otherwise lack every connection made since."""
+        try:
+            await self._shared(ENSURE, self._ensure_running)()
+            if self.answering and self._masters:
+                for args in (("-R",), ("-B",)):
+                    await self._cmd(*args)
+        except RuntimeError as e:  # still down: the next look tries again
+            log.error("carp: %s", e)
 
     def _diagnose(self, last: ConntrackdStats | None, now: ConntrackdStats | None) -> None:
         """A stall: conntrackd answers and the link is up, but the peer's conntrackd has
