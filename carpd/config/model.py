@@ -9,6 +9,7 @@ so a SIGHUP reload can keep the vhids whose settings did not change.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -124,6 +125,16 @@ class PassFile:
 def _read_passfile(value: object, info: ValidationInfo) -> PassFile:
     if isinstance(value, PassFile):
         return value
+    if isinstance(value, str) and value.startswith("%d/"):
+        # systemd's specifier for the credentials directory (LoadCredential= in the unit)
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not creds:
+            raise PydanticCustomError(
+                "no_credentials",
+                "%d is systemd's credentials directory, and $CREDENTIALS_DIRECTORY is not "
+                "set (LoadCredential= in the unit)",
+            )
+        value = str(Path(creds) / value[3:])
     path = _resolve_path(value, info)
     if not isinstance(path, Path):
         raise PydanticCustomError("path_type", "must be a path string")

@@ -139,7 +139,7 @@ class VirtualHost(Router[CarpPacket]):
             if last is not None and pkt.counter <= last:
                 raise Replayed(f"counter {pkt.counter:#x} from {src} not above {last:#x}")
             self._last_counter[src] = pkt.counter
-        self.counters.adverts_received += 1
+        self._heard(now, pkt.advbase + pkt.advskew / 256)
         if self.state is State.MASTER:
             self._master_receives(pkt, family, src, now)
         elif self.state is State.BACKUP:

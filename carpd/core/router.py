@@ -58,6 +58,10 @@ class Router(Generic[P]):
         self.master: IPAddress | None = None
         self.last_transition: float | None = None
         self.last_reason: Reason | None = None
+        # The last valid advert from another node: when, and the interval it announced
+        # (for the transition history: how long the silence before a takeover was).
+        self.last_heard: float | None = None
+        self.heard_interval: float | None = None
         self.counters = Counters()
         self.demotion = 0  # total demotion (spec 5), from the node's ledger
         self.link_up = True  # the carpdev can carry adverts
@@ -153,6 +157,10 @@ class Router(Generic[P]):
         self.last_transition, self.last_reason = now, reason
         self.counters.transitions += 1
         self._actions.append(StateChanged(old, new, reason))
+
+    def _heard(self, now: float, interval: float) -> None:
+        self.counters.adverts_received += 1
+        self.last_heard, self.heard_interval = now, interval
 
     def _note_master(self, family: int, src: IPAddress) -> None:
         # A dual-stack master advertises on both families: show its IPv4 source.

@@ -216,7 +216,7 @@ class VrrpRouter(Router[VrrpPacket]):
             raise UnknownVhid(pkt.vrid)
         if src in self.own_sources.values():
             raise OwnAdvert(f"our own advert from {src} came back")
-        self.counters.adverts_received += 1
+        self._heard(now, pkt.interval_cs / 100)
         if sorted(pkt.addresses) != sorted(self.settings.addresses_of(family)):
             self.mismatched_addresses += 1
         if self.state is State.MASTER:

@@ -57,6 +57,10 @@ def format_status(result: dict[str, Any]) -> str:
             lines.append(f"\t{'inet6' if ':' in addr else 'inet'} {addr}")
         if vh.get("last_transition") and vh.get("last_reason"):
             lines.append(f"\tsince {vh['last_transition']}: {vh['last_reason']}")
+        if vh.get("flapping"):
+            lines.append("\tFLAPPING: see the transitions below and the log")
+        for record in (vh.get("history") or [])[-HISTORY_SHOWN:]:
+            lines.append(f"\t{format_transition(record)}")
         for text in vh.get("diagnostics") or []:
             lines.append(f"\tdiagnosis: {text}")
         for step in vh.get("host_steps") or []:
@@ -76,6 +80,20 @@ def format_status(result: dict[str, Any]) -> str:
     if result.get("maintenance"):
         lines.append("maintenance mode is on (carpctl maintenance off)")
     return "\n".join(lines)
+
+
+HISTORY_SHOWN = 3  # transitions per vhid in text status (--json has them all)
+
+
+def format_transition(r: dict[str, Any]) -> str:
+    """``12:00:03.391 BACKUP -> MASTER (master timed out; last advert 3.39 s before,
+    3 missed)``."""
+    clock = r["at"][11:23] if r["at"] else "?"
+    text = f"{clock} {r['from']} -> {r['to']} ({r['reason']}"
+    if r["gap"] is None:
+        return text + "; no advert heard before)"
+    missed = f", {r['adverts_missed']} missed" if r["adverts_missed"] else ""
+    return text + f"; last advert {r['gap']:.2f} s before{missed})"
 
 
 def format_state_sync(sync: dict[str, Any]) -> str:

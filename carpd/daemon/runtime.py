@@ -21,6 +21,7 @@ from carpd.daemon.effects.conntrack import Conntrack
 from carpd.daemon.effects.hooks import Hooks
 from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publisher, RoleChanged
 from carpd.daemon.health import Health
+from carpd.daemon.history import History
 from carpd.daemon.host import Host
 from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.ratelimit import RateLimiter
@@ -72,6 +73,8 @@ class Daemon:
         self._old_vmacs: list[VirtualMac] = []  # of vhids stopped on reload
         self.accept_filter = AcceptFilter()
         self.publisher = Publisher(self.view)
+        self.history = History()  # each vhid's recent transitions, and flaps
+        self.publisher.subscribers.append(self.history)
         self._extra_effects = effects  # beside those the config asks for (tests, plugins)
         self.host = Host(
             self.netlink,
@@ -505,7 +508,12 @@ class Daemon:
             demotion=dict(self.ledger.sources),
             groups=dict(self.ledger.groups),
             services=report.to_json() if report is not None else None,
-            vhids=tuple(vh.view(self.ledger, offset) for vh in self.vhosts.values()),
+            vhids=tuple(
+                vh.view(
+                    self.ledger, offset, self.history.of(vh.key), vh.key in self.history.flapping
+                )
+                for vh in self.vhosts.values()
+            ),
             dropped={d.name: dict(d.dropped) for d in self.devs.values()},
             state_sync=next(
                 (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None

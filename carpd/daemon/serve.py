@@ -19,6 +19,7 @@ from carpd.daemon import commands
 from carpd.daemon.control import ControlServer
 from carpd.daemon.logsetup import setup_logging
 from carpd.daemon.main import EXIT_CONFIG, EXIT_ENVIRONMENT
+from carpd.daemon.notify import Notifier
 from carpd.daemon.runtime import Daemon, StartupError
 from carpd.linux.privileges import missing_capabilities
 
@@ -53,6 +54,8 @@ def run(config: Config, reload_config: Callable[[], Config] | None) -> int:
 
 async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
     loop = asyncio.get_running_loop()
+    notifier = Notifier()  # systemd: READY, RELOADING, STOPPING, STATUS, WATCHDOG
+    daemon.publisher.subscribers.append(notifier)
     try:
         await daemon.preflight(daemon.config)
     except StartupError as e:
@@ -73,12 +76,15 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             await reload_wanted.wait()
             reload_wanted.clear()
             log.info("SIGHUP: reloading %s", daemon.config.source)
+            notifier.reloading()
             try:
                 await daemon.reload(load())
             except (ConfigError, StartupError) as e:
                 log.error("reload refused, keeping the running configuration:\n%s", e)
             except Exception:  # never lose a reload's failure silently
                 log.exception("reload failed")
+            finally:
+                notifier.reloaded(daemon.view())
 
     reloading = loop.create_task(reloader(reload_config)) if reload_config else None
 
@@ -109,4 +115,5 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             with contextlib.suppress(asyncio.CancelledError):
                 await reloading
         await control.close()
+        notifier.close()
         log.info("carpd stopped")

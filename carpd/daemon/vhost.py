@@ -23,7 +23,7 @@ from carpd.core.router import Router
 from carpd.core.vrrp import VRRP_VERSION
 from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
 from carpd.daemon.lanes import Lane
-from carpd.daemon.view import CounterSnapshot, StepReport, VhidView
+from carpd.daemon.view import CounterSnapshot, StepReport, TransitionRecord, VhidView
 from carpd.linux.netlink import Link
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 from carpd.linux.vmac import VirtualMac
@@ -170,10 +170,16 @@ class Vhost:
             out[family] = peers or (group,)
         return out
 
-    def view(self, ledger: Demotion, wall_offset: float) -> VhidView:
+    def view(
+        self,
+        ledger: Demotion,
+        wall_offset: float,
+        history: tuple[TransitionRecord, ...] = (),
+        flapping: bool = False,
+    ) -> VhidView:
         """A frozen copy for readers; ``wall_offset`` turns loop time into wall time."""
         m, c = self.machine, self.machine.counters
-        last = m.last_transition
+        last, heard = m.last_transition, m.last_heard
         return VhidView(
             cfg=self.cfg,
             state=m.state,
@@ -195,4 +201,8 @@ class Vhost:
                 StepReport(name, s.runs, s.failed, s.late, s.last_duration, s.last_error)
                 for name, s in self.lane.stats.items()
             ),
+            last_heard=None if heard is None else heard + wall_offset,
+            heard_interval=m.heard_interval,
+            history=history,
+            flapping=flapping,
         )

@@ -40,6 +40,31 @@ class StepReport:
 
 
 @dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One transition, with the silence before it: the last advert heard from another
+    node, how long before, and how many adverts that silence should have held."""
+
+    at: float  # wall clock
+    old: State
+    new: State
+    reason: Reason
+    last_advert: float | None  # wall clock; None: never heard one
+    gap: float | None  # seconds from that advert to the transition
+    missed: int | None  # whole advert intervals in the gap (the interval it announced)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": _when(self.at, ms=True),
+            "from": self.old.value,
+            "to": self.new.value,
+            "reason": str(self.reason),
+            "last_advert": _when(self.last_advert, ms=True),
+            "gap": None if self.gap is None else round(self.gap, 3),
+            "adverts_missed": self.missed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class VhidView:
     cfg: CarpConfig  # what effects read their settings from (frozen)
     state: State
@@ -56,6 +81,10 @@ class VhidView:
     diagnostics: tuple[str, ...]
     counters: CounterSnapshot
     host_steps: tuple[StepReport, ...]
+    last_heard: float | None = None  # wall clock of the last advert from another node
+    heard_interval: float | None = None  # the advert interval that advert announced
+    history: tuple[TransitionRecord, ...] = ()  # the latest last
+    flapping: bool = False
 
     @property
     def key(self) -> VhidKey:
@@ -82,10 +111,13 @@ class NodeView:
         return next(v for v in self.vhids if v.name == name)
 
 
-def _when(wall: float | None) -> str | None:
+def _when(wall: float | None, ms: bool = False) -> str | None:
     if wall is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall))
+    if not ms:
+        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall))
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall))
+    return f"{whole}.{int(wall * 1000) % 1000:03d}{time.strftime('%z', time.localtime(wall))}"
 
 
 def vhid_json(v: VhidView) -> dict[str, Any]:
@@ -109,6 +141,9 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         "master": str(v.master) if v.master is not None else None,
         "last_transition": _when(v.last_transition),
         "last_reason": str(v.last_reason) if v.last_reason is not None else None,
+        "last_advert_heard": _when(v.last_heard),
+        "history": [r.to_json() for r in v.history],
+        "flapping": v.flapping,
         "counters": {
             "adverts_sent": c.adverts_sent,
             "adverts_received": c.adverts_received,

@@ -140,10 +140,12 @@ class Node:
         )
         return r.returncode, r.stdout, r.stderr
 
-    def start(self, echo: bool = False, args: list[str] | None = None) -> None:
+    def start(
+        self, echo: bool = False, args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.write_config()
         argv = carpd_argv(*(args if args is not None else ["--config", str(self.config)]))
-        self.proc = self.host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = self.host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         assert self.proc.stdout is not None
         self.log = LogWatch(self.proc.stdout, sys.stdout if echo else None, f"  [{self.name}] ")
 

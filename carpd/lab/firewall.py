@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,11 +37,12 @@ from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.keepalived import Keepalived, instance
 from carpd.lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv
-from carpd.linux.conntrackd import parse_stats
 
 PRIMARY_BACKUP = "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh"
 NOTIFY = (("master", "primary"), ("backup", "backup"), ("fault", "fault"))
 PORT = 7000  # the server's TCP and UDP echo
+# conntrackd -s: the size of the peer's table (the lab reads it as an operator would)
+EXTERNAL = re.compile(r"cache external:\s*\ncurrent active connections:\s*(\d+)")
 TCP_RTO_MAX = 1.0  # seconds, on the client and the server
 BULK_TIMEOUT = 10.0  # how long a firewall waits for the peer's table (pfsync: 60 s)
 
@@ -298,11 +300,13 @@ class FirewallPair:
         conf = self.fw[1].tables["conntrackd"]["config"]
         deadline = time.monotonic() + timeout
         while True:
-            stats = parse_stats(_run(self.fw[1].host, "conntrackd", "-C", conf, "-s"))
-            if stats is not None and stats.external >= count:
+            out = _run(self.fw[1].host, "conntrackd", "-C", conf, "-s")
+            m = EXTERNAL.search(out)
+            have = int(m.group(1)) if m else 0
+            if have >= count:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"fw2 has {stats and stats.external} of {count} connections")
+                raise TimeoutError(f"fw2 has {have} of {count} connections")
             time.sleep(0.1)
 
     def invalid(self, node: Node) -> int:

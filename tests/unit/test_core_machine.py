@@ -620,3 +620,17 @@ def test_step_down_arms_every_family() -> None:
     assert vh.get_timer() == deadline
     vh.handle_timer(deadline)
     assert vh.state is State.MASTER
+
+
+def test_the_last_advert_heard_and_its_interval_are_kept() -> None:
+    """For the transition history: when the silence before a takeover began. A rejected
+    advert (bad HMAC) does not count as heard."""
+    vh = make_vhost(advbase=1, advskew=0)
+    vh.start(0.0)
+    assert vh.last_heard is None
+    vh.receive(Peer().advert(advbase=2, advskew=64), 4, PEER_SRC, 5.0)
+    assert (vh.last_heard, vh.heard_interval) == (5.0, 2.25)
+    forged = Peer(password="wrong").advert()
+    with pytest.raises(BadHMAC):
+        vh.receive(forged, 4, PEER_SRC, 6.0)
+    assert vh.last_heard == 5.0

@@ -664,3 +664,10 @@ def test_a_lifted_demotion_shortens_a_running_master_down_timer() -> None:
     assert r.get_timer() == pytest.approx(3 + 255 / 256)
     r.set_demotion(0, 0.01)
     assert r.get_timer() == pytest.approx(3 + 56 / 256)
+
+
+def test_the_last_advert_heard_and_its_interval_are_kept() -> None:
+    r = make_router(priority=100, interval_cs=100)
+    r.start(0.0)
+    r.receive(advert(priority=200, interval_cs=50), 4, PEER4, 2.5)
+    assert (r.last_heard, r.heard_interval) == (2.5, 0.5)
