@@ -400,11 +400,47 @@ class ConntrackdConfig(_Frozen):
         return self
 
 
+class WebConfig(_Frozen):
+    """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
+
+    enabled: StrictBool = False
+    listen: AddressValue = ipaddress.IPv4Address("127.0.0.1")
+    port: int = Field(default=8473, ge=1, le=65535, strict=True)
+    # HTTPS with this certificate chain and key (PEM); both or neither.
+    tls_cert: PathSetting | None = None
+    tls_key: PathSetting | None = None
+    # Users for HTTP basic authentication: "name:scrypt$..." lines (`carpctl web-user`).
+    users_file: PathSetting | None = None
+    read_only: StrictBool = False  # no buttons, every POST refused
+    max_connections: int = Field(default=64, ge=1, le=10_000, strict=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WebConfig:
+        found = []
+        if (self.tls_cert is None) != (self.tls_key is None):
+            key, other = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
+            found.append(Conflict((key,), str(getattr(self, key)), "needs {other}", (other,)))
+        if self.enabled and not self.listen.is_loopback and self.users_file is None:
+            found.append(
+                Conflict(
+                    ("listen",),
+                    str(self.listen),
+                    "not a loopback address, so every request from elsewhere needs a user: "
+                    "set {other}",
+                    ("users_file",),
+                )
+            )
+        if found:
+            raise conflicts(*found)
+        return self
+
+
 class ConfigFile(_Frozen):
     """A whole document: what a TOML file (or a ucarp command line) says."""
 
     global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
     conntrackd: ConntrackdConfig = ConntrackdConfig()
+    web: WebConfig = WebConfig()
     carp: tuple[CarpConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="before")

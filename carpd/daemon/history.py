@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
+from collections import Counter, deque
 
 from carpd.daemon.events import Event, RoleChanged
 from carpd.daemon.view import NodeView, TransitionRecord, VhidKey
@@ -28,6 +28,8 @@ class History:
     def __init__(self) -> None:
         self._records: dict[VhidKey, deque[TransitionRecord]] = {}
         self.flapping: set[VhidKey] = set()
+        # Every transition ever, by (from, to): at most 3 x 3 per vhid (metrics).
+        self.counts: dict[VhidKey, Counter[tuple[str, str]]] = {}
 
     def of(self, key: VhidKey) -> tuple[TransitionRecord, ...]:
         return tuple(self._records.get(key, ()))
@@ -41,6 +43,8 @@ class History:
         gap = None if heard is None else max(0.0, event.at - heard)
         missed = None if gap is None or not interval else math.floor(gap / interval)
         record = TransitionRecord(event.at, event.old, event.new, event.reason, heard, gap, missed)
+        counts = self.counts.setdefault(event.key, Counter())
+        counts[(event.old.value, event.new.value)] += 1
         records = self._records.setdefault(event.key, deque(maxlen=KEPT))
         records.append(record)
         recent = [r for r in records if event.at - r.at <= FLAP_WINDOW]

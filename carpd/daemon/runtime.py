@@ -508,12 +508,7 @@ class Daemon:
             demotion=dict(self.ledger.sources),
             groups=dict(self.ledger.groups),
             services=report.to_json() if report is not None else None,
-            vhids=tuple(
-                vh.view(
-                    self.ledger, offset, self.history.of(vh.key), vh.key in self.history.flapping
-                )
-                for vh in self.vhosts.values()
-            ),
+            vhids=tuple(vh.view(self.ledger, offset, self.history) for vh in self.vhosts.values()),
             dropped={d.name: dict(d.dropped) for d in self.devs.values()},
             state_sync=next(
                 (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None

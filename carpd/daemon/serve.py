@@ -62,6 +62,17 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
         print(f"carpd: {e}", file=sys.stderr)
         await daemon.netlink.close()
         return EXIT_CONFIG
+    web = None
+    if daemon.config.web.enabled:  # aiohttp is imported only then
+        from carpd.web.server import WebError, WebServer
+
+        try:
+            web = WebServer(daemon.config.web, daemon.view, commands.handlers(daemon))
+            await web.start()
+        except WebError as e:
+            print(f"carpd: {daemon.config.source}: {e}", file=sys.stderr)
+            await daemon.netlink.close()
+            return EXIT_CONFIG
     # After preflight, which names an unknown control_group instead of a traceback.
     control = ControlServer(
         Path(daemon.config.global_.control_socket),
@@ -115,5 +126,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             with contextlib.suppress(asyncio.CancelledError):
                 await reloading
         await control.close()
+        if web is not None:
+            await web.close()
         notifier.close()
         log.info("carpd stopped")

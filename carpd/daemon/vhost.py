@@ -22,8 +22,9 @@ from carpd.core.receive import Member
 from carpd.core.router import Router
 from carpd.core.vrrp import VRRP_VERSION
 from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
+from carpd.daemon.history import History
 from carpd.daemon.lanes import Lane
-from carpd.daemon.view import CounterSnapshot, StepReport, TransitionRecord, VhidView
+from carpd.daemon.view import CounterSnapshot, StepReport, VhidView
 from carpd.linux.netlink import Link
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 from carpd.linux.vmac import VirtualMac
@@ -171,11 +172,7 @@ class Vhost:
         return out
 
     def view(
-        self,
-        ledger: Demotion,
-        wall_offset: float,
-        history: tuple[TransitionRecord, ...] = (),
-        flapping: bool = False,
+        self, ledger: Demotion, wall_offset: float, history: History | None = None
     ) -> VhidView:
         """A frozen copy for readers; ``wall_offset`` turns loop time into wall time."""
         m, c = self.machine, self.machine.counters
@@ -203,6 +200,7 @@ class Vhost:
             ),
             last_heard=None if heard is None else heard + wall_offset,
             heard_interval=m.heard_interval,
-            history=history,
-            flapping=flapping,
+            history=history.of(self.key) if history else (),
+            flapping=history is not None and self.key in history.flapping,
+            transition_counts=dict(history.counts.get(self.key, {})) if history else {},
         )

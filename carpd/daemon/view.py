@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from carpd.config import CarpConfig
@@ -85,6 +85,7 @@ class VhidView:
     heard_interval: float | None = None  # the advert interval that advert announced
     history: tuple[TransitionRecord, ...] = ()  # the latest last
     flapping: bool = False
+    transition_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def key(self) -> VhidKey:

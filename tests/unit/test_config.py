@@ -318,7 +318,7 @@ def test_document_errors(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: carp = {{vhid = 1}}: must be an array of tables [[carp]]"]
     path = write(tmp_path, "extra = 1\n" + MINIMAL)
     assert problems(path) == [
-        f"{path}: extra: unknown key (allowed keys: global, conntrackd, carp)"
+        f"{path}: extra: unknown key (allowed keys: global, conntrackd, web, carp)"
     ]
 
 
@@ -419,3 +419,26 @@ def test_the_conntrackd_table_is_read_and_checked(tmp_path: Path) -> None:
         f"{bad}: conntrackd.commit_timeout = 0: must be greater than 0 and at most 60",
         f"{bad}: conntrackd.bulk_timeout = 9999: must be greater than 0 and at most 3600",
     ]
+
+
+def test_a_passfile_can_be_a_systemd_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``%d`` is systemd's credentials directory (LoadCredential=carp-lan:... in the unit),
+    so the password need not be readable outside the service."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "carp-lan").write_text(f"{SECRET}\n")
+    text = MINIMAL.replace(f'pass = "{SECRET}"', 'passfile = "%d/carp-lan"')
+    path = write(tmp_path, text)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    c = load_config(path).carp[0]
+    assert c.password == SECRET.encode() and c.passfile is not None
+    assert c.passfile.path == creds / "carp-lan"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == (
+        f'{path}: carp[0].passfile = "%d/carp-lan": %d is systemd\'s credentials directory, '
+        "and $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"
+    )

@@ -1,0 +1,1 @@
+"""The status page, /api/status and /metrics (imported only with [web] enabled)."""

@@ -1,0 +1,255 @@
+"""The status page, /api/status and /metrics, served by carpd itself (aiohttp).
+
+It reads the daemon through the same seam as carpctl: ``view()`` for what it shows, and
+the control socket's command handlers for its buttons (maintenance, a vhid down or up,
+"Temporarily disable CARP": every vhid down, not kept across a restart).
+
+Who may do what:
+- reading (GET) from a loopback address: anyone who can reach it there;
+- reading from elsewhere, and every POST: an HTTP basic user of ``users_file``;
+- every POST also carries the CSRF token of the page it came from (``X-CSRF-Token``,
+  which a cross-site form cannot set) and, if the browser sends one, a same-origin
+  ``Origin``; ``read_only`` refuses every POST.
+
+A slow or hostile client must never delay an advert. The server shares the protocol's
+event loop, so it only does short, bounded work there: request lines and headers are
+capped (8 KiB each, 16 KiB bodies), password checks run in a worker thread, and at most
+``max_connections`` connections are kept (a new one beyond that pushes out the oldest,
+so idle or slowloris connections cannot hold the page, let alone the daemon's file
+descriptors, forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import ipaddress
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from carpd.config.model import WebConfig
+from carpd.daemon.view import NodeView, to_json
+from carpd.web.auth import Authenticator, load_users
+from carpd.web.metrics import registry
+
+log = logging.getLogger("carpd")
+
+Handler = Callable[[dict[str, Any]], Any]
+MAX_BODY = 16 * 1024
+MAX_LINE = 8190  # request line and each header, as aiohttp's defaults, said out loud
+KEEPALIVE = 15.0  # seconds an idle keep-alive connection is kept
+
+
+class WebError(Exception):
+    pass
+
+
+class WebServer:
+    def __init__(
+        self, cfg: WebConfig, view: Callable[[], NodeView], handlers: dict[str, Handler]
+    ) -> None:
+        self.cfg = cfg
+        self.view = view
+        self.handlers = handlers
+        users: dict[str, str] = {}
+        if cfg.users_file is not None:
+            try:
+                users = load_users(cfg.users_file)
+            except (OSError, ValueError) as e:
+                raise WebError(f"web.users_file: {e}") from None
+        self.auth = Authenticator(users)
+        self.metrics = registry(view)
+        self._runner: web.AppRunner | None = None
+        self._server: Any = None
+        self.page = resources.files("carpd.web").joinpath("page.html").read_text()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.cfg.tls_cert else "http"
+        host = self.cfg.listen
+        shown = f"[{host}]" if host.version == 6 else str(host)
+        return f"{scheme}://{shown}:{self.cfg.port}/"
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/login", self._login)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/api/maintenance", self._maintenance)
+        app.router.add_post("/api/carp/{action:enable|disable}", self._carp)
+        app.router.add_post("/api/vhid/{name}/{action:up|down}", self._vhid)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=KEEPALIVE,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+        )
+        await runner.setup()
+        context = None
+        if self.cfg.tls_cert is not None and self.cfg.tls_key is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                context.load_cert_chain(self.cfg.tls_cert, self.cfg.tls_key)
+            except (OSError, ssl.SSLError) as e:
+                await runner.cleanup()
+                raise WebError(f"web.tls_cert / web.tls_key: {e}") from None
+        server = runner.server
+        assert server is not None
+
+        def limited() -> Any:
+            """Beyond max_connections, the oldest connection goes first."""
+            live = server.connections
+            if len(live) >= self.cfg.max_connections and live[0].transport is not None:
+                live[0].transport.close()
+            return server()
+
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                limited, str(self.cfg.listen), self.cfg.port, ssl=context, backlog=128
+            )
+        except OSError as e:
+            await runner.cleanup()
+            raise WebError(f"web: cannot listen on {self.url}: {e.strerror or e}") from None
+        self._runner = runner
+        log.info("web: status page on %s", self.url)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.auth.close()
+
+    # -- who may do what ------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        user = await self.auth.user(request.headers.get("Authorization"))
+        request["user"] = user
+        local = _loopback(request.remote)
+        if request.method == "GET" and (local or user is not None) and request.path != "/login":
+            return await handler(request)
+        if request.method == "GET" and request.path != "/login":
+            return _challenge("reading from elsewhere than this host needs a user")
+        if request.method != "POST":
+            return await handler(request)
+        if self.cfg.read_only:
+            return _refuse(403, "read-only: web.read_only = true")
+        if user is None:
+            return _challenge("every change needs a user (web.users_file)")
+        if not self.auth.csrf_ok(user, request.headers.get("X-CSRF-Token")):
+            return _refuse(403, "the CSRF token is missing or wrong: use the page")
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            return _refuse(403, f"cross-site request from {origin} refused")
+        log.warning("web: %s %s by %s from %s", request.method, request.path, user, request.remote)
+        return await handler(request)
+
+    # -- pages ------------------------------------------------------------------------
+
+    async def _page(self, request: web.Request) -> web.Response:
+        user = request["user"]
+        meta = {
+            "user": user or "",
+            "csrf": self.auth.csrf(user) if user else "",
+            "read-only": "1" if self.cfg.read_only else "",
+            "users": "1" if self.auth.users else "",
+        }
+        head = "".join(
+            f'<meta name="carpd-{k}" content="{html.escape(v, quote=True)}">'
+            for k, v in meta.items()
+        )
+        body = self.page.replace("<!--META-->", head)
+        return web.Response(
+            text=body,
+            content_type="text/html",
+            headers={
+                "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+                "script-src 'unsafe-inline'; frame-ancestors 'none'",
+                "X-Frame-Options": "DENY",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        """The browser asks for a user here (and then keeps sending it)."""
+        if request["user"] is None:
+            return _challenge("log in to use the buttons")
+        raise web.HTTPFound("/")
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(to_json(self.view()), headers={"Cache-Control": "no-store"})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # -- buttons ------------------------------------------------------------------------
+
+    async def _run(self, command: str, req: dict[str, Any]) -> web.Response:
+        from carpd.daemon.control import Refused
+
+        try:
+            result = self.handlers[command](req)
+            if hasattr(result, "__await__"):
+                result = await result
+        except Refused as e:
+            return _refuse(409, str(e))
+        return web.json_response({"ok": True, "result": result})
+
+    async def _maintenance(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _refuse(400, 'the body must be JSON: {"on": true}')
+        on = body.get("on") if isinstance(body, dict) else None
+        return await self._run("maintenance", {"on": on})
+
+    async def _vhid(self, request: web.Request) -> web.Response:
+        action, name = request.match_info["action"], request.match_info["name"]
+        return await self._run(action, {"name": name})
+
+    async def _carp(self, request: web.Request) -> web.Response:
+        """pfSense's "Temporarily disable CARP": every vhid down (up again with enable or
+        a restart)."""
+        command = "down" if request.match_info["action"] == "disable" else "up"
+        for v in self.view().vhids:
+            response = await self._run(command, {"name": v.name})
+            if response.status != 200:
+                return response
+        return web.json_response({"ok": True, "result": to_json(self.view())})
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse(status: int, message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status)
+
+
+def _challenge(message: str) -> web.Response:
+    return web.json_response(
+        {"ok": False, "error": message},
+        status=401,
+        headers={"WWW-Authenticate": 'Basic realm="carpd", charset="UTF-8"'},
+    )
