@@ -1,0 +1,131 @@
+"""A real browser (Debian's chromium, headless, driven by selenium with chromium-driver)
+inside a lab namespace, so it reaches the lab's addresses and nothing else.
+
+``ip netns exec NS python -m carpd.lab.browser --user U --password P`` reads commands on
+stdin, one per line, and answers each with one JSON line:
+
+    open TAB URL                  a new tab named TAB
+    states TAB                    {"vhid name": "MASTER", ...} as the page shows them
+    wait TAB VHID STATE SECONDS   until the page shows it: {"after": seconds}
+    click TAB BUTTON_ID           click a button of the page
+    text TAB                      the page's visible text
+    shot TAB PATH                 a screenshot (PNG)
+
+The user and password go into every request's Authorization header (the page's own
+fetches too), through the DevTools protocol: no login dialog to drive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import sys
+import time
+from typing import Any
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def start(user: str | None, password: str | None) -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1100,800",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+def authorize(driver: webdriver.Chrome, user: str | None, password: str | None) -> None:
+    """The user in every request of the current tab (DevTools acts per tab)."""
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd(
+            "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}}
+        )
+
+
+def states(driver: webdriver.Chrome) -> dict[str, str]:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#vhids tr")
+    return {r.get_attribute("data-vhid") or "": r.get_attribute("data-state") or "" for r in rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m carpd.lab.browser")
+    parser.add_argument("--user")
+    parser.add_argument("--password")
+    args = parser.parse_args()
+    driver = start(args.user, args.password)
+    tabs: dict[str, str] = {}
+
+    def tab(name: str) -> None:
+        driver.switch_to.window(tabs[name])
+
+    def answer(**reply: Any) -> None:
+        print(json.dumps(reply), flush=True)
+
+    try:
+        answer(ready=True)
+        for line in sys.stdin:
+            cmd, *rest = line.split()
+            if cmd == "open":
+                name, url = rest
+                if tabs:
+                    driver.switch_to.new_window("tab")
+                tabs[name] = driver.current_window_handle
+                authorize(driver, args.user, args.password)
+                driver.get(url)
+                WebDriverWait(driver, 10).until(lambda d: states(d))
+                answer(opened=name)
+            elif cmd == "states":
+                tab(rest[0])
+                answer(states=states(driver))
+            elif cmd == "wait":
+                name, vhid, state, seconds = rest
+                tab(name)
+                t0 = time.monotonic()
+
+                def shown(d: Any, vhid: str = vhid, state: str = state) -> bool:
+                    return states(d).get(vhid) == state
+
+                try:
+                    WebDriverWait(driver, float(seconds), poll_frequency=0.05).until(shown)
+                    answer(after=round(time.monotonic() - t0, 3))
+                except TimeoutException:
+                    answer(after=None, states=states(driver))
+            elif cmd == "click":
+                tab(rest[0])
+                driver.find_element(By.ID, rest[1]).click()
+                answer(clicked=rest[1])
+            elif cmd == "text":
+                tab(rest[0])
+                answer(text=driver.find_element(By.TAG_NAME, "body").text)
+            elif cmd == "shot":
+                tab(rest[0])
+                driver.save_screenshot(rest[1])
+                answer(shot=rest[1])
+            else:
+                answer(error=f"unknown command {cmd}")
+    finally:
+        driver.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The status page against a real two-node lab: a real browser (chromium, selenium), the
+page's security, and a hostile client while adverts are timed."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from carpd.lab import bounds
+from carpd.lab.cluster import Node, VhidSpec, start_master_first
+from carpd.lab.netlab import Host, Lab, LogWatch
+from carpd.lab.probe import sniff
+from carpd.web.auth import hash_password
+
+USER, PASSWORD = "admin", "lab-web-password"
+CARP_PASSWORD = "lab-carp-secret"
+PORT = 8473
+POLL = 1.0  # the page asks /api/status every second
+PAGE_LIMIT = 2.0  # the issue's bound: both pages show a move within 2 s, no reload
+SCREENSHOTS = os.environ.get("CARPD_SCREENSHOTS")  # a directory to keep them in
+
+
+@dataclass
+class WebPair:
+    lab: Lab
+    n1: Node
+    n2: Node
+    client: Host
+
+    def url(self, node: Node, path: str = "/") -> str:
+        return f"http://{node.host.ipv4.split('/')[0] if node.host.ipv4 else ''}:{PORT}{path}"
+
+
+@pytest.fixture
+def pair(lab: Lab) -> Iterator[WebPair]:
+    users = lab.tmp / "web-users"
+    users.write_text(f"{USER}:{hash_password(PASSWORD)}\n")
+    nodes = []
+    for i, skew in ((1, 0), (2, 100)):
+        host = lab.add_host(f"n{i}", f"192.0.2.{i}/24")
+        spec = VhidSpec(1, ("192.0.2.100/24",), advskew=skew, name="lan", password=CARP_PASSWORD)
+        node = Node(lab, host, [spec], global_={"preempt": True})
+        node.tables["web"] = {
+            "enabled": True,
+            "listen": f"192.0.2.{i}",
+            "users_file": str(users),
+        }
+        nodes.append(node)
+    client = lab.add_host("client", "192.0.2.9/24")
+    start_master_first(nodes[0], nodes[1])
+    try:
+        yield WebPair(lab, nodes[0], nodes[1], client)
+    finally:
+        for node in nodes:
+            print(f"--- {node.name}'s log", *(node.log.lines if node.log else []), sep="\n")
+
+
+class Browser:
+    """carpd.lab.browser in the client's namespace."""
+
+    def __init__(self, lab: Lab, host: Host) -> None:
+        argv = [sys.executable, "-m", "carpd.lab.browser", "--user", USER, "--password", PASSWORD]
+        self.proc = host.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        self.log = LogWatch(self.proc.stdout)
+        self.log.wait_for('"ready"', bounds.START_UP * 4)  # chromium's first start is slow
+
+    def ask(self, line: str, timeout: float = bounds.START_UP * 2) -> dict[str, Any]:
+        start = self.log.mark()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        _, reply = self.log.wait_for(r"^\{", timeout, start)
+        result: dict[str, Any] = json.loads(reply)
+        return result
+
+
+def test_the_page_in_a_browser_follows_maintenance_on_both_nodes(pair: WebPair, lab: Lab) -> None:
+    browser = Browser(lab, pair.client)
+    browser.ask(f"open n1 {pair.url(pair.n1)}")
+    browser.ask(f"open n2 {pair.url(pair.n2)}")
+    assert browser.ask("states n1")["states"] == {"lan": "MASTER"}
+    assert browser.ask("states n2")["states"] == {"lan": "BACKUP"}
+    text = browser.ask("text n1")["text"]
+    assert "Not demoted" in text and "logged in as admin" in text
+
+    clicked = time.monotonic()
+    browser.ask("click n1 maintenance")
+    seen = {}
+    for tab, state in (("n1", "BACKUP"), ("n2", "MASTER")):
+        answer = browser.ask(f"wait {tab} lan {state} {PAGE_LIMIT}")
+        assert answer["after"] is not None, answer
+        seen[tab] = time.monotonic() - clicked
+    print(f"maintenance on: pages showed it after {seen}")
+    assert max(seen.values()) <= PAGE_LIMIT + bounds.REACTION
+    text = browser.ask("text n1")["text"]
+    assert "Demoted by 240" in text and "maintenance: 240" in text
+    assert "Leave persistent maintenance mode" in text
+    for tab in ("n1", "n2"):
+        shot = str(lab.tmp / f"status-{tab}.png")
+        browser.ask(f"shot {tab} {shot}")
+        if SCREENSHOTS:
+            shutil.copy(shot, SCREENSHOTS)
+
+    clicked = time.monotonic()
+    browser.ask("click n1 maintenance")  # now "Leave": preempt on, n1 takes it back
+    for tab, state in (("n1", "MASTER"), ("n2", "BACKUP")):
+        answer = browser.ask(f"wait {tab} lan {state} {PAGE_LIMIT}")
+        assert answer["after"] is not None, answer
+        assert time.monotonic() - clicked <= PAGE_LIMIT + bounds.REACTION
+    assert "Not demoted" in browser.ask("text n1")["text"]
+
+
+def curl(host: Host, *args: str) -> tuple[int, str]:
+    r = host.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5", *args])
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def test_the_page_refuses_the_unauthenticated_and_the_cross_site(pair: WebPair) -> None:
+    c, url = pair.client, pair.url(pair.n1)
+    auth = ["-u", f"{USER}:{PASSWORD}"]
+    assert curl(c, url)[0] == 401  # reading from elsewhere than the node itself
+    assert curl(c, *auth, url)[0] == 200
+    post = ["-X", "POST", "-H", "Content-Type: application/json", "-d", '{"on": true}']
+    maint = pair.url(pair.n1, "/api/maintenance")
+    assert curl(c, *post, maint)[0] == 401  # no user
+    assert curl(c, *auth, *post, maint)[0] == 403  # no CSRF token
+    _, page = curl(c, *auth, url)
+    csrf = page.split('carpd-csrf" content="')[1].split('"')[0]
+    cross = ["-H", f"X-CSRF-Token: {csrf}", "-H", "Origin: http://evil.example"]
+    assert curl(c, *auth, *post, *cross, maint)[0] == 403  # another site's page
+    assert pair.n1.status()["maintenance"] is False  # none of them changed anything
+    same = ["-H", f"X-CSRF-Token: {csrf}", "-H", f"Origin: http://192.0.2.1:{PORT}"]
+    assert curl(c, *auth, *post, *same, maint)[0] == 200
+    assert pair.n1.status()["maintenance"] is True
+    # No secret in any answer: the CARP password, the web password, its hash.
+    hashed = (pair.lab.tmp / "web-users").read_text().split(":", 1)[1].strip()
+    for path in ("/", "/api/status", "/metrics", "/login"):
+        _, body = curl(c, *auth, pair.url(pair.n1, path))
+        for secret in (CARP_PASSWORD, PASSWORD, hashed):
+            assert secret not in body, path
+
+
+def test_a_hostile_client_does_not_delay_adverts(pair: WebPair, lab: Lab) -> None:
+    """1,000 idle connections, 1,000 slowloris ones and 1 MiB headers against the
+    master's page for 20 s, while a third host times the master's adverts: reported,
+    and the backup must never have taken over."""
+    attacker = lab.add_host("attacker", "192.0.2.66/24")
+    watch = sniff(pair.client, "--times")
+    argv = [sys.executable, "-m", "carpd.lab.hostile", "192.0.2.1", str(PORT)]
+    argv += ["--idle", "1000", "--slow", "1000", "--huge", "4", "--seconds", "20"]
+    proc = attacker.spawn(argv, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    out = LogWatch(proc.stdout)
+    out.wait_for('"opened"', bounds.START_UP * 2)
+    _, summary = out.wait_for('"summary"', 20 + bounds.START_UP * 2)
+    stamps = [float(x.split()[0]) for x in watch.lines if " carp 192.0.2.1 " in x]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    late = sorted(abs(g - 1.0) * 1000 for g in gaps)
+    print(
+        f"under attack ({json.loads(summary)['summary']}): {len(stamps)} adverts, deviation "
+        f"from 1 s p50 {statistics.median(late):.2f} ms, max {late[-1]:.2f} ms"
+    )
+    assert len(stamps) >= 20
+    assert pair.n2.log is not None and pair.n2.log.count(r"-> MASTER") == 0
+    # The page still answers once the attack is over.
+    assert curl(pair.client, "-u", f"{USER}:{PASSWORD}", pair.url(pair.n1, "/api/status"))[0] == 200
