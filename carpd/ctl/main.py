@@ -192,7 +192,38 @@ def make_parser() -> argparse.ArgumentParser:
     st = command("state", "force a vhid's state, as carp(4)'s state option")
     st.add_argument("name", metavar="VHID_NAME")
     st.add_argument("state", choices=["master", "backup"])
+    wu = sub.add_parser(
+        "web-user",
+        help="print a users_file line for the status page (asks for the password; "
+        "no daemon needed)",
+        description="Print NAME:scrypt$... for [web] users_file; the password is read "
+        "from the terminal (twice), or from stdin's first line when it is not a terminal.",
+    )
+    wu.add_argument("user", metavar="NAME")
     return parser
+
+
+def web_user(name: str) -> int:
+    """`carpctl web-user NAME >> /etc/carpd/web-users`: only the hash is printed."""
+    import getpass
+
+    from carpd.web.auth import hash_password
+
+    if not name or ":" in name or any(c.isspace() for c in name):
+        print("carpctl: a user name has no ':' and no spaces", file=sys.stderr)
+        return EXIT_USAGE
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            print("carpctl: the passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("carpctl: a password of at least 8 characters, please", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{name}:{hash_password(password)}")
+    return EXIT_OK
 
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_usage(sys.stderr)
         return EXIT_USAGE
+    if args.command == "web-user":
+        return web_user(args.user)
     as_json = args.json or getattr(args, "json_sub", False)
     try:
         req = build_request(args)

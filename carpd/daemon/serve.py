@@ -89,7 +89,10 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             log.info("SIGHUP: reloading %s", daemon.config.source)
             notifier.reloading()
             try:
+                running_web = daemon.config.web
                 await daemon.reload(load())
+                if daemon.config.web != running_web:
+                    log.warning("web: [web] changed: restart carpd to apply it")
             except (ConfigError, StartupError) as e:
                 log.error("reload refused, keeping the running configuration:\n%s", e)
             except Exception:  # never lose a reload's failure silently

@@ -186,3 +186,20 @@ def test_status_shows_why_and_since_when_and_host_steps_that_went_wrong() -> Non
 def test_capabilities_are_read_from_proc_status() -> None:
     assert effective_capabilities("Name:\tx\nCapEff:\t0000000000003000\n") == 0x3000
     assert effective_capabilities("Name:\tx\n") == 0
+
+
+def test_carpctl_web_user_prints_a_hash_never_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from carpd.web.auth import verify_password
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert carpctl(["web-user", "alice"]) == 0
+    line = capsys.readouterr().out.strip()
+    name, stored = line.split(":", 1)
+    assert name == "alice" and "correct horse" not in line
+    assert verify_password(stored, "correct horse")
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert carpctl(["web-user", "alice"]) == 2

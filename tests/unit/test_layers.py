@@ -13,7 +13,8 @@ ALLOWED = {
     "config": {"core", "config"},
     "linux": {"core", "config", "linux"},
     "daemon": {"core", "config", "linux", "daemon"},
-    "ctl": {"ctl"},
+    # carpctl web-user writes the status page's users file (carpd.web.auth: stdlib only).
+    "ctl": {"ctl", "web"},
     # The status page reads the daemon through its view and command handlers.
     "web": {"core", "config", "daemon", "web"},
     # The labs drive daemons from outside, as an operator would: never their insides.
