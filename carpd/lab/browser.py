@@ -61,9 +61,16 @@ def authorize(driver: webdriver.Chrome, user: str | None, password: str | None) 
         )
 
 
+# In one go inside the page: it rebuilds its rows every second, so elements looked up
+# one by one from here can go stale in between.
+ROWS = (
+    "return Array.from(document.querySelectorAll('#vhids tr'),"
+    " r => [r.dataset.vhid, r.dataset.state])"
+)
+
+
 def states(driver: webdriver.Chrome) -> dict[str, str]:
-    rows = driver.find_elements(By.CSS_SELECTOR, "#vhids tr")
-    return {r.get_attribute("data-vhid") or "": r.get_attribute("data-state") or "" for r in rows}
+    return {vhid: state for vhid, state in driver.execute_script(ROWS)}
 
 
 def main() -> int:
@@ -74,54 +81,51 @@ def main() -> int:
     driver = start(args.user, args.password)
     tabs: dict[str, str] = {}
 
-    def tab(name: str) -> None:
-        driver.switch_to.window(tabs[name])
-
     def answer(**reply: Any) -> None:
         print(json.dumps(reply), flush=True)
+
+    def run(cmd: str, *rest: str) -> None:
+        if cmd == "open":
+            name, url = rest
+            if tabs:
+                driver.switch_to.new_window("tab")
+            tabs[name] = driver.current_window_handle
+            authorize(driver, args.user, args.password)
+            driver.get(url)
+            WebDriverWait(driver, 10).until(lambda d: states(d))
+            answer(opened=name)
+            return
+        driver.switch_to.window(tabs[rest[0]])
+        if cmd == "states":
+            answer(states=states(driver))
+        elif cmd == "wait":
+            _, vhid, state, seconds = rest
+            t0 = time.monotonic()
+            try:
+                WebDriverWait(driver, float(seconds), poll_frequency=0.05).until(
+                    lambda d: states(d).get(vhid) == state
+                )
+                answer(after=round(time.monotonic() - t0, 3))
+            except TimeoutException:
+                answer(after=None, states=states(driver))
+        elif cmd == "click":
+            driver.find_element(By.ID, rest[1]).click()
+            answer(clicked=rest[1])
+        elif cmd == "text":
+            answer(text=driver.find_element(By.TAG_NAME, "body").text)
+        elif cmd == "shot":
+            driver.save_screenshot(rest[1])
+            answer(shot=rest[1])
+        else:
+            answer(error=f"unknown command {cmd}")
 
     try:
         answer(ready=True)
         for line in sys.stdin:
-            cmd, *rest = line.split()
-            if cmd == "open":
-                name, url = rest
-                if tabs:
-                    driver.switch_to.new_window("tab")
-                tabs[name] = driver.current_window_handle
-                authorize(driver, args.user, args.password)
-                driver.get(url)
-                WebDriverWait(driver, 10).until(lambda d: states(d))
-                answer(opened=name)
-            elif cmd == "states":
-                tab(rest[0])
-                answer(states=states(driver))
-            elif cmd == "wait":
-                name, vhid, state, seconds = rest
-                tab(name)
-                t0 = time.monotonic()
-
-                def shown(d: Any, vhid: str = vhid, state: str = state) -> bool:
-                    return states(d).get(vhid) == state
-
-                try:
-                    WebDriverWait(driver, float(seconds), poll_frequency=0.05).until(shown)
-                    answer(after=round(time.monotonic() - t0, 3))
-                except TimeoutException:
-                    answer(after=None, states=states(driver))
-            elif cmd == "click":
-                tab(rest[0])
-                driver.find_element(By.ID, rest[1]).click()
-                answer(clicked=rest[1])
-            elif cmd == "text":
-                tab(rest[0])
-                answer(text=driver.find_element(By.TAG_NAME, "body").text)
-            elif cmd == "shot":
-                tab(rest[0])
-                driver.save_screenshot(rest[1])
-                answer(shot=rest[1])
-            else:
-                answer(error=f"unknown command {cmd}")
+            try:
+                run(*line.split())
+            except Exception as e:  # an answer, always: the caller waits for one
+                answer(error=f"{type(e).__name__}: {e}")
     finally:
         driver.quit()
     return 0

@@ -58,23 +58,6 @@ def both(node: Node, state: str, timeout: float, start: int = 0) -> list[int]:
     return [node.wait_state(state, s.ifname, timeout, start)[0] for s in node.vhids]
 
 
-def test_a_crashed_master_keeps_the_connection_through_the_backup(pair: FirewallPair) -> None:
-    fw1, fw2 = pair.fw
-    flows = pair.flows()
-    since = flows.mark(pair.crash(fw1))
-    resumed = survived(pair, flows, since)
-    both(fw2, "MASTER", 1)
-    assert pair.invalid(fw2) == 0  # not one packet met fw2 before the commit
-    # The connection's state came from the commit, before the addresses went up.
-    for vhost in fw2.status()["vhosts"]:
-        (commit,) = [s for s in vhost["host_steps"] if s["name"] == "conntrackd commit"]
-        assert commit["runs"] == 1 and commit["failed"] == 0 and commit["late"] == 0
-    print(
-        f"crash: data again after {resumed['resumed']} s (UDP {resumed['udp']} s); "
-        f"the commit took {commit['last_duration']} s"
-    )
-
-
 def test_without_state_sync_the_same_crash_breaks_the_connection(lab: Lab) -> None:
     """The control: no conntrackd, and the backup drops the connection's packets as
     invalid (no state, no mid-stream pickup), so the client stalls."""
@@ -108,16 +91,26 @@ def test_maintenance_hands_the_connection_over(pair: FirewallPair) -> None:
     both(fw2, "MASTER", 1)
 
 
-def test_a_restarted_node_waits_for_the_table_before_it_takes_the_role_back(
+def test_a_crash_then_a_restart_that_waits_for_the_table_before_taking_the_role_back(
     pair: FirewallPair,
 ) -> None:
-    """preempt on: fw1 comes back with an empty table; demoted by the state sync source
-    until its bulk resync from fw2 is done, then MASTER again, and the connection
-    survives that handover too."""
+    """A crash of the master: the connection carries on through fw2, whose commit came
+    before its addresses (not one packet dropped as invalid there). Then, preempt on,
+    fw1 comes back with an empty table; demoted by the state sync source until its bulk
+    resync from fw2 is done, then MASTER again, and the connection survives that too."""
     fw1, fw2 = pair.fw
     flows = pair.flows()
     since = flows.mark(pair.crash(fw1))
-    survived(pair, flows, since)
+    resumed = survived(pair, flows, since)
+    both(fw2, "MASTER", 1)
+    assert pair.invalid(fw2) == 0  # not one packet met fw2 before the commit
+    for vhost in fw2.status()["vhosts"]:
+        (commit,) = [s for s in vhost["host_steps"] if s["name"] == "conntrackd commit"]
+        assert commit["runs"] == 1 and commit["failed"] == 0 and commit["late"] == 0
+    print(
+        f"crash: data again after {resumed['resumed']} s (UDP {resumed['udp']} s); "
+        f"the commit took {commit['last_duration']} s"
+    )
     pair.revive(fw1)
     fw1.start()  # its conntrackd was killed too: carpd starts it (a stale lock left)
     start = fw1.wait_log(r"demoted by 240 to 240 \(state sync bulk start\)", bounds.START_UP)[0]

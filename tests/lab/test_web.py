@@ -28,6 +28,7 @@ CARP_PASSWORD = "lab-carp-secret"
 PORT = 8473
 POLL = 1.0  # the page asks /api/status every second
 PAGE_LIMIT = 2.0  # the issue's bound: both pages show a move within 2 s, no reload
+ATTACK = 10  # seconds of the hostile client
 SCREENSHOTS = os.environ.get("CARPD_SCREENSHOTS")  # a directory to keep them in
 
 
@@ -83,6 +84,7 @@ class Browser:
         self.proc.stdin.flush()
         _, reply = self.log.wait_for(r"^\{", timeout, start)
         result: dict[str, Any] = json.loads(reply)
+        assert "error" not in result, f"{line}: {result['error']}"
         return result
 
 
@@ -155,17 +157,17 @@ def test_the_page_refuses_the_unauthenticated_and_the_cross_site(pair: WebPair) 
 
 def test_a_hostile_client_does_not_delay_adverts(pair: WebPair, lab: Lab) -> None:
     """1,000 idle connections, 1,000 slowloris ones and 1 MiB headers against the
-    master's page for 20 s, while a third host times the master's adverts: reported,
+    master's page for 10 s, while a third host times the master's adverts: reported,
     and the backup must never have taken over."""
     attacker = lab.add_host("attacker", "192.0.2.66/24")
     watch = sniff(pair.client, "--times")
     argv = [sys.executable, "-m", "carpd.lab.hostile", "192.0.2.1", str(PORT)]
-    argv += ["--idle", "1000", "--slow", "1000", "--huge", "4", "--seconds", "20"]
+    argv += ["--idle", "1000", "--slow", "1000", "--huge", "4", "--seconds", str(ATTACK)]
     proc = attacker.spawn(argv, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     out = LogWatch(proc.stdout)
     out.wait_for('"opened"', bounds.START_UP * 2)
-    _, summary = out.wait_for('"summary"', 20 + bounds.START_UP * 2)
+    _, summary = out.wait_for('"summary"', ATTACK + bounds.START_UP * 2)
     stamps = [float(x.split()[0]) for x in watch.lines if " carp 192.0.2.1 " in x]
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     late = sorted(abs(g - 1.0) * 1000 for g in gaps)
@@ -173,7 +175,7 @@ def test_a_hostile_client_does_not_delay_adverts(pair: WebPair, lab: Lab) -> Non
         f"under attack ({json.loads(summary)['summary']}): {len(stamps)} adverts, deviation "
         f"from 1 s p50 {statistics.median(late):.2f} ms, max {late[-1]:.2f} ms"
     )
-    assert len(stamps) >= 20
+    assert len(stamps) >= ATTACK
     assert pair.n2.log is not None and pair.n2.log.count(r"-> MASTER") == 0
     # The page still answers once the attack is over.
     assert curl(pair.client, "-u", f"{USER}:{PASSWORD}", pair.url(pair.n1, "/api/status"))[0] == 200
