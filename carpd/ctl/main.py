@@ -39,6 +39,32 @@ def request(path: str, command: dict[str, Any], timeout: float = 10.0) -> dict[s
     return reply
 
 
+def follow(path: str, out: Any = None) -> int:
+    """`carpctl events`: print the daemon's events, one JSON object per line, until it
+    goes away (exit 3) or Ctrl-C (exit 0)."""
+    out = out or sys.stdout
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            s.sendall(b'{"command": "events"}\n')
+            lines = s.makefile("rb")
+            first = json.loads(lines.readline() or b"null")
+            if not isinstance(first, dict) or not first.get("ok"):
+                error = first.get("error", "refused") if isinstance(first, dict) else "no reply"
+                print(f"carpctl: {error}", file=sys.stderr)
+                return EXIT_REFUSED
+            for raw in lines:
+                out.write(raw.decode().rstrip("\n") + "\n")
+                out.flush()
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"carpctl: cannot reach carpd at {path}: {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    print(f"carpctl: carpd at {path} went away", file=sys.stderr)
+    return EXIT_UNREACHABLE
+
+
 def format_status(result: dict[str, Any]) -> str:
     """ifconfig-style, as on the BSDs: one line per vhid, then its addresses, then why it
     is demoted, if it is."""
@@ -192,6 +218,11 @@ def make_parser() -> argparse.ArgumentParser:
     st = command("state", "force a vhid's state, as carp(4)'s state option")
     st.add_argument("name", metavar="VHID_NAME")
     st.add_argument("state", choices=["master", "backup"])
+    sub.add_parser(
+        "events",
+        help="follow the daemon: one JSON object per line for every transition, demotion, "
+        "address and link change, until Ctrl-C",
+    )
     wu = sub.add_parser(
         "web-user",
         help="print a users_file line for the status page (asks for the password; "
@@ -262,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "web-user":
         return web_user(args.user)
+    if args.command == "events":
+        return follow(args.socket)
     as_json = args.json or getattr(args, "json_sub", False)
     try:
         req = build_request(args)

@@ -3,6 +3,10 @@
 Request:  {"command": "status", ...arguments}
 Response: {"ok": true, "result": {...}} or {"ok": false, "error": "..."}
 
+A handler may return an async iterator instead (``events``): then the response is
+{"ok": true, "result": "streaming"}, followed by one JSON object per line for as long as
+the client stays connected.
+
 The socket is the only door: mode 0660, owner root, group ``control_group``; the peer's
 credentials (SO_PEERCRED) are checked too, so a copy of the socket's permissions
 elsewhere cannot widen who may steer the daemon.
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import inspect
 import json
 import logging
 import os
@@ -57,6 +62,7 @@ class ControlServer:
         self.mode = mode
         self.gid = grp.getgrnam(group).gr_gid if group else None
         self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()  # open connections (followers)
 
     def allowed(self, pid: int, uid: int, gid: int) -> bool:
         if uid in (0, os.geteuid()):
@@ -77,6 +83,8 @@ class ControlServer:
             os.chown(self.path, 0, self.gid)
 
     async def close(self) -> None:
+        for writer in list(self._writers):  # `carpctl events` would hold on forever
+            writer.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -87,6 +95,7 @@ class ControlServer:
         sock = writer.get_extra_info("socket")
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pid, uid, gid = struct.unpack("3i", creds)
+        self._writers.add(writer)
         try:
             if not self.allowed(pid, uid, gid):
                 log.warning("control: refused a request from uid %d (pid %d)", uid, pid)
@@ -100,10 +109,16 @@ class ControlServer:
                     return
                 if not line:
                     return
-                await self._reply(writer, await self._handle(line))
+                reply = await self._handle(line)
+                stream = reply.pop("stream", None)
+                await self._reply(writer, reply)
+                if stream is not None:
+                    await self._stream(reader, writer, stream)
+                    return
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -121,6 +136,8 @@ class ControlServer:
             return {"ok": False, "error": f"unknown command {request['command']!r} ({known})"}
         try:
             result = handler(request)
+            if inspect.isasyncgen(result):
+                return {"ok": True, "result": "streaming", "stream": result}
             if asyncio.iscoroutine(result):
                 result = await result
         except Refused as e:
@@ -129,6 +146,26 @@ class ControlServer:
             log.exception("control command %s failed", request["command"])
             return {"ok": False, "error": str(e)}
         return {"ok": True, "result": result}
+
+    async def _stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: Any
+    ) -> None:
+        """Until the stream ends or the client hangs up (EOF on its side)."""
+
+        async def pump() -> None:
+            async for item in stream:
+                await self._reply(writer, item)
+
+        pumping = asyncio.ensure_future(pump())
+        hangup = asyncio.ensure_future(reader.read())
+        try:
+            await asyncio.wait([pumping, hangup], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pumping, hangup):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await task
+            await stream.aclose()
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:

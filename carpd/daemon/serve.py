@@ -17,6 +17,7 @@ from carpd.config import Config, ConfigError
 from carpd.config.advice import advisories
 from carpd.daemon import commands
 from carpd.daemon.control import ControlServer
+from carpd.daemon.eventstream import EventStream
 from carpd.daemon.logsetup import setup_logging
 from carpd.daemon.main import EXIT_CONFIG, EXIT_ENVIRONMENT
 from carpd.daemon.notify import Notifier
@@ -55,7 +56,8 @@ def run(config: Config, reload_config: Callable[[], Config] | None) -> int:
 async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
     loop = asyncio.get_running_loop()
     notifier = Notifier()  # systemd: READY, RELOADING, STOPPING, STATUS, WATCHDOG
-    daemon.publisher.subscribers.append(notifier)
+    stream = EventStream()  # carpctl events
+    daemon.publisher.subscribers += [notifier, stream]
     try:
         await daemon.preflight(daemon.config)
     except StartupError as e:
@@ -76,7 +78,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
     # After preflight, which names an unknown control_group instead of a traceback.
     control = ControlServer(
         Path(daemon.config.global_.control_socket),
-        commands.handlers(daemon),
+        {**commands.handlers(daemon), "events": stream.follow},
         group=daemon.config.global_.control_group,
     )
     # One reload at a time: SIGHUPs that arrive during one are merged into one more.
