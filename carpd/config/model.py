@@ -400,6 +400,16 @@ class ConntrackdConfig(_Frozen):
         return self
 
 
+class RouteConfig(_Frozen):
+    """The ``[route]`` table: while MASTER of a vhid, its addresses are also host
+    addresses (/32, /128) on a dummy device, for a BGP daemon to announce."""
+
+    enabled: StrictBool = False
+    device: IfName = "carpd0"
+    # How long withdrawing the routes may hold back the removal of the addresses.
+    timeout: float = Field(default=2.0, gt=0, le=60, strict=True, allow_inf_nan=False)
+
+
 class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
@@ -441,6 +451,7 @@ class ConfigFile(_Frozen):
     global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
     conntrackd: ConntrackdConfig = ConntrackdConfig()
     web: WebConfig = WebConfig()
+    route: RouteConfig = RouteConfig()
     carp: tuple[CarpConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="before")

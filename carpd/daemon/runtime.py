@@ -19,6 +19,7 @@ from carpd.core.demotion import Demotion
 from carpd.core.model import Reason, State
 from carpd.daemon.effects.conntrack import Conntrack
 from carpd.daemon.effects.hooks import Hooks
+from carpd.daemon.effects.route import Routes
 from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publisher, RoleChanged
 from carpd.daemon.health import Health
 from carpd.daemon.history import History
@@ -97,6 +98,9 @@ class Daemon:
             effects.append(old)
         elif old is not None:  # state sync turned off: no longer a reason to be demoted
             self._state_sync_demotion(0, "state sync off")
+        if config.route.enabled:
+            kept = [e for e in current if isinstance(e, Routes) and e.cfg == config.route]
+            effects.append(kept[0] if kept else Routes(config.route, self.netlink))
         return [*effects, Hooks(config.global_.hook_timeout), *self._extra_effects]
 
     # -- set-up -------------------------------------------------------------------

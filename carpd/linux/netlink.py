@@ -139,6 +139,18 @@ class Netlink:
         return link
 
     @serialized
+    async def ensure_dummy(self, name: str) -> Link:
+        """A dummy device of that name, up (made if missing; an existing one is kept, with
+        whatever addresses a BGP daemon's config expects on it)."""
+        ipr = await self._api()
+        if not await ipr.link_lookup(ifname=name):
+            await ipr.link("add", ifname=name, kind="dummy")
+        link = await self._link(name)
+        assert link is not None
+        await ipr.link("set", index=link.index, state="up")
+        return link
+
+    @serialized
     async def set_up(self, index: int, up: bool) -> None:
         ipr = await self._api()
         await ipr.link("set", index=index, state="up" if up else "down")

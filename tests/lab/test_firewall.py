@@ -73,22 +73,24 @@ def test_without_state_sync_the_same_crash_breaks_the_connection(lab: Lab) -> No
     assert pair.invalid(fw2) > 0  # the connection's packets, dropped: fw2 never knew it
 
 
-def test_sigterm_hands_the_connection_over(pair: FirewallPair) -> None:
-    fw1, fw2 = pair.fw
-    flows = pair.flows()
-    since = flows.mark(time.monotonic())
-    assert fw1.stop(signal.SIGTERM) == 0
-    survived(pair, flows, since)
-    both(fw2, "MASTER", 1)
-
-
-def test_maintenance_hands_the_connection_over(pair: FirewallPair) -> None:
+def test_maintenance_then_sigterm_hand_the_connection_over(pair: FirewallPair) -> None:
+    """`carpctl maintenance on` moves the role to fw2, `off` brings it back (preempt on),
+    SIGTERM moves it to fw2 again: the same connection survives all three."""
     fw1, fw2 = pair.fw
     flows = pair.flows()
     since = flows.mark(time.monotonic())
     assert fw1.ctl("maintenance", "on")[0] == 0
     survived(pair, flows, since)
     both(fw2, "MASTER", 1)
+    start = fw1.mark()
+    since = flows.mark(time.monotonic())
+    assert fw1.ctl("maintenance", "off")[0] == 0
+    both(fw1, "MASTER", preempt_limit(fw2), start)
+    survived(pair, flows, since)
+    since = flows.mark(time.monotonic())
+    assert fw1.stop(signal.SIGTERM) == 0
+    survived(pair, flows, since)
+    fw2.wait_states({"lan": "MASTER", "wan": "MASTER"}, bounds.REACTION)
 
 
 def test_a_crash_then_a_restart_that_waits_for_the_table_before_taking_the_role_back(

@@ -5,6 +5,7 @@ leave the process."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from carpd.daemon.runtime import Daemon
 from carpd.linux.netlink import IPInterface, Link
 
 ETH0 = Link(name="eth0", index=2, mac=bytes.fromhex("020000000001"), up=True)
+DUMMY = Link(name="carpd0", index=9, mac=bytes(6), up=True)
 OWN = [ipaddress.ip_interface("192.0.2.1/24"), ipaddress.ip_interface("fe80::1/64")]
 
 
@@ -29,6 +31,8 @@ class FakeNetlink:
     delay: float = 0.0
     log: list[tuple[float, str, str]] = field(default_factory=list)  # (time, verb, address)
     addrs: list[IPInterface] = field(default_factory=lambda: list(OWN))
+    # Every change with the device it was on (ETH0.index, or DUMMY.index).
+    changes: list[tuple[str, int, str]] = field(default_factory=list)
 
     async def link(self, name: str) -> Link | None:
         return ETH0 if name == ETH0.name else None
@@ -36,16 +40,21 @@ class FakeNetlink:
     async def addresses(self, index: int) -> list[IPInterface]:
         return list(self.addrs)
 
-    async def _change(self, verb: str, iface: IPInterface) -> bool:
+    async def _change(self, verb: str, index: int, iface: IPInterface) -> bool:
         await asyncio.sleep(self.delay)
-        self.log.append((asyncio.get_running_loop().time(), verb, str(iface)))
+        if index == ETH0.index:
+            self.log.append((asyncio.get_running_loop().time(), verb, str(iface)))
+        self.changes.append((verb, index, str(iface)))
         return True
 
     async def add_address(self, index: int, iface: IPInterface) -> bool:
-        return await self._change("add", iface)
+        return await self._change("add", index, iface)
 
     async def remove_address(self, index: int, iface: IPInterface) -> bool:
-        return await self._change("remove", iface)
+        return await self._change("remove", index, iface)
+
+    async def ensure_dummy(self, name: str) -> Link:
+        return dataclasses.replace(DUMMY, name=name)
 
     async def close(self) -> None:
         pass

@@ -1,0 +1,73 @@
+"""Routes that follow the role (issue 13): while MASTER of a vhid, its addresses are also
+on a dummy device as host addresses (/32, /128), so a BGP daemon on the node announces
+them (BIRD's ``protocol direct``, FRR's ``redistribute connected``) and the fabric routes
+them here. Clouds and routed fabrics move an address this way, not by ARP.
+
+- MASTER: after the addresses are up, add them to the device;
+- leaving MASTER (BACKUP, stop, a vhid taken down): before the addresses go, remove them
+  from the device, so the route is withdrawn first, within ``timeout``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+from collections.abc import Sequence
+
+from carpd.config.model import RouteConfig
+from carpd.core.actions import AddAddresses, RemoveAddresses
+from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.view import VhidView
+from carpd.linux.netlink import Netlink
+
+log = logging.getLogger("carpd")
+
+ANNOUNCE = "route announce"
+WITHDRAW = "route withdraw"
+
+
+def host_routes(vhid: VhidView) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    return [ipaddress.ip_interface(f"{a.ip}/{a.max_prefixlen}") for a in vhid.cfg.addresses]
+
+
+class Routes:
+    def __init__(self, cfg: RouteConfig, netlink: Netlink) -> None:
+        self.cfg = cfg
+        self.netlink = netlink  # the daemon's own: one socket, changes serialized
+
+    async def close(self) -> None:
+        pass
+
+    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        if isinstance(action, RemoveAddresses):
+            return [Step(WITHDRAW, lambda: self._apply(vhid, False), self.cfg.timeout)]
+        return ()
+
+    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        if isinstance(action, AddAddresses):
+            return [Step(ANNOUNCE, lambda: self._apply(vhid, True), self.cfg.timeout)]
+        return ()
+
+    async def _apply(self, vhid: VhidView, present: bool) -> None:
+        try:
+            link = await self.netlink.ensure_dummy(self.cfg.device)
+        except OSError as e:  # NetlinkError is one
+            if getattr(e, "code", None) == errno.EOPNOTSUPP:
+                raise RuntimeError(
+                    f"cannot make the dummy device {self.cfg.device}: this kernel has no "
+                    "dummy driver (CONFIG_DUMMY); set route.device to an existing "
+                    'interface, e.g. "lo"'
+                ) from None
+            raise
+        changed = []
+        for route in host_routes(vhid):
+            if present:
+                done = await self.netlink.add_address(link.index, route)
+            else:
+                done = await self.netlink.remove_address(link.index, route)
+            if done:
+                changed.append(str(route))
+        if changed:
+            verb = "announcing" if present else "withdrawing"
+            log.info("%s: %s %s on %s", vhid.name, verb, " ".join(changed), self.cfg.device)
