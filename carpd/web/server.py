@@ -46,6 +46,7 @@ Handler = Callable[[dict[str, Any]], Any]
 MAX_BODY = 16 * 1024
 MAX_LINE = 8190  # request line and each header, as aiohttp's defaults, said out loud
 KEEPALIVE = 15.0  # seconds an idle keep-alive connection is kept
+USER = web.RequestKey("user", str)  # who the request proved to be ("": nobody)
 
 
 class WebError(Exception):
@@ -141,7 +142,7 @@ class WebServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         user = await self.auth.user(request.headers.get("Authorization"))
-        request["user"] = user
+        request[USER] = user or ""
         local = _loopback(request.remote)
         if request.method == "GET" and (local or user is not None) and request.path != "/login":
             return await handler(request)
@@ -164,7 +165,7 @@ class WebServer:
     # -- pages ------------------------------------------------------------------------
 
     async def _page(self, request: web.Request) -> web.Response:
-        user = request["user"]
+        user = request.get(USER) or None
         meta = {
             "user": user or "",
             "csrf": self.auth.csrf(user) if user else "",
@@ -189,7 +190,7 @@ class WebServer:
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
         """The browser asks for a user here (and then keeps sending it)."""
-        if request["user"] is None:
+        if not request.get(USER):
             return _challenge("log in to use the buttons")
         raise web.HTTPFound("/")
 
