@@ -9,6 +9,7 @@ stdin, one per line, and answers each with one JSON line:
     wait TAB VHID STATE SECONDS   until the page shows it: {"after": seconds}
     click TAB BUTTON_ID           click a button of the page
     text TAB                      the page's visible text
+    phone TAB                     a phone's window: the page's and the window's width
     shot TAB PATH                 a screenshot (PNG)
 
 The user and password go into every request's Authorization header (the page's own
@@ -113,6 +114,12 @@ def main() -> int:
             answer(clicked=rest[1])
         elif cmd == "text":
             answer(text=driver.find_element(By.TAG_NAME, "body").text)
+        elif cmd == "phone":  # a phone's viewport: does the page fit its width?
+            driver.set_window_size(390, 844)
+            widths = driver.execute_script(
+                "return [document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            answer(page_width=widths[0], screen_width=widths[1])
         elif cmd == "shot":
             driver.save_screenshot(rest[1])
             answer(shot=rest[1])

@@ -122,6 +122,11 @@ def test_the_page_in_a_browser_follows_maintenance_on_both_nodes(pair: WebPair, 
         assert answer["after"] is not None, answer
         assert time.monotonic() - clicked <= PAGE_LIMIT + bounds.REACTION
     assert "Not demoted" in browser.ask("text n1")["text"]
+    # Readable on a phone: nothing wider than the screen (wide tables scroll in their box).
+    phone = browser.ask("phone n1")
+    assert phone["page_width"] <= phone["screen_width"], phone
+    if SCREENSHOTS:
+        browser.ask(f"shot n1 {SCREENSHOTS}/status-phone.png")
 
 
 def curl(host: Host, *args: str) -> tuple[int, str]:
