@@ -81,7 +81,7 @@ class Daemon:
             self.netlink,
             self.publisher.publish,
             self._effects(config),
-            lambda vh: vh.view(self.ledger, self._wall_offset()),
+            lambda vh: vh.view(self.ledger, self._wall_offset(), self.history),
         )
         self.transmitter = Transmitter(self.limiter, self.now, self._senderr)
         self.receiver = Receiver(self.limiter, self.now, self._process)

@@ -28,6 +28,8 @@ class HookCall:
     xparam: str | None
     vhid: int
     state: str
+    previous: str | None = None  # the state it left, when known
+    reason: str | None = None  # why it changed, in the log's words
 
     def argv(self) -> list[str]:
         # ucarp: script <interface> <virtual address> [xparam]
@@ -44,6 +46,10 @@ class HookCall:
             CARP_INTERFACE=self.interface,
             CARP_ADDRESSES=" ".join(self.addresses),
         )
+        if self.previous is not None:
+            env["CARP_PREVIOUS_STATE"] = self.previous
+        if self.reason is not None:
+            env["CARP_REASON"] = self.reason
         return env
 
 

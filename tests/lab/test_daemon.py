@@ -20,6 +20,7 @@ def test_hooks_run_with_ucarp_arguments_and_carp_environment(lab: Lab) -> None:
         #!/bin/sh
         echo "$(basename "$0") args=$* vhid=$CARP_VHID state=$CARP_STATE \\
         if=$CARP_INTERFACE addrs=$CARP_ADDRESSES" >> {record}
+        echo "  from $CARP_PREVIOUS_STATE: $CARP_REASON" >> {record}
         echo "hello from the hook"
         """)
     )
@@ -42,11 +43,14 @@ def test_hooks_run_with_ucarp_arguments_and_carp_environment(lab: Lab) -> None:
     assert lines == [
         "down args=eth0 192.0.2.100 extra vhid=3 state=BACKUP if=eth0 "
         "addrs=192.0.2.100 2001:db8::100",
+        "  from INIT: initialization complete",
         "up args=eth0 192.0.2.100 extra vhid=3 state=MASTER if=eth0 "
         "addrs=192.0.2.100 2001:db8::100",
+        "  from BACKUP: master timed out",
         # Stopped: the vhid leaves the group (INIT), it does not become a BACKUP.
         "down args=eth0 192.0.2.100 extra vhid=3 state=INIT if=eth0 "
         "addrs=192.0.2.100 2001:db8::100",
+        "  from MASTER: shutdown",
     ]
 
 

@@ -29,6 +29,8 @@ class Hooks:
         path = cfg.up if action.kind == "up" else cfg.down
         if not path:
             return ()
+        # The transition that asked for this hook: the latest one into its state.
+        change = next((r for r in reversed(vhid.history) if r.new is action.state), None)
         call = HookCall(
             name=cfg.name,
             kind=action.kind,
@@ -38,6 +40,8 @@ class Hooks:
             xparam=cfg.xparam,
             vhid=cfg.vhid,
             state=str(action.state),
+            previous=change.old.value if change else None,
+            reason=str(change.reason) if change else None,
         )
         run = functools.partial(self._run, call)
         return (Step(f"{action.kind} hook", run, blocking=False),)
