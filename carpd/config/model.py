@@ -239,6 +239,10 @@ class CarpConfig(_Frozen):
     addresses: tuple[AddressSetting, ...] = Field(min_length=1)
     up: PathSetting | None = None
     down: PathSetting | None = None
+    # Runs when the vhid leaves MASTER, *before* its addresses are removed (keepalived
+    # #2389), for at most pre_release_timeout seconds; then the addresses go anyway.
+    pre_release: PathSetting | None = None
+    pre_release_timeout: float = Field(default=5.0, gt=0, le=60, strict=True, allow_inf_nan=False)
     xparam: str | None = None
     srcip: IPv4Value | None = None
     preempt: StrictBool = False

@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from carpd.core.actions import RunHook
+from carpd.core.actions import RemoveAddresses, RunHook
+from carpd.core.model import State
 from carpd.daemon.lanes import HostAction, Step
 from carpd.daemon.view import VhidView
 from carpd.linux.hooks import HookCall, run_hook
@@ -17,7 +18,31 @@ class Hooks:
         self.timeout = timeout  # global.hook_timeout: run_hook kills the hook after it
 
     def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        return ()
+        """pre_release: leaving MASTER, before the addresses go (bounded)."""
+        cfg = vhid.cfg
+        left = vhid.history[-1] if vhid.history else None
+        if (
+            not isinstance(action, RemoveAddresses)
+            or cfg.pre_release is None
+            or left is None
+            or left.old is not State.MASTER
+        ):
+            return ()
+        call = HookCall(
+            name=cfg.name,
+            kind="pre-release",
+            path=str(cfg.pre_release),
+            interface=cfg.carpdev,
+            addresses=[str(a.ip) for a in cfg.addresses],
+            xparam=cfg.xparam,
+            vhid=cfg.vhid,
+            state=str(vhid.state),
+            previous=left.old.value,
+            reason=str(left.reason),
+        )
+        run = functools.partial(self._pre_release, call, cfg.pre_release_timeout)
+        # The lane's deadline a hair past run_hook's own kill: the kill is the bound.
+        return (Step("pre-release hook", run, cfg.pre_release_timeout + 1.0),)
 
     async def close(self) -> None:
         pass  # a running hook is awaited by its lane's settle
@@ -48,3 +73,8 @@ class Hooks:
 
     async def _run(self, call: HookCall) -> None:
         await run_hook(call, self.timeout)
+
+    async def _pre_release(self, call: HookCall, timeout: float) -> None:
+        status = await run_hook(call, timeout)
+        if status != 0:  # counted and shown (host_steps); the addresses go anyway
+            raise RuntimeError(f"pre-release hook {call.path} ended with {status}")
