@@ -35,6 +35,9 @@ class Step:
     run: Callable[[], Awaitable[None]]
     deadline: float | None = None  # seconds; on expiry: log, count, go on
     blocking: bool = True  # the lane waits for it before the next step
+    # Background steps of one key: one still waiting when a newer one is queued is
+    # skipped (last state wins: a pile-up of transitions runs only the latest hook).
+    coalesce: str | None = None
 
 
 class Effect(Protocol):
@@ -54,6 +57,7 @@ class StepStats:
     runs: int = 0
     failed: int = 0
     late: int = 0  # its deadline ran out and the lane went on without it
+    skipped: int = 0  # superseded by a newer step of its coalesce key before it started
     last_duration: float | None = None
     last_error: str | None = None
 
@@ -67,6 +71,7 @@ class Lane:
     _runner: asyncio.Task[None] | None = None
     _background: asyncio.Task[None] | None = None  # the last background step
     _stragglers: set[asyncio.Task[None]] = field(default_factory=set)
+    _newest: dict[str, int] = field(default_factory=dict)  # coalesce key -> its newest step
 
     def submit(self, steps: Sequence[Step]) -> None:
         self._queue.extend(steps)
@@ -129,10 +134,17 @@ class Lane:
 
     def _start_background(self, step: Step) -> None:
         previous = self._background
+        number = 0
+        if step.coalesce is not None:
+            number = self._newest[step.coalesce] = self._newest.get(step.coalesce, 0) + 1
 
         async def chained() -> None:
             if previous is not None:
                 await asyncio.gather(previous, return_exceptions=True)
+            if step.coalesce is not None and self._newest[step.coalesce] != number:
+                self._stats(step).skipped += 1
+                log.info("%s: %s skipped: a later transition superseded it", self.name, step.name)
+                return
             if step.deadline is None:
                 await self._measured(step)
                 return

@@ -195,7 +195,7 @@ class Vhost:
                 c.adverts_sent, c.adverts_received, c.transitions, dict(c.dropped)
             ),
             host_steps=tuple(
-                StepReport(name, s.runs, s.failed, s.late, s.last_duration, s.last_error)
+                StepReport(name, s.runs, s.failed, s.late, s.last_duration, s.last_error, s.skipped)
                 for name, s in self.lane.stats.items()
             ),
             last_heard=None if heard is None else heard + wall_offset,

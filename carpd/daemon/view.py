@@ -37,6 +37,7 @@ class StepReport:
     late: int
     last_duration: float | None
     last_error: str | None
+    skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
                 "runs": s.runs,
                 "failed": s.failed,
                 "late": s.late,
+                "skipped": s.skipped,
                 "last_duration": s.last_duration,
                 "last_error": s.last_error,
             }

@@ -88,3 +88,28 @@ def test_a_late_step_is_not_cancelled_and_settle_waits_for_it(
     assert (lane.stats["commit"].late, lane.stats["commit"].runs) == (1, 1)
     assert not lane.busy
     assert "carp1: commit did not finish within 0.1 s: going on without it" in caplog.messages
+
+
+def test_a_pile_up_of_coalescing_steps_runs_the_running_one_and_the_latest() -> None:
+    """Last state wins: up, down, up, down queued while the first up hook still runs;
+    the two in between are skipped (counted), the latest runs, in order."""
+    log: list[str] = []
+
+    def hook(name: str, takes: float = 0.0) -> Step:
+        step = recorder(log, name, takes)
+        return Step(name, step.run, blocking=False, coalesce="role hook")
+
+    async def main() -> Lane:
+        lane = Lane("carp1", asyncio.get_running_loop())
+        lane.submit([hook("up", 0.1)])
+        await asyncio.sleep(0.02)  # "up" is running
+        lane.submit([hook("down")])
+        lane.submit([hook("up")])
+        lane.submit([hook("down")])
+        await lane.settle()
+        return lane
+
+    lane = asyncio.run(main())
+    assert log == ["up start", "up end", "down start", "down end"]
+    assert (lane.stats["up"].skipped, lane.stats["down"].skipped) == (1, 1)
+    assert (lane.stats["up"].runs, lane.stats["down"].runs) == (1, 1)

@@ -69,7 +69,8 @@ class Hooks:
             reason=str(change.reason) if change else None,
         )
         run = functools.partial(self._run, call)
-        return (Step(f"{action.kind} hook", run, blocking=False),)
+        # Up and down hooks share a key: a pile-up of transitions runs only the latest.
+        return (Step(f"{action.kind} hook", run, blocking=False, coalesce="role hook"),)
 
     async def _run(self, call: HookCall) -> None:
         await run_hook(call, self.timeout)
