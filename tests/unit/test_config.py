@@ -191,8 +191,8 @@ ERRORS = [
         'colour = "red"',
         "carp[0].colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
         "protocol, advbase, advskew, priority, accept, vmac, peers, replay_protection, "
-        "addresses, up, down, xparam, srcip, preempt, tiebreak, hmac_variant, deadratio, "
-        "neutral, groups)",
+        "addresses, up, down, pre_release, pre_release_timeout, xparam, srcip, preempt, "
+        "tiebreak, hmac_variant, deadratio, neutral, groups)",
     ),
     ('carpdev = "eth0"', "", "carp[0].carpdev: missing required key"),
     (
