@@ -104,6 +104,9 @@ def _explain(err: ErrorDetails, naming: Naming) -> Iterator[tuple[Loc, str | Non
     elif kind == "password_source":
         a, b = naming.mention((*loc, "pass")), naming.mention((*loc, "passfile"))
         yield loc, None, f"exactly one of {a} or {b} is required (found {ctx['found']})"
+    elif kind == "one_of":
+        a, b = (naming.mention((*loc, k)) for k in ctx["keys"])
+        yield loc, None, f"exactly one of {a} or {b} is required (found {ctx['found']})"
     elif info is not None and _is_secret(info.annotation):
         yield loc, _hidden(value), _secret_text(kind, ctx, value)
     else:

@@ -414,6 +414,71 @@ class RouteConfig(_Frozen):
     timeout: float = Field(default=2.0, gt=0, le=60, strict=True, allow_inf_nan=False)
 
 
+Phase = Literal["master", "backup", "pre-release"]
+
+
+def _exactly_one(a: object, b: object, keys: tuple[str, str]) -> None:
+    if (a is None) == (b is None):
+        found = "neither" if a is None else "both"
+        raise PydanticCustomError("one_of", "{found}", {"found": found, "keys": keys})
+
+
+class Follows(_Frozen):
+    """What a role-following table follows: one vhid (by its [[carp]] name) or an
+    interface group, which is MASTER while every vhid in it is MASTER."""
+
+    vhid: Name | None = None
+    group: GroupName | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Follows:
+        _exactly_one(self.vhid, self.group, ("vhid", "group"))
+        return self
+
+    @property
+    def target(self) -> str:
+        """The name actions and status use: "carp1", or "group carp"."""
+        return self.vhid if self.vhid is not None else f"group {self.group}"
+
+
+class ActionConfig(Follows):
+    """An ``[[action]]`` table: a program run on a transition of a vhid or group, in that
+    target's queue, in transition order, killed at ``timeout``."""
+
+    name: Name
+    on: tuple[Phase, ...] = Field(min_length=1)
+    run: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(default=None, min_length=1)
+    shell: Annotated[str, Field(min_length=1)] | None = None  # run by /bin/sh -c
+    timeout: float = Field(default=30.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_command(self) -> ActionConfig:
+        _exactly_one(self.run, self.shell, ("run", "shell"))
+        return self
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return self.run if self.run is not None else ("/bin/sh", "-c", self.shell or "")
+
+
+MacAddress = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
+
+
+class FollowConfig(Follows):
+    """A ``[[follow]]`` table: an interface up only while its vhid or group is MASTER
+    ("the DHCP problem"): on MASTER link up and a DHCP client on it; on BACKUP and at
+    stop the client stopped, its addresses and routes flushed, link down."""
+
+    interface: IfName
+    # The same on both nodes, so the ISP's DHCP server leases the same address to both.
+    mac: MacAddress | None = Field(default=None, description="a MAC address like 02:00:00:00:00:01")
+    dhcp: Literal["udhcpc", "dhclient", "none"] = "udhcpc"
+    release: StrictBool = True  # release the lease when leaving MASTER
+    # While not MASTER: a default route through the peer (its address on a shared net).
+    backup_gateway: AddressValue | None = None
+    timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)
+
+
 class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
@@ -457,6 +522,8 @@ class ConfigFile(_Frozen):
     web: WebConfig = WebConfig()
     route: RouteConfig = RouteConfig()
     carp: tuple[CarpConfig, ...] = Field(min_length=1)
+    action: tuple[ActionConfig, ...] = ()
+    follow: tuple[FollowConfig, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -494,9 +561,49 @@ class ConfigFile(_Frozen):
                 if c.name == f"carp{c.vhid}":
                     msg += "; the name defaults to carp<vhid>: set a distinct name"
                 found.append(Conflict(("carp", i, "name"), c.name, msg, ("carp", j)))
+        found += self._check_targets()
         if found:
             raise conflicts(*found)
         return self
+
+    def _check_targets(self) -> list[Conflict]:
+        """[[action]] and [[follow]] name vhids and groups that exist, and no interface
+        follows twice or is a carpdev."""
+        found = []
+        names = {c.name for c in self.carp}
+        groups = {g for c in self.carp for g in c.all_groups}
+        tables: list[tuple[str, int, Follows]] = [
+            ("action", i, a) for i, a in enumerate(self.action)
+        ]
+        tables += [("follow", i, f) for i, f in enumerate(self.follow)]
+        for table, i, t in tables:
+            if t.vhid is not None and t.vhid not in names:
+                found.append(Conflict((table, i, "vhid"), t.vhid, "no [[carp]] has this name"))
+            if t.group is not None and t.group not in groups:
+                found.append(Conflict((table, i, "group"), t.group, "no [[carp]] is in this group"))
+        seen: dict[str, int] = {}
+        for i, a in enumerate(self.action):
+            j = seen.setdefault(a.name, i)
+            if j != i:
+                found.append(
+                    Conflict(
+                        ("action", i, "name"),
+                        a.name,
+                        "duplicate name (also {other})",
+                        ("action", j),
+                    )
+                )
+        carpdevs = {c.carpdev for c in self.carp}
+        followed: dict[str, int] = {}
+        for i, f in enumerate(self.follow):
+            j = followed.setdefault(f.interface, i)
+            if j != i:
+                msg = "this interface already follows a role (also {other})"
+                found.append(Conflict(("follow", i, "interface"), f.interface, msg, ("follow", j)))
+            elif f.interface in carpdevs:
+                msg = "a carpdev cannot follow a role: its link carries the adverts"
+                found.append(Conflict(("follow", i, "interface"), f.interface, msg))
+        return found
 
 
 class Config(ConfigFile):

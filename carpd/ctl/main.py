@@ -221,7 +221,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "events",
         help="follow the daemon: one JSON object per line for every transition, demotion, "
-        "address and link change, until Ctrl-C",
+        "address and link change and hook or action result, until Ctrl-C",
     )
     wu = sub.add_parser(
         "web-user",

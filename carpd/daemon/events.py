@@ -1,6 +1,7 @@
 """Facts the runtime publishes after they happened, for subscribers that only observe
-(the status page, metrics, sd_notify, ifstated). A subscriber never delays anything: it
-is called synchronously, must return at once, and its failure is logged, not raised."""
+(the status page, metrics, sd_notify, the event stream, ifstated). A subscriber never
+delays anything: it is called synchronously, must return at once, and its failure is
+logged, not raised."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Literal, Protocol
 
 from carpd.core.model import Reason, State
 from carpd.daemon.view import NodeView, VhidKey
+from carpd.linux.process import Outcome
 
 log = logging.getLogger("carpd")
 
@@ -45,11 +47,23 @@ class LinkChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionRan:
+    """A program run for a transition (a hook, an [[action]]) is done."""
+
+    target: str  # the vhid's name, or "group NAME"
+    action: str  # the [[action]] name, or "up hook", "down hook", "pre-release hook"
+    phase: str  # "master", "backup" or "pre-release"
+    state: str  # the target's state it ran for
+    at: float  # wall clock, when it started
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
 class Lifecycle:
     phase: Literal["ready", "reloading", "reloaded", "stopping"]
 
 
-Event = RoleChanged | AddressesApplied | DemotionChanged | LinkChanged | Lifecycle
+Event = RoleChanged | AddressesApplied | DemotionChanged | LinkChanged | ActionRan | Lifecycle
 
 
 class Subscriber(Protocol):

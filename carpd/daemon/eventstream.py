@@ -1,6 +1,6 @@
-"""`carpctl events`: every transition, demotion change, address change, link change and
-lifecycle phase, one JSON object per line, as it happens (what keepalived's notify FIFO
-is used for, without a FIFO to go stale).
+"""`carpctl events`: every transition, demotion change, address change, link change,
+hook or action result and lifecycle phase, one JSON object per line, as it happens
+(what keepalived's notify FIFO is used for, without a FIFO to go stale).
 
 A Subscriber of the runtime's events. Each follower has a bounded queue: one that reads
 too slowly is told so and dropped, never waited for (the protocol's loop must not be).
@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from carpd.daemon.events import (
+    ActionRan,
     AddressesApplied,
     DemotionChanged,
     Event,
@@ -64,6 +65,20 @@ def to_json(event: Event, view: NodeView) -> dict[str, Any]:
     if isinstance(event, DemotionChanged):
         totals = {name(k): v for k, v in event.totals.items()}
         return {"event": "demotion", "at": now, "vhids": totals, "sources": dict(view.demotion)}
+    if isinstance(event, ActionRan):
+        o = event.outcome
+        return {
+            "event": "action",
+            "at": _stamp(event.at),
+            "target": event.target,
+            "action": event.action,
+            "phase": event.phase,
+            "state": event.state,
+            "status": o.status,
+            "duration": round(o.duration, 3),
+            "error": o.error,
+            "stderr": o.stderr,
+        }
     if isinstance(event, LinkChanged):
         return {"event": "link", "at": now, "carpdev": event.carpdev, "up": event.up}
     assert isinstance(event, Lifecycle)

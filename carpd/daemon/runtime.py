@@ -17,9 +17,8 @@ from carpd.config import CarpConfig, Config
 from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
 from carpd.core.demotion import Demotion
 from carpd.core.model import Reason, State
+from carpd.daemon.effects.assemble import Needs, effects_for
 from carpd.daemon.effects.conntrack import Conntrack
-from carpd.daemon.effects.hooks import Hooks
-from carpd.daemon.effects.route import Routes
 from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publisher, RoleChanged
 from carpd.daemon.health import Health
 from carpd.daemon.history import History
@@ -27,6 +26,7 @@ from carpd.daemon.host import Host
 from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.receiver import Receiver
+from carpd.daemon.results import Results
 from carpd.daemon.transmit import Transmitter
 from carpd.daemon.vhost import (
     Carpdev,
@@ -76,7 +76,11 @@ class Daemon:
         self.publisher = Publisher(self.view)
         self.history = History()  # each vhid's recent transitions, and flaps
         self.publisher.subscribers.append(self.history)
-        self._extra_effects = effects  # beside those the config asks for (tests, plugins)
+        self.results = Results()  # the last result of each hook and action
+        self.publisher.subscribers.append(self.results)
+        self._needs = Needs(
+            self.netlink, self.publisher.publish, self._state_sync_demotion, effects
+        )
         self.host = Host(
             self.netlink,
             self.publisher.publish,
@@ -87,21 +91,8 @@ class Daemon:
         self.receiver = Receiver(self.limiter, self.now, self._process)
 
     def _effects(self, config: Config, current: Sequence[Effect] = ()) -> list[Effect]:
-        """The effects the config asks for, in the order their steps run. One the config
-        leaves as it is stays the same object (conntrackd's knows whether it synced)."""
-        effects: list[Effect] = []
-        old = next((e for e in current if isinstance(e, Conntrack)), None)
-        if config.conntrackd.enabled:  # its commit precedes everything
-            if old is None or old.cfg != config.conntrackd:
-                synced = old is not None and old.synced
-                old = Conntrack(config.conntrackd, self._state_sync_demotion, synced)
-            effects.append(old)
-        elif old is not None:  # state sync turned off: no longer a reason to be demoted
-            self._state_sync_demotion(0, "state sync off")
-        if config.route.enabled:
-            kept = [e for e in current if isinstance(e, Routes) and e.cfg == config.route]
-            effects.append(kept[0] if kept else Routes(config.route, self.netlink))
-        return [*effects, Hooks(config.global_.hook_timeout), *self._extra_effects]
+        now = {vh.cfg.name: vh.machine.state for vh in self.vhosts.values()}
+        return effects_for(config, current, self._needs, now)
 
     # -- set-up -------------------------------------------------------------------
 
@@ -517,4 +508,5 @@ class Daemon:
             state_sync=next(
                 (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None
             ),
+            actions=self.results.reports(),
         )

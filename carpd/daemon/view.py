@@ -41,6 +41,38 @@ class StepReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionReport:
+    """How a program run for transitions (a hook, an [[action]]) did, the last time."""
+
+    target: str  # the vhid's name, or "group NAME"
+    action: str
+    phase: str
+    state: str
+    at: float  # wall clock of the last run's start
+    status: int | None  # None: killed, or did not start (error says which)
+    duration: float
+    error: str | None
+    stderr: str  # its tail
+    runs: int
+    failed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "action": self.action,
+            "phase": self.phase,
+            "state": self.state,
+            "runs": self.runs,
+            "failed": self.failed,
+            "last_run": when(self.at, ms=True),
+            "status": self.status,
+            "duration": round(self.duration, 3),
+            "error": self.error,
+            "stderr": self.stderr,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class TransitionRecord:
     """One transition, with the silence before it: the last advert heard from another
     node, how long before, and how many adverts that silence should have held."""
@@ -55,11 +87,11 @@ class TransitionRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "at": _when(self.at, ms=True),
+            "at": when(self.at, ms=True),
             "from": self.old.value,
             "to": self.new.value,
             "reason": str(self.reason),
-            "last_advert": _when(self.last_advert, ms=True),
+            "last_advert": when(self.last_advert, ms=True),
             "gap": None if self.gap is None else round(self.gap, 3),
             "adverts_missed": self.missed,
         }
@@ -108,12 +140,13 @@ class NodeView:
     vhids: tuple[VhidView, ...]
     dropped: Mapping[str, Mapping[str, int]]  # per carpdev, before a vhid was known
     state_sync: Mapping[str, Any] | None = None  # conntrackd, when [conntrackd] enables it
+    actions: tuple[ActionReport, ...] = ()  # hooks and [[action]]s, by target and name
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
 
 
-def _when(wall: float | None, ms: bool = False) -> str | None:
+def when(wall: float | None, ms: bool = False) -> str | None:
     if wall is None:
         return None
     if not ms:
@@ -141,9 +174,9 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         "link_up": v.link_up,
         "addresses": [str(a) for a in cfg.addresses],
         "master": str(v.master) if v.master is not None else None,
-        "last_transition": _when(v.last_transition),
+        "last_transition": when(v.last_transition),
         "last_reason": str(v.last_reason) if v.last_reason is not None else None,
-        "last_advert_heard": _when(v.last_heard),
+        "last_advert_heard": when(v.last_heard),
         "history": [r.to_json() for r in v.history],
         "flapping": v.flapping,
         "counters": {
@@ -179,4 +212,5 @@ def to_json(view: NodeView) -> dict[str, Any]:
         "vhosts": [vhid_json(v) for v in view.vhids],
         "dropped": {dev: dict(d) for dev, d in view.dropped.items()},
         "state_sync": dict(view.state_sync) if view.state_sync is not None else None,
+        "actions": [a.to_json() for a in view.actions],
     }

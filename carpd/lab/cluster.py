@@ -60,12 +60,16 @@ def render_config(
     socket: Path,
     vhids: list[VhidSpec],
     tables: dict[str, dict[str, Any]] | None = None,
+    arrays: dict[str, list[dict[str, Any]]] | None = None,
     **global_: Any,
 ) -> str:
     lines = ["[global]", f"control_socket = {_toml_value(str(socket))}"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in global_.items()]
     for name, keys in (tables or {}).items():  # e.g. [conntrackd]
         lines += ["", f"[{name}]", *(f"{k} = {_toml_value(v)}" for k, v in keys.items())]
+    for name, items in (arrays or {}).items():  # e.g. [[follow]], [[action]]
+        for keys in items:
+            lines += ["", f"[[{name}]]", *(f"{k} = {_toml_value(v)}" for k, v in keys.items())]
     for spec in vhids:
         table: dict[str, Any] = {"name": spec.ifname, "vhid": spec.vhid, "carpdev": spec.carpdev}
         if spec.extra.get("protocol") != "vrrp3":  # VRRPv3 has no password and no advskew
@@ -93,6 +97,7 @@ class Node:
     vhids: list[VhidSpec]
     global_: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arrays: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # [[action]]s
     proc: subprocess.Popen[bytes] | None = None
     log: LogWatch | None = None
 
@@ -120,7 +125,9 @@ class Node:
     def write_config(self) -> None:
         settings = {"state_dir": str(self.state_dir), "service_checks": str(self.checks)}
         settings.update(self.global_)
-        self.config.write_text(render_config(self.socket, self.vhids, self.tables, **settings))
+        self.config.write_text(
+            render_config(self.socket, self.vhids, self.tables, self.arrays, **settings)
+        )
 
     def add_check(self, name: str, script: str) -> Path:
         """Install an executable service check (a shell script body)."""

@@ -21,11 +21,8 @@ crash, then 6.2 s), not on the failover.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -36,7 +33,7 @@ from typing import Any, Literal
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.keepalived import Keepalived, instance
-from carpd.lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv
+from carpd.lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv, pids
 
 PRIMARY_BACKUP = "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh"
 NOTIFY = (("master", "primary"), ("backup", "backup"), ("fault", "fault"))
@@ -262,16 +259,8 @@ class FirewallPair:
     # -- failures ---------------------------------------------------------------------
 
     def crash(self, node: Node) -> float:
-        """A crash, not a shutdown: every process of the box stopped (no priority-0
-        advert, no last conntrackd message), its cables pulled, then killed. Returns the
-        moment the links were cut (CLOCK_MONOTONIC)."""
-        pids = self._pids(node.host)
-        for pid in pids:
-            _signal(pid, signal.SIGSTOP)
-        t = time.monotonic()
-        self.lab.cut(node.host)
-        for pid in pids:
-            _signal(pid, signal.SIGKILL)
+        """A crash (Lab.crash); returns the moment the links were cut."""
+        t = self.lab.crash(node.host)
         if node.proc is not None:
             node.proc.wait(timeout=bounds.COMMAND)
         return t
@@ -281,7 +270,7 @@ class FirewallPair:
         self.lab.cut(node.host, on=False)
 
     def conntrackd_pid(self, node: Node) -> int:
-        for pid in self._pids(node.host):
+        for pid in pids(node.host):
             try:
                 with open(f"/proc/{pid}/comm") as f:
                     if f.read().strip() == "conntrackd":
@@ -289,11 +278,6 @@ class FirewallPair:
             except OSError:
                 continue
         raise LabError(f"{node.name}: no conntrackd running")
-
-    @staticmethod
-    def _pids(host: Host) -> list[int]:
-        out = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
 
     def wait_synced(self, count: int, timeout: float) -> None:
         """Until fw2's conntrackd holds at least ``count`` of fw1's connections."""
@@ -320,11 +304,6 @@ class FirewallPair:
     def conntrack_entries(self, node: Node) -> str:
         """The kernel's connection table on a firewall (conntrack -L)."""
         return _run(node.host, "conntrack", "-L")
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # gone already
-        os.kill(pid, sig)
 
 
 def failover_limit(backup: Node) -> float:

@@ -211,9 +211,11 @@ class Lab:
         self.hosts[name] = host
         return host
 
-    def add_interface(self, host: Host, ifname: str, bridge: str, ipv4: str) -> None:
-        """Another interface for a host, on another bridge of the switch namespace."""
-        _check_address(ipv4)
+    def add_interface(self, host: Host, ifname: str, bridge: str, ipv4: str | None) -> None:
+        """Another interface for a host, on another bridge of the switch namespace (with
+        no address of its own if ``ipv4`` is None)."""
+        if ipv4 is not None:
+            _check_address(ipv4)
         port = f"{len(host.ports)}{host.port}"[:15]
         host.ports[ifname] = port
         with NetNS(self.switch) as sw:
@@ -222,8 +224,9 @@ class Lab:
             sw.link("set", index=idx, master=self._bridge(sw, bridge), state="up")
         with NetNS(host.ns) as ipr:
             idx = ipr.link_lookup(ifname=ifname)[0]
-            addr, prefix = ipv4.split("/")
-            ipr.addr("add", index=idx, address=addr, prefixlen=int(prefix))
+            if ipv4 is not None:
+                addr, prefix = ipv4.split("/")
+                ipr.addr("add", index=idx, address=addr, prefixlen=int(prefix))
             ipr.link("set", index=idx, state="up")
 
     def set_link(self, host: Host, up: bool, ifname: str | None = None) -> None:
@@ -319,10 +322,24 @@ class Lab:
     def kill_all(self, host: Host) -> None:
         """SIGKILL every process in the host's namespace, ours or daemons they started
         (conntrackd -d forks away from us), by pid, from the namespace's own list."""
-        r = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True)
-        for pid in r.stdout.split():
+        for pid in pids(host):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+
+    def crash(self, host: Host) -> float:
+        """A crash, not a shutdown: every process of the box stopped (no priority-0
+        advert, no DHCP release, no last conntrackd message), its cables pulled, then
+        killed. Returns the moment the links were cut (CLOCK_MONOTONIC)."""
+        stopped = pids(host)
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        t = time.monotonic()
+        self.cut(host)
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return t
 
     def close(self) -> None:
         for proc in self.procs:
@@ -344,6 +361,12 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pids(host: Host) -> list[int]:
+    """Every process in the host's namespace, by the namespace's own list."""
+    r = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]
 
 
 def carpd_argv(*args: str) -> list[str]:

@@ -4,6 +4,7 @@ the only module that imports pyroute2 in the daemon)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import ipaddress
@@ -16,6 +17,23 @@ from carpd.linux.rtnl import AsyncIPRoute, NetlinkError
 
 IFA_F_NODAD = 0x02
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _route_key(msg: Any) -> dict[str, Any]:
+    """What identifies a dumped route to a "del" request."""
+    key: dict[str, Any] = {
+        "dst_len": msg["dst_len"],
+        "table": msg.get("RTA_TABLE") or msg["table"],
+        "oif": msg.get("RTA_OIF"),
+    }
+    if msg.get("RTA_DST"):
+        key["dst"] = msg.get("RTA_DST")
+    if msg.get("RTA_GATEWAY"):
+        key["gateway"] = msg.get("RTA_GATEWAY")
+    if msg.get("RTA_PRIORITY") is not None:
+        key["priority"] = msg.get("RTA_PRIORITY")
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +172,40 @@ class Netlink:
     async def set_up(self, index: int, up: bool) -> None:
         ipr = await self._api()
         await ipr.link("set", index=index, state="up" if up else "down")
+
+    @serialized
+    async def set_mac(self, index: int, mac: str) -> None:
+        ipr = await self._api()
+        await ipr.link("set", index=index, address=mac.lower())
+
+    @serialized
+    async def flush(self, index: int) -> int:
+        """Remove the interface's IPv4 addresses and every route through it (a DHCP
+        lease's, on a [[follow]] interface going down); how many were removed."""
+        ipr = await self._api()
+        routes = [m async for m in await ipr.get_routes(family=2, oif=index)]
+        routes = [r for r in routes if r.get("RTA_OIF") == index and r["type"] == 1]
+        for r in routes:  # unicast, in any table
+            with contextlib.suppress(NetlinkError):
+                await ipr.route("del", **_route_key(r))
+        addrs = [m async for m in await ipr.get_addr(family=2, index=index)]
+        for a in addrs:
+            with contextlib.suppress(NetlinkError):
+                await ipr.addr(
+                    "del", index=index, address=a.get("IFA_ADDRESS"), prefixlen=a["prefixlen"]
+                )
+        return len(routes) + len(addrs)
+
+    @serialized
+    async def default_route(self, gateway: IPAddress, present: bool) -> None:
+        """Make (replace) or remove the default route through ``gateway``."""
+        ipr = await self._api()
+        dst = "0.0.0.0/0" if gateway.version == 4 else "::/0"
+        try:
+            await ipr.route("replace" if present else "del", dst=dst, gateway=str(gateway))
+        except NetlinkError as e:
+            if present or e.code not in (errno.ESRCH, errno.ENOENT):
+                raise
 
     @serialized
     async def delete_link(self, index: int) -> None:

@@ -318,7 +318,8 @@ def test_document_errors(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: carp = {{vhid = 1}}: must be an array of tables [[carp]]"]
     path = write(tmp_path, "extra = 1\n" + MINIMAL)
     assert problems(path) == [
-        f"{path}: extra: unknown key (allowed keys: global, conntrackd, web, route, carp)"
+        f"{path}: extra: unknown key "
+        "(allowed keys: global, conntrackd, web, route, carp, action, follow)"
     ]
 
 

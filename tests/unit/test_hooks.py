@@ -38,7 +38,7 @@ def test_a_hook_that_leaves_a_background_child_is_done_when_it_exits(
     hook = script(tmp_path, "up", f"sleep 30 & echo $! > {pidfile}\necho started it")
     caplog.set_level(logging.INFO, logger="carpd")
     start = time.monotonic()
-    status = asyncio.run(run_hook(call(hook), timeout=5.0))
+    status = asyncio.run(run_hook(call(hook), timeout=5.0)).status
     took = time.monotonic() - start
     child = read_pid(pidfile)
     try:
@@ -57,7 +57,8 @@ def test_a_hook_that_does_not_exit_is_killed_with_its_children(
     pidfile = tmp_path / "child.pid"
     hook = script(tmp_path, "up", f"sleep 30 & echo $! > {pidfile}\necho waiting\nsleep 30")
     caplog.set_level(logging.INFO, logger="carpd")
-    assert asyncio.run(run_hook(call(hook), timeout=0.5)) is None
+    outcome = asyncio.run(run_hook(call(hook), timeout=0.5))
+    assert (outcome.status, outcome.error) == (None, "killed after 0.5 s")
     assert f"carp1: up hook {hook} killed after 0.5 s" in caplog.messages
     assert "carp1: up hook: waiting" in caplog.messages
     assert gone(read_pid(pidfile))
@@ -66,9 +67,10 @@ def test_a_hook_that_does_not_exit_is_killed_with_its_children(
 def test_a_failing_hook_reports_its_status_and_output(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hook = script(tmp_path, "up", "echo no luck\nprintf 'no newline'\nexit 3")
+    hook = script(tmp_path, "up", "echo no luck\nprintf 'no newline' >&2\nexit 3")
     caplog.set_level(logging.INFO, logger="carpd")
-    assert asyncio.run(run_hook(call(hook), timeout=5.0)) == 3
+    outcome = asyncio.run(run_hook(call(hook), timeout=5.0))
+    assert (outcome.status, outcome.stderr, outcome.ok) == (3, "no newline", False)
     assert caplog.messages[-3:] == [
         "carp1: up hook: no luck",
         "carp1: up hook: no newline",

@@ -4,18 +4,22 @@ addresses, in the background of the vhid's lane, one at a time in transition ord
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from carpd.core.actions import RemoveAddresses, RunHook
 from carpd.core.model import State
+from carpd.daemon.events import ActionRan, Event
 from carpd.daemon.lanes import HostAction, Step
 from carpd.daemon.view import VhidView
 from carpd.linux.hooks import HookCall, run_hook
+from carpd.linux.process import Outcome
 
 
 class Hooks:
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, publish: Callable[[Event], None]) -> None:
         self.timeout = timeout  # global.hook_timeout: run_hook kills the hook after it
+        self.publish = publish  # each hook's result, as an [[action]]'s
 
     def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
         """pre_release: leaving MASTER, before the addresses go (bounded)."""
@@ -73,9 +77,17 @@ class Hooks:
         return (Step(f"{action.kind} hook", run, blocking=False, coalesce="role hook"),)
 
     async def _run(self, call: HookCall) -> None:
-        await run_hook(call, self.timeout)
+        await self._measured(call, self.timeout, "master" if call.kind == "up" else "backup")
 
     async def _pre_release(self, call: HookCall, timeout: float) -> None:
-        status = await run_hook(call, timeout)
-        if status != 0:  # counted and shown (host_steps); the addresses go anyway
-            raise RuntimeError(f"pre-release hook {call.path} ended with {status}")
+        outcome = await self._measured(call, timeout, "pre-release")
+        if not outcome.ok:  # counted and shown (host_steps); the addresses go anyway
+            raise RuntimeError(
+                f"pre-release hook {call.path} ended with {outcome.error or outcome.status}"
+            )
+
+    async def _measured(self, call: HookCall, timeout: float, phase: str) -> Outcome:
+        at = time.time()
+        outcome = await run_hook(call, timeout)
+        self.publish(ActionRan(call.name, f"{call.kind} hook", phase, call.state, at, outcome))
+        return outcome

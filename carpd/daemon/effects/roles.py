@@ -1,0 +1,158 @@
+"""The role of a target (a vhid, or an interface group) as the host lanes carry it out,
+for the effects that follow roles: [[action]] lists and [[follow]] interfaces.
+
+A group is MASTER while every vhid in it is MASTER (the DHCP problem's external NIC
+belongs to the firewall that holds all of its addresses), INIT while every vhid is INIT,
+and BACKUP otherwise. The roles are followed from the host actions themselves (addresses
+added: MASTER; removed: not), so they change in the order the lanes see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from carpd.config.model import CarpConfig, Config, Follows
+from carpd.core.actions import AddAddresses, RemoveAddresses, RunHook
+from carpd.core.model import State
+from carpd.daemon.lanes import HostAction, Lane, Step
+from carpd.daemon.view import VhidView
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    target: str  # "carp1", or "group carp"
+    old: State
+    new: State
+
+    @property
+    def phase(self) -> str:
+        return "master" if self.new is State.MASTER else "backup"
+
+
+def members(carp: Iterable[CarpConfig], tables: Iterable[Follows]) -> dict[str, frozenset[str]]:
+    """Each target the tables follow, and the names of the vhids in it."""
+    carp = list(carp)
+    found = {}
+    for t in tables:
+        if t.vhid is not None:
+            found[t.target] = frozenset({t.vhid})
+        else:
+            found[t.target] = frozenset(c.name for c in carp if t.group in c.all_groups)
+    return found
+
+
+class Roles:
+    def __init__(
+        self, members: Mapping[str, frozenset[str]], now: Mapping[str, State] | None = None
+    ) -> None:
+        """``now``: the vhids' states when the config is (re)loaded, so a reload that
+        makes a new Roles does not take a MASTER target for a new one."""
+        self.members = members  # target -> the names of its vhids
+        self._vhid: dict[str, State] = dict(now or {})
+        self._target = {t: self._aggregate(m) for t, m in members.items()}
+
+    def state(self, target: str) -> State:
+        return self._target[target]
+
+    def leaving(self, vhid: str) -> list[str]:
+        """The MASTER targets that ``vhid`` leaving MASTER would take out of MASTER."""
+        if self._vhid.get(vhid) is not State.MASTER:
+            return []
+        return [t for t, m in self.members.items() if vhid in m and self._target[t] is State.MASTER]
+
+    def set(self, vhid: str, state: State) -> list[Change]:
+        """``vhid`` is now ``state`` on the host: the targets whose role this changed."""
+        self._vhid[vhid] = state
+        changes = []
+        for target, members in self.members.items():
+            if vhid not in members:
+                continue
+            new, old = self._aggregate(members), self._target[target]
+            if new is not old:
+                self._target[target] = new
+                changes.append(Change(target, old, new))
+        return changes
+
+    def _aggregate(self, members: frozenset[str]) -> State:
+        states = {self._vhid.get(m, State.INIT) for m in members}
+        return next(iter(states)) if len(states) == 1 else State.BACKUP
+
+
+def role_after(action: HostAction, vhid: VhidView) -> State | None:
+    """The role a host action leaves the vhid in on the host, if it changes one."""
+    if isinstance(action, AddAddresses):
+        return State.MASTER
+    if isinstance(action, RemoveAddresses):
+        # A stop removes the addresses on the way to INIT; a later transition in the
+        # same tick may already be MASTER again, and that has its own AddAddresses.
+        return State.INIT if vhid.state is State.INIT else State.BACKUP
+    if isinstance(action, RunHook) and action.state is State.INIT:
+        return State.INIT
+    return None
+
+
+def runs_on(change: Change) -> bool:
+    """A target acts on every edge into or out of MASTER, and once at start (INIT to
+    BACKUP), as keepalived runs notify_backup; not when a BACKUP stops."""
+    return State.MASTER in (change.old, change.new) or change.new is State.BACKUP
+
+
+class RoleFollower:
+    """The Effect side of following roles: a vhid target's steps go to its own host
+    lane, a group's to a lane of the group's. Subclasses say what a change runs."""
+
+    def __init__(
+        self, carp: Sequence[CarpConfig], tables: Iterable[Follows], now: Mapping[str, State]
+    ) -> None:
+        self.carp = {c.name: c for c in carp}
+        self.tables = tuple(tables)
+        self.roles = Roles(members(carp, self.tables), now)
+        self._lanes: dict[str, Lane] = {}
+
+    @staticmethod
+    def tables_of(config: Config) -> Sequence[Follows]:
+        raise NotImplementedError
+
+    def same(self, config: Config) -> bool:
+        """Would a reload to ``config`` make this follower the same?"""
+        carp = {c.name: c for c in config.carp}
+        return tuple(self.tables_of(config)) == self.tables and carp == self.carp
+
+    def leaving(self, target: str, vhid: VhidView) -> Sequence[Step]:
+        """Blocking steps before ``target`` leaves MASTER (its addresses still up)."""
+        return ()
+
+    def changed(self, change: Change, vhid: VhidView) -> Sequence[Step]:
+        raise NotImplementedError
+
+    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        if not isinstance(action, RemoveAddresses):
+            return ()
+        return [s for t in self.roles.leaving(vhid.name) for s in self.leaving(t, vhid)]
+
+    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        state = role_after(action, vhid)
+        if state is None:
+            return ()
+        steps: list[Step] = []
+        for change in self.roles.set(vhid.name, state):
+            if not runs_on(change):
+                continue
+            new = self.changed(change, vhid)
+            if change.target in self.carp:
+                steps += new  # the vhid's own lane, behind its hooks
+            elif new:
+                self._lane(change.target).submit(new)
+        return steps
+
+    def _lane(self, target: str) -> Lane:
+        lane = self._lanes.get(target)
+        if lane is None:
+            lane = self._lanes[target] = Lane(target, asyncio.get_running_loop())
+        return lane
+
+    async def close(self) -> None:
+        """A group's queued steps finish (each bounded)."""
+        await asyncio.gather(*(lane.settle() for lane in self._lanes.values()))

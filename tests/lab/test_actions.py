@@ -1,0 +1,78 @@
+"""[[action]]s on a real node: a hanging action does not hold up the adverts and is
+killed at its timeout; a burst of transitions behind it runs in order, the last state
+last, and the results reach `carpctl events`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+
+from carpd.lab import bounds
+from carpd.lab.cluster import Node, VhidSpec
+from carpd.lab.netlab import Lab, LogWatch
+from carpd.lab.probe import sniff
+
+ADVERT = r" carp 192\.0\.2\.2 "
+HANG = 6.0  # the hanging action's timeout: long enough for the burst to pile up behind it
+
+
+def test_a_hanging_action_holds_up_no_advert_and_a_burst_runs_last_state_last(
+    lab: Lab,
+) -> None:
+    record, release = lab.tmp / "record", lab.tmp / "release"
+    node = Node(
+        lab, lab.add_host("n1", "192.0.2.2/24"), [VhidSpec(1, ("192.0.2.1/24",), name="lan")]
+    )
+    node.arrays["action"] = [
+        {"name": "hang", "vhid": "lan", "on": ["master"], "timeout": HANG,
+         "shell": f"[ -e {release} ] || exec sleep 60"},
+        {"name": "record", "vhid": "lan", "on": ["master", "backup"],
+         "run": ["/bin/sh", "-c", f'echo "$CARP_PHASE $CARP_PREVIOUS_STATE" >> {record}']},
+    ]  # fmt: skip
+    listener = lab.add_host("listener", "192.0.2.9/24")
+    watch = sniff(listener, "--times")
+    node.start()
+    node.wait_ready()
+    events = node.host.spawn(
+        [sys.executable, "-m", "carpd.ctl", "--socket", str(node.socket), "events"],
+        stdout=subprocess.PIPE,
+    )
+    assert events.stdout is not None
+    stream = LogWatch(events.stdout)
+    node.wait_state("MASTER", "lan", bounds.first_master(node.master_down))
+    took_over = time.time()
+
+    # While "hang" runs: every advert comes within its interval of the one before.
+    interval = node.vhids[0].advert_interval
+    at, _ = watch.wait_for(ADVERT, interval + bounds.REACTION, watch.mark())
+    for _ in range(3):
+        at, _ = watch.wait_for(ADVERT, interval + bounds.REACTION, at + 1)
+    stamps = [float(x.split()[0]) for x in watch.lines if " carp 192.0.2.2 " in x][-4:]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    print(f"advert gaps while an action hangs: {', '.join(f'{g:.3f}' for g in gaps)} s")
+    assert max(gaps) <= interval + bounds.REACTION
+
+    # A burst behind it: only the newest waiting run happens once hang is killed.
+    for state in ("backup", "master", "backup", "master"):
+        code, _, err = node.ctl("state", "lan", state)
+        assert code == 0, err
+    release.touch()  # the next run of hang returns at once
+    assert time.time() - took_over < HANG, "the burst came too late to pile up"
+    _, line = stream.wait_for(r'"action": "hang"', HANG + bounds.COMMAND)
+    killed = json.loads(line)
+    assert (killed["status"], killed["error"]) == (None, f"killed after {HANG:.1f} s")
+    stream.wait_for(r'"action": "record", "phase": "master"', bounds.COMMAND)
+    # The last state's run: hang (released) and record, in order.
+    stream.wait_for(r'"action": "hang".*"status": 0', 2 * bounds.COMMAND)
+    stream.wait_for(r'"action": "record", "phase": "master"', bounds.COMMAND, start=0)
+    deadline = time.monotonic() + bounds.COMMAND
+    while record.read_text().count("\n") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert record.read_text().splitlines() == ["backup INIT", "master BACKUP", "master BACKUP"]
+    status = node.status()
+    steps = {s["name"]: s for s in status["vhosts"][0]["host_steps"]}
+    assert steps["master actions"]["skipped"] + steps["backup actions"]["skipped"] == 3
+    lab.kill(events)
