@@ -479,6 +479,38 @@ class FollowConfig(Follows):
     timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)
 
 
+def _ifstated_file(value: object, info: ValidationInfo) -> object:
+    """The file must read and parse (line and column in the message), before the
+    network is touched; the daemon parses it again when it starts it."""
+    path = _resolve_path(value, info)
+    if not isinstance(path, Path):
+        return path
+    try:
+        text = path.read_text()
+    except OSError as e:
+        reason = {"reason": e.strerror or str(e)}
+        raise PydanticCustomError("file_unreadable", "cannot read it: {reason}", reason) from None
+    from carpd.ifstated import IfstatedError, parse  # lark: only for a config that has one
+
+    defines = (info.data or {}).get("defines") or {}
+    try:
+        parse(text, str(path), defines)
+    except IfstatedError as e:
+        raise PydanticCustomError("ifstated", "{error}", {"error": str(e)}) from None
+    return path
+
+
+class IfstatedConfig(_Frozen):
+    """The ``[ifstated]`` table: an OpenBSD ifstated.conf run by carpd, with vhids as
+    interfaces (``lan.link.up``: MASTER, ``.down``: BACKUP, ``.unknown``: INIT)."""
+
+    # Before file: the file is parsed with them (ifstated -D macro=value).
+    defines: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}
+    file: Annotated[Path, BeforeValidator(_ifstated_file)] | None = None
+    # A run command, or an external test's run, is killed after this many seconds.
+    timeout: float = Field(default=30.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
+
+
 class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
@@ -521,6 +553,7 @@ class ConfigFile(_Frozen):
     conntrackd: ConntrackdConfig = ConntrackdConfig()
     web: WebConfig = WebConfig()
     route: RouteConfig = RouteConfig()
+    ifstated: IfstatedConfig = IfstatedConfig()
     carp: tuple[CarpConfig, ...] = Field(min_length=1)
     action: tuple[ActionConfig, ...] = ()
     follow: tuple[FollowConfig, ...] = ()

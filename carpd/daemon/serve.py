@@ -18,10 +18,12 @@ from carpd.config.advice import advisories
 from carpd.daemon import commands
 from carpd.daemon.control import ControlServer
 from carpd.daemon.eventstream import EventStream
+from carpd.daemon.ifstated import Ifstated
 from carpd.daemon.logsetup import setup_logging
 from carpd.daemon.main import EXIT_CONFIG, EXIT_ENVIRONMENT
 from carpd.daemon.notify import Notifier
 from carpd.daemon.runtime import Daemon, StartupError
+from carpd.ifstated import IfstatedError
 from carpd.linux.privileges import missing_capabilities
 
 log = logging.getLogger("carpd")
@@ -53,11 +55,40 @@ def run(config: Config, reload_config: Callable[[], Config] | None) -> int:
     return asyncio.run(serve(daemon, reload))
 
 
+def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
+    """[ifstated]'s runner, subscribed to the daemon's events (None without a file)."""
+    cfg = daemon.config.ifstated
+    if old is not None and old.cfg == cfg:
+        return old
+    if cfg.file is None:
+        return None
+    new = Ifstated(cfg, daemon.publisher.publish)
+    daemon.publisher.subscribers.append(new)
+    return new
+
+
+async def _reload_ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
+    """A changed [ifstated] (or file: it is read again on every reload) starts afresh."""
+    try:
+        new = _ifstated(daemon, None if old is None else old if old.unchanged() else None)
+    except (OSError, IfstatedError) as e:  # changed since the config was checked
+        log.error("ifstated: %s: keeping the running one", e)
+        return old
+    if new is not old:
+        if old is not None:
+            daemon.publisher.subscribers.remove(old)
+            await old.close()
+        if new is not None:
+            new.begin(daemon.view())
+    return new
+
+
 async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
     loop = asyncio.get_running_loop()
     notifier = Notifier()  # systemd: READY, RELOADING, STOPPING, STATUS, WATCHDOG
     stream = EventStream()  # carpctl events
     daemon.publisher.subscribers += [notifier, stream]
+    ifstated = _ifstated(daemon, None)
     try:
         await daemon.preflight(daemon.config)
     except StartupError as e:
@@ -85,6 +116,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
     reload_wanted = asyncio.Event()
 
     async def reloader(load: Callable[[], Config]) -> None:
+        nonlocal ifstated
         while True:
             await reload_wanted.wait()
             reload_wanted.clear()
@@ -95,6 +127,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
                 await daemon.reload(load())
                 if daemon.config.web != running_web:
                     log.warning("web: [web] changed: restart carpd to apply it")
+                ifstated = await _reload_ifstated(daemon, ifstated)
             except (ConfigError, StartupError) as e:
                 log.error("reload refused, keeping the running configuration:\n%s", e)
             except Exception:  # never lose a reload's failure silently
@@ -131,6 +164,8 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             with contextlib.suppress(asyncio.CancelledError):
                 await reloading
         await control.close()
+        if ifstated is not None:
+            await ifstated.close()
         if web is not None:
             await web.close()
         notifier.close()

@@ -319,7 +319,7 @@ def test_document_errors(tmp_path: Path) -> None:
     path = write(tmp_path, "extra = 1\n" + MINIMAL)
     assert problems(path) == [
         f"{path}: extra: unknown key "
-        "(allowed keys: global, conntrackd, web, route, carp, action, follow)"
+        "(allowed keys: global, conntrackd, web, route, ifstated, carp, action, follow)"
     ]
 
 
@@ -443,3 +443,39 @@ def test_a_passfile_can_be_a_systemd_credential(
         f'{path}: carp[0].passfile = "%d/carp-lan": %d is systemd\'s credentials directory, '
         "and $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"
     )
+
+
+def test_role_following_tables_name_real_targets_and_one_command(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        '[[action]]\nname = "a"\nvhid = "carp7"\non = ["master"]\nrun = ["/bin/true"]\n'
+        '[[action]]\nname = "a"\ngroup = "nope"\non = ["master", "later"]\n'
+        'run = ["x"]\nshell = "y"\n'
+        '[[follow]]\ninterface = "eth0"\nvhid = "carp8"\nmac = "zz"\n'
+    )
+    path = write(tmp_path, text)
+    assert problems(path) == [
+        f'{path}: action[1].on[1] = "later": allowed values: "master", "backup", "pre-release"',
+        f'{path}: follow[0].mac = "zz": not a MAC address like 02:00:00:00:00:01',
+    ]
+    text = text.replace(', "later"', "").replace('"zz"', '"02:00:00:00:00:01"')
+    assert problems(write(tmp_path, text)) == [
+        f"{path}: action[1]: exactly one of run or shell is required (found both)"
+    ]
+    assert problems(write(tmp_path, text.replace('shell = "y"\n', ""))) == [
+        f'{path}: action[1].group = "nope": no [[carp]] is in this group',
+        f'{path}: follow[0].vhid = "carp8": no [[carp]] has this name',
+        f'{path}: action[1].name = "a": duplicate name (also action[0])',
+        f'{path}: follow[0].interface = "eth0": a carpdev cannot follow a role: '
+        "its link carries the adverts",
+    ]
+
+
+def test_a_bad_ifstated_file_is_refused_with_its_line_and_column(tmp_path: Path) -> None:
+    conf = write(tmp_path, "state a {\n\tif carp7.link.up\n\t\tset-state b\n}\n", "ifstated.conf")
+    path = write(tmp_path, f'[ifstated]\nfile = "{conf}"\n' + MINIMAL)
+    assert problems(path) == [
+        f"{path}: ifstated.file = \"{conf}\": {conf}:3:3: state 'b' not declared"
+    ]
+    conf.write_text("state a {\n\tif carp7.link.up\n\t\tset-state $where\n}\n")
+    path = write(tmp_path, f'[ifstated]\nfile = "{conf}"\ndefines = {{where = "a"}}\n' + MINIMAL)
+    assert load_config(path).ifstated.defines == {"where": "a"}  # -D macro=value

@@ -1,4 +1,5 @@
-"""Imports point one way: core <- config <- linux <- daemon; ctl knows only the protocol."""
+"""Imports point one way: core (and ifstated) <- config <- linux <- daemon; ctl knows
+only the protocol."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import pytest
 PACKAGE = Path(__file__).parents[2] / "carpd"
 ALLOWED = {
     "core": {"core"},
-    "config": {"core", "config"},
+    "config": {"core", "config", "ifstated"},
     "linux": {"core", "config", "linux"},
-    "daemon": {"core", "config", "linux", "daemon"},
+    "daemon": {"core", "config", "linux", "daemon", "ifstated"},
     # carpctl web-user writes the status page's users file (carpd.web.auth: stdlib only).
     "ctl": {"ctl", "web"},
     # The status page reads the daemon through its view and command handlers.
     "web": {"core", "config", "daemon", "web"},
     # The labs drive daemons from outside, as an operator would: never their insides.
     "lab": {"core", "ctl", "lab"},
+    # ifstated.conf's language, sans-IO: the config checks a file with it.
+    "ifstated": {"ifstated"},
 }
 # Outside the package: the benchmark is a lab user, the fuzzer feeds the pure core.
 OUTSIDE = {"bench": {"core", "ctl", "lab"}, "fuzz": {"core"}}
