@@ -21,6 +21,11 @@ FAMILIES = {
 }
 
 
+# Half a second: keepalived takes fractional intervals with VRRPv3, and the test waits
+# two master-down intervals of each side plus a takeover.
+INTERVAL = 0.5
+
+
 @pytest.fixture
 def keepalived_bin() -> str:
     if not os.path.exists(KEEPALIVED):
@@ -38,8 +43,9 @@ def vrrp_spec(vrid: int, address: str, priority: int, advbase: float = 1) -> Vhi
 def assert_status(node: Node, role: str) -> None:
     spec = node.vhids[0]
     vrid, priority = spec.vhid, spec.extra["priority"]
+    advbase = spec.extra["advbase"]
     assert node.ctl("status")[1].splitlines()[0] == (
-        f"carp{vrid}: {role} carpdev eth0 vrid {vrid} advbase 1.00 priority {priority} "
+        f"carp{vrid}: {role} carpdev eth0 vrid {vrid} advbase {advbase:.2f} priority {priority} "
         "(VRRPv3, no authentication)"
     )
 
@@ -51,22 +57,22 @@ def test_carpd_and_keepalived_elect_one_master_and_fail_over(
 ) -> None:
     """The preferred side starts alone and becomes MASTER; the other side, started next,
     must never become MASTER while it hears the preferred side; killed, the preferred side
-    is replaced within the other's master-down interval."""
+    is replaced within the other's master-down interval. Both advertise every INTERVAL."""
     vrid, address, name = FAMILIES[family]
     ka_prio, cd_prio = (100, 200) if preferred == "carpd" else (200, 100)
     hk = lab.add_host("ka", "192.0.2.1/24", "2001:db8::1/64")
     hc = lab.add_host("cd", "192.0.2.2/24", "2001:db8::2/64")
-    spec = vrrp_spec(vrid, address, cd_prio)
+    spec = vrrp_spec(vrid, address, cd_prio, INTERVAL)
     node = Node(lab, hc, [spec])
-    ka_down = bounds.vrrp_master_down(1, ka_prio)
+    ka_down = bounds.vrrp_master_down(INTERVAL, ka_prio)
     vip = address.split("/")[0]
     if preferred == "carpd":
         node.start()
         node.wait_state("MASTER", timeout=bounds.first_master(spec.master_down))
-        ka = Keepalived(lab, hk, [instance(name, vrid, ka_prio, address, 1)])
+        ka = Keepalived(lab, hk, [instance(name, vrid, ka_prio, address, INTERVAL)])
         ka.wait_state(name, "BACKUP", timeout=bounds.START_UP)
         # Past two of keepalived's master-down intervals: it heard carpd all along.
-        node.wait_counter("adverts_sent", math.ceil(2 * ka_down))
+        node.wait_counter("adverts_sent", math.ceil(2 * ka_down / INTERVAL))
         assert ka.log.count(r"Entering MASTER STATE") == 0
         assert_status(node, "MASTER")
         assert node.status()["vhosts"][0]["counters"]["dropped"] == {}
@@ -74,12 +80,12 @@ def test_carpd_and_keepalived_elect_one_master_and_fail_over(
         node.signal(signal.SIGKILL)
         ka.wait_state(name, "MASTER", timeout=bounds.takeover(ka_down), start=mark)
     else:
-        ka = Keepalived(lab, hk, [instance(name, vrid, ka_prio, address, 1)])
+        ka = Keepalived(lab, hk, [instance(name, vrid, ka_prio, address, INTERVAL)])
         ka.wait_state(name, "MASTER", timeout=bounds.first_master(ka_down))
         node.start()
         node.wait_state("BACKUP", timeout=bounds.START_UP)
         node.wait_ready()
-        node.wait_counter("adverts_received", math.ceil(2 * spec.master_down))
+        node.wait_counter("adverts_received", math.ceil(2 * spec.master_down / INTERVAL))
         assert_status(node, "BACKUP")
         assert node.log is not None and node.log.count(r"-> MASTER") == 0
         assert node.status()["vhosts"][0]["counters"]["dropped"] == {}
