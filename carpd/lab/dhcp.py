@@ -15,13 +15,15 @@ down and routes through the LAN virtual address, i.e. through the peer.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Host, Lab, LabError
+from carpd.lab.netlab import Host, Lab, LabError, pids
 
 LAN_VIP = "192.0.2.1"
 CLIENT, INTERNET = "192.0.2.10", "198.51.100.10"
@@ -126,6 +128,14 @@ class DhcpProblem:
     def mac(self, node: Node) -> str:
         out = run(node.host, "ip", "-o", "link", "show", "dev", "ext0")
         return out.split("link/ether ")[1].split()[0]
+
+    def commands(self, node: Node) -> list[str]:
+        """The names of the processes running on the node."""
+        names = []
+        for pid in pids(node.host):
+            with contextlib.suppress(OSError):
+                names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        return names
 
     def default_route(self, node: Node) -> str:
         return run(node.host, "ip", "-4", "route", "show", "default").strip()

@@ -4,7 +4,10 @@ DHCP (dnsmasq), two firewalls whose external NIC follows the lan vhid with the s
 
 from __future__ import annotations
 
+import signal
 import time
+
+import pytest
 
 from carpd.lab import bounds
 from carpd.lab.cluster import start_master_first
@@ -15,10 +18,11 @@ from carpd.lab.netlab import Lab
 PING = 0.5
 
 
+@pytest.mark.parametrize("client", ["udhcpc", "dhclient"])
 def test_the_new_master_gets_the_same_lease_and_the_old_one_routes_through_it(
-    lab: Lab,
+    lab: Lab, client: str
 ) -> None:
-    p = DhcpProblem(lab)
+    p = DhcpProblem(lab, client)
     p.start_isp()
     fw1, fw2 = p.fw
     start_master_first(fw1, fw2)
@@ -53,3 +57,18 @@ def test_the_new_master_gets_the_same_lease_and_the_old_one_routes_through_it(
     assert (p.lease(fw1), p.link_up(fw1)) == (None, False)
     p.reaches(fw1.host, bounds.COMMAND)
     assert p.wait_lease(fw2, 0) == address
+
+    # A stop (SIGTERM) of the master: it releases the lease and takes ext0 down, and
+    # fw1 takes over with a lease of its own.
+    leases = lab.tmp / "dnsmasq.leases"
+    assert SHARED_MAC in leases.read_text()
+    mark, mark1 = fw2.mark(), fw1.mark()
+    fw2.signal(signal.SIGTERM)
+    assert fw2.proc is not None
+    fw2.proc.wait(timeout=bounds.COMMAND)
+    fw2.wait_log(r"ext0: down: following lan out of MASTER", 0, mark)  # before it exited
+    assert (p.lease(fw2), p.link_up(fw2)) == (None, False)
+    assert client not in p.commands(fw2)
+    fw1.wait_state("MASTER", "lan", fw1.master_down, mark1)  # at once: fw2 bowed out
+    assert POOL[0] <= p.wait_lease(fw1, LEASE) <= POOL[1]
+    p.reaches(p.client, LEASE + PING)
