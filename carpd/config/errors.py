@@ -50,6 +50,8 @@ class Naming:
     name: Callable[[Loc], str] = key_path
     mention: Callable[[Loc], str] = lambda loc: str(loc[-1])
     missing: str = "missing required key"
+    # Where a loc's value came from instead, if not the source: (file, key path).
+    origin: Callable[[Loc], tuple[str, str] | None] = lambda loc: None
 
 
 TOML = Naming()
@@ -82,8 +84,9 @@ def config_error(exc: ValidationError, source: str, naming: Naming = TOML) -> Co
     lines: dict[str, None] = {}
     for err in exc.errors():
         for loc, shown, text in _explain(err, naming):
-            where = " = ".join(s for s in (naming.name(loc), shown) if s)
-            lines[f"{source}: {where}: {text}" if where else f"{source}: {text}"] = None
+            file, key = naming.origin(loc) or (source, naming.name(loc))
+            where = " = ".join(s for s in (key, shown) if s)
+            lines[f"{file}: {where}: {text}" if where else f"{file}: {text}"] = None
     return ConfigError("\n".join(lines))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from carpd.config import overlay
 from carpd.config.errors import TOML, ConfigError, Naming, config_error
-from carpd.config.model import Config, ConfigFile
+from carpd.config.model import Config, ConfigFile, Loc
 
 DEFAULT_PATH = Path("/etc/carpd/carpd.toml")
 
@@ -56,7 +58,19 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {_syntax(str(e))}") from None
-    return validate_config(data, source=str(path), base_dir=path.absolute().parent)
+    base_dir = path.absolute().parent
+    naming = TOML
+    g = data.get("global")
+    if isinstance(g, dict) and isinstance(g.get("overlay"), str) and g["overlay"]:
+        node = base_dir / g["overlay"]  # relative to the shared file, as every path
+        data, origins = overlay.apply(data, overlay.read(node), node)
+
+        def origin(loc: Loc) -> tuple[str, str] | None:
+            key = overlay.origin_of(origins, loc)
+            return (str(node), key) if key is not None else None
+
+        naming = dataclasses.replace(TOML, origin=origin)
+    return validate_config(data, source=str(path), base_dir=base_dir, naming=naming)
 
 
 def _syntax(message: str) -> str:

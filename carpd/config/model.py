@@ -201,6 +201,9 @@ class GlobalConfig(_Frozen):
     senderr_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
     maintenance_demotion_factor: int = Field(default=240, ge=1, le=1 << 24, strict=True)
     startup_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
+    # This node's own values (carpdevs, advskew, peers, addresses), kept out of the shared
+    # file so that one carpd.toml serves every node and syncs as it is (config/overlay.py).
+    overlay: PathSetting | None = None
 
 
 class CarpConfig(_Frozen):
@@ -511,6 +514,29 @@ class IfstatedConfig(_Frozen):
     timeout: float = Field(default=30.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
 
 
+class SyncFile(_Frozen):
+    """A ``[[sync.files]]`` entry: a file, or a directory and everything under it."""
+
+    path: PathSetting
+    exclude: tuple[str, ...] = ()  # glob patterns, matched against paths under a directory
+    # Run on the peer before the new version replaces the old one ("{new}": the new
+    # version, beside the old one; "{path}": the file): a non-zero exit refuses the push.
+    check: tuple[str, ...] | None = Field(default=None, min_length=1)
+    after: tuple[str, ...] | None = Field(default=None, min_length=1)  # then, e.g. a reload
+    secret: StrictBool = False  # never show its contents (keys): only that it changed
+
+
+class SyncConfig(_Frozen):
+    """The ``[sync]`` table: ``carpctl sync`` keeps files the same on the peer, over the
+    system's OpenSSH (its keys, known_hosts and agent)."""
+
+    peer: str | None = Field(default=None, min_length=1, pattern=r"^[^\s-][^\s]*$")
+    ssh: tuple[str, ...] = Field(default=("ssh",), min_length=1)  # command and options
+    remote: str = "carpctl"  # carpctl on the peer
+    timeout: float = Field(default=10.0, gt=0, le=600, strict=True, allow_inf_nan=False)
+    files: tuple[SyncFile, ...] = ()
+
+
 class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
@@ -554,6 +580,7 @@ class ConfigFile(_Frozen):
     web: WebConfig = WebConfig()
     route: RouteConfig = RouteConfig()
     ifstated: IfstatedConfig = IfstatedConfig()
+    sync: SyncConfig = SyncConfig()
     carp: tuple[CarpConfig, ...] = Field(min_length=1)
     action: tuple[ActionConfig, ...] = ()
     follow: tuple[FollowConfig, ...] = ()

@@ -8,6 +8,8 @@ import socket
 import sys
 from typing import Any
 
+from carpd.ctl import sync_args
+
 DEFAULT_SOCKET = "/run/carpd/carpd.sock"
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -103,6 +105,9 @@ def format_status(result: dict[str, Any]) -> str:
     sync = result.get("state_sync")
     if sync:
         lines.append(format_state_sync(sync))
+    drift = result.get("config_sync")
+    if drift:
+        lines.append(format_config_sync(drift))
     if result.get("maintenance"):
         lines.append("maintenance mode is on (carpctl maintenance off)")
     return "\n".join(lines)
@@ -120,6 +125,18 @@ def format_transition(r: dict[str, Any]) -> str:
         return text + "; no advert heard before)"
     missed = f", {r['adverts_missed']} missed" if r["adverts_missed"] else ""
     return text + f"; last advert {r['gap']:.2f} s before{missed})"
+
+
+def format_config_sync(d: dict[str, Any]) -> str:
+    """``config sync: 2 file(s) differ from root@fw2 (checked ...): /etc/a, /etc/b``."""
+    when = f"checked {d['checked']}"
+    if d["error"]:
+        return f"config sync: {d['error']} ({when})"
+    if d["in_sync"]:
+        return f"config sync: in sync with {d['peer']} ({when})"
+    files = [*d["differ"], *(f"{p} (only here)" for p in d["only_here"])]
+    files += [f"{p} (only on the peer)" for p in d["only_peer"]]
+    return f"config sync: {d['drift']} file(s) differ from {d['peer']} ({when}): {', '.join(files)}"
 
 
 def format_state_sync(sync: dict[str, Any]) -> str:
@@ -218,11 +235,16 @@ def make_parser() -> argparse.ArgumentParser:
     st = command("state", "force a vhid's state, as carp(4)'s state option")
     st.add_argument("name", metavar="VHID_NAME")
     st.add_argument("state", choices=["master", "backup"])
+    command(
+        "reload",
+        "read the configuration file again, as SIGHUP does, and say whether it was taken",
+    )
     sub.add_parser(
         "events",
         help="follow the daemon: one JSON object per line for every transition, demotion, "
         "address and link change and hook or action result, until Ctrl-C",
     )
+    sync_args.add_parser(sub)
     wu = sub.add_parser(
         "web-user",
         help="print a users_file line for the status page (asks for the password; "
@@ -276,6 +298,8 @@ def render(command: str, result: dict[str, Any]) -> str:
         return f"{result['group']}: carp demote count {result['demote']}"
     if command == "service-status":
         return format_services(result)
+    if command == "reload":
+        return f"reloaded {result['reloaded']}"
     if command == "maintenance":
         text = f"maintenance mode {'on' if result['maintenance'] else 'off'}"
         return text + (f"\nwarning: {result['warning']}" if result.get("warning") else "")
@@ -293,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "web-user":
         return web_user(args.user)
+    if args.command == "sync":  # pydantic and the config only for this one
+        from carpd.sync.cli import main as sync_main
+
+        return sync_main(args)
     if args.command == "events":
         return follow(args.socket)
     as_json = args.json or getattr(args, "json_sub", False)

@@ -17,6 +17,7 @@ from carpd.config import CarpConfig, Config
 from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
 from carpd.core.demotion import Demotion
 from carpd.core.model import Reason, State
+from carpd.daemon.drift import Drift
 from carpd.daemon.effects.assemble import Needs, effects_for
 from carpd.daemon.effects.conntrack import Conntrack
 from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publisher, RoleChanged
@@ -77,6 +78,7 @@ class Daemon:
         self.history = History()  # each vhid's recent transitions, and flaps
         self.publisher.subscribers.append(self.history)
         self.results = Results()  # the last result of each hook and action
+        self.drift = Drift(config.global_.state_dir)  # what `carpctl sync status` found
         self.publisher.subscribers.append(self.results)
         self._needs = Needs(
             self.netlink, self.publisher.publish, self._state_sync_demotion, effects
@@ -509,4 +511,5 @@ class Daemon:
                 (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None
             ),
             actions=self.results.reports(),
+            config_sync=self.drift.report(),
         )

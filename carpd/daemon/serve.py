@@ -11,12 +11,13 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from carpd import __version__
 from carpd.config import Config, ConfigError
 from carpd.config.advice import advisories
 from carpd.daemon import commands
-from carpd.daemon.control import ControlServer
+from carpd.daemon.control import ControlServer, Refused
 from carpd.daemon.eventstream import EventStream
 from carpd.daemon.ifstated import Ifstated
 from carpd.daemon.logsetup import setup_logging
@@ -106,14 +107,21 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             print(f"carpd: {daemon.config.source}: {e}", file=sys.stderr)
             await daemon.netlink.close()
             return EXIT_CONFIG
-    # After preflight, which names an unknown control_group instead of a traceback.
-    control = ControlServer(
-        Path(daemon.config.global_.control_socket),
-        {**commands.handlers(daemon), "events": stream.follow},
-        group=daemon.config.global_.control_group,
-    )
     # One reload at a time: SIGHUPs that arrive during one are merged into one more.
     reload_wanted = asyncio.Event()
+    # `carpctl reload`s waiting for the next reload's outcome (None: done; else why not).
+    waiting: list[asyncio.Future[str | None]] = []
+
+    async def reload_request(_req: dict[str, Any]) -> dict[str, Any]:
+        if reload_config is None:
+            raise Refused("started from the command line: there is no file to reload")
+        done: asyncio.Future[str | None] = loop.create_future()
+        waiting.append(done)
+        reload_wanted.set()
+        error = await done
+        if error is not None:
+            raise Refused(f"reload refused, the running configuration is kept: {error}")
+        return {"reloaded": daemon.config.source}
 
     async def reloader(load: Callable[[], Config]) -> None:
         nonlocal ifstated
@@ -122,6 +130,8 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             reload_wanted.clear()
             log.info("SIGHUP: reloading %s", daemon.config.source)
             notifier.reloading()
+            answer, waiting[:] = list(waiting), []
+            error: str | None = None
             try:
                 running_web = daemon.config.web
                 await daemon.reload(load())
@@ -130,11 +140,22 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
                 ifstated = await _reload_ifstated(daemon, ifstated)
             except (ConfigError, StartupError) as e:
                 log.error("reload refused, keeping the running configuration:\n%s", e)
-            except Exception:  # never lose a reload's failure silently
+                error = str(e)
+            except Exception as e:  # never lose a reload's failure silently
                 log.exception("reload failed")
+                error = f"reload failed: {e}"
             finally:
                 notifier.reloaded(daemon.view())
+                for done in answer:
+                    if not done.done():
+                        done.set_result(error)
 
+    # After preflight, which names an unknown control_group instead of a traceback.
+    control = ControlServer(
+        Path(daemon.config.global_.control_socket),
+        {**commands.handlers(daemon), "events": stream.follow, "reload": reload_request},
+        group=daemon.config.global_.control_group,
+    )
     reloading = loop.create_task(reloader(reload_config)) if reload_config else None
 
     def reload() -> None:

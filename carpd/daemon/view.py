@@ -141,6 +141,7 @@ class NodeView:
     dropped: Mapping[str, Mapping[str, int]]  # per carpdev, before a vhid was known
     state_sync: Mapping[str, Any] | None = None  # conntrackd, when [conntrackd] enables it
     actions: tuple[ActionReport, ...] = ()  # hooks and [[action]]s, by target and name
+    config_sync: Mapping[str, Any] | None = None  # the last `carpctl sync status`
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
@@ -213,4 +214,22 @@ def to_json(view: NodeView) -> dict[str, Any]:
         "dropped": {dev: dict(d) for dev, d in view.dropped.items()},
         "state_sync": dict(view.state_sync) if view.state_sync is not None else None,
         "actions": [a.to_json() for a in view.actions],
+        "config_sync": config_sync_json(view.config_sync),
+    }
+
+
+def config_sync_json(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Drift from the peer's files: what differs, when it was checked."""
+    if report is None:
+        return None
+    drift = [*report.get("differ", ()), *report.get("only_here", ()), *report.get("only_peer", ())]
+    return {
+        "peer": report.get("peer"),
+        "checked": when(report.get("checked")),
+        "in_sync": not drift and not report.get("error"),
+        "drift": len(drift),
+        "differ": list(report.get("differ", ())),
+        "only_here": list(report.get("only_here", ())),
+        "only_peer": list(report.get("only_peer", ())),
+        "error": report.get("error"),
     }

@@ -132,6 +132,8 @@ async def run_program(
         task.add_done_callback(_background.discard)
     if status:
         log.warning("%s exited with status %d", label, status)
+    else:
+        log.info("%s done in %.3f s", label, duration)
     return Outcome(status, duration, proto.stderr())
 
 

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from carpd import __version__
 from carpd.core.model import State
-from carpd.daemon.view import NodeView, VhidView
+from carpd.daemon.view import NodeView, VhidView, config_sync_json
 
 STATE_VALUE = {State.INIT: 0, State.BACKUP: 1, State.MASTER: 2}
 DISABLED = 3
@@ -51,6 +51,7 @@ class ViewCollector(Collector):
             value=int(view.maintenance),
         )  # fmt: skip
         yield from self._state_sync(view)
+        yield from self._config_sync(view)
 
     def _vhids(self, view: NodeView) -> Iterator[Metric]:
         def gauge(name: str, doc: str) -> GaugeMetricFamily:
@@ -94,6 +95,28 @@ class ViewCollector(Collector):
                 rejected.add_metric(["", "", dev, reason], n)
         yield from (state, master, demotion, flapping, last, sent, received, rejected)
         yield from (transitions, steps, failed, late)
+
+    def _config_sync(self, view: NodeView) -> Iterator[Metric]:
+        d = config_sync_json(view.config_sync)
+        if d is None:
+            return
+        yield GaugeMetricFamily(
+            "carpd_config_sync_in_sync",
+            "1 if the last carpctl sync status found the peer's files the same",
+            value=int(d["in_sync"]),
+        )
+        yield GaugeMetricFamily(
+            "carpd_config_sync_drift_files",
+            "Files that differ from the peer, or exist on one side only",
+            value=d["drift"],
+        )
+        checked = (view.config_sync or {}).get("checked")
+        if isinstance(checked, int | float):
+            yield GaugeMetricFamily(
+                "carpd_config_sync_checked_timestamp_seconds",
+                "When carpctl sync status last compared the files",
+                value=checked,
+            )
 
     def _state_sync(self, view: NodeView) -> Iterator[Metric]:
         sync = view.state_sync

@@ -15,7 +15,10 @@ ALLOWED = {
     "linux": {"core", "config", "linux"},
     "daemon": {"core", "config", "linux", "daemon", "ifstated"},
     # carpctl web-user writes the status page's users file (carpd.web.auth: stdlib only).
-    "ctl": {"ctl", "web"},
+    # carpctl sync: the sync commands (carpd.sync; config only when they run).
+    "ctl": {"ctl", "web", "sync"},
+    # Keeping files the same on the peer: a command beside the daemon, never in it.
+    "sync": {"core", "config", "sync"},
     # The status page reads the daemon through its view and command handlers.
     "web": {"core", "config", "daemon", "web"},
     # The labs drive daemons from outside, as an operator would: never their insides.
