@@ -10,10 +10,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.netlab import Lab, LogWatch
 from carpd.lab.probe import sniff
+
+# It measures timings or loads the CPU: scripts/test runs it alone.
+pytestmark = pytest.mark.solo
 
 ADVERT = r" carp 192\.0\.2\.2 "
 HANG = 6.0  # the hanging action's timeout: long enough for the burst to pile up behind it

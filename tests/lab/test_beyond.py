@@ -135,6 +135,7 @@ def test_adverts_from_strangers_are_refused_with_peers(lab: Lab) -> None:
     n2.wait_log(r"not_a_peer from 192\.0\.2\.1", timeout=1 + bounds.REACTION)  # n1's next
 
 
+@pytest.mark.solo  # measures timings: run alone
 @pytest.mark.parametrize("protected", [True, False])
 def test_a_replayed_advert_with_a_better_advskew(lab: Lab, protected: bool) -> None:
     h1 = lab.add_host("n1", "192.0.2.1/24")
@@ -170,6 +171,7 @@ def test_a_replayed_advert_with_a_better_advskew(lab: Lab, protected: bool) -> N
         n1.wait_state("BACKUP", timeout=bounds.COMMAND, start=mark)
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_a_healed_partition_keeps_one_master_and_announces_again(lab: Lab) -> None:
     n1, n2 = pair(lab, {})
     client = lab.add_host("cl", "192.0.2.9/24")

@@ -156,6 +156,7 @@ def cut_off(lab: Lab, host: Host, cut: bool = True) -> None:
     )
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_a_partition_of_one_node_from_two_heals_to_one_master_in_one_interval(
     lab: Lab,
 ) -> None:
@@ -275,6 +276,7 @@ RELOADS = 100
 RELOADED = r"configuration reloaded: 1 vhid\(s\) unchanged, 0 \(re\)started"
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_100_sighup_reloads_cause_no_transition(lab: Lab) -> None:
     """100 SIGHUPs to each node, each sent once the previous reload was logged: signals of
     one kind do not queue, so sent back to back most would merge into one and there would
@@ -354,6 +356,7 @@ FLOOD_RATE = 3000
 FLOOD_SECONDS = 5
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -> None:
     """3000 forged adverts a second for 5 s from a third namespace (see flood.py: better
     and bow-out adverts with wrong HMACs, some spoofed from the master, one with the top

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import textwrap
 
+import pytest
+
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.netlab import Lab, carpd_argv
@@ -54,6 +56,7 @@ def test_hooks_run_with_ucarp_arguments_and_carp_environment(lab: Lab) -> None:
     ]
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_a_hanging_hook_is_killed_and_does_not_stop_adverts(lab: Lab) -> None:
     host = lab.add_host("n1", "192.0.2.1/24")
     hang = lab.tmp / "hang.sh"

@@ -43,6 +43,7 @@ def test_two_nodes_elect_exactly_one_master_and_the_client_reaches_both_vips(lab
     assert st["counters"]["adverts_received"] > 0
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_kill_9_of_the_master_fails_over_within_the_master_down_interval(lab: Lab) -> None:
     n1, n2 = pair(lab)
     mark = n2.mark()
@@ -56,6 +57,7 @@ def test_kill_9_of_the_master_fails_over_within_the_master_down_interval(lab: La
     n2.host.wait_address("192.0.2.100")
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_sigterm_of_the_master_hands_over_at_once(lab: Lab) -> None:
     n1, n2 = pair(lab)
     mark = n2.mark()
@@ -138,6 +140,7 @@ def test_crash_leaves_an_address_that_a_restart_removes(lab: Lab) -> None:
     assert n2.states() == {"carp1": "MASTER"}
 
 
+@pytest.mark.solo  # measures timings: run alone
 @pytest.mark.parametrize("vip", ["192.0.2.100", "2001:db8::100"])
 def test_client_follows_the_address_after_a_crash(lab: Lab, vip: str) -> None:
     """kill -9 plus a pulled cable: the client only gets the address back from the new

@@ -23,6 +23,9 @@ from carpd.lab.cluster import Node
 from carpd.lab.firewall import WAN_VIP, FirewallPair, Flows, failover_limit
 from carpd.lab.netlab import Lab
 
+# It measures timings or loads the CPU: scripts/test runs it alone.
+pytestmark = pytest.mark.solo
+
 
 @pytest.fixture
 def pair(lab: Lab) -> Iterator[FirewallPair]:

@@ -172,6 +172,7 @@ def test_startup_demotion_holds_until_the_first_checks_have_run(lab: Lab) -> Non
     assert took > done
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_a_hanging_check_counts_as_failed_and_does_not_stall_the_daemon(lab: Lab) -> None:
     timeout = 2.0
     n1, n2 = nodes(lab, service_timeout=timeout)

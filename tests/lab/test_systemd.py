@@ -15,6 +15,9 @@ from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
 from carpd.lab.netlab import Lab
 
+# It measures timings or loads the CPU: scripts/test runs it alone.
+pytestmark = pytest.mark.solo
+
 WATCHDOG_USEC = 400_000  # so a pet every 0.2 s
 
 

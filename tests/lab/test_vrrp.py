@@ -95,6 +95,7 @@ def test_carpd_and_keepalived_elect_one_master_and_fail_over(
         hc.wait_address(vip)
 
 
+@pytest.mark.solo  # measures timings: run alone
 def test_vrrp3_at_a_tenth_of_a_second_fails_over_in_under_half_a_second(lab: Lab) -> None:
     h1 = lab.add_host("n1", "192.0.2.1/24")
     h2 = lab.add_host("n2", "192.0.2.2/24")

@@ -23,6 +23,9 @@ from carpd.lab.netlab import Host, Lab, LogWatch
 from carpd.lab.probe import sniff
 from carpd.web.auth import hash_password
 
+# It measures timings or loads the CPU: scripts/test runs it alone.
+pytestmark = pytest.mark.solo
+
 USER, PASSWORD = "admin", "lab-web-password"
 CARP_PASSWORD = "lab-carp-secret"
 PORT = 8473
