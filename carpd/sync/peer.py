@@ -41,7 +41,8 @@ class Peer:
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        hello = self.call({"op": "hello"})
+        # The first answer also waits for ssh's handshake and the peer's carpctl to start.
+        hello = self.call({"op": "hello"}, 2 * self.timeout)
         if hello.get("protocol") != PROTOCOL:
             raise PeerError(
                 f"{self.destination} speaks sync protocol {hello.get('protocol')} (carpd "

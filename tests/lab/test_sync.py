@@ -21,7 +21,7 @@ from carpd.lab import bounds
 from carpd.lab.netlab import Lab, LogWatch, carpd_argv, pids
 from carpd.lab.sshnodes import SshNode, SshPair
 
-TIMEOUT = 2  # [sync] timeout: ssh's connect and each answer
+TIMEOUT = 5  # [sync] timeout: ssh's connect and each answer (the first: twice that)
 CARPCTL = str(Path(sys.executable).parent / "carpctl")
 
 
@@ -161,7 +161,7 @@ def test_an_unreachable_peer_is_an_error_in_bounded_time_and_changes_nothing(
         took = time.monotonic() - t0
         assert r.returncode == 3, (args, r.stdout, r.stderr)
         assert "root@203.0.113.2" in r.stderr
-        assert took < TIMEOUT + 2 * bounds.COMMAND, f"{args}: {took:.1f} s"
+        assert took < 3 * TIMEOUT + bounds.COMMAND, f"{args}: {took:.1f} s"  # connect, hello
     assert n2.path("etc/carpd.toml").read_text() == before
     drift = json.loads(n1.path("state/sync/status.json").read_text())
     assert "unreachable" in drift["error"] or "did not answer" in drift["error"]
