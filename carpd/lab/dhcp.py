@@ -23,7 +23,7 @@ from pathlib import Path
 
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Host, Lab, LabError, pids
+from carpd.lab.netlab import Host, Lab, pids
 
 LAN_VIP = "192.0.2.1"
 CLIENT, INTERNET = "192.0.2.10", "198.51.100.10"
@@ -43,15 +43,6 @@ table ip carpd_lab_nat {
 LEASE = 3 * bounds.COMMAND
 
 
-def run(host: Host, *argv: str, stdin: str | None = None) -> str:
-    r = subprocess.run(
-        ["ip", "netns", "exec", host.ns, *argv], input=stdin, capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        raise LabError(f"{host.name}: {' '.join(argv)}: {r.stderr.strip()}")
-    return r.stdout
-
-
 @dataclass
 class DhcpProblem:
     lab: Lab
@@ -67,10 +58,10 @@ class DhcpProblem:
         self.client = lab.add_host("client", f"{CLIENT}/24")
         self.isp = lab.add_host("isp", f"{ISP}/24", bridge="brisp")
         lab.add_interface(self.isp, "net0", "brnet", f"{ISP_NET}/24")
-        run(self.isp, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.isp.check("sysctl", "-qw", "net.ipv4.ip_forward=1")
         self.internet = lab.add_host("internet", f"{INTERNET}/24", bridge="brnet")
-        run(self.internet, "ip", "route", "add", "default", "via", ISP_NET)
-        run(self.client, "ip", "route", "add", "default", "via", LAN_VIP)
+        self.internet.check("ip", "route", "add", "default", "via", ISP_NET)
+        self.client.check("ip", "route", "add", "default", "via", LAN_VIP)
         self.fw = [self._firewall(n) for n in (1, 2)]
 
     def _firewall(self, n: int) -> Node:
@@ -79,8 +70,8 @@ class DhcpProblem:
         # ext0 has no address of its own: the lease is its only one.
         lab.add_interface(host, "ext0", "brisp", None)
         lab.set_link(host, False, "ext0")
-        run(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        run(host, "nft", "-f", "-", stdin=NAT)
+        host.check("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        host.check("nft", "-f", "-", stdin=NAT)
         spec = VhidSpec(1, (f"{LAN_VIP}/24",), advskew=0 if n == 1 else 100, name="lan")
         node = Node(lab, host, [spec])
         node.arrays["follow"] = [
@@ -108,7 +99,7 @@ class DhcpProblem:
 
     def lease(self, node: Node) -> str | None:
         """ext0's IPv4 address, if it has one."""
-        out = run(node.host, "ip", "-4", "-o", "addr", "show", "dev", "ext0")
+        out = node.host.check("ip", "-4", "-o", "addr", "show", "dev", "ext0")
         for line in out.splitlines():
             return line.split()[3].split("/")[0]
         return None
@@ -122,11 +113,11 @@ class DhcpProblem:
         return address
 
     def link_up(self, node: Node) -> bool:
-        out = run(node.host, "ip", "-o", "link", "show", "dev", "ext0")
+        out = node.host.check("ip", "-o", "link", "show", "dev", "ext0")
         return "state UP" in out or ",UP" in out.split(">")[0]
 
     def mac(self, node: Node) -> str:
-        out = run(node.host, "ip", "-o", "link", "show", "dev", "ext0")
+        out = node.host.check("ip", "-o", "link", "show", "dev", "ext0")
         return out.split("link/ether ")[1].split()[0]
 
     def commands(self, node: Node) -> list[str]:
@@ -138,7 +129,7 @@ class DhcpProblem:
         return names
 
     def default_route(self, node: Node) -> str:
-        return run(node.host, "ip", "-4", "route", "show", "default").strip()
+        return node.host.check("ip", "-4", "route", "show", "default").strip()
 
     def reaches(self, host: Host, timeout: float) -> float:
         """Ping the Internet host from ``host`` until one answers; the seconds it took."""

@@ -76,15 +76,6 @@ table ip carpd_lab_nat {
 """
 
 
-def _run(host: Host, *argv: str, stdin: str | None = None) -> str:
-    r = subprocess.run(
-        ["ip", "netns", "exec", host.ns, *argv], input=stdin, capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        raise LabError(f"{host.name}: {' '.join(argv)}: {r.stderr.strip()}")
-    return r.stdout
-
-
 @dataclass
 class Flows:
     """The client's and the server's flows processes and what they print."""
@@ -140,11 +131,11 @@ class FirewallPair:
         self.client = lab.add_host("client", f"{CLIENT}/24")
         self.server = lab.add_host("server", f"{SERVER}/24", bridge="brwan")
         self.fw = [self._firewall(n) for n in (1, 2)]
-        _run(self.client, "ip", "route", "add", "default", "via", LAN_VIP)
+        self.client.check("ip", "route", "add", "default", "via", LAN_VIP)
         for host in (self.client, self.server):
             if self.rto_max is not None:
                 ms = str(int(self.rto_max * 1000))
-                _run(host, "sysctl", "-qw", f"net.ipv4.tcp_rto_max_ms={ms}")
+                host.check("sysctl", "-qw", f"net.ipv4.tcp_rto_max_ms={ms}")
 
     def _firewall(self, n: int) -> Node:
         lab = self.lab
@@ -152,10 +143,10 @@ class FirewallPair:
         host = lab.add_host(name, f"192.0.2.{n + 1}/24")
         lab.add_interface(host, "wan0", "brwan", f"198.51.100.{n + 1}/24")
         lab.add_interface(host, "sync0", "brsync", f"203.0.113.{n}/24")
-        _run(host, "nft", "-f", "-", stdin=RULESET % {"port": 3780, "vip": WAN_VIP})
+        host.check("nft", "-f", "-", stdin=RULESET % {"port": 3780, "vip": WAN_VIP})
         # After the ruleset: the conntrack sysctls exist once conntrack is in use.
         strict = ("net.ipv4.ip_forward=1", "net.netfilter.nf_conntrack_tcp_loose=0")
-        _run(host, "sysctl", "-qw", *strict)
+        host.check("sysctl", "-qw", *strict)
         advskew = 0 if n == 1 else 100
         vhids = [
             VhidSpec(1, (f"{LAN_VIP}/24",), advskew=advskew, name="lan"),
@@ -173,7 +164,7 @@ class FirewallPair:
             "bulk_timeout": BULK_TIMEOUT,
         }
         node.write_config()
-        conf.write_text(_run(host, *carpd_argv("--config", str(node.config), "--conntrackd-conf")))
+        conf.write_text(host.check(*carpd_argv("--config", str(node.config), "--conntrackd-conf")))
         return node
 
     # -- starting -------------------------------------------------------------------
@@ -190,7 +181,7 @@ class FirewallPair:
         if self.sync:
             conf = fw2.tables["conntrackd"]
             Path(conf["run_dir"]).mkdir()
-            _run(fw2.host, "conntrackd", "-C", conf["config"], "-d")
+            fw2.host.check("conntrackd", "-C", conf["config"], "-d")
         if self.daemon == "keepalived":
             self._start_keepalived()
             return
@@ -284,7 +275,7 @@ class FirewallPair:
         conf = self.fw[1].tables["conntrackd"]["config"]
         deadline = time.monotonic() + timeout
         while True:
-            out = _run(self.fw[1].host, "conntrackd", "-C", conf, "-s")
+            out = self.fw[1].host.check("conntrackd", "-C", conf, "-s")
             m = EXTERNAL.search(out)
             have = int(m.group(1)) if m else 0
             if have >= count:
@@ -295,7 +286,7 @@ class FirewallPair:
 
     def invalid(self, node: Node) -> int:
         """Packets the firewall dropped as not belonging to any connection it knows."""
-        out = _run(node.host, "nft", "-j", "list", "counter", "inet", "carpd_lab_fw", "invalid")
+        out = node.host.check("nft", "-j", "list", "counter", "inet", "carpd_lab_fw", "invalid")
         for item in json.loads(out)["nftables"]:
             if "counter" in item:
                 return int(item["counter"]["packets"])
@@ -303,7 +294,7 @@ class FirewallPair:
 
     def conntrack_entries(self, node: Node) -> str:
         """The kernel's connection table on a firewall (conntrack -L)."""
-        return _run(node.host, "conntrack", "-L")
+        return node.host.check("conntrack", "-L")
 
 
 def failover_limit(backup: Node) -> float:

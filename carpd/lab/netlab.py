@@ -106,6 +106,13 @@ class Host:
             ["ip", "netns", "exec", self.ns, *argv], text=True, capture_output=True, **kw
         )
 
+    def check(self, *argv: str, stdin: str | None = None) -> str:
+        """Run a command in the host; its output, or LabError with its stderr."""
+        r = self.run(argv, input=stdin)
+        if r.returncode != 0:
+            raise LabError(f"{self.name}: {' '.join(argv)}: {r.stderr.strip()}")
+        return r.stdout
+
     def spawn(self, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
         return self.lab.spawn(self, argv, **kw)
 

@@ -5,48 +5,16 @@ unreachable, and takes the role back when the server answers again."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from carpd.lab import bounds
 from carpd.lab.cluster import Node, VhidSpec, start_master_first
 from carpd.lab.netlab import Lab
 
-# OpenBSD's etc/examples/ifstated.conf (1.2), as shipped, but for its commands.
-EXAMPLE = """\
-dmz_if_up = 'em2.link.up'
-dmz_if_down = 'em2.link.down'
-
-syslog_ok = '"ping -q -c 1 -w 1 192.168.1.10 >/dev/null 2>&1" every 10'
-
-# ifstated starts up with the first defined state
-state neutral {
-\tif $dmz_if_down {
-\t\trun "logger -st ifstated 'interface to syslog server em2 is down'"
-\t\tset-state demoted
-\t}
-\tif ! $syslog_ok {
-\t\trun "logger -st ifstated 'could not reach syslog server'"
-\t\tset-state demoted
-\t}
-}
-
-state demoted {
-\tinit {
-\t\trun "ifconfig -g carp carpdemote"
-\t}
-\tif $dmz_if_up && $syslog_ok {
-\t\trun "logger -st ifstated 'syslog server is ok again'"
-\t\t# remove our carp demotion
-\t\trun "ifconfig -g carp -carpdemote"
-\t\tset-state neutral
-\t}
-}
-
-# commands in the global scope are always run
-if carp0.link.up
-\trun "logger -st ifstated 'carp0 is master'"
-if carp0.link.down
-\trun "logger -st ifstated 'carp0 is backup'"
-"""
+# OpenBSD's etc/examples/ifstated.conf (1.2), as shipped; the test changes its commands.
+EXAMPLE = (
+    Path(__file__).parents[1] / "unit" / "data" / "ifstated-openbsd-example.conf"
+).read_text()
 SYSLOG = "203.0.113.10"
 EVERY = 1  # the test's period, by a define (ifstated -D), instead of the file's 10 s
 

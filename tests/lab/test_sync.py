@@ -46,8 +46,20 @@ def setup_nodes(pair: SshPair, files: str, extra: str = "") -> tuple[SshNode, Ss
     return n1, n2
 
 
+def sync_argv(node: SshNode, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "carpd.ctl",
+        "sync",
+        "--config",
+        f"{node.root}/etc/carpd.toml",
+        *args,
+    ]
+
+
 def sync(node: SshNode, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return node.carpctl("sync", "--config", f"{node.root}/etc/carpd.toml", *args, stdin=stdin)
+    return node.run(*sync_argv(node, *args), stdin=stdin)
 
 
 def journal(node: SshNode) -> list[dict[str, object]]:
@@ -170,17 +182,12 @@ def test_an_unreachable_peer_is_an_error_in_bounded_time_and_changes_nothing(
 def test_two_pushes_at_once_are_serialized(pair: SshPair) -> None:
     n1, n2 = setup_nodes(pair, FILES.format(root=pair.root))
     n1.path("etc/carpd.toml").write_text(n1.path("etc/carpd.toml").read_text() + "# one\n")
-    argv = [
-        sys.executable,
-        "-m",
-        "carpd.ctl",
-        "sync",
-        "--config",
-        f"{pair.root}/etc/carpd.toml",
-        "push",
-    ]
     procs = [
-        n1.spawn(*argv, "-m", f"push {i}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        n1.spawn(
+            *sync_argv(n1, "push", "-m", f"push {i}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for i in (1, 2)
     ]
     outs = [p.communicate(timeout=60) for p in procs]
@@ -202,17 +209,7 @@ def test_an_interrupted_push_leaves_every_file_old_or_new(pair: SshPair) -> None
     for n in names:
         n1.path(f"etc/fw/{n}").write_bytes(new[n])
         n2.path(f"etc/fw/{n}").write_bytes(old[n])
-    argv = [
-        sys.executable,
-        "-m",
-        "carpd.ctl",
-        "sync",
-        "--config",
-        f"{pair.root}/etc/carpd.toml",
-        "push",
-        "-m",
-        "big",
-    ]
+    argv = sync_argv(n1, "push", "-m", "big")
     for attempt in range(3):
         push = n1.spawn(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 1.2))  # the moment of the interruption is the input

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,42 +24,8 @@ from carpd.ifstated.parse import (
     parse,
 )
 
-# OpenBSD's etc/examples/ifstated.conf (trailing blanks included).
-EXAMPLE = """\
-dmz_if_up = 'em2.link.up'
-dmz_if_down = 'em2.link.down'
-
-syslog_ok = '"ping -q -c 1 -w 1 192.168.1.10 >/dev/null 2>&1" every 10'
-
-# ifstated starts up with the first defined state
-state neutral {
-\tif $dmz_if_down {
-\t\trun "logger -st ifstated 'interface to syslog server em2 is down'"
-\t\tset-state demoted
-\t}
-\tif ! $syslog_ok {
-\t\trun "logger -st ifstated 'could not reach syslog server'"
-\t\tset-state demoted
-\t}
-}
-
-state demoted {
-\tinit {
-\t\trun "ifconfig -g carp carpdemote" \n\t}
-\tif $dmz_if_up && $syslog_ok {
-\t\trun "logger -st ifstated 'syslog server is ok again'"
-\t\t# remove our carp demotion
-\t\trun "ifconfig -g carp -carpdemote" \n\t\tset-state neutral
-\t}
-}
-
-# commands in the global scope are always run
-if carp0.link.up
-\trun "logger -st ifstated 'carp0 is master'"
-if carp0.link.down
-\trun "logger -st ifstated 'carp0 is backup'"
-
-"""
+# OpenBSD's etc/examples/ifstated.conf (1.2), as shipped (trailing blanks included).
+EXAMPLE = (Path(__file__).parent / "data" / "ifstated-openbsd-example.conf").read_text()
 
 PING = ExternalTest("ping -q -c 1 -w 1 192.168.1.10 >/dev/null 2>&1", 10)
 A, B, C = (LinkTest(name, "up") for name in ("a", "b", "c"))
