@@ -39,9 +39,10 @@ from carpd.daemon.vhost import (
 )
 from carpd.daemon.view import NodeView
 from carpd.linux import sysctl
-from carpd.linux.acceptmode import NFT, AcceptFilter, AcceptFilterError
+from carpd.linux.acceptmode import AcceptFilter, AcceptFilterError
 from carpd.linux.linkwatch import LinkWatcher
 from carpd.linux.netlink import Netlink
+from carpd.linux.nft import NFT
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 from carpd.linux.vmac import VirtualMac
 

@@ -12,15 +12,12 @@ never holds up the adverts.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
-import shutil
 from collections.abc import Iterable
 
+from carpd.linux import nft
+
 TABLE = "carpd"
-NFT = shutil.which("nft") or "/usr/sbin/nft"
-NFT_TIMEOUT = 10.0  # seconds; nft answers in milliseconds unless the kernel is stuck
 
 _SKELETON = f"""
 table inet {TABLE} {{
@@ -44,25 +41,9 @@ class AcceptFilterError(Exception):
 
 async def _nft(script: str) -> None:
     try:
-        proc = await asyncio.create_subprocess_exec(
-            NFT,
-            "-f",
-            "-",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as e:
-        raise AcceptFilterError(f"nft: {e}") from e
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(script.encode()), NFT_TIMEOUT)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise AcceptFilterError(f"nft: no answer within {NFT_TIMEOUT:g} s") from None
-    if proc.returncode != 0:
-        raise AcceptFilterError(f"nft: {err.decode(errors='replace').strip()}")
+        await nft.apply(script)
+    except nft.NftError as e:
+        raise AcceptFilterError(str(e)) from None
 
 
 class AcceptFilter:

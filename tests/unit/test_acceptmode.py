@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from carpd.linux import acceptmode
+from carpd.linux import nft
 from carpd.linux.acceptmode import AcceptFilter, AcceptFilterError
 
 VIP = ipaddress.ip_address("192.0.2.100")
@@ -19,7 +19,7 @@ def fake_nft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Path
     path = tmp_path / "nft"
     path.write_text(f"#!/bin/sh\ncat >> {tmp_path / 'script.nft'}\n{body}\n")
     path.chmod(0o755)
-    monkeypatch.setattr(acceptmode, "NFT", str(path))
+    monkeypatch.setattr(nft, "NFT", str(path))
     return tmp_path / "script.nft"
 
 
@@ -57,7 +57,7 @@ def test_a_slow_nft_does_not_hold_up_the_event_loop(
 
 def test_a_hung_nft_is_killed_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_nft(tmp_path, monkeypatch, "exec sleep 30")
-    monkeypatch.setattr(acceptmode, "NFT_TIMEOUT", 0.3)
+    monkeypatch.setattr(nft, "NFT_TIMEOUT", 0.3)
     with pytest.raises(AcceptFilterError, match=r"nft: no answer within 0.3 s"):
         asyncio.run(AcceptFilter().refuse([VIP]))
 
