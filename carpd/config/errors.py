@@ -17,7 +17,7 @@ from pydantic import BaseModel, SecretBytes, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from carpd.config.model import ConfigFile, Conflict, Loc
+from carpd.config.model import INTERNAL, ConfigFile, Conflict, Loc
 
 
 class ConfigError(Exception):
@@ -107,6 +107,10 @@ def _explain(err: ErrorDetails, naming: Naming) -> Iterator[tuple[Loc, str | Non
     elif kind == "password_source":
         a, b = naming.mention((*loc, "pass")), naming.mention((*loc, "passfile"))
         yield loc, None, f"exactly one of {a} or {b} is required (found {ctx['found']})"
+    elif kind == "internal_key":
+        yield loc, None, "unknown key (a [[pool]] table sets it for its vhids)"
+    elif kind == "nothing_to_run":
+        yield ("carp",), None, f"{naming.missing}: at least one [[carp]] table is required"
     elif kind == "one_of":
         a, b = (naming.mention((*loc, k)) for k in ctx["keys"])
         yield loc, None, f"exactly one of {a} or {b} is required (found {ctx['found']})"
@@ -227,7 +231,7 @@ def _submodel(annotation: object) -> type[BaseModel] | None:
 
 def _keys(model: type[BaseModel] | None) -> list[str]:
     fields = model.model_fields.items() if model is not None else ()
-    return [f.alias or n for n, f in fields]
+    return [f.alias or n for n, f in fields if f.description != INTERNAL]
 
 
 def _is_secret(annotation: object) -> bool:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from carpd.config import overlay
 from carpd.config.errors import TOML, ConfigError, Naming, config_error
-from carpd.config.model import Config, ConfigFile, Loc
+from carpd.config.model import CarpConfig, Config, ConfigFile, Loc
 
 DEFAULT_PATH = Path("/etc/carpd/carpd.toml")
 
@@ -31,8 +31,11 @@ def validate_config(
     except ValidationError as e:
         # "from None": pydantic's own text would carry the input values, passwords too.
         raise config_error(e, source, naming) from None
-    # Every table of the document, as validated, plus where it came from.
+    # Every table of the document, as validated, plus where it came from; a [[pool]]'s
+    # vhids join the [[carp]] ones (checked against them already).
     tables = {f.alias or name: getattr(doc, name) for name, f in ConfigFile.model_fields.items()}
+    pooled = [CarpConfig.model_validate(t) for p in doc.pool for t in p.vhids()]
+    tables["carp"] = (*doc.carp, *pooled)
     return Config.model_validate({**tables, "source": source})
 
 

@@ -46,6 +46,8 @@ IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 def _interface(value: object) -> Interface:
     # Not pydantic's IPvAnyInterface: it takes a TOML integer for an address (3221225985
     # would be 192.0.2.1/32), which is never what a user meant.
+    if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        return value  # one validated already (a [[pool]]'s, handed to its vhids)
     if isinstance(value, str):
         try:
             return ipaddress.ip_interface(value)
@@ -206,6 +208,21 @@ class GlobalConfig(_Frozen):
     overlay: PathSetting | None = None
 
 
+INTERNAL = "set by carpd, not a key of the file"
+
+
+class PoolRef(_Frozen):
+    """A [[pool]] vhid's place in its pool (set by the pool, not written by hand)."""
+
+    name: str
+    index: int  # its bucket: the flows whose hash is this go to its MASTER
+    count: int
+    mode: Literal["ip"]
+    seed: int
+    address: AddressSetting
+    mac: str  # the pool's multicast MAC, in every node's ARP replies
+
+
 class CarpConfig(_Frozen):
     """One ``[[carp]]`` table: a vhid on a carpdev.
 
@@ -257,6 +274,15 @@ class CarpConfig(_Frozen):
     neutral: StrictBool = False
     # Interface groups (OpenBSD): every vhid is also in group "carp".
     groups: tuple[GroupName, ...] = ()
+    # Set by a [[pool]] for each of its vhids: which share of the address it carries.
+    pool: PoolRef | None = Field(default=None, description=INTERNAL)
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _pool_is_set_by_a_pool(cls, value: object) -> object:
+        if value is not None and not isinstance(value, PoolRef):
+            raise PydanticCustomError("internal_key", "unknown key")
+        return value
 
     @property
     def all_groups(self) -> tuple[str, ...]:
@@ -537,6 +563,79 @@ class SyncConfig(_Frozen):
     files: tuple[SyncFile, ...] = ()
 
 
+def _node(value: object) -> tuple[int, int]:
+    """OpenBSD's carpnodes word: "vhid:advskew"."""
+    if isinstance(value, str):
+        vhid, sep, skew = value.partition(":")
+        if sep and vhid.isdigit() and skew.isdigit():
+            v, k = int(vhid), int(skew)
+            if 1 <= v <= 255 and 0 <= k <= 254:
+                return v, k
+    raise PydanticCustomError(
+        "carpnode", 'not "vhid:advskew" (vhid 1-255, advskew 0-254), e.g. "1:0"'
+    )
+
+
+class PoolConfig(_Frozen):
+    """A ``[[pool]]`` table: one address carried by several vhids, each node MASTER of
+    some of them (OpenBSD ``carpnodes 1:0,2:100 balancing ip``). Every node receives
+    every frame for the address (a multicast MAC) and keeps the flows whose source hashes
+    into the buckets of the vhids it is MASTER of."""
+
+    name: Annotated[str, Field(min_length=1, max_length=11, pattern=r"^[^/:\s-]+$")]
+    carpdev: IfName
+    address: AddressSetting
+    mode: Literal["ip"] = "ip"
+    # 2-32 (OpenBSD's CARP_MAXNODES): checked below, with the words' own errors first.
+    nodes: tuple[Annotated[tuple[int, int], PlainValidator(_node)], ...]
+    pass_: SecretBytes | None = Field(
+        default=None, alias="pass", max_length=MAX_PASSWORD_LEN, repr=False
+    )
+    passfile: PassFileField | None = None
+    advbase: int = Field(default=1, ge=1, le=255, strict=True)
+    seed: int = Field(default=0, ge=0, le=0xFFFFFFFF, strict=True)  # the same on every node
+
+    @model_validator(mode="after")
+    def _checks(self) -> PoolConfig:
+        if (self.pass_ is None) == (self.passfile is None):
+            which = "neither" if self.pass_ is None else "both"
+            raise PydanticCustomError("password_source", "{found}", {"found": which})
+        found: list[Conflict] = []
+        if self.address.version != 4:
+            msg = "a pool's address is IPv4 (IPv6 pools: not yet)"
+            found.append(Conflict(("address",), str(self.address), msg))
+        vhids = [v for v, _ in self.nodes]
+        if not 2 <= len(vhids) <= 32:
+            found.append(Conflict(("nodes",), len(vhids), "a pool has 2 to 32 vhids"))
+        elif len(set(vhids)) != len(vhids):
+            dup = next(v for v in vhids if vhids.count(v) > 1)
+            found.append(Conflict(("nodes",), dup, "each vhid once in nodes"))
+        if found:
+            raise conflicts(*found)
+        return self
+
+    def vhids(self) -> list[dict[str, Any]]:
+        """Its vhids as [[carp]] tables: preempt on, so a node back takes its share back."""
+        mac = f"01:00:5e:00:01:{self.nodes[0][0]:02x}"  # OpenBSD: the leader's, multicast
+        out = []
+        for i, (vhid, skew) in enumerate(self.nodes):
+            ref = PoolRef(
+                name=self.name, index=i, count=len(self.nodes), mode=self.mode,
+                seed=self.seed, address=self.address, mac=mac,
+            )  # fmt: skip
+            table: dict[str, Any] = {
+                "name": f"{self.name}-{vhid}", "vhid": vhid, "carpdev": self.carpdev,
+                "advbase": self.advbase, "advskew": skew, "addresses": (self.address,),
+                "preempt": True, "pool": ref,
+            }  # fmt: skip
+            if self.passfile is not None:
+                table["passfile"] = self.passfile
+            else:
+                table["pass"] = self.pass_
+            out.append(table)
+        return out
+
+
 class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
@@ -581,7 +680,8 @@ class ConfigFile(_Frozen):
     route: RouteConfig = RouteConfig()
     ifstated: IfstatedConfig = IfstatedConfig()
     sync: SyncConfig = SyncConfig()
-    carp: tuple[CarpConfig, ...] = Field(min_length=1)
+    carp: tuple[CarpConfig, ...] = ()
+    pool: tuple[PoolConfig, ...] = ()
     action: tuple[ActionConfig, ...] = ()
     follow: tuple[FollowConfig, ...] = ()
 
@@ -606,6 +706,8 @@ class ConfigFile(_Frozen):
 
     @model_validator(mode="after")
     def _cross_check(self) -> ConfigFile:
+        if not self.carp and not self.pool:
+            raise PydanticCustomError("nothing_to_run", "no [[carp]] and no [[pool]]")
         found = []
         by_vhid: dict[tuple[str, int], int] = {}
         by_name: dict[str, int] = {}
@@ -621,10 +723,27 @@ class ConfigFile(_Frozen):
                 if c.name == f"carp{c.vhid}":
                     msg += "; the name defaults to carp<vhid>: set a distinct name"
                 found.append(Conflict(("carp", i, "name"), c.name, msg, ("carp", j)))
+        found += self._check_pools(by_vhid)
         found += self._check_targets()
         if found:
             raise conflicts(*found)
         return self
+
+    def _check_pools(self, taken: dict[tuple[str, int], int]) -> list[Conflict]:
+        """A pool's vhids are vhids too: none may be a [[carp]]'s or another pool's."""
+        found = []
+        pools: dict[tuple[str, int], int] = {}
+        for i, p in enumerate(self.pool):
+            for vhid, _ in p.nodes:
+                j = taken.get((p.carpdev, vhid))
+                if j is not None and self.carp[j].pool is None:  # Config: its own are there
+                    msg = f"vhid {vhid} on carpdev {p.carpdev} is also {{other}}'s"
+                    found.append(Conflict(("pool", i, "nodes"), vhid, msg, ("carp", j)))
+                k = pools.setdefault((p.carpdev, vhid), i)
+                if k != i:
+                    msg = f"vhid {vhid} on carpdev {p.carpdev} is also in {{other}}"
+                    found.append(Conflict(("pool", i, "nodes"), vhid, msg, ("pool", k)))
+        return found
 
     def _check_targets(self) -> list[Conflict]:
         """[[action]] and [[follow]] name vhids and groups that exist, and no interface

@@ -6,6 +6,8 @@ a small file of its own that is never synced (``[global] overlay``).
     [carp.lan]            # the [[carp]] named "lan"
     advskew = 100
     carpdev = "eth1"
+    [pool.web]            # the [[pool]] named "web"
+    nodes = ["1:100", "2:0"]
     [conntrackd]
     address = "203.0.113.2"
     peer = "203.0.113.1"
@@ -54,8 +56,8 @@ def apply(
             raise ConfigError(f"{path}: {table}: [[{table}]] tables are shared: not in an overlay")
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: {table}: must be a table")
-        if table == "carp":
-            _carp(merged, value, path, origins)
+        if table in ("carp", "pool"):  # arrays of tables with names: keyed by name
+            _named(merged, table, value, path, origins)
             continue
         target = merged.setdefault(table, {})
         if not isinstance(target, dict):
@@ -66,30 +68,30 @@ def apply(
     return merged, origins
 
 
-def _carp(
-    merged: dict[str, Any], tables: dict[str, Any], path: Path, origins: dict[Loc, str]
+def _named(
+    merged: dict[str, Any], table: str, tables: dict[str, Any], path: Path, origins: dict[Loc, str]
 ) -> None:
-    carp = merged.get("carp")
-    carp = carp if isinstance(carp, list) else []
+    items = merged.get(table)
+    items = items if isinstance(items, list) else []
     names = {
         (t.get("name") or f"carp{t.get('vhid')}"): i
-        for i, t in enumerate(carp)
+        for i, t in enumerate(items)
         if isinstance(t, dict)
     }
     for name, keys in tables.items():
         if name not in names:
             known = ", ".join(sorted(names)) or "none"
-            raise ConfigError(f"{path}: carp.{name}: no [[carp]] of that name (there are: {known})")
-        if not isinstance(keys, dict):
-            raise ConfigError(f"{path}: carp.{name}: must be a table of the vhid's keys")
-        if "name" in keys:
             raise ConfigError(
-                f"{path}: carp.{name}.name: a vhid's name is shared: it keys the overlay"
+                f"{path}: {table}.{name}: no [[{table}]] of that name (there are: {known})"
             )
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{path}: {table}.{name}: must be a table of its keys")
+        if "name" in keys:
+            raise ConfigError(f"{path}: {table}.{name}.name: a name is shared: it keys the overlay")
         i = names[name]
         for key, v in keys.items():
-            carp[i][key] = v
-            origins[("carp", i, key)] = f"carp.{name}.{key}"
+            items[i][key] = v
+            origins[(table, i, key)] = f"{table}.{name}.{key}"
 
 
 def origin_of(origins: Mapping[Loc, str], loc: Loc) -> str | None:

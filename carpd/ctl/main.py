@@ -105,6 +105,15 @@ def format_status(result: dict[str, Any]) -> str:
     sync = result.get("state_sync")
     if sync:
         lines.append(format_state_sync(sync))
+    for pool in (result.get("pools") or {}).values():
+        serving = ", ".join(
+            f"{b} ({v})" for b, v in zip(pool["serving"], pool["vhids"], strict=True)
+        )
+        lines.append(
+            f"pool {pool['name']}: {pool['address']} on {pool['carpdev']}, balancing "
+            f"{pool['mode']} ({pool['mac']}): serving {len(pool['serving'])} of "
+            f"{pool['buckets']} buckets{': ' + serving if serving else ''}"
+        )
     drift = result.get("config_sync")
     if drift:
         lines.append(format_config_sync(drift))

@@ -60,6 +60,8 @@ class Host:
             vh.lane.submit(steps)
 
     def _own(self, vh: Vhost, action: HostAction) -> list[Step]:
+        if vh.cfg.pool is not None:
+            return []  # a pool's address and announcements: the pool effect's
         if isinstance(action, AddAddresses | RemoveAddresses):
             verb = "add" if isinstance(action, AddAddresses) else "remove"
             run = functools.partial(self._addresses, vh, isinstance(action, AddAddresses))

@@ -20,6 +20,7 @@ from carpd.core.model import Reason, State
 from carpd.daemon.drift import Drift
 from carpd.daemon.effects.assemble import Needs, effects_for
 from carpd.daemon.effects.conntrack import Conntrack
+from carpd.daemon.effects.pool import Pools
 from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publisher, RoleChanged
 from carpd.daemon.health import Health
 from carpd.daemon.history import History
@@ -512,5 +513,6 @@ class Daemon:
                 (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None
             ),
             actions=self.results.reports(),
+            pools=next((e.report() for e in self.host.effects if isinstance(e, Pools)), None),
             config_sync=self.drift.report(),
         )

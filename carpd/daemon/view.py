@@ -142,6 +142,7 @@ class NodeView:
     state_sync: Mapping[str, Any] | None = None  # conntrackd, when [conntrackd] enables it
     actions: tuple[ActionReport, ...] = ()  # hooks and [[action]]s, by target and name
     config_sync: Mapping[str, Any] | None = None  # the last `carpctl sync status`
+    pools: Mapping[str, Any] | None = None  # [[pool]]s: which buckets this node serves
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
@@ -170,6 +171,11 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         "demotion": v.demotion,
         "demotion_reasons": [{"reason": r, "amount": a} for r, a in v.demotion_reasons],
         "groups": list(cfg.all_groups),
+        "pool": (
+            {"name": cfg.pool.name, "bucket": cfg.pool.index, "of": cfg.pool.count}
+            if cfg.pool is not None
+            else None
+        ),
         "preempt": v.preempt,
         "enabled": v.enabled,
         "link_up": v.link_up,
@@ -215,6 +221,7 @@ def to_json(view: NodeView) -> dict[str, Any]:
         "state_sync": dict(view.state_sync) if view.state_sync is not None else None,
         "actions": [a.to_json() for a in view.actions],
         "config_sync": config_sync_json(view.config_sync),
+        "pools": dict(view.pools) if view.pools else None,
     }
 
 

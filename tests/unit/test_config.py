@@ -313,13 +313,15 @@ def test_document_errors(tmp_path: Path) -> None:
         f"{path}: carp: missing required key: at least one [[carp]] table is required"
     ]
     path = write(tmp_path, "carp = []\n")
-    assert problems(path) == [f"{path}: carp = []: at least one [[carp]] table is required"]
+    assert problems(path) == [
+        f"{path}: carp: missing required key: at least one [[carp]] table is required"
+    ]
     path = write(tmp_path, "[carp]\nvhid = 1\n")
     assert problems(path) == [f"{path}: carp = {{vhid = 1}}: must be an array of tables [[carp]]"]
     path = write(tmp_path, "extra = 1\n" + MINIMAL)
     assert problems(path) == [
         f"{path}: extra: unknown key "
-        "(allowed keys: global, conntrackd, web, route, ifstated, sync, carp, action, follow)"
+        "(allowed keys: global, conntrackd, web, route, ifstated, sync, carp, pool, action, follow)"
     ]
 
 

@@ -13,6 +13,7 @@ from carpd.daemon.effects.actions import Actions
 from carpd.daemon.effects.conntrack import Conntrack
 from carpd.daemon.effects.follow import Follow
 from carpd.daemon.effects.hooks import Hooks
+from carpd.daemon.effects.pool import Pools
 from carpd.daemon.effects.route import Routes
 from carpd.daemon.events import Event
 from carpd.daemon.lanes import Effect
@@ -42,6 +43,11 @@ def effects_for(
         effects.append(old)
     elif old is not None:  # state sync turned off: no longer a reason to be demoted
         needs.state_sync_demotion(0, "state sync off")
+    if any(c.pool is not None for c in config.carp):  # its buckets are the addresses
+        pools = next((e for e in current if isinstance(e, Pools)), None)
+        effects.append(
+            pools if pools is not None and pools.same(config) else Pools(config, needs.netlink)
+        )
     if config.route.enabled:
         kept = [e for e in current if isinstance(e, Routes) and e.cfg == config.route]
         effects.append(kept[0] if kept else Routes(config.route, needs.netlink))

@@ -1,0 +1,176 @@
+"""[[pool]]s in ``ip`` mode (OpenBSD ``balancing ip``; issue 15): one address, several
+vhids, each node MASTER of some of them, each vhid a bucket of the clients.
+
+While carpd runs, the address is on the carpdev of every node of the pool, and every
+node receives every frame for it: the node's ARP replies for the address carry the
+pool's multicast MAC (``01:00:5e:00:01:<first vhid>``, OpenBSD's), which switches
+flood, and the carpdev listens to that MAC. An nftables table of the pool's keeps, of
+the frames sent to the multicast MAC, those whose source hashes (``jhash ip saddr mod
+<vhids> seed <seed>``, the same on every node) into a bucket whose vhid this node is
+MASTER of, marks them as unicast for the stack (``meta pkttype set host``; TCP drops
+anything else) and drops the rest. A transition changes only the bucket map, in one
+``nft -f`` transaction: losing a node moves only its buckets.
+
+A pool vhid's own host steps (its addresses, gratuitous ARP) are this effect's: the
+host lane skips them (a gratuitous ARP would move every client, not one bucket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from carpd.config.model import CarpConfig, Config, PoolRef
+from carpd.core.actions import AddAddresses, RemoveAddresses
+from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.view import VhidView
+from carpd.linux import nft, sysctl
+from carpd.linux.netlink import Netlink
+
+log = logging.getLogger("carpd")
+
+NFT_DEADLINE = nft.NFT_TIMEOUT + 1.0  # its own timeout is the bound
+
+
+def table(pool: PoolRef) -> str:
+    return f"carpd_pool_{pool.name}"
+
+
+def ruleset(pool: PoolRef, mine: frozenset[int]) -> str:
+    """The pool's tables, replacing the old ones in the same transaction."""
+    name, vip = table(pool), pool.address.ip
+    verdicts = ", ".join(f"{i} : {'jump keep' if i in mine else 'drop'}" for i in range(pool.count))
+    return f"""table ip {name} {{}}
+delete table ip {name}
+table arp {name} {{}}
+delete table arp {name}
+table ip {name} {{
+    chain prerouting {{
+        type filter hook prerouting priority mangle; policy accept;
+        ip daddr {vip} meta pkttype multicast jhash ip saddr mod {pool.count} seed {pool.seed:#x} vmap {{ {verdicts} }}
+    }}
+    chain keep {{
+        meta pkttype set host
+    }}
+}}
+table arp {name} {{
+    chain output {{
+        type filter hook output priority filter; policy accept;
+        arp saddr ip {vip} arp saddr ether set {pool.mac}
+    }}
+}}
+"""  # noqa: E501
+
+
+@dataclass
+class PoolState:
+    ref: PoolRef
+    carpdev: str
+    names: dict[int, str]  # bucket -> its vhid's name
+    mine: set[int] = field(default_factory=set)  # buckets whose vhid is MASTER here
+    up: bool = False  # the address, the MAC and the tables are in place
+    saved: dict[str, str] = field(default_factory=dict)  # sysctls before us
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "name": self.ref.name,
+            "address": str(self.ref.address),
+            "mode": self.ref.mode,
+            "mac": self.ref.mac,
+            "carpdev": self.carpdev,
+            "buckets": self.ref.count,
+            "serving": sorted(self.mine),
+            "vhids": [self.names[i] for i in sorted(self.mine)],
+        }
+
+
+class Pools:
+    def __init__(self, config: Config, netlink: Netlink) -> None:
+        self.netlink = netlink
+        self.pools: dict[str, PoolState] = {}
+        for c in config.carp:
+            if c.pool is not None:
+                state = self.pools.setdefault(c.pool.name, PoolState(c.pool, c.carpdev, {}))
+                state.names[c.pool.index] = c.name
+        self._lock = asyncio.Lock()  # one nft transaction at a time, in order
+
+    def same(self, config: Config) -> bool:
+        refs = {(c.pool, c.carpdev) for c in config.carp if c.pool is not None}
+        return refs == {(p.ref, p.carpdev) for p in self.pools.values()}
+
+    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        return ()
+
+    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+        ref = vhid.cfg.pool
+        if ref is None or not isinstance(action, AddAddresses | RemoveAddresses):
+            return ()
+        state = self.pools[ref.name]
+        if isinstance(action, AddAddresses):
+            state.mine.add(ref.index)
+        else:
+            state.mine.discard(ref.index)
+        return (Step("pool buckets", lambda: self._apply(state, vhid.cfg), NFT_DEADLINE),)
+
+    async def _apply(self, state: PoolState, cfg: CarpConfig) -> None:
+        """The buckets as they are now (vhids' lanes run side by side: whichever step
+        runs last applies the latest map)."""
+        async with self._lock:
+            if not state.up:
+                await self._set_up(state)
+            mine = frozenset(state.mine)
+            await nft.apply(ruleset(state.ref, mine))
+        log.info(
+            "%s: pool %s: serving buckets [%s] of %d",
+            cfg.name,
+            state.ref.name,
+            ", ".join(str(i) for i in sorted(mine)),
+            state.ref.count,
+        )
+
+    async def _set_up(self, state: PoolState) -> None:
+        """The address on the carpdev, its multicast MAC listened to, and our ARP
+        requests from our own address (else a client would learn the address at our
+        real MAC)."""
+        link = await self.netlink.link(state.carpdev)
+        if link is None:
+            raise RuntimeError(f"pool {state.ref.name}: no interface {state.carpdev}")
+        await self.netlink.add_address(link.index, state.ref.address)
+        await _ip("maddr", "add", state.ref.mac, "dev", state.carpdev)
+        state.saved["arp_announce"] = sysctl.write("ipv4", state.carpdev, "arp_announce", "2")
+        state.up = True
+
+    async def close(self) -> None:
+        for state in self.pools.values():
+            if not state.up:
+                continue
+            state.up = False
+            name = table(state.ref)
+            with contextlib.suppress(nft.NftError):
+                await nft.apply(f"delete table ip {name}\ndelete table arp {name}\n")
+            with contextlib.suppress(Exception):
+                link = await self.netlink.link(state.carpdev)
+                if link is not None:
+                    await self.netlink.remove_address(link.index, state.ref.address)
+            with contextlib.suppress(Exception):
+                await _ip("maddr", "del", state.ref.mac, "dev", state.carpdev)
+            for key, value in state.saved.items():
+                with contextlib.suppress(OSError):
+                    sysctl.write("ipv4", state.carpdev, key, value)
+
+    def report(self) -> dict[str, Any]:
+        return {name: p.report() for name, p in self.pools.items()}
+
+
+async def _ip(*args: str) -> None:
+    """iproute2 for what rtnetlink has no message for (a link-layer multicast address)."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    if proc.returncode != 0 and b"File exists" not in err:
+        raise RuntimeError(f"ip {' '.join(args)}: {err.decode(errors='replace').strip()}")
