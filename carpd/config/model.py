@@ -217,7 +217,7 @@ class PoolRef(_Frozen):
     name: str
     index: int  # its bucket: the flows whose hash is this go to its MASTER
     count: int
-    mode: Literal["ip"]
+    mode: Literal["ip", "arp"]
     seed: int
     address: AddressSetting
     mac: str  # the pool's multicast MAC, in every node's ARP replies
@@ -585,7 +585,9 @@ class PoolConfig(_Frozen):
     name: Annotated[str, Field(min_length=1, max_length=11, pattern=r"^[^/:\s-]+$")]
     carpdev: IfName
     address: AddressSetting
-    mode: Literal["ip"] = "ip"
+    # "ip": every node gets every frame, keeps its buckets' flows (OpenBSD balancing ip);
+    # "arp": each client is answered with one vhid's MAC (NetBSD's arpbalance).
+    mode: Literal["ip", "arp"] = "ip"
     # 2-32 (OpenBSD's CARP_MAXNODES): checked below, with the words' own errors first.
     nodes: tuple[Annotated[tuple[int, int], PlainValidator(_node)], ...]
     pass_: SecretBytes | None = Field(
@@ -627,6 +629,8 @@ class PoolConfig(_Frozen):
                 "name": f"{self.name}-{vhid}", "vhid": vhid, "carpdev": self.carpdev,
                 "advbase": self.advbase, "advskew": skew, "addresses": (self.address,),
                 "preempt": True, "pool": ref,
+                # arp: each vhid's own MAC, on a macvlan of its name, adverts from it
+                "vmac": self.mode == "arp",
             }  # fmt: skip
             if self.passfile is not None:
                 table["passfile"] = self.passfile

@@ -60,8 +60,10 @@ class Host:
             vh.lane.submit(steps)
 
     def _own(self, vh: Vhost, action: HostAction) -> list[Step]:
-        if vh.cfg.pool is not None:
-            return []  # a pool's address and announcements: the pool effect's
+        # A pool's vhid: no gratuitous ARP (it would move every client, not one bucket's);
+        # in ip mode the address is the pool effect's, in arp mode the vhid's (macvlan).
+        if vh.cfg.pool is not None and (vh.cfg.pool.mode == "ip" or isinstance(action, Announce)):
+            return []
         if isinstance(action, AddAddresses | RemoveAddresses):
             verb = "add" if isinstance(action, AddAddresses) else "remove"
             run = functools.partial(self._addresses, vh, isinstance(action, AddAddresses))

@@ -6,6 +6,9 @@ source addresses, and which node answers each source.
                                                                └── n3 192.0.2.4
     pool "web" 192.0.2.80: vhids 1..N, node k the best (advskew 0) for vhid k
 
+In ``arp`` mode the grain is the ARP requester, so instead of one client with many
+sources there are CLIENTS namespaces, 192.0.2.100 and up, one source each.
+
 Each node runs a tiny TCP service on port 7000 that answers its own name. The nodes
 route the client's sources back through it.
 
@@ -34,6 +37,7 @@ VIP = "192.0.2.80"
 PORT = 7000
 SOURCES = ("203.0.113.1", "203.0.113.254")
 CONNECT = 0.5  # seconds a probe's connection may take on a quiet lab bridge
+CLIENTS = 64  # arp mode: ARP requesters
 
 
 def skews(n: int, count: int) -> list[str]:
@@ -46,7 +50,9 @@ def skews(n: int, count: int) -> list[str]:
 class Pool:
     lab: Lab
     count: int = 2
+    mode: str = "ip"
     client: Host = field(init=False)
+    clients: list[Host] = field(default_factory=list)  # arp mode
     nodes: list[Node] = field(init=False)
     servers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -59,6 +65,10 @@ class Pool:
         )
         r = self.client.run(["ip", "-batch", "-"], input=script)
         assert r.returncode == 0, r.stderr
+        if self.mode == "arp":
+            self.clients = [
+                self.lab.add_host(f"c{i}", f"192.0.2.{100 + i}/24") for i in range(CLIENTS)
+            ]
         self.nodes = []
         for n in range(1, self.count + 1):
             host = self.lab.add_host(f"n{n}", f"192.0.2.{n + 1}/24")
@@ -71,6 +81,7 @@ class Pool:
                     "address": f"{VIP}/24",
                     "nodes": skews(n, self.count),
                     "pass": "lab-pool",
+                    "mode": self.mode,
                 }
             ]
             self.nodes.append(node)
@@ -111,11 +122,29 @@ class Pool:
 
     def probe(self) -> dict[str, str | None]:
         """Which node answers each source (None: none did)."""
+        if self.mode == "arp":
+            return self._probe_clients()
         argv = [sys.executable, "-m", "carpd.lab.balance", "probe", VIP, *SOURCES]
         r = self.client.run(argv, timeout=60)
         assert r.returncode == 0, r.stderr
         answers: dict[str, str | None] = json.loads(r.stdout)
         return answers
+
+    def _probe_clients(self) -> dict[str, str | None]:
+        """One connection from each client namespace (bash's /dev/tcp: no interpreter
+        start per client), all at once."""
+        line = f"exec 3<>/dev/tcp/{VIP}/{PORT} && head -1 <&3"
+        procs = {
+            str(c.ipv4).split("/")[0]: c.spawn(
+                ["timeout", str(CONNECT * 2), "bash", "-c", line], stdout=subprocess.PIPE
+            )
+            for c in self.clients
+        }
+        out: dict[str, str | None] = {}
+        for address, proc in procs.items():
+            text, _ = proc.communicate(timeout=bounds.COMMAND + CONNECT * 2)
+            out[address] = text.decode().strip() or None
+        return out
 
 
 async def _serve(name: str) -> None:

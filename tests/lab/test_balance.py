@@ -33,15 +33,16 @@ def reached(pool: Pool, expect: dict[str, str] | None, timeout: float) -> dict[s
             )
 
 
+@pytest.mark.parametrize("mode", ["ip", "arp"])
 @pytest.mark.parametrize("count", [2, 3])
 def test_a_pool_shares_the_sources_and_a_crash_moves_only_that_nodes_buckets(
-    lab: Lab, count: int
+    lab: Lab, count: int, mode: str
 ) -> None:
-    pool = Pool(lab, count)
+    pool = Pool(lab, count, mode)
     pool.start()
     before = reached(pool, None, bounds.COMMAND)
     per_node = collections.Counter(before.values())
-    print(f"{count} nodes, sources per node: {dict(sorted(per_node.items()))}")
+    print(f"{mode}, {count} nodes, sources per node: {dict(sorted(per_node.items()))}")
     even = len(before) / count
     assert set(per_node) == {n.name for n in pool.nodes}
     assert all(abs(k - even) <= SHARE * even for k in per_node.values()), per_node

@@ -1,18 +1,27 @@
-"""[[pool]]s in ``ip`` mode (OpenBSD ``balancing ip``; issue 15): one address, several
-vhids, each node MASTER of some of them, each vhid a bucket of the clients.
+"""[[pool]]s (issue 15): one address, several vhids, each node MASTER of some of them,
+each vhid a bucket of the clients.
 
-While carpd runs, the address is on the carpdev of every node of the pool, and every
-node receives every frame for it: the node's ARP replies for the address carry the
-pool's multicast MAC (``01:00:5e:00:01:<first vhid>``, OpenBSD's), which switches
-flood, and the carpdev listens to that MAC. An nftables table of the pool's keeps, of
-the frames sent to the multicast MAC, those whose source hashes (``jhash ip saddr mod
-<vhids> seed <seed>``, the same on every node) into a bucket whose vhid this node is
-MASTER of, marks them as unicast for the stack (``meta pkttype set host``; TCP drops
-anything else) and drops the rest. A transition changes only the bucket map, in one
-``nft -f`` transaction: losing a node moves only its buckets.
+``ip`` mode (OpenBSD ``balancing ip``). While carpd runs, the address is on the carpdev
+of every node of the pool, and every node receives every frame for it: the node's ARP
+replies for the address carry the pool's multicast MAC (``01:00:5e:00:01:<first
+vhid>``, OpenBSD's), which switches flood, and the carpdev listens to that MAC. An
+nftables table of the pool's keeps, of the frames sent to the multicast MAC, those whose
+source hashes (``jhash ip saddr mod <vhids> seed <seed>``, the same on every node) into
+a bucket whose vhid this node is MASTER of, marks them as unicast for the stack (``meta
+pkttype set host``; TCP drops anything else) and drops the rest. A transition changes
+only the bucket map, in one ``nft -f`` transaction: losing a node moves only its
+buckets. The vhids' own address steps are this effect's: the host lane skips them.
 
-A pool vhid's own host steps (its addresses, gratuitous ARP) are this effect's: the
-host lane skips them (a gratuitous ARP would move every client, not one bucket).
+``arp`` mode (NetBSD's ``arpbalance``). Each vhid has its own MAC on a macvlan of its
+name (``vmac``: up, with the address, only on its MASTER; the adverts go out from it, so
+the switch learns where the MAC went at a failover), and a client's ARP request for the
+address is answered only on the macvlan of the bucket its address hashes to (an nft
+``arp`` input rule per macvlan). A client keeps the MAC it was given: the MAC moves
+with its vhid. The grain is the ARP requester: everything behind one router lands in
+one bucket.
+
+In both modes the host lane sends no gratuitous ARP for a pool's vhid: it would move
+every client, not one bucket's.
 """
 
 from __future__ import annotations
@@ -41,14 +50,10 @@ def table(pool: PoolRef) -> str:
 
 
 def ruleset(pool: PoolRef, mine: frozenset[int]) -> str:
-    """The pool's tables, replacing the old ones in the same transaction."""
+    """ip mode: the pool's tables, replacing the old ones in the same transaction."""
     name, vip = table(pool), pool.address.ip
     verdicts = ", ".join(f"{i} : {'jump keep' if i in mine else 'drop'}" for i in range(pool.count))
-    return f"""table ip {name} {{}}
-delete table ip {name}
-table arp {name} {{}}
-delete table arp {name}
-table ip {name} {{
+    return f"""{_fresh("ip", name)}{_fresh("arp", name)}table ip {name} {{
     chain prerouting {{
         type filter hook prerouting priority mangle; policy accept;
         ip daddr {vip} meta pkttype multicast jhash ip saddr mod {pool.count} seed {pool.seed:#x} vmap {{ {verdicts} }}
@@ -66,6 +71,28 @@ table arp {name} {{
 """  # noqa: E501
 
 
+def arp_ruleset(pool: PoolRef, names: dict[int, str]) -> str:
+    """arp mode: a request for the address that reaches vhid i's macvlan (up only on its
+    MASTER) is answered there only if the requester's address hashes to bucket i."""
+    name, vip = table(pool), pool.address.ip
+    rules = "".join(
+        f'        iifname "{names[i]}" arp operation request arp daddr ip {vip} '
+        f"jhash arp saddr ip mod {pool.count} seed {pool.seed:#x} != {i} drop\n"
+        for i in range(pool.count)
+    )
+    return f"""{_fresh("arp", name)}table arp {name} {{
+    chain input {{
+        type filter hook input priority filter; policy accept;
+{rules}    }}
+}}
+"""
+
+
+def _fresh(family: str, name: str) -> str:
+    """Make the table if missing, then delete it: the script starts from nothing."""
+    return f"table {family} {name} {{}}\ndelete table {family} {name}\n"
+
+
 @dataclass
 class PoolState:
     ref: PoolRef
@@ -80,7 +107,7 @@ class PoolState:
             "name": self.ref.name,
             "address": str(self.ref.address),
             "mode": self.ref.mode,
-            "mac": self.ref.mac,
+            "mac": self.ref.mac if self.ref.mode == "ip" else "each vhid's",
             "carpdev": self.carpdev,
             "buckets": self.ref.count,
             "serving": sorted(self.mine),
@@ -120,10 +147,15 @@ class Pools:
         """The buckets as they are now (vhids' lanes run side by side: whichever step
         runs last applies the latest map)."""
         async with self._lock:
-            if not state.up:
-                await self._set_up(state)
             mine = frozenset(state.mine)
-            await nft.apply(ruleset(state.ref, mine))
+            if state.ref.mode == "arp":  # the macvlans come and go with their vhids
+                if not state.up:
+                    await nft.apply(arp_ruleset(state.ref, state.names))
+                    state.up = True
+            else:
+                if not state.up:
+                    await self._set_up(state)
+                await nft.apply(ruleset(state.ref, mine))
         log.info(
             "%s: pool %s: serving buckets [%s] of %d",
             cfg.name,
@@ -151,7 +183,9 @@ class Pools:
             state.up = False
             name = table(state.ref)
             with contextlib.suppress(nft.NftError):
-                await nft.apply(f"delete table ip {name}\ndelete table arp {name}\n")
+                await nft.apply(_fresh("ip", name) + _fresh("arp", name))
+            if state.ref.mode == "arp":
+                continue  # no address, MAC or sysctl of ours on the carpdev
             with contextlib.suppress(Exception):
                 link = await self.netlink.link(state.carpdev)
                 if link is not None:
