@@ -27,6 +27,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+import balance  # noqa: E402
 import core  # noqa: E402  (sets sys.path and PYTHONPATH for carpd)
 import firewall  # noqa: E402
 import health  # noqa: E402
@@ -209,6 +210,8 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     out.append(("start-up, carpd", core.startup, runs))
     for kind in firewall.DAEMONS:  # 1,000 connections through a firewall pair, crash
         out.append((f"firewall pair, {kind} + conntrackd", lambda k=kind: firewall.one(k), runs))
+    for mode in ("ip", "arp"):  # a balanced address: two nodes against one (no peer has it)
+        out.append((f"balance {mode}, carpd", lambda m=mode: balance.one(m, balance.RATE), others))
     for kind in ("carpd", "keepalived"):
         out.append((f"sub-second VRRPv3 0.1 s, {kind}", lambda k=kind: vrrp.one(k, 0.1), runs))
     for count in (1, 16, 255):
@@ -287,6 +290,9 @@ def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
             "",
             firewall.table(pairs),
         ]
+    pooled = [s for n, ss in results.items() if n.startswith("balance") for s in ss]
+    if pooled:
+        lines += ["", balance.markdown(pooled, balance.RATE).replace("# ", "## ", 1)]
     lines += [
         "",
         "## Scale (over 30 s, lone node, MASTER of every vhid)",

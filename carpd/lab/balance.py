@@ -14,12 +14,15 @@ route the client's sources back through it.
 
     python -m carpd.lab.balance serve NAME        # on a node
     python -m carpd.lab.balance probe VIP FIRST LAST   # on the client: JSON {source: name}
+    python -m carpd.lab.balance sink RATE         # a node's capacity: RATE bytes/s at most
+    python -m carpd.lab.balance send VIP FIRST LAST SECONDS   # a stream from each source
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import socket
@@ -178,6 +181,62 @@ async def _probe(vip: str, first: str, last: str) -> dict[str, str | None]:
     return dict(zip(sources, found, strict=True))
 
 
+SINK_PORT = 7001
+REPORT = 0.25  # a sink prints what it took in, cumulative, this often
+
+
+async def _sink(rate: float) -> None:
+    """Take in data from any number of streams, at most ``rate`` bytes/s in all: the
+    node's capacity (a CPU-bound service would be the same), the bottleneck of the
+    benchmark. A token bucket shared by every connection."""
+    loop = asyncio.get_running_loop()
+    total = 0
+    budget = 0.0
+    last = loop.time()
+
+    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal total, budget, last
+        while True:
+            now = loop.time()
+            budget = min(rate * 0.05, budget + (now - last) * rate)
+            last = now
+            if budget < 1024:
+                await asyncio.sleep(0.005)
+                continue
+            data = await reader.read(int(budget))
+            if not data:
+                break
+            budget -= len(data)
+            total += len(data)
+        writer.close()
+
+    server = await asyncio.start_server(take, "0.0.0.0", SINK_PORT)
+    print("listening", flush=True)
+    async with server:
+        while True:
+            await asyncio.sleep(REPORT)
+            print(f"{loop.time():.3f} {total}", flush=True)
+
+
+async def _send(vip: str, first: str, last: str, seconds: float) -> None:
+    a, b = int(ipaddress.IPv4Address(first)), int(ipaddress.IPv4Address(last))
+    chunk = b"\0" * 65536
+
+    async def stream(src: str) -> None:
+        try:
+            _, writer = await asyncio.open_connection(vip, SINK_PORT, local_addr=(src, 0))
+        except OSError:
+            return
+        end = asyncio.get_running_loop().time() + seconds
+        with contextlib.suppress(OSError):
+            while asyncio.get_running_loop().time() < end:
+                writer.write(chunk)
+                await writer.drain()
+        writer.close()
+
+    await asyncio.gather(*(stream(str(ipaddress.IPv4Address(i))) for i in range(a, b + 1)))
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -187,7 +246,20 @@ def main() -> int:
     q.add_argument("vip")
     q.add_argument("first")
     q.add_argument("last")
+    k = sub.add_parser("sink")
+    k.add_argument("rate", type=float)
+    d = sub.add_parser("send")
+    d.add_argument("vip")
+    d.add_argument("first")
+    d.add_argument("last")
+    d.add_argument("seconds", type=float)
     args: Any = p.parse_args()
+    if args.cmd == "sink":
+        asyncio.run(_sink(args.rate))
+        return 0
+    if args.cmd == "send":
+        asyncio.run(_send(args.vip, args.first, args.last, args.seconds))
+        return 0
     if args.cmd == "serve":
         socket.setdefaulttimeout(5)
         asyncio.run(_serve(args.name))
