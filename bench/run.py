@@ -41,6 +41,8 @@ SCALE_SECONDS = 30.0
 FLOOD_SECONDS = 10.0
 JITTER_SECONDS = 60.0
 FLOOD_RATES = (1_000, 10_000, 50_000)
+FIREWALL_CONNECTIONS = firewall.CONNECTIONS
+SCALE_COUNTS = (1, 16, 255)
 STARTUP_ROWS = {  # core.startup's keys
     "backup_ms": "the INIT -> BACKUP line",
     "started_ms": "the 'started' line (control socket up)",
@@ -209,12 +211,18 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     out.append(("graceful maintenance, carpd", lambda: health.one_run("maintenance"), runs))
     out.append(("start-up, carpd", core.startup, runs))
     for kind in firewall.DAEMONS:  # 1,000 connections through a firewall pair, crash
-        out.append((f"firewall pair, {kind} + conntrackd", lambda k=kind: firewall.one(k), runs))
+        out.append(
+            (
+                f"firewall pair, {kind} + conntrackd",
+                lambda k=kind: firewall.one(k, FIREWALL_CONNECTIONS),
+                runs,
+            )
+        )
     for mode in ("ip", "arp"):  # a balanced address: two nodes against one (no peer has it)
         out.append((f"balance {mode}, carpd", lambda m=mode: balance.one(m, balance.RATE), others))
     for kind in ("carpd", "keepalived"):
         out.append((f"sub-second VRRPv3 0.1 s, {kind}", lambda k=kind: vrrp.one(k, 0.1), runs))
-    for count in (1, 16, 255):
+    for count in SCALE_COUNTS:
         out.append((f"scale, carpd, {count} vhids", lambda c=count: scale_carpd(c), others))
     out.append(("scale, ucarp, 255 processes", lambda: scale_ucarp(255), others))
     for kind in ("carpd", "ucarp"):
@@ -449,13 +457,34 @@ def plots(results: dict[str, list[dict[str, Any]]]) -> list[str]:
     return made
 
 
+def quick() -> None:
+    """--quick: every scenario once, in shorter windows (figures for a change's direction,
+    not for the README)."""
+    global SCALE_SECONDS, FLOOD_SECONDS, JITTER_SECONDS, FLOOD_RATES
+    global FIREWALL_CONNECTIONS, SCALE_COUNTS
+    SCALE_SECONDS, FLOOD_SECONDS, JITTER_SECONDS = 5.0, 3.0, 10.0
+    FLOOD_RATES, SCALE_COUNTS, FIREWALL_CONNECTIONS = (50_000,), (255,), 200
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="repeats of each failover scenario")
     parser.add_argument(
         "--others", type=int, default=5, help="repeats of scale, flood and jitter (default 5)"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="day-to-day: one run of each scenario, shorter windows, 50k/s flood and 255 "
+        "vhids only, 200 firewall connections; writes results/quick.md (latest.md, the "
+        "README's figures, is left alone)",
+    )
     args = parser.parse_args()
+    name = "latest"
+    if args.quick:
+        quick()
+        args.runs = args.others = 1
+        name = "quick"
     restore = terminate_on_sigterm()
     results: dict[str, list[dict[str, Any]]] = {}
     try:
@@ -479,11 +508,12 @@ def main() -> int:
     finally:
         restore()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=str))
     text = markdown(results)
-    made = plots(results)
-    text += "\n" + "\n".join(f"![{m}]({m})" for m in made) + "\n"
-    (RESULTS / "latest.md").write_text(text)
+    if not args.quick:
+        made = plots(results)
+        text += "\n" + "\n".join(f"![{m}]({m})" for m in made) + "\n"
+    (RESULTS / f"{name}.md").write_text(text)
     print(text)
     return 0
 
