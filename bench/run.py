@@ -126,6 +126,7 @@ def flood(kind: str, rate: int) -> dict[str, Any]:
         backup.wait_state("BACKUP")
         marks = (master.mark(), backup.mark())
         pid = _proc(master).pid
+        heard = backup.node.counter("adverts_received") if kind == "carpd" else 0
         before = core.sample_cpu(pid)
         out = attacker.run(
             [
@@ -151,6 +152,10 @@ def flood(kind: str, rate: int) -> dict[str, Any]:
         if kind == "carpd":
             dropped = master.node.status()["vhosts"][0]["counters"]["dropped"]
             result["dropped_bad_hmac"] = dropped.get("bad_hmac", 0)
+            # The real master's adverts the backup verified during the flood, against
+            # those sent (one per advbase): a missed one is one a flood can cost.
+            got = backup.node.counter("adverts_received") - heard
+            result["master_adverts_heard_pct"] = 100 * got / (FLOOD_SECONDS / core.ADVBASE)
         return result
 
 
