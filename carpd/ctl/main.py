@@ -114,6 +114,12 @@ def format_status(result: dict[str, Any]) -> str:
             f"{pool['mode']} ({pool['mac']}): serving {len(pool['serving'])} of "
             f"{pool['buckets']} buckets{': ' + serving if serving else ''}"
         )
+    ifs = result.get("ifstated")
+    if ifs:
+        tests = ", ".join(
+            f'"{t["test"]}" {"ok" if t["ok"] else "FAILING"}' for t in ifs["tests"] if t["active"]
+        )
+        lines.append(f"ifstated: state {ifs['state']}{'; ' + tests if tests else ''}")
     drift = result.get("config_sync")
     if drift:
         lines.append(format_config_sync(drift))

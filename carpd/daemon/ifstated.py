@@ -61,6 +61,18 @@ class Ifstated:
         self._watcher: LinkWatcher | None = None
         self._started = False
 
+    def report(self) -> dict[str, Any]:
+        """For status: the file, the state, each test's last result."""
+        active = set(self.engine.active_external_tests())
+        return {
+            "file": str(self.cfg.file),
+            "state": self.engine.current_state,
+            "tests": [
+                {"test": t.command, "every": t.every, "ok": ok, "active": t in active}
+                for t, ok in self.engine.test_results().items()
+            ],
+        }
+
     # -- events from the runtime ------------------------------------------------------
 
     def unchanged(self) -> bool:

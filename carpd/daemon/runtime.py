@@ -81,6 +81,8 @@ class Daemon:
         self.publisher.subscribers.append(self.history)
         self.results = Results()  # the last result of each hook and action
         self.drift = Drift(config.global_.state_dir)  # what `carpctl sync status` found
+        # Integrations beside the runtime that status shows (ifstated): set by serve.
+        self.reports: dict[str, Callable[[], dict[str, Any]]] = {}
         self.publisher.subscribers.append(self.results)
         self._needs = Needs(
             self.netlink, self.publisher.publish, self._state_sync_demotion, effects
@@ -515,4 +517,5 @@ class Daemon:
             actions=self.results.reports(),
             pools=next((e.report() for e in self.host.effects if isinstance(e, Pools)), None),
             config_sync=self.drift.report(),
+            ifstated=self.reports["ifstated"]() if "ifstated" in self.reports else None,
         )

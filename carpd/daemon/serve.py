@@ -65,6 +65,7 @@ def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
         return None
     new = Ifstated(cfg, daemon.publisher.publish)
     daemon.publisher.subscribers.append(new)
+    daemon.reports["ifstated"] = new.report
     return new
 
 
@@ -79,6 +80,8 @@ async def _reload_ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | N
         if old is not None:
             daemon.publisher.subscribers.remove(old)
             await old.close()
+            if new is None:
+                daemon.reports.pop("ifstated", None)
         if new is not None:
             new.begin(daemon.view())
     return new

@@ -143,6 +143,7 @@ class NodeView:
     actions: tuple[ActionReport, ...] = ()  # hooks and [[action]]s, by target and name
     config_sync: Mapping[str, Any] | None = None  # the last `carpctl sync status`
     pools: Mapping[str, Any] | None = None  # [[pool]]s: which buckets this node serves
+    ifstated: Mapping[str, Any] | None = None  # [ifstated]: its state and tests
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
@@ -222,6 +223,7 @@ def to_json(view: NodeView) -> dict[str, Any]:
         "actions": [a.to_json() for a in view.actions],
         "config_sync": config_sync_json(view.config_sync),
         "pools": dict(view.pools) if view.pools else None,
+        "ifstated": dict(view.ifstated) if view.ifstated is not None else None,
     }
 
 

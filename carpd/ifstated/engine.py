@@ -111,6 +111,10 @@ class Engine:
         """None before the first state is entered, or for ever if the file has none."""
         return self._current
 
+    def test_results(self) -> dict[ExternalTest, bool]:
+        """The last result of each external test that has one (for status)."""
+        return dict(self._results)
+
     def link_names(self) -> frozenset[str]:
         return frozenset().union(*self._links_in.values())
 

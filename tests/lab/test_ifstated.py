@@ -53,6 +53,9 @@ def test_openbsds_example_demotes_while_the_syslog_server_is_unreachable(lab: La
     n1.wait_state("BACKUP", "carp0", bound, mark)
     n1.wait_log(r"ifstated: run: carp0 is backup", bounds.COMMAND, mark)
     assert n1.status()["groups"] == {"carp": 1}
+    ifs = n1.status()["ifstated"]
+    assert ifs["state"] == "demoted" and [t["ok"] for t in ifs["tests"] if t["active"]] == [False]
+    assert "ifstated: state demoted; " in n1.ctl("status")[1]
 
     # It answers again: the demotion goes and n1 (advskew 0, preempt) takes the role back.
     mark = n1.mark()
