@@ -15,6 +15,7 @@ from carpd.core.receive import Datagram, VhidClash, classify, ipv4_datagram, ipv
 from carpd.core.vrrp import VRRP_VERSION, VrrpPacket
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.vhost import Carpdev, Vhost
+from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6
 
 log = logging.getLogger("carpd")
 
@@ -38,35 +39,43 @@ class Receiver:
         self.limiter = limiter
         self.now = now
         self.process = process  # the vhid's machine may have something to do
+        # An advert from this source verified (the intake reads its next ones apart).
+        self.verified: Callable[[Carpdev, int, IPAddress], None] = lambda dev, fam, src: None
 
-    def on_v4(self, dev: Carpdev) -> None:
-        assert dev.sock4 is not None
-        for _ in range(64):  # drain what is queued, but let timers run under a flood
+    def read(self, dev: Carpdev, sock: AdvertSocketV4 | AdvertSocketV6, limit: int) -> int:
+        """Up to ``limit`` datagrams off ``sock``; fewer means its queue is empty."""
+        if isinstance(sock, AdvertSocketV4):
+            return self._read_v4(dev, sock, limit)
+        return self._read_v6(dev, sock, limit)
+
+    def _read_v4(self, dev: Carpdev, sock: AdvertSocketV4, limit: int) -> int:
+        for n in range(limit):
             try:
-                data = dev.sock4.recv()
+                data = sock.recv()
             except (BlockingIOError, InterruptedError):
-                return
+                return n
             except OSError as e:  # e.g. ENETDOWN while the carpdev goes away
                 self._recv_error(dev, e)
-                return
+                return n
             try:
                 dg = ipv4_datagram(data)
             except PacketError as e:
                 self._dropped(dev, e, "?")
                 continue
             self._datagram(dev, dg)
+        return limit
 
-    def on_v6(self, dev: Carpdev) -> None:
-        assert dev.sock6 is not None
-        for _ in range(64):
+    def _read_v6(self, dev: Carpdev, sock: AdvertSocketV6, limit: int) -> int:
+        for n in range(limit):
             try:
-                data, src, dst, hoplimit = dev.sock6.recv()
+                data, src, dst, hoplimit = sock.recv()
             except (BlockingIOError, InterruptedError):
-                return
+                return n
             except OSError as e:
                 self._recv_error(dev, e)
-                return
+                return n
             self._datagram(dev, ipv6_datagram(data, src, dst, hoplimit))
+        return limit
 
     def _datagram(self, dev: Carpdev, dg: Datagram) -> None:
         """The core's receive path (classify): version, vhid, protocol, TTL rule."""
@@ -90,12 +99,19 @@ class Receiver:
         try:
             vh.machine.receive(pkt, family, src, self.now())
         except PacketError as e:
-            # Counted on the vhid it claimed to be for, not again on the carpdev.
+            # Counted on the vhid it claimed to be for, not again on the carpdev. Nothing
+            # changed, so there is nothing to process; and under a flood of the same
+            # forgery the hint is formatted once, not per packet.
             vh.machine.counters.drop(e.reason)
             self._log_drop(vh.dev, e, src)
             hint = HINTS.get(e.reason)
             if hint is not None:
-                self.diagnose(vh, e.reason, hint.format(src=src, vhid=vh.cfg.vhid))
+                if vh.hinted.get(e.reason) != src:
+                    vh.hinted[e.reason] = src
+                    vh.diagnostics[e.reason] = hint.format(src=src, vhid=vh.cfg.vhid)
+                self.diagnose(vh, e.reason, vh.diagnostics[e.reason])
+            return
+        self.verified(vh.dev, family, src)
         self.process(vh)
 
     def diagnose(self, vh: Vhost, kind: str, text: str) -> None:
@@ -113,7 +129,7 @@ class Receiver:
         self._log_drop(dev, err, src)
 
     def _log_drop(self, dev: Carpdev, err: PacketError, src: object) -> None:
-        hidden = self.limiter.allow((dev.name, err.reason, str(src)), self.now())
+        hidden = self.limiter.allow((dev.name, err.reason, src), self.now())  # no str() per packet
         if hidden is None:
             return
         more = f" ({hidden} more suppressed)" if hidden else ""

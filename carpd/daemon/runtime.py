@@ -25,6 +25,7 @@ from carpd.daemon.events import DemotionChanged, Lifecycle, LinkChanged, Publish
 from carpd.daemon.health import Health
 from carpd.daemon.history import History
 from carpd.daemon.host import Host
+from carpd.daemon.intake import Intake
 from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.receiver import Receiver
@@ -44,7 +45,7 @@ from carpd.linux.acceptmode import AcceptFilter, AcceptFilterError
 from carpd.linux.linkwatch import LinkWatcher
 from carpd.linux.netlink import Netlink
 from carpd.linux.nft import NFT
-from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
+from carpd.linux.sockets import Announcer
 from carpd.linux.vmac import VirtualMac
 
 log = logging.getLogger("carpd")
@@ -95,6 +96,7 @@ class Daemon:
         )
         self.transmitter = Transmitter(self.limiter, self.now, self._senderr)
         self.receiver = Receiver(self.limiter, self.now, self._process)
+        self.intake = Intake(self.receiver)
 
     def _effects(self, config: Config, current: Sequence[Effect] = ()) -> list[Effect]:
         now = {vh.cfg.name: vh.machine.state for vh in self.vhosts.values()}
@@ -153,12 +155,8 @@ class Daemon:
         sources, missing = advert_sources(cfg, dev.src4, dev.src6)
         if missing:  # the carpdev lost an address since preflight
             raise StartupError("\n".join(f"{config.source}: {cfg.name}: {m}" for m in missing))
-        if 4 in sources and dev.sock4 is None:
-            dev.sock4 = AdvertSocketV4(dev.name, dev.link.index)
-            self._watch(dev.sock4.fileno(), self.receiver.on_v4, dev)
-        if 6 in sources and dev.sock6 is None:
-            dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
-            self._watch(dev.sock6.fileno(), self.receiver.on_v6, dev)
+        for fam in sources:
+            self.intake.open(dev, fam, frozenset(p for p in cfg.peers if p.version == fam))
         assert self._loop is not None
         lane = Lane(cfg.name, self._loop)
         vh = Vhost(cfg=cfg, machine=make_router(cfg, sources), dev=dev, lane=lane)
@@ -189,10 +187,6 @@ class Daemon:
                 for key, value in (("arp_ignore", "1"), ("arp_announce", "2"))
             }
         return vm
-
-    def _watch(self, fd: int, callback: Callable[[Carpdev], None], dev: Carpdev) -> None:
-        assert self._loop is not None
-        self._loop.add_reader(fd, callback, dev)
 
     async def remove_stale_addresses(self, cfgs: list[CarpConfig]) -> None:
         """A crash or kill -9 may have left our addresses behind: take them off."""
@@ -339,16 +333,10 @@ class Daemon:
         except AcceptFilterError as e:
             log.error("carp: %s", e)
         for dev in self.devs.values():
-            self._unwatch(dev)
+            self.intake.close(dev)
             dev.close()
         self.devs.clear()
         await self.netlink.close()
-
-    def _unwatch(self, dev: Carpdev) -> None:
-        assert self._loop is not None
-        for s in (dev.sock4, dev.sock6):
-            if s is not None:
-                self._loop.remove_reader(s.fileno())
 
     async def _let_in(self, vh: Vhost) -> None:
         """A stopped vhid's addresses are no longer refused (accept = false)."""
@@ -413,7 +401,7 @@ class Daemon:
         for cfg in started:
             await self._start_vhost(cfg, config)
         for name in [n for n, d in self.devs.items() if not any(d.by_family.values())]:
-            self._unwatch(self.devs[name])
+            self.intake.close(self.devs[name])
             self.devs.pop(name).close()
         log.info("configuration reloaded: %d vhid(s) unchanged, %d (re)started", kept, len(started))
         self.publisher.publish(Lifecycle("reloaded"))

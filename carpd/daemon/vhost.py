@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carpd.config import CarpConfig
 from carpd.core.auth import Authenticator
@@ -28,6 +28,9 @@ from carpd.daemon.view import CounterSnapshot, StepReport, VhidView
 from carpd.linux.netlink import Link
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 from carpd.linux.vmac import VirtualMac
+
+if TYPE_CHECKING:
+    from carpd.daemon.intake import Inlet
 
 
 def settings_for(cfg: CarpConfig) -> VhostSettings | VrrpSettings:
@@ -118,6 +121,7 @@ class Carpdev:
     sock6: AdvertSocketV6 | None = None
     by_family: dict[int, dict[int, Vhost]] = field(default_factory=lambda: {4: {}, 6: {}})
     dropped: dict[str, int] = field(default_factory=dict)
+    inlets: dict[int, Inlet] = field(default_factory=dict)  # by family: its receiving sockets
 
     @property
     def name(self) -> str:
@@ -141,6 +145,7 @@ class Vhost:
     send_oks: int = 0  # consecutive good adverts
     send_demoted: bool = False
     diagnostics: dict[str, str] = field(default_factory=dict)
+    hinted: dict[str, IPAddress] = field(default_factory=dict)  # diagnosis -> its source
     vmac: VirtualMac | None = None
 
     @property

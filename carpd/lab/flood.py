@@ -2,8 +2,9 @@
 
     python -m carpd.lab.flood SRC VHID RATE SECONDS
 
-Sends RATE packets per second for SECONDS from a raw socket on eth0 and prints how many
-it sent. Used by the benchmark, inside a lab namespace only.
+Sends RATE packets per second (0: as fast as it can) for SECONDS from a raw socket on
+eth0 and prints how many it sent. SRC may be IPv4 or IPv6 (an address of eth0's, for
+IPv6). Used by the benchmark and the lab, inside a lab namespace only.
 """
 
 from __future__ import annotations
@@ -13,22 +14,36 @@ import socket
 import sys
 import time
 
-from carpd.core.packet import CARP_GROUP_V4, IPPROTO_CARP, CarpPacket, build_ipv4
+from carpd.core.packet import (
+    CARP_GROUP_V4,
+    CARP_GROUP_V6,
+    CARP_TTL,
+    IPPROTO_CARP,
+    CarpPacket,
+    build_ipv4,
+)
 
 
 def main() -> int:
-    src = ipaddress.IPv4Address(sys.argv[1])
+    src = ipaddress.ip_address(sys.argv[1])
     vhid, rate, seconds = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     payload = CarpPacket(vhid, 1, 0, 1, bytes(20)).encode()  # an HMAC of zeros
-    datagram = build_ipv4(src, CARP_GROUP_V4, payload, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_CARP)
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    if isinstance(src, ipaddress.IPv4Address):
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_CARP)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        datagram = build_ipv4(src, CARP_GROUP_V4, payload, 1)
+        dst: tuple[str, int] | tuple[str, int, int, int] = (str(CARP_GROUP_V4), 0)
+    else:  # the kernel writes the IPv6 header; the source is bound
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_CARP)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, CARP_TTL)
+        s.bind((str(src), 0))
+        datagram = payload
+        dst = (str(CARP_GROUP_V6), 0, 0, socket.if_nametoindex("eth0"))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-    dst = (str(CARP_GROUP_V4), 0)
     start = time.perf_counter()
     sent = 0
     while (now := time.perf_counter() - start) < seconds:
-        due = int(now * rate)  # paced in small bursts, never ahead of the rate
+        due = int(now * rate) if rate else sent + 1000  # paced, never ahead of the rate
         while sent < due:
             try:  # noqa: SIM105 - the hot loop: no context manager per packet
                 s.sendto(datagram, dst)

@@ -7,24 +7,56 @@ import socket
 import struct
 
 from carpd.core.packet import CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP
+from carpd.linux import bpf
 
 RECV_BUFSIZE = 2048  # adverts are 56 bytes; anything longer is read whole and refused
+SO_RCVBUFFORCE = 33  # not in the socket module: SO_RCVBUF past net.core.rmem_max
 
 
 def _bind_to_device(sock: socket.socket, ifname: str) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
 
 
-class AdvertSocketV4:
+def _size_queue(sock: socket.socket, size: int | None) -> None:
+    """A queue for the worst legitimate burst (every vhid's advert at once), past
+    net.core.rmem_max where CAP_NET_ADMIN allows."""
+    if size is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+class _Filtered:
+    sock: socket.socket
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def set_filter(self, program: bytes) -> None:
+        bpf.attach(self.sock, program)
+
+    def queue_drops(self) -> int:
+        return bpf.queue_drops(self.sock)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class AdvertSocketV4(_Filtered):
     """Sends adverts with our own IPv4 header (TTL 255, TOS 0x10, DF, as ucarp and
     OpenBSD do) and receives whole datagrams, so the TTL can be checked."""
 
     family = 4
 
-    def __init__(self, ifname: str, ifindex: int, *, join: bool = True) -> None:
+    def __init__(
+        self, ifname: str, ifindex: int, *, join: bool = True, queue: int | None = None
+    ) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_CARP)
         try:
             _bind_to_device(s, ifname)
+            _size_queue(s, queue)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, CARP_TTL)
@@ -38,30 +70,27 @@ class AdvertSocketV4:
             raise
         self.sock = s
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
     def send(self, datagram: bytes, dst: ipaddress.IPv4Address = CARP_GROUP_V4) -> None:
         self.sock.sendto(datagram, (str(dst), 0))
 
     def recv(self) -> bytes:
         return self.sock.recv(RECV_BUFSIZE)
 
-    def close(self) -> None:
-        self.sock.close()
 
-
-class AdvertSocketV6:
+class AdvertSocketV6(_Filtered):
     """IPv6 raw sockets hand us only the payload: the hop limit and destination come
     from ancillary data. No IPV6_CHECKSUM: CARP's checksum has no pseudo-header."""
 
     family = 6
     _ANC = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20)
 
-    def __init__(self, ifname: str, ifindex: int, *, join: bool = True) -> None:
+    def __init__(
+        self, ifname: str, ifindex: int, *, join: bool = True, queue: int | None = None
+    ) -> None:
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_CARP)
         try:
             _bind_to_device(s, ifname)
+            _size_queue(s, queue)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, CARP_TTL)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, CARP_TTL)
@@ -77,9 +106,6 @@ class AdvertSocketV6:
             raise
         self.sock = s
         self.ifindex = ifindex
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
 
     def send(
         self,
@@ -109,9 +135,6 @@ class AdvertSocketV6:
                 dst = ipaddress.IPv6Address(value[:16])
         src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
         return data, src, dst, hoplimit
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class Announcer:

@@ -15,7 +15,7 @@ import pytest
 
 from carpd.config import Config, load_config
 from carpd.core.model import State
-from carpd.daemon import runtime
+from carpd.daemon import intake, runtime
 from carpd.daemon.runtime import Daemon
 from carpd.linux.netlink import IPInterface, Link
 
@@ -79,6 +79,12 @@ class FakeSocket:
 
     send_arp = send_na = send
 
+    def set_filter(self, program: bytes) -> None:
+        pass
+
+    def queue_drops(self) -> int:
+        return 0
+
     def close(self) -> None:
         for fd in (self._r, self._w):
             os.close(fd)
@@ -99,8 +105,8 @@ class FakeAnnouncer(FakeSocket):
 def install(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, bytes]]:
     """Swap the runtime's sockets for fakes; the list their sends land in."""
     FakeSocket.sent, FakeSocket.failing = [], set()
-    monkeypatch.setattr(runtime, "AdvertSocketV4", FakeV4)
-    monkeypatch.setattr(runtime, "AdvertSocketV6", FakeV6)
+    monkeypatch.setattr(intake, "AdvertSocketV4", FakeV4)
+    monkeypatch.setattr(intake, "AdvertSocketV6", FakeV6)
     monkeypatch.setattr(runtime, "Announcer", FakeAnnouncer)
     return FakeSocket.sent
 
