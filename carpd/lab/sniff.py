@@ -25,7 +25,7 @@ def _received_at(cmsgs: list[tuple[int, int, bytes]]) -> float:
     for level, kind, data in cmsgs:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
             sec, nsec = struct.unpack("=qq", data[:16])
-            return sec + nsec / 1e9
+            return float(sec + nsec / 1e9)
     return time.time()
 
 
