@@ -1,9 +1,11 @@
-"""VRRPv3 crash failover: carpd vs keepalived at 0.1 s, 0.5 s and 1 s adverts.
+"""VRRPv3 crash failover: carpd vs keepalived at 0.01 s, 0.1 s, 0.5 s and 1 s adverts;
+and the advert jitter of 16 VRIDs at 0.01 s on one node.
 
 Run as root:  .venv/bin/python bench/vrrp.py [--runs N]
 
 Each run: a pair of the same daemon (priority 200 MASTER, 100 BACKUP) and a client
-pinging the virtual address every 10 ms; the master is crashed (kill -9 and its link cut
+pinging the virtual address every 10 ms (every 2 ms at 0.01 s adverts: PROBE); the master
+is crashed (kill -9 and its link cut
 at once, at a random moment between adverts). Measured: the client's longest gap and
 the time from the kill to the backup announcing MASTER. Writes bench/results/vrrp.json
 and bench/results/vrrp.md.
@@ -12,16 +14,21 @@ and bench/results/vrrp.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
+import re
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from core import cpu_percent, sample_cpu  # noqa: E402
 
 from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
 from carpd.lab.keepalived import Keepalived, instance  # noqa: E402
@@ -30,7 +37,16 @@ from carpd.lab.probe import Pinger  # noqa: E402
 
 VIP = "192.0.2.200"
 RESULTS = ROOT / "bench" / "results"
-INTERVALS = (0.1, 0.5, 1.0)
+INTERVALS = (0.01, 0.1, 0.5, 1.0)
+JITTER_VRIDS = 16
+JITTER_SECONDS = 15.0  # 16 VRIDs x 100 adverts/s: 24,000 gaps
+STEADY_SECONDS = 30.0
+
+
+def probe_interval(interval: float) -> float:
+    """ping's interval: 10 ms, or 2 ms at 10 ms adverts (a 36 ms takeover needs a finer
+    probe; ping as root goes down to 1 ms, but each reply is a line to parse)."""
+    return 0.002 if interval < 0.1 else 0.01
 
 
 def run_carpd(lab: Lab, interval: float) -> dict[str, float]:
@@ -44,7 +60,7 @@ def run_carpd(lab: Lab, interval: float) -> dict[str, float]:
     start_master_first(n1, n2)
     h1.wait_address(VIP)
     n2.wait_counter("adverts_received", 3)
-    ping = Pinger(client, VIP)
+    ping = Pinger(client, VIP, probe_interval(interval))
     ping.wait_reply()
     time.sleep(0.3 + random.random() * interval)
     mark = n2.mark()
@@ -62,7 +78,7 @@ def run_keepalived(lab: Lab, interval: float) -> dict[str, float]:
     k1.wait_state("V4", "MASTER", timeout=15)
     k2.wait_state("V4", "BACKUP", timeout=5)
     h1.wait_address(VIP)
-    ping = Pinger(client, VIP)
+    ping = Pinger(client, VIP, probe_interval(interval))
     ping.wait_reply()
     time.sleep(0.3 + random.random() * interval)
     mark = k2.log.mark()
@@ -87,6 +103,123 @@ def one(impl: str, interval: float) -> dict[str, float]:
         lab.add_host("n2", "192.0.2.2/24")
         lab.add_host("cl", "192.0.2.9/24")
         return (run_carpd if impl == "carpd" else run_keepalived)(lab, interval)
+
+
+def jitter(
+    impl: str, seconds: float = JITTER_SECONDS, fifo: bool = False, load: int = 0
+) -> dict[str, float]:
+    """A lone node MASTER of JITTER_VRIDS VRIDs at 10 ms adverts: |gap - 10 ms| between
+    each VRID's consecutive adverts, stamped by a third host's kernel; and the daemon's
+    CPU over the window (keepalived: its parent and VRRP child). ``fifo``: the daemon
+    runs SCHED_FIFO (chrt -f 50, as systemd's CPUSchedulingPolicy=fifo would); ``load``:
+    that many busy processes (one per core keeps every core loaded) run meanwhile."""
+    with Lab("bvj") as lab:
+        h1 = lab.add_host("n1", "192.0.2.1/24")
+        watcher = lab.add_host("w", "192.0.2.9/24")
+        vrids = range(10, 10 + JITTER_VRIDS)
+        pids: list[int]
+        if impl == "carpd":
+            extra = {"protocol": "vrrp3", "priority": 200, "advbase": 0.01, "accept": True}
+            specs = [
+                VhidSpec(v, (f"192.0.2.{100 + v}/24",), password="", extra=extra) for v in vrids
+            ]
+            node = Node(lab, h1, specs)
+            node.start()
+            node.wait_ready()
+            node.wait_states({f"carp{v}": "MASTER" for v in vrids}, timeout=15)
+            assert node.proc is not None
+            pids = [node.proc.pid]
+        else:
+            ka = Keepalived(
+                lab, h1, [instance(f"V{v}", v, 200, f"192.0.2.{100 + v}/24", 0.01) for v in vrids]
+            )
+            for v in vrids:
+                ka.wait_state(f"V{v}", "MASTER", timeout=15)
+            child = (lab.tmp / "keepalived-n1" / "vrrp.pid").read_text().split()[0]
+            pids = [ka.proc.pid, int(child)]
+        for _ in range(load):  # the lab stops them with everything else
+            watcher.spawn([sys.executable, "-c", "while True: pass"])
+        if fifo:
+            for pid in pids:
+                subprocess.run(["chrt", "-a", "-f", "-p", "50", str(pid)], check=True)
+        time.sleep(1.0)  # settled
+        before = [sample_cpu(p) for p in pids]
+        argv = [sys.executable, "-m", "carpd.lab.sniff", "eth0", "--stamps", str(seconds)]
+        out = watcher.run(argv, timeout=seconds + 30).stdout
+        after = [sample_cpu(p) for p in pids]
+        stamps: dict[int, list[float]] = {}
+        for line in out.splitlines():
+            m = _VRRP_LINE.match(line)
+            if m:
+                stamps.setdefault(int(m.group(2)), []).append(float(m.group(1)))
+        dev = sorted(
+            abs(b - a - 0.01) * 1000
+            for times in stamps.values()
+            for a, b in itertools.pairwise(times)
+        )
+        cpu = sum(cpu_percent(a, b)[0] for a, b in zip(before, after, strict=True))
+
+        def pct(p: float) -> float:
+            return dev[min(len(dev) - 1, int(p * len(dev)))] if dev else float("nan")
+
+        return {
+            "adverts": sum(len(t) for t in stamps.values()),
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+            "max_ms": dev[-1] if dev else float("nan"),
+            "cpu_pct": cpu,
+        }
+
+
+def steady(impl: str, seconds: float = STEADY_SECONDS) -> dict[str, float]:
+    """A pair at 10 ms adverts left alone for ``seconds``: every transition is a flap
+    (the backup took a late advert for a dead master)."""
+    with Lab("bvs") as lab:
+        h1, h2 = lab.add_host("n1", "192.0.2.1/24"), lab.add_host("n2", "192.0.2.2/24")
+        if impl == "carpd":
+            extra = {"protocol": "vrrp3", "advbase": 0.01, "accept": True}
+
+            def spec(prio: int) -> list[VhidSpec]:
+                return [VhidSpec(9, (f"{VIP}/24",), password="", extra={**extra, "priority": prio})]
+
+            n1, n2 = Node(lab, h1, spec(200)), Node(lab, h2, spec(100))
+            start_master_first(n1, n2)
+            marks = (n1.mark(), n2.mark())
+            time.sleep(seconds)
+            assert n1.log is not None and n2.log is not None
+            logs = (n1.log.lines[marks[0] :], n2.log.lines[marks[1] :])
+            pattern = "state transition"
+        else:
+            k1 = Keepalived(lab, h1, [instance("V4", 9, 200, f"{VIP}/24", 0.01)])
+            k2 = Keepalived(lab, h2, [instance("V4", 9, 100, f"{VIP}/24", 0.01)])
+            k1.wait_state("V4", "MASTER", timeout=15)
+            k2.wait_state("V4", "BACKUP", timeout=5)
+            marks = (k1.log.mark(), k2.log.mark())
+            time.sleep(seconds)
+            logs = (k1.log.lines[marks[0] :], k2.log.lines[marks[1] :])
+            pattern = "Entering"
+        flaps = [sum(pattern in line for line in lines) for lines in logs]
+        return {"seconds": seconds, "master_transitions": flaps[0], "backup_transitions": flaps[1]}
+
+
+def timer_lateness(seconds: float = JITTER_SECONDS) -> dict[str, float]:
+    """This machine's own floor: how late a process sleeping to 10 ms deadlines wakes
+    (the same loop as carpd's timers, doing nothing else)."""
+    late: list[float] = []
+    due = time.monotonic()
+    for _ in range(int(seconds / 0.01)):
+        due += 0.01
+        time.sleep(max(0.0, due - time.monotonic()))
+        late.append((time.monotonic() - due) * 1000)
+    late.sort()
+    return {
+        "p50_ms": late[len(late) // 2],
+        "p99_ms": late[int(0.99 * len(late))],
+        "max_ms": late[-1],
+    }
+
+
+_VRRP_LINE = re.compile(r"^(\d+\.\d+) vrrp \S+ vrid=(\d+) ")
 
 
 def main() -> int:

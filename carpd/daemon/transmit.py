@@ -58,7 +58,16 @@ class Transmitter:
         src = vh.machine.own_sources[family]
         if isinstance(action, SendVrrp):
             # VRRP's checksum covers a pseudo-header, so each destination gets its own.
-            payload, tos = action.packet.encode(src, dst), VRRP_TOS
+            # A VRRP advert has no counter: the same one goes out every interval until
+            # the priority changes, so it is encoded once (10 ms adverts). Its addresses
+            # and interval are the vhid's config: a change there restarts the vhid.
+            key = (family, action.packet.priority, int(dst))
+            payload = vh.vrrp_encoded.get(key)
+            if payload is None:
+                if len(vh.vrrp_encoded) >= 8:  # a changed priority: old ones go
+                    vh.vrrp_encoded.clear()
+                payload = vh.vrrp_encoded[key] = action.packet.encode(src, dst)
+            tos = VRRP_TOS
         else:
             payload, tos = action.payload, CARP_TOS
         if family == 4:

@@ -143,6 +143,7 @@ class Vhost:
     timer: asyncio.TimerHandle | None = None  # at the machine's next deadline
     send_errors: int = 0  # consecutive failed adverts
     send_oks: int = 0  # consecutive good adverts
+    vrrp_encoded: dict[Any, bytes] = field(default_factory=dict)  # (packet, src, dst) -> wire
     send_demoted: bool = False
     diagnostics: dict[str, str] = field(default_factory=dict)
     hinted: dict[str, IPAddress] = field(default_factory=dict)  # diagnosis -> its source
