@@ -41,7 +41,7 @@ RESULTS = BENCH / "results"
 SCALE_SECONDS = 30.0
 FLOOD_SECONDS = 10.0
 JITTER_SECONDS = 60.0
-FLOOD_RATES = (1_000, 10_000, 50_000, 0)  # 0: as fast as the attacker can send
+FLOOD_RATES = (1_000, 10_000, 50_000, 200_000, 0)  # 0: as fast as the attacker can send
 TEN_MS_SECONDS = vrrp.JITTER_SECONDS
 STEADY_SECONDS = vrrp.STEADY_SECONDS
 BUSY = os.cpu_count() or 2  # busy processes for the loaded runs: every core
@@ -655,7 +655,7 @@ def quick() -> None:
     SCALE_SECONDS, FLOOD_SECONDS, JITTER_SECONDS = 10.0, 3.0, 10.0
     FLOOD_RATES, SCALE_COUNTS, FIREWALL_CONNECTIONS = (50_000, 0), (255,), 200
     global TEN_MS_SECONDS, STEADY_SECONDS
-    TEN_MS_SECONDS, STEADY_SECONDS = 5.0, 10.0
+    TEN_MS_SECONDS, STEADY_SECONDS = 4.0, 5.0
 
 
 def main() -> int:
@@ -681,17 +681,17 @@ def main() -> int:
     results: dict[str, list[dict[str, Any]]] = {}
     try:
         todo = scenarios(args.runs, args.others)
-        for n, (name, run, repeats) in enumerate(todo, start=1):
-            results[name] = []
+        for n, (label, run, repeats) in enumerate(todo, start=1):
+            results[label] = []
             for i in range(repeats):
                 t0 = time.monotonic()
                 r = run()
-                results[name].append(r)
-                shown = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if isinstance(v, float))[
-                    :110
-                ]
+                results[label].append(r)
+                shown = ", ".join(
+                    f"{k} {v:.1f}" for k, v in r.items() if isinstance(v, int | float)
+                )[:110]
                 progress(
-                    f"[{n}/{len(todo)}] {name} ({i + 1}/{repeats}, "
+                    f"[{n}/{len(todo)}] {label} ({i + 1}/{repeats}, "
                     f"{time.monotonic() - t0:.0f} s): {shown}"
                 )
     except KeyboardInterrupt:
