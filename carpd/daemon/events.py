@@ -24,6 +24,11 @@ class RoleChanged:
     new: State
     reason: Reason
     at: float  # wall clock
+    name: str  # the vhid's
+    # The last valid advert from another node before it (wall clock), and the interval
+    # that advert announced: the transition history's "silence before".
+    last_heard: float | None = None
+    heard_interval: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,9 +38,11 @@ def _stamp(wall: float) -> str:
 
 
 def to_json(event: Event, view: NodeView) -> dict[str, Any]:
-    names = {v.key: v.name for v in view.vhids}
+    names: dict[VhidKey, str] = {}
 
     def name(key: VhidKey) -> str:
+        if not names:  # only for the events that need it: it reads the whole view
+            names.update((v.key, v.name) for v in view.vhids)
         return names.get(key, f"{key[0]}/{key[1]}")
 
     now = _stamp(time.time())
@@ -48,7 +50,7 @@ def to_json(event: Event, view: NodeView) -> dict[str, Any]:
         return {
             "event": "transition",
             "at": _stamp(event.at),
-            "vhid": name(event.key),
+            "vhid": event.name,
             "carpdev": event.key[0],
             "from": event.old.value,
             "to": event.new.value,

@@ -37,9 +37,9 @@ class History:
     def notify(self, event: Event, view: NodeView) -> None:
         if not isinstance(event, RoleChanged):
             return
-        vhid = next((v for v in view.vhids if v.key == event.key), None)
-        heard = vhid.last_heard if vhid is not None else None
-        interval = vhid.heard_interval if vhid is not None else None
+        # From the event, not the view: reading the view builds every vhid's (O(N) per
+        # event, O(N^2) for 255 takeovers).
+        heard, interval, name = event.last_heard, event.heard_interval, event.name
         gap = None if heard is None else max(0.0, event.at - heard)
         missed = None if gap is None or not interval else math.floor(gap / interval)
         record = TransitionRecord(event.at, event.old, event.new, event.reason, heard, gap, missed)
@@ -48,7 +48,6 @@ class History:
         records = self._records.setdefault(event.key, deque(maxlen=KEPT))
         records.append(record)
         recent = [r for r in records if event.at - r.at <= FLAP_WINDOW]
-        name = vhid.name if vhid is not None else str(event.key)
         if len(recent) >= FLAP_COUNT and event.key not in self.flapping:
             self.flapping.add(event.key)
             gaps = ", ".join(

@@ -92,10 +92,12 @@ class Ifstated:
     def notify(self, event: Event, view: NodeView) -> None:
         if isinstance(event, Lifecycle) and event.phase == "ready":
             self.begin(view)
-        elif isinstance(event, RoleChanged) and self._started:
-            name = next((v.name for v in view.vhids if v.key == event.key), None)
-            if name is not None and name in self.engine.link_names():
-                self._apply(self.engine.set_link(name, LINK[event.new]))
+        elif (
+            isinstance(event, RoleChanged)
+            and self._started
+            and event.name in self.engine.link_names()
+        ):
+            self._apply(self.engine.set_link(event.name, LINK[event.new]))
 
     async def _start(self, view: NodeView) -> None:
         """The vhids' states and the interfaces' link states first, then the engine."""

@@ -75,7 +75,7 @@ class Notifier:
                 self.start_watchdog()
             elif event.phase == "stopping":
                 self.send("STOPPING=1", "STATUS=stopping: handing over")
-        elif isinstance(event, RoleChanged | DemotionChanged) and self._ready:
+        elif isinstance(event, RoleChanged | DemotionChanged) and self._ready and self.address:
             self.send(f"STATUS={status_line(view)}")
 
     def reloading(self) -> None:

@@ -469,8 +469,20 @@ class Daemon:
             action.new,
             action.reason,
         )
-        at = self.now() + self._wall_offset()
-        self.publisher.publish(RoleChanged(vh.key, action.old, action.new, action.reason, at))
+        offset = self._wall_offset()
+        heard = vh.machine.last_heard
+        self.publisher.publish(
+            RoleChanged(
+                vh.key,
+                action.old,
+                action.new,
+                action.reason,
+                self.now() + offset,
+                cfg.name,
+                None if heard is None else heard + offset,
+                vh.machine.heard_interval,
+            )
+        )
 
     def _senderr(self, failing: list[str]) -> None:
         """FreeBSD's senderr demotion, node-wide, while any vhid fails to send."""

@@ -163,6 +163,7 @@ def test_subscribers_see_the_role_then_the_addresses_and_cannot_break_the_daemon
         State.MASTER,
         Reason.USER_REQUESTED,
         events[2].at,  # type: ignore[union-attr]
+        "carp1",  # the default name
     )
     assert events[3] == AddressesApplied(key, present=True, error=None)
     # The view handed over with the takeover already shows it.
