@@ -30,6 +30,7 @@ from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.receiver import Receiver
 from carpd.daemon.results import Results
+from carpd.daemon.ticks import Ticks
 from carpd.daemon.transmit import Transmitter
 from carpd.daemon.vhost import (
     Carpdev,
@@ -72,6 +73,7 @@ class Daemon:
         self.ledger.declare_groups(g for c in config.carp for g in c.all_groups)
         self.health = Health(config.global_, self.ledger, self.apply_demotion)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.ticks: Ticks[Vhost] = Ticks(self._on_timer)  # the vhids' timers, batched
         self._stopping = asyncio.Event()
         self._retired: list[Lane] = []  # of vhids stopped on reload
         self._arp_saved: dict[str, dict[str, str]] = {}  # carpdev -> its ARP sysctls before us
@@ -336,6 +338,7 @@ class Daemon:
             self.intake.close(dev)
             dev.close()
         self.devs.clear()
+        self.ticks.close()
         await self.netlink.close()
 
     async def _let_in(self, vh: Vhost) -> None:
@@ -349,9 +352,7 @@ class Daemon:
     def _stop_vhost(self, vh: Vhost, reason: Reason) -> None:
         vh.machine.stop(self.now(), reason)
         self._process(vh)
-        if vh.timer is not None:
-            vh.timer.cancel()
-            vh.timer = None
+        self.ticks.cancel(vh)
         for fam in vh.families:
             if vh.dev.by_family[fam].get(vh.cfg.vhid) is vh:
                 del vh.dev.by_family[fam][vh.cfg.vhid]
@@ -408,12 +409,7 @@ class Daemon:
 
     # -- timers and actions -------------------------------------------------------
 
-    def _on_timer(self, vh: Vhost) -> None:
-        # The loop may run a timer a hair before its deadline (its clock resolution);
-        # the machine would then see "not yet", and the timer would spin (as aioquic).
-        assert vh.timer is not None
-        now = max(vh.timer.when(), self.now())
-        vh.timer = None
+    def _on_timer(self, vh: Vhost, now: float) -> None:
         vh.machine.handle_timer(now)
         self._process(vh)
 
@@ -430,7 +426,7 @@ class Daemon:
                 self._transition(vh, action)
             else:
                 self.host.submit(vh, action)
-        self._arm(vh)
+        self.ticks.arm(vh, vh.machine.get_timer())
 
     async def _settle(self) -> None:
         """Wait until every host step queued so far has been carried out."""
@@ -438,15 +434,6 @@ class Daemon:
         lanes = [vh.lane for vh in self.vhosts.values()] + self._retired
         await asyncio.gather(*(lane.settle() for lane in lanes))
         self._retired = [lane for lane in self._retired if lane.busy]
-
-    def _arm(self, vh: Vhost) -> None:
-        deadline = vh.machine.get_timer()
-        if vh.timer is not None and (deadline is None or vh.timer.when() != deadline):
-            vh.timer.cancel()
-            vh.timer = None
-        if deadline is not None and vh.timer is None:
-            assert self._loop is not None
-            vh.timer = self._loop.call_at(deadline, self._on_timer, vh)
 
     def _transition(self, vh: Vhost, action: StateChanged) -> None:
         cfg = vh.cfg

@@ -58,26 +58,35 @@ class Transmitter:
         src = vh.machine.own_sources[family]
         if isinstance(action, SendVrrp):
             # VRRP's checksum covers a pseudo-header, so each destination gets its own.
-            # A VRRP advert has no counter: the same one goes out every interval until
-            # the priority changes, so it is encoded once (10 ms adverts). Its addresses
-            # and interval are the vhid's config: a change there restarts the vhid.
-            key = (family, action.packet.priority, int(dst))
-            payload = vh.vrrp_encoded.get(key)
-            if payload is None:
+            # A VRRP advert has no counter: the same datagram goes out every interval
+            # until the priority or our address changes, so it is built once (10 ms
+            # adverts). Its IPv4 header's ID is 0: the kernel fills it in (raw(7)). The
+            # addresses and interval are the vhid's config: a change there restarts it.
+            key = (family, action.packet.priority, int(dst), int(src))
+            wire = vh.vrrp_encoded.get(key)
+            if wire is None:
                 if len(vh.vrrp_encoded) >= 8:  # a changed priority: old ones go
                     vh.vrrp_encoded.clear()
-                payload = vh.vrrp_encoded[key] = action.packet.encode(src, dst)
-            tos = VRRP_TOS
+                wire = action.packet.encode(src, dst)
+                if family == 4:
+                    assert isinstance(src, ipaddress.IPv4Address)
+                    assert isinstance(dst, ipaddress.IPv4Address)
+                    wire = build_ipv4(src, dst, wire, 0, tos=VRRP_TOS)  # TTL 255
+                vh.vrrp_encoded[key] = wire
+            payload = wire
+        elif family == 4:
+            assert isinstance(src, ipaddress.IPv4Address)
+            assert isinstance(dst, ipaddress.IPv4Address)
+            ident = random.getrandbits(16)
+            payload = build_ipv4(src, dst, action.payload, ident, tos=CARP_TOS)  # TTL 255
         else:
-            payload, tos = action.payload, CARP_TOS
+            payload = action.payload
         if family == 4:
             sock4 = self._sock4(vh)
             if sock4 is None:
                 return False
-            assert isinstance(src, ipaddress.IPv4Address)
             assert isinstance(dst, ipaddress.IPv4Address)
-            ident = random.getrandbits(16)
-            sock4.send(build_ipv4(src, dst, payload, ident, tos=tos), dst)  # TTL 255
+            sock4.send(payload, dst)
             return True
         sock6 = vh.dev.sock6
         if sock6 is None:

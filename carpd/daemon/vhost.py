@@ -3,7 +3,6 @@ becomes a protocol machine (CARP or VRRPv3)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
 import random
@@ -140,10 +139,9 @@ class Vhost:
     machine: Router[Any]
     dev: Carpdev
     lane: Lane
-    timer: asyncio.TimerHandle | None = None  # at the machine's next deadline
     send_errors: int = 0  # consecutive failed adverts
     send_oks: int = 0  # consecutive good adverts
-    vrrp_encoded: dict[Any, bytes] = field(default_factory=dict)  # (packet, src, dst) -> wire
+    vrrp_encoded: dict[Any, bytes] = field(default_factory=dict)  # (prio, dst, src) -> wire
     send_demoted: bool = False
     diagnostics: dict[str, str] = field(default_factory=dict)
     hinted: dict[str, IPAddress] = field(default_factory=dict)  # diagnosis -> its source
