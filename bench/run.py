@@ -260,7 +260,7 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     # VRRPv3 at 10 ms: 16 VRIDs' jitter on one node (idle, and with every core busy, with
     # and without SCHED_FIFO), a pair left alone (flaps), and the machine's own floor.
     out.append(
-        ("10 ms: timer floor of this machine", lambda: vrrp.timer_lateness(TEN_MS_SECONDS), others)
+        ("10 ms jitter, floor of this machine", lambda: vrrp.timer_lateness(TEN_MS_SECONDS), others)
     )
     for label, kind, fifo, load in TEN_MS_JITTER:
         out.append(
@@ -281,9 +281,10 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     for count in SCALE_COUNTS:
         out.append((f"scale, carpd, {count} vhids", lambda c=count: scale_carpd(c), others))
     out.append(("scale, ucarp, 255 processes", lambda: scale_ucarp(255), others))
-    for kind in ("carpd", "ucarp"):
-        for rate in FLOOD_RATES:
+    for rate in FLOOD_RATES:
+        for kind in ("carpd", "ucarp"):
             out.append((f"flood {_rate(rate)}, {kind}", lambda k=kind, r=rate: flood(k, r), others))
+    for kind in ("carpd", "ucarp"):
         out.append(
             (
                 f"flood 50000/s of vhid {OTHER_VHID} (not ours), {kind}",
@@ -293,6 +294,24 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
         )
     for kind in ("carpd", "ucarp"):
         out.append((f"jitter, {kind}", lambda k=kind: jitter(k), others))
+    return out
+
+
+def group(label: str) -> str:
+    """Scenarios compared with each other: the label before its first comma."""
+    return label.split(",")[0]
+
+
+def schedule(todo: list[Scenario]) -> list[tuple[int, Scenario, int]]:
+    """The runs in order: consecutive scenarios of one group (carpd, ucarp and keepalived
+    at one setting) take turns, run by run, so that the machine's moods (a VM: another
+    guest's load, steal) fall on each alike rather than on whichever ran during them."""
+    out: list[tuple[int, Scenario, int]] = []
+    numbered = enumerate(todo, start=1)
+    for _, together in itertools.groupby(numbered, key=lambda s: group(s[1][0])):
+        block = list(together)
+        for i in range(max(s[2] for _, s in block)):
+            out += [(n, s, i) for n, s in block if i < s[2]]
     return out
 
 
@@ -544,11 +563,12 @@ def ten_ms_targets(results: dict[str, list[dict[str, Any]]]) -> list[str]:
     )
     if c and k:
         co, ko = medians(c)["outage_ms"], medians(k)["outage_ms"]
+        probe = 1000 * vrrp.probe_interval(0.01)  # the outage's resolution
         out.append(
             _target(
-                co <= ko,
+                co <= ko + probe,
                 f"10 ms crash outage no longer than keepalived's: {co:.0f} vs {ko:.0f} ms "
-                "(median; ping every 2 ms)",
+                f"(median; ping every {probe:.0f} ms, so equal within {probe:.0f} ms)",
             )
         )
     j = results.get("10 ms jitter, 16 VRIDs, carpd")
@@ -681,19 +701,15 @@ def main() -> int:
     results: dict[str, list[dict[str, Any]]] = {}
     try:
         todo = scenarios(args.runs, args.others)
-        for n, (label, run, repeats) in enumerate(todo, start=1):
-            results[label] = []
-            for i in range(repeats):
-                t0 = time.monotonic()
-                r = run()
-                results[label].append(r)
-                shown = ", ".join(
-                    f"{k} {v:.1f}" for k, v in r.items() if isinstance(v, int | float)
-                )[:110]
-                progress(
-                    f"[{n}/{len(todo)}] {label} ({i + 1}/{repeats}, "
-                    f"{time.monotonic() - t0:.0f} s): {shown}"
-                )
+        for n, (label, run, repeats), i in schedule(todo):
+            t0 = time.monotonic()
+            r = run()
+            results.setdefault(label, []).append(r)
+            shown = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if isinstance(v, int | float))
+            progress(
+                f"[{n}/{len(todo)}] {label} ({i + 1}/{repeats}, "
+                f"{time.monotonic() - t0:.0f} s): {shown[:110]}"
+            )
     except KeyboardInterrupt:
         print("interrupted: labs removed", file=sys.stderr)
         return 130
