@@ -74,7 +74,12 @@ def progress(text: str) -> None:
 def scale_carpd(count: int) -> dict[str, Any]:
     core.FOOTPRINT_SECONDS = SCALE_SECONDS
     r = core.footprint(count)
-    return {"cpu_pct": r["cpu_schedstat_pct"], "rss_mib": r["rss_mib"], "processes": 1}
+    return {
+        "cpu_pct": r["cpu_schedstat_pct"],
+        "rss_mib": r["rss_mib"],
+        "processes": 1,
+        "takeover_cpu_s": r["takeover_cpu_s"],
+    }
 
 
 def pss_kib(pid: int) -> int:
@@ -476,7 +481,12 @@ def targets(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         )
     s255 = medians(results["scale, carpd, 255 vhids"])
     out.append(
-        line(s255["cpu_pct"] < 2, f"255 vhids under 2 % of one core: {s255['cpu_pct']:.2f} %")
+        line(
+            s255["cpu_pct"] < 2,
+            f"255 vhids under 2 % of one core: {s255['cpu_pct']:.2f} % once all are MASTER "
+            f"(as ucarp's is measured); getting there took {s255['takeover_cpu_s']:.2f} "
+            "CPU-seconds (Python's start-up and the 255 takeovers)",
+        )
     )
     out.append(line(s255["rss_mib"] < 60, f"255 vhids under 60 MB RSS: {s255['rss_mib']:.1f} MiB"))
     out += flood_targets(results)
@@ -670,12 +680,11 @@ def quick() -> None:
     not for the README)."""
     global SCALE_SECONDS, FLOOD_SECONDS, JITTER_SECONDS, FLOOD_RATES
     global FIREWALL_CONNECTIONS, SCALE_COUNTS
-    # The scale window starts at 'started', so a short one is mostly the takeovers: its
-    # CPU figure compares with other quick runs, not with the full run's.
     SCALE_SECONDS, FLOOD_SECONDS, JITTER_SECONDS = 10.0, 3.0, 10.0
     FLOOD_RATES, SCALE_COUNTS, FIREWALL_CONNECTIONS = (50_000, 0), (255,), 200
     global TEN_MS_SECONDS, STEADY_SECONDS
     TEN_MS_SECONDS, STEADY_SECONDS = 4.0, 5.0
+    balance.WINDOW = 2.0  # of 4: the ratio is 2.00 either way; keeps --quick under 5 min
 
 
 def main() -> int:
