@@ -53,6 +53,8 @@ class Notifier:
             self.watchdog = int(usec) / 1e6 / 2
         self._timer: asyncio.TimerHandle | None = None
         self._ready = False
+        self._status: asyncio.Handle | None = None  # a STATUS line about to go out
+        self._latest: NodeView | None = None  # the view it will show
 
     def send(self, *lines: str) -> bool:
         """One datagram of ``KEY=value`` lines; False (logged once) if it did not go."""
@@ -74,9 +76,22 @@ class Notifier:
                 self.send("READY=1", f"STATUS={status_line(view)}", f"MAINPID={os.getpid()}")
                 self.start_watchdog()
             elif event.phase == "stopping":
+                if self._status is not None:
+                    self._status.cancel()
+                    self._status = None
                 self.send("STOPPING=1", "STATUS=stopping: handing over")
         elif isinstance(event, RoleChanged | DemotionChanged) and self._ready and self.address:
-            self.send(f"STATUS={status_line(view)}")
+            # One STATUS for a burst (255 takeovers at once): the line names every vhid,
+            # so one per event would be O(N^2). The view is read when it goes out.
+            self._latest = view
+            if self._status is None:
+                self._status = asyncio.get_running_loop().call_soon(self._send_status)
+
+    def _send_status(self) -> None:
+        self._status = None
+        if self._latest is not None:
+            self.send(f"STATUS={status_line(self._latest)}")
+            self._latest = None
 
     def reloading(self) -> None:
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000

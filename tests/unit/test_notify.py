@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from fakes import FakeNetlink, config, install, started
 
-from carpd.core.model import State
-from carpd.daemon.events import Lifecycle
+from carpd.core.model import Reason, State
+from carpd.daemon.events import Lifecycle, RoleChanged
 from carpd.daemon.notify import Notifier, status_line
 from carpd.daemon.runtime import Daemon
 
@@ -70,6 +70,33 @@ def test_ready_status_and_stopping_reach_the_socket(
     assert ready[2] == f"MAINPID={os.getpid()}"
     assert received(sock) == ["STATUS=lan MASTER; demotion 0"]  # the transition
     assert received(sock) == ["STOPPING=1", "STATUS=stopping: handing over"]
+
+
+def test_a_burst_of_transitions_sends_one_status_with_the_last_state(
+    tmp_path: Path, notify_socket: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """255 takeovers at once: one STATUS line (it names every vhid), not one each."""
+    sock, path = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    d = daemon(tmp_path, monkeypatch)
+
+    async def main() -> None:
+        await started(d)
+        notifier.notify(Lifecycle("ready"), d.view())
+        d.publisher.subscribers.append(notifier)
+        for new in (State.MASTER, State.BACKUP, State.MASTER):  # in one loop iteration
+            event = RoleChanged(("eth0", 1), State.BACKUP, new, Reason.USER_REQUESTED, 0, "lan")
+            d.publisher.publish(event)  # each with its view, built only if read
+        d.force_state("lan", State.MASTER)  # what the view shows when the line goes out
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert received(sock)[0] == "READY=1"
+    assert received(sock) == ["STATUS=lan MASTER; demotion 0"]
+    sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        sock.recv(4096)
 
 
 def test_a_reload_says_reloading_with_the_monotonic_clock_then_ready(
