@@ -712,7 +712,12 @@ def main() -> int:
         todo = scenarios(args.runs, args.others)
         for n, (label, run, repeats), i in schedule(todo):
             t0 = time.monotonic()
-            r = run()
+            try:
+                r = run()
+            except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as e:
+                # One lab's hiccup should not lose an hour of figures: said, then once more.
+                progress(f"[{n}/{len(todo)}] {label} ({i + 1}/{repeats}) failed: {e!r}; again")
+                r = run()
             results.setdefault(label, []).append(r)
             shown = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if isinstance(v, int | float))
             progress(

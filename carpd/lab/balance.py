@@ -223,16 +223,18 @@ async def _send(vip: str, first: str, last: str, seconds: float) -> None:
     chunk = b"\0" * 65536
 
     async def stream(src: str) -> None:
-        try:
-            _, writer = await asyncio.open_connection(vip, SINK_PORT, local_addr=(src, 0))
-        except OSError:
-            return
+        # Bounded: a connect left unanswered, or a stream whose window stays shut (a
+        # sink at its rate), must not keep the sender past its time.
         end = asyncio.get_running_loop().time() + seconds
-        with contextlib.suppress(OSError):
-            while asyncio.get_running_loop().time() < end:
-                writer.write(chunk)
-                await writer.drain()
-        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout_at(end):
+                _, writer = await asyncio.open_connection(vip, SINK_PORT, local_addr=(src, 0))
+                try:
+                    while True:
+                        writer.write(chunk)
+                        await writer.drain()
+                finally:
+                    writer.close()
 
     await asyncio.gather(*(stream(str(ipaddress.IPv4Address(i))) for i in range(a, b + 1)))
 
