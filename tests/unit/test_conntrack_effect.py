@@ -143,14 +143,18 @@ def test_a_node_is_demoted_until_the_bulk_resync_is_done(
     """pfsync's bulk demotion: raised at start-up, lifted once the peer's table (the
     external cache) has stopped growing."""
     install(monkeypatch)
+    # The table grows every 0.2 s, far inside BULK_QUIET even on a loaded machine (each
+    # look spawns the fake conntrackd, a Python process: 0.1-0.3 s on a busy CI).
     monkeypatch.setattr(conntrack, "BULK_POLL", 0.05)
-    monkeypatch.setattr(conntrack, "BULK_QUIET", 0.3)
+    monkeypatch.setattr(conntrack, "BULK_QUIET", 1.5)
     binary, log = fake_conntrackd(tmp_path)
     external = Path(str(log) + ".external")
     daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
     seen: list[int] = []
+    quiet: list[float] = []
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         await started(daemon)
         await daemon._settle()
         seen.append(daemon.ledger.sources.get("state sync", 0))
@@ -158,11 +162,16 @@ def test_a_node_is_demoted_until_the_bulk_resync_is_done(
             external.write_text(str(n))
             await asyncio.sleep(0.2)
         seen.append(daemon.ledger.sources.get("state sync", 0))  # still arriving
-        await asyncio.sleep(0.3 + 0.5)  # quiet for longer than BULK_QUIET
+        last = loop.time()
+        async with asyncio.timeout(conntrack.BULK_QUIET + 10):  # quiet: lifted, awaited
+            while daemon.ledger.sources.get("state sync", 0):
+                await asyncio.sleep(0.05)
         seen.append(daemon.ledger.sources.get("state sync", 0))
+        quiet.append(loop.time() - last)
 
     asyncio.run(main())
     assert seen == [240, 240, 0]
+    assert quiet[0] >= conntrack.BULK_QUIET - 0.2 - 0.05  # not before the table was quiet
     assert "carp: demoted by 240 to 240 (state sync bulk start)" in caplog.messages
     assert "carp: demoted by -240 to 0 (state sync bulk done)" in caplog.messages
 
