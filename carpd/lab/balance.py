@@ -156,7 +156,10 @@ async def _serve(name: str) -> None:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(answer, "0.0.0.0", PORT)
+    # A probe connects from every source at once: after a crash one node takes all 254
+    # SYNs, and asyncio's default backlog (100) dropped the rest while a loaded machine
+    # accepted slowly (their retransmission comes after the probe's CONNECT).
+    server = await asyncio.start_server(answer, "0.0.0.0", PORT, backlog=1024)
     print("listening", flush=True)
     async with server:
         await server.serve_forever()
