@@ -33,6 +33,11 @@ def carp_master_down(advbase: float, advskew: int) -> float:
     return 3 * advbase + advskew / 256
 
 
+def carp_interval(advbase: float, advskew: int) -> float:
+    """CARP's advert interval: advbase + advskew / 256 s."""
+    return advbase + advskew / 256
+
+
 def vrrp_master_down(advert_interval: float, priority: int) -> float:
     """RFC 5798: 3 x Master_Adver_Interval + Skew_Time, Skew_Time = (256 - priority) x
     Master_Adver_Interval / 256."""
@@ -51,7 +56,7 @@ def ucarp_takeover(advbase: float, advskew: int) -> float:
     BACKUP it asks for every advbase + advskew/256 s (ucarp 1.5.2, carp.c), so it can be a
     whole such period late, and it may have been handed the last advert late.
     """
-    period = advbase + advskew / 256
+    period = carp_interval(advbase, advskew)
     return carp_master_down(advbase, advskew) + period + UCARP_CAPTURE + REACTION
 
 
