@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import re
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +41,7 @@ INTERVALS = (0.01, 0.1, 0.5, 1.0)
 JITTER_VRIDS = 16
 JITTER_SECONDS = 15.0  # 16 VRIDs x 100 adverts/s: 24,000 gaps
 STEADY_SECONDS = 30.0
+REALTIME_PRIORITY = 50  # what the README suggests for 10 ms adverts
 
 
 def probe_interval(interval: float) -> float:
@@ -106,13 +107,14 @@ def one(impl: str, interval: float) -> dict[str, float]:
 
 
 def jitter(
-    impl: str, seconds: float = JITTER_SECONDS, fifo: bool = False, load: int = 0
+    impl: str, seconds: float = JITTER_SECONDS, realtime: bool = False, load: int = 0
 ) -> dict[str, float]:
     """A lone node MASTER of JITTER_VRIDS VRIDs at 10 ms adverts: |gap - 10 ms| between
     each VRID's consecutive adverts, stamped by a third host's kernel; and the daemon's
-    CPU over the window (keepalived: its parent and VRRP child). ``fifo``: the daemon
-    runs SCHED_FIFO (chrt -f 50, as systemd's CPUSchedulingPolicy=fifo would); ``load``:
-    that many busy processes (one per core keeps every core loaded) run meanwhile."""
+    CPU over the window (keepalived: its parent and VRRP child). ``realtime``: each
+    daemon's own real-time option at REALTIME_PRIORITY (carpd's realtime_priority,
+    SCHED_FIFO; keepalived's vrrp_rt_priority, SCHED_RR); ``load``: that many busy
+    processes (one per core keeps every core loaded) run meanwhile."""
     with Lab("bvj") as lab:
         h1 = lab.add_host("n1", "192.0.2.1/24")
         watcher = lab.add_host("w", "192.0.2.9/24")
@@ -123,7 +125,8 @@ def jitter(
             specs = [
                 VhidSpec(v, (f"192.0.2.{100 + v}/24",), password="", extra=extra) for v in vrids
             ]
-            node = Node(lab, h1, specs)
+            rt = {"realtime_priority": REALTIME_PRIORITY} if realtime else {}
+            node = Node(lab, h1, specs, global_=rt)
             node.start()
             node.wait_ready()
             node.wait_states({f"carp{v}": "MASTER" for v in vrids}, timeout=15)
@@ -131,7 +134,10 @@ def jitter(
             pids = [node.proc.pid]
         else:
             ka = Keepalived(
-                lab, h1, [instance(f"V{v}", v, 200, f"192.0.2.{100 + v}/24", 0.01) for v in vrids]
+                lab,
+                h1,
+                [instance(f"V{v}", v, 200, f"192.0.2.{100 + v}/24", 0.01) for v in vrids],
+                defs=f"    vrrp_rt_priority {REALTIME_PRIORITY}\n" if realtime else "",
             )
             for v in vrids:
                 ka.wait_state(f"V{v}", "MASTER", timeout=15)
@@ -139,9 +145,10 @@ def jitter(
             pids = [ka.proc.pid, int(child)]
         for _ in range(load):  # the lab stops them with everything else
             watcher.spawn([sys.executable, "-c", "while True: pass"])
-        if fifo:
-            for pid in pids:
-                subprocess.run(["chrt", "-a", "-f", "-p", "50", str(pid)], check=True)
+        if realtime:  # the option took (keepalived's is SCHED_RR), whatever flags beside it
+            for pid in pids[-1:]:  # carpd, or keepalived's VRRP child
+                policy = os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK
+                assert policy in (os.SCHED_FIFO, os.SCHED_RR), f"{impl} {pid}: policy {policy}"
         time.sleep(1.0)  # settled
         before = [sample_cpu(p) for p in pids]
         argv = [sys.executable, "-m", "carpd.lab.sniff", "eth0", "--stamps", str(seconds)]

@@ -206,6 +206,9 @@ class GlobalConfig(_Frozen):
     # This node's own values (carpdevs, advskew, peers, addresses), kept out of the shared
     # file so that one carpd.toml serves every node and syncs as it is (config/overlay.py).
     overlay: PathSetting | None = None
+    # SCHED_FIFO at this priority (keepalived's vrrp_rt_priority), for 10 ms adverts; unset:
+    # the policy carpd was started with (carpd.linux.realtime).
+    realtime_priority: int | None = Field(default=None, ge=1, le=99, strict=True)
 
 
 INTERNAL = "set by carpd, not a key of the file"

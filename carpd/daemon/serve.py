@@ -26,6 +26,7 @@ from carpd.daemon.notify import Notifier
 from carpd.daemon.runtime import Daemon, StartupError
 from carpd.ifstated import IfstatedError
 from carpd.linux.privileges import missing_capabilities
+from carpd.linux.realtime import Realtime
 
 log = logging.getLogger("carpd")
 
@@ -110,6 +111,8 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             print(f"carpd: {daemon.config.source}: {e}", file=sys.stderr)
             await daemon.netlink.close()
             return EXIT_CONFIG
+    realtime = Realtime(loop)  # [global] realtime_priority: SCHED_FIFO for short adverts
+    realtime.apply(daemon.config.global_.realtime_priority)
     # One reload at a time: SIGHUPs that arrive during one are merged into one more.
     reload_wanted = asyncio.Event()
     # `carpctl reload`s waiting for the next reload's outcome (None: done; else why not).
@@ -138,6 +141,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             try:
                 running_web = daemon.config.web
                 await daemon.reload(load())
+                realtime.apply(daemon.config.global_.realtime_priority)
                 if daemon.config.web != running_web:
                     log.warning("web: [web] changed: restart carpd to apply it")
                 ifstated = await _reload_ifstated(daemon, ifstated)
@@ -193,4 +197,5 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
         if web is not None:
             await web.close()
         notifier.close()
+        realtime.close()
         log.info("carpd stopped")

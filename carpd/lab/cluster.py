@@ -6,6 +6,7 @@ import signal as _signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,10 +151,18 @@ class Node:
         return r.returncode, r.stdout, r.stderr
 
     def start(
-        self, echo: bool = False, args: list[str] | None = None, env: dict[str, str] | None = None
+        self,
+        echo: bool = False,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        wrap: Sequence[str] = (),
     ) -> None:
+        """``wrap``: a command that execs carpd (setpriv), so the pid stays carpd's."""
         self.write_config()
-        argv = carpd_argv(*(args if args is not None else ["--config", str(self.config)]))
+        argv = [
+            *wrap,
+            *carpd_argv(*(args if args is not None else ["--config", str(self.config)])),
+        ]
         self.proc = self.host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         assert self.proc.stdout is not None
         self.log = LogWatch(self.proc.stdout, sys.stdout if echo else None, f"  [{self.name}] ")

@@ -37,12 +37,16 @@ def instance(
 class Keepalived:
     """keepalived -n -l -P with its own config and pid files inside the lab."""
 
-    def __init__(self, lab: Lab, host: Host, instances: list[str], extra: str = "") -> None:
+    def __init__(
+        self, lab: Lab, host: Host, instances: list[str], extra: str = "", defs: str = ""
+    ) -> None:
         base: Path = lab.tmp / f"keepalived-{host.name}"
         base.mkdir(exist_ok=True)
         conf = base / "keepalived.conf"
         conf.write_text(
-            "global_defs {\n    router_id lab\n    vrrp_version 3\n}\n"
+            "global_defs {\n    router_id lab\n    vrrp_version 3\n"
+            + defs
+            + "}\n"
             + extra  # e.g. a vrrp_sync_group, which must come before its instances
             + "\n".join(instances)
         )

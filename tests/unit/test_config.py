@@ -44,6 +44,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert g.control_socket == Path("/run/carpd/carpd.sock")
     assert (g.preempt, g.log_level, g.syslog, g.syslog_facility) == (False, "info", False, "daemon")
     assert g.hook_timeout == 30.0
+    assert g.realtime_priority is None  # the policy carpd was started with
     (c,) = config.carp
     assert isinstance(c, CarpConfig)
     assert (c.name, c.vhid, c.carpdev, c.password) == ("carp7", 7, "eth0", SECRET.encode())
@@ -64,6 +65,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         syslog = true
         syslog_facility = "local3"
         hook_timeout = 2.5
+        realtime_priority = 50
 
         [[carp]]
         name = "web"
@@ -87,6 +89,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     g = config.global_
     assert (g.control_socket, g.preempt, g.log_level) == (Path("/run/x.sock"), True, "debug")
     assert (g.syslog, g.syslog_facility, g.hook_timeout) == (True, "local3", 2.5)
+    assert g.realtime_priority == 50
     (c,) = config.carp
     assert (c.name, c.vhid, c.carpdev, c.password) == ("web", 9, "bond0.12", b"")
     assert (c.advbase, c.advskew, c.deadratio, c.tiebreak) == (2, 254, 5, "bsd")
@@ -296,6 +299,8 @@ GLOBAL_ERRORS = [
     ),
     ('syslog_facility = "local8"', 'global.syslog_facility = "local8": allowed values: "auth"'),
     ('syslog = "yes"', 'global.syslog = "yes": must be true or false'),
+    ("realtime_priority = 0", "global.realtime_priority = 0: allowed range is 1-99"),
+    ("realtime_priority = 100", "global.realtime_priority = 100: allowed range is 1-99"),
     ("color = 1", "global.color: unknown key (allowed keys: control_socket, preempt, log_level"),
 ]
 
