@@ -137,15 +137,18 @@ class Pool:
         """One connection from each client namespace (bash's /dev/tcp: no interpreter
         start per client), all at once."""
         line = f"exec 3<>/dev/tcp/{VIP}/{PORT} && head -1 <&3"
+        # Each client's limit covers its start (bash and head: CLIENTS of them at once on
+        # a loaded machine) as well as the connection.
+        limit = bounds.COMMAND + CONNECT * 2
         procs = {
             str(c.ipv4).split("/")[0]: c.spawn(
-                ["timeout", str(CONNECT * 2), "bash", "-c", line], stdout=subprocess.PIPE
+                ["timeout", str(limit), "bash", "-c", line], stdout=subprocess.PIPE
             )
             for c in self.clients
         }
         out: dict[str, str | None] = {}
         for address, proc in procs.items():
-            text, _ = proc.communicate(timeout=bounds.COMMAND + CONNECT * 2)
+            text, _ = proc.communicate(timeout=bounds.COMMAND + limit)
             out[address] = text.decode().strip() or None
         return out
 

@@ -41,7 +41,11 @@ PORT = 7000  # the server's TCP and UDP echo
 # conntrackd -s: the size of the peer's table (the lab reads it as an operator would)
 EXTERNAL = re.compile(r"cache external:\s*\ncurrent active connections:\s*(\d+)")
 TCP_RTO_MAX = 1.0  # seconds, on the client and the server
-BULK_TIMEOUT = 10.0  # how long a firewall waits for the peer's table (pfsync: 60 s)
+# How long a firewall waits for the peer's table (pfsync: 60 s). "bulk done" needs a first
+# look at the cache, one that sees the peer's table, and BULK_QUIET of no change: about
+# five looks, each BULK_POLL apart and a `conntrackd -s` process (carpd.daemon.effects.
+# conntrack's BULK_QUIET 3 s, BULK_POLL 1 s).
+BULK_TIMEOUT = 3.0 + 5 * (1.0 + bounds.COMMAND)
 
 LAN_VIP, WAN_VIP = "192.0.2.1", "198.51.100.1"
 CLIENT, SERVER = "192.0.2.10", "198.51.100.10"

@@ -153,8 +153,9 @@ def test_a_replayed_advert_with_a_better_advskew(lab: Lab, protected: bool) -> N
     watch.wait_for("saved 192.0.2.2", 1 + bounds.REACTION)  # a genuine advert of n2
     n1.start()
     mark = n2.mark()
-    # n1 preempts n2 on hearing its next advert.
-    n1.wait_state("MASTER", timeout=bounds.START_UP + 1 + bounds.REACTION)
+    # n1 preempts n2 on hearing its next advert (n2's advskew is 100).
+    preempted = bounds.START_UP + bounds.carp_interval(1, 100) + bounds.REACTION
+    n1.wait_state("MASTER", timeout=preempted)
     n2.wait_state("BACKUP", timeout=1 + bounds.REACTION, start=mark)  # on n1's first
     mark = n1.mark()
     r = attacker.run(

@@ -13,6 +13,7 @@ from carpd.lab import bounds
 from carpd.lab.cluster import start_master_first
 from carpd.lab.dhcp import LEASE, POOL, SHARED_MAC, DhcpProblem
 from carpd.lab.netlab import Lab
+from carpd.linux.dhcp import STOP_GRACE
 
 # A ping's own timeout and the moment between two tries.
 PING = 0.5
@@ -65,7 +66,11 @@ def test_the_new_master_gets_the_same_lease_and_the_old_one_routes_through_it(
     mark, mark1 = fw2.mark(), fw1.mark()
     fw2.signal(signal.SIGTERM)
     assert fw2.proc is not None
-    fw2.proc.wait(timeout=bounds.COMMAND)
+    # Its stop releases the lease: the client's release (a process), then the client
+    # itself, each given STOP_GRACE.
+    fw2.proc.wait(timeout=2 * STOP_GRACE + bounds.COMMAND)
+    assert fw2.log is not None
+    fw2.log.join()  # every line it wrote before it exited
     fw2.wait_log(r"ext0: down: following lan out of MASTER", 0, mark)  # before it exited
     assert (p.lease(fw2), p.link_up(fw2)) == (None, False)
     assert client not in p.commands(fw2)

@@ -260,6 +260,7 @@ def test_control_socket_admits_only_root_and_its_group(lab: Lab, gid: int, allow
         assert "Permission denied" in str(reply["error"]) or reply["error"] == "permission denied"
 
 
+@pytest.mark.solo  # measures a timing: run alone
 def test_down_and_up_take_one_vhid_out_and_back(lab: Lab) -> None:
     n1, n2 = started(lab)
     # down: a bow-out, so the peer takes over at once, like `ifconfig carp0 down`.
@@ -269,7 +270,8 @@ def test_down_and_up_take_one_vhid_out_and_back(lab: Lab) -> None:
     assert reply["ok"] and reply["result"]["state"] == "INIT"
     _, line = n2.wait_state("MASTER", timeout=n2.master_down, start=marks[0])
     took = line_time(line) - stopped
-    assert took < bounds.REACTION, f"handover after {took:.3f} s"
+    # Two reactions in a row: n1's to the request (its bow-out advert), n2's to that.
+    assert took < 2 * bounds.REACTION, f"handover after {took:.3f} s"
     n1.host.wait_address(VIP, present=False)
     assert n1.ctl("status")[1].startswith("carp1: INIT ")
     # up: back in the game; preempt on and advskew 0, so it takes the role back.

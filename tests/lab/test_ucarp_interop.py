@@ -82,7 +82,8 @@ def setup(lab: Lab, ucarp_bin: str, ucarp_skew: int, carpd_skew: int) -> tuple[U
     node = Node(lab, hc, [spec])
     if ucarp_skew < carpd_skew:
         ucarp = Ucarp(lab, hu, ucarp_bin, ucarp_skew, preempt=False)
-        ucarp.wait_state("MASTER", bounds.first_master(bounds.carp_master_down(1, ucarp_skew)))
+        # ucarp looks at its timer only when poll() returns (bounds.ucarp_takeover).
+        ucarp.wait_state("MASTER", bounds.START_UP + bounds.ucarp_takeover(1, ucarp_skew))
         node.start()
         node.wait_state("BACKUP", timeout=bounds.START_UP)
     else:
@@ -148,8 +149,8 @@ def test_ucarp_with_preempt_takes_over_from_a_slower_carpd(lab: Lab, ucarp_bin: 
     node.wait_state("MASTER", timeout=bounds.first_master(node.master_down))
     mark = node.mark()
     ucarp = Ucarp(lab, hu, ucarp_bin, 0, preempt=True)
-    # ucarp preempts on carpd's next advert, and carpd yields on ucarp's first.
-    heard = 1 + bounds.UCARP_CAPTURE + bounds.REACTION
+    # ucarp preempts on carpd's next advert (advskew 100), and carpd yields on ucarp's first.
+    heard = bounds.carp_interval(1, 100) + bounds.UCARP_CAPTURE + bounds.REACTION
     ucarp.log.wait_for(r"Putting MASTER down - preemption", bounds.START_UP + heard)
     node.wait_state("BACKUP", timeout=1 + bounds.REACTION, start=mark)
     node.host.wait_address(VIP, present=False)
@@ -171,7 +172,7 @@ def test_equal_masters_after_a_partition_agree_on_one_like_ucarp(
     hu = lab.add_host("uc", ucarp_ip)
     hc = lab.add_host("cd", carpd_ip)
     ucarp = Ucarp(lab, hu, ucarp_bin, 0, preempt=False)
-    ucarp.wait_state("MASTER", bounds.first_master(bounds.carp_master_down(1, 0)))
+    ucarp.wait_state("MASTER", bounds.START_UP + bounds.ucarp_takeover(1, 0))
     lab.isolate(hu)
     lab.isolate(hc)  # partitioned: carpd hears nobody and becomes MASTER too
     node = Node(lab, hc, [VhidSpec(vhid=VHID, password=PASSWORD, addresses=(f"{VIP}/24",))])
