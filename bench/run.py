@@ -268,7 +268,8 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
                 )
             )
     # VRRPv3 at 10 ms: 16 VRIDs' jitter on one node (idle, and with every core busy, with
-    # and without SCHED_FIFO), a pair left alone (flaps), and the machine's own floor.
+    # and without each daemon's real-time option), a pair left alone (flaps), and the
+    # machine's own floor.
     out.append(
         ("10 ms jitter, floor of this machine", lambda: vrrp.timer_lateness(TEN_MS_SECONDS), others)
     )

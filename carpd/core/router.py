@@ -84,17 +84,20 @@ class Router(Generic[P]):
         """A decoded advert for this vhid. Raises a PacketError (then nothing changed)."""
         raise NotImplementedError
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float, held: float = 0.0) -> None:
         """A deadline from get_timer() has come: a MASTER advertises, a BACKUP whose
-        master-down timer (of any family) ran out takes over."""
+        master-down timer (of any family) ran out takes over. ``held``: how long the
+        runtime held the deadline back on purpose, to share a wakeup with other vhids;
+        the advert schedule moves with it, so that they stay together."""
         if self.state is State.MASTER and self._advert_at is not None and now >= self._advert_at:
             self._advertise()
             if self._delayed_announce:
                 self._delayed_announce -= 1
                 if not self._delayed_announce:
                     self._actions.append(Announce())
-            # Schedule from the deadline, not from now, so adverts do not drift.
-            self._advert_at += self.advert_interval
+            # Schedule from the deadline, not from now, so that lateness does not add up
+            # to fewer adverts (only a deliberate hold moves the schedule).
+            self._advert_at += held + self.advert_interval
             if self._advert_at <= now:
                 self._advert_at = now + self.advert_interval
         elif self.state is State.BACKUP:

@@ -114,6 +114,8 @@ class VrrpRouter(Router[VrrpPacket]):
         self._master_adver_cs: dict[int, int] = dict.fromkeys(
             settings.families, settings.interval_cs
         )
+        self._families = tuple(sorted(settings.families))
+        self._adverts: dict[tuple[int, int], SendVrrp] = {}  # (family, priority): advert
 
     def params(self) -> dict[str, Any]:
         return {
@@ -281,12 +283,19 @@ class VrrpRouter(Router[VrrpPacket]):
 
     def _send_adverts(self, *, priority: int | None = None) -> None:
         """One advert per family, each with that family's addresses."""
-        s = self.settings
-        for family in sorted(s.families):
-            pkt = VrrpPacket(
-                vrid=s.vrid,
-                priority=self.priority if priority is None else priority,
-                interval_cs=s.interval_cs,
-                addresses=s.addresses_of(family),
-            )
-            self._actions.append(SendVrrp(family, pkt))
+        prio = self.priority if priority is None else priority
+        for family in self._families:
+            # The same advert every interval until the priority changes (10 ms adverts).
+            action = self._adverts.get((family, prio))
+            if action is None:
+                if len(self._adverts) >= 8:  # priorities of the past
+                    self._adverts.clear()
+                s = self.settings
+                pkt = VrrpPacket(
+                    vrid=s.vrid,
+                    priority=prio,
+                    interval_cs=s.interval_cs,
+                    addresses=s.addresses_of(family),
+                )
+                action = self._adverts[family, prio] = SendVrrp(family, pkt)
+            self._actions.append(action)

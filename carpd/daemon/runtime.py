@@ -409,8 +409,8 @@ class Daemon:
 
     # -- timers and actions -------------------------------------------------------
 
-    def _on_timer(self, vh: Vhost, now: float) -> None:
-        vh.machine.handle_timer(now)
+    def _on_timer(self, vh: Vhost, now: float, held: float) -> None:
+        vh.machine.handle_timer(now, held)
         self._process(vh)
 
     def _process(self, vh: Vhost) -> None:

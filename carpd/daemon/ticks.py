@@ -38,13 +38,15 @@ class _Wakeup(Generic[K]):
     at: float
     earliest: float  # its keys' earliest deadline: it may move up to COALESCE after it
     period: float | None = None  # from when it was set to when it is due (an interval)
-    keys: dict[K, None] = field(default_factory=dict)  # in arming order
+    keys: dict[K, float] = field(default_factory=dict)  # key: its deadline, arming order
 
 
 class Ticks(Generic[K]):
-    """Deadlines of keys (vhids), fired through ``fire(key, now)``."""
+    """Deadlines of keys (vhids), fired through ``fire(key, now, held)``: ``held`` is how
+    long the key's deadline was held back on purpose (the wakeup's time minus it), which a
+    vhid's advert schedule moves by, so that the vhids of a wakeup stay together."""
 
-    def __init__(self, fire: Callable[[K, float], None], coalesce: float = COALESCE) -> None:
+    def __init__(self, fire: Callable[[K, float, float], None], coalesce: float = COALESCE) -> None:
         self._fire = fire
         self._coalesce = coalesce
         self._when: list[float] = []  # the pending wakeups' times, sorted
@@ -64,6 +66,7 @@ class Ticks(Generic[K]):
             and 0 <= current.at - deadline <= self._coalesce
         ):
             current.earliest = min(current.earliest, deadline)
+            current.keys[key] = deadline
             return  # already in a wakeup that suits
         self.cancel(key)
         if deadline is None:
@@ -85,7 +88,7 @@ class Ticks(Generic[K]):
                     at = deadline + self._coalesce
             wakeup = _Wakeup(at, deadline, period)
             self._add(wakeup)
-        wakeup.keys[key] = None
+        wakeup.keys[key] = deadline
         self._of[key] = wakeup
         self._set_timer()
 
@@ -170,9 +173,9 @@ class Ticks(Generic[K]):
         self._running = True
         try:
             for wakeup in due:
-                for key in wakeup.keys:
+                for key, deadline in wakeup.keys.items():
                     try:
-                        self._fire(key, now)
+                        self._fire(key, now, wakeup.at - deadline)
                     except Exception:  # one vhid's bug must not stop the others' timers
                         log.exception("carp: timer of %s failed", key)
         finally:

@@ -69,9 +69,13 @@ class AdvertSocketV4(_Filtered):
             s.close()
             raise
         self.sock = s
+        self._to: dict[ipaddress.IPv4Address, tuple[str, int]] = {}
 
     def send(self, datagram: bytes, dst: ipaddress.IPv4Address = CARP_GROUP_V4) -> None:
-        self.sock.sendto(datagram, (str(dst), 0))
+        to = self._to.get(dst)
+        if to is None:  # the group or a few unicast peers: formatted once each
+            to = self._to[dst] = (str(dst), 0)
+        self.sock.sendto(datagram, to)
 
     def recv(self) -> bytes:
         return self.sock.recv(RECV_BUFSIZE)

@@ -239,6 +239,16 @@ def test_master_adverts_without_drift_and_delayed_announce() -> None:
     assert per_advert == [[SendVrrp], [SendVrrp, Announce], [SendVrrp], [SendVrrp]]
 
 
+def test_a_deliberate_hold_moves_the_advert_schedule_and_lateness_does_not() -> None:
+    """The runtime holds a deadline back (at most 1 ms) to share a wakeup with other
+    vhids: the schedule moves with it, so they stay together. Lateness is made up."""
+    r, t = as_master(0.0)
+    r.handle_timer(t + 1 + 0.0007, held=0.0007)
+    assert r.get_timer() == pytest.approx(t + 2 + 0.0007)
+    r.handle_timer(t + 2 + 0.0007 + 0.004)  # 4 ms late: not moved
+    assert r.get_timer() == pytest.approx(t + 3 + 0.0007)
+
+
 def test_master_timer_resyncs_after_a_long_stall() -> None:
     r, t = as_master(0.0)
     r.handle_timer(t + 10.5)
