@@ -123,9 +123,29 @@ def format_status(result: dict[str, Any]) -> str:
     drift = result.get("config_sync")
     if drift:
         lines.append(format_config_sync(drift))
+    rt = result.get("realtime")
+    if rt and rt["realtime_priority"] is not None:
+        lines.append(format_realtime(rt))
     if result.get("maintenance"):
         lines.append("maintenance mode is on (carpctl maintenance off)")
     return "\n".join(lines)
+
+
+def format_realtime(rt: dict[str, Any]) -> str:
+    """``realtime: SCHED_FIFO priority 50`` or why carpd runs under the normal policy."""
+    prio = rt["realtime_priority"]
+    if rt["policy"] == "fifo":
+        text = f"realtime: SCHED_FIFO priority {prio}"
+    elif rt["refused"]:
+        text = f"realtime: realtime_priority {prio} refused ({rt['refused']}): normal policy"
+    else:
+        text = f"realtime: realtime_priority {prio}: normal policy for now"
+    if rt["budget_exceeded"]:
+        text += (
+            f"; back to the normal policy {rt['budget_exceeded']} time(s) after "
+            f"{rt['budget_s']:g} s of CPU without sleeping"
+        )
+    return text
 
 
 HISTORY_SHOWN = 3  # transitions per vhid in text status (--json has them all)

@@ -505,4 +505,5 @@ class Daemon:
             pools=next((e.report() for e in self.host.effects if isinstance(e, Pools)), None),
             config_sync=self.drift.report(),
             ifstated=self.reports["ifstated"]() if "ifstated" in self.reports else None,
+            realtime=self.reports["realtime"]() if "realtime" in self.reports else None,
         )

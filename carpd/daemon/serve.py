@@ -113,6 +113,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             return EXIT_CONFIG
     realtime = Realtime(loop)  # [global] realtime_priority: SCHED_FIFO for short adverts
     realtime.apply(daemon.config.global_.realtime_priority)
+    daemon.reports["realtime"] = realtime.report
     # One reload at a time: SIGHUPs that arrive during one are merged into one more.
     reload_wanted = asyncio.Event()
     # `carpctl reload`s waiting for the next reload's outcome (None: done; else why not).

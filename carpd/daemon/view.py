@@ -144,6 +144,7 @@ class NodeView:
     config_sync: Mapping[str, Any] | None = None  # the last `carpctl sync status`
     pools: Mapping[str, Any] | None = None  # [[pool]]s: which buckets this node serves
     ifstated: Mapping[str, Any] | None = None  # [ifstated]: its state and tests
+    realtime: Mapping[str, Any] | None = None  # realtime_priority: the policy carpd runs
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
@@ -224,6 +225,7 @@ def to_json(view: NodeView) -> dict[str, Any]:
         "config_sync": config_sync_json(view.config_sync),
         "pools": dict(view.pools) if view.pools else None,
         "ifstated": dict(view.ifstated) if view.ifstated is not None else None,
+        "realtime": dict(view.realtime) if view.realtime is not None else None,
     }
 
 

@@ -62,6 +62,7 @@ class Realtime:
             "policy": self.policy,
             "refused": self.refused,
             "budget_exceeded": self.fallbacks,
+            "budget_s": BUDGET,
         }
 
     def close(self) -> None:

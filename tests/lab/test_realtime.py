@@ -31,6 +31,8 @@ def test_carpd_runs_sched_fifo_and_what_it_starts_does_not(lab: Lab) -> None:
     assert policy == os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
     assert os.sched_getparam(node.proc.pid).sched_priority == PRIORITY
     node.wait_log(r"realtime: SCHED_FIFO priority 10 ", timeout=bounds.REACTION)
+    assert "\nrealtime: SCHED_FIFO priority 10\n" in node.ctl("status")[1] + "\n"
+    assert node.status()["realtime"]["policy"] == "fifo"
     # The first service check ran before the start-up demotion was lifted.
     assert "SCHED_OTHER" in seen.read_text(), seen.read_text()
 
@@ -91,3 +93,5 @@ def test_without_cap_sys_nice_carpd_says_so_and_runs_on(lab: Lab) -> None:
     node.wait_state("MASTER", timeout=bounds.first_master(node.master_down))
     assert node.proc is not None
     assert os.sched_getscheduler(node.proc.pid) == os.SCHED_OTHER
+    refused = "realtime: realtime_priority 10 refused (Operation not permitted): normal policy"
+    assert refused in node.ctl("status")[1]
