@@ -3,7 +3,7 @@ run (issue 15's benchmark).
 
 Run as root:  .venv/bin/python bench/balance.py [--runs N] [--rate BYTES_PER_S]
 
-Each run builds carpd.lab.balance's pool of two nodes (one per mode: ip, arp). Each node
+Each run builds carpd_lab.balance's pool of two nodes (one per mode: ip, arp). Each node
 runs a sink that takes in at most ``--rate`` bytes/s in all (a token bucket): the
 node's capacity, the bottleneck, as a CPU-bound service would be. 64 TCP streams send as
 fast as they can: in ip mode from 64 source addresses of one client, in arp mode from 64
@@ -28,8 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from carpd.lab.balance import CLIENTS, SINK_PORT, SOURCES, VIP, Pool  # noqa: E402
-from carpd.lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
+from carpd_lab.balance import CLIENTS, SINK_PORT, SOURCES, VIP, Pool  # noqa: E402
+from carpd_lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 RATE = 20e6  # bytes/s a node takes in
@@ -50,7 +50,7 @@ def measure(pool: Pool, sinks: list[LogWatch], lab: Lab) -> float:
     if pool.mode == "ip":
         first = SOURCES[0]
         last = f"203.0.113.{STREAMS}"
-        argv = [sys.executable, "-m", "carpd.lab.balance", "send", VIP, first, last, str(seconds)]
+        argv = [sys.executable, "-m", "carpd_lab.balance", "send", VIP, first, last, str(seconds)]
         senders.append(pool.client.spawn(argv))
     else:
         line = f"cat /dev/zero > /dev/tcp/{VIP}/{SINK_PORT}"
@@ -72,7 +72,7 @@ def one(mode: str, rate: float) -> dict[str, Any]:
         sinks = []
         for node in pool.nodes:
             proc = node.host.spawn(
-                [sys.executable, "-m", "carpd.lab.balance", "sink", str(rate)],
+                [sys.executable, "-m", "carpd_lab.balance", "sink", str(rate)],
                 stdout=subprocess.PIPE,
             )
             assert proc.stdout is not None

@@ -2,7 +2,7 @@
 
 Run as root from anywhere:  .venv/bin/python bench/core.py [--runs N]
 
-Everything runs in throwaway labs of network namespaces (carpd.lab) with documentation
+Everything runs in throwaway labs of network namespaces (carpd_lab) with documentation
 addresses; each scenario run has its own ``with Lab(...)``, so every namespace and
 process is removed on every exit path. Results: a markdown table on stdout, and
 bench/results/core.json and bench/results/core.md.
@@ -35,9 +35,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from carpd.core.timing import master_down_interval  # noqa: E402
-from carpd.lab.cluster import Node, VhidSpec, line_time  # noqa: E402
-from carpd.lab.netlab import Host, Lab, LogWatch, carpd_argv  # noqa: E402
-from carpd.lab.probe import Pinger, sniff  # noqa: E402
+from carpd_lab.cluster import Node, VhidSpec, line_time  # noqa: E402
+from carpd_lab.netlab import Host, Lab, LogWatch, carpd_argv  # noqa: E402
+from carpd_lab.probe import Pinger, sniff  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 UCARP = "/usr/sbin/ucarp"
@@ -76,7 +76,7 @@ def interrupt_on_signals() -> Callable[[], None]:
     """SIGTERM and SIGINT unwind like Ctrl-C, so every ``with Lab`` cleans up; returns
     a restorer.
 
-    Unlike carpd.lab.netlab.terminate_on_sigterm, only in this very process: pyroute2's
+    Unlike carpd_lab.netlab.terminate_on_sigterm, only in this very process: pyroute2's
     NetNS forks helpers that inherit the handler and stops them with SIGTERM; raising
     there would unwind the fork's copy of our stack and close the parent's lab.
     """
@@ -119,7 +119,7 @@ class Member(Protocol):
 
 
 class Carpd:
-    """A carpd node (carpd.lab.cluster.Node) on vhid 7."""
+    """A carpd node (carpd_lab.cluster.Node) on vhid 7."""
 
     def __init__(self, lab: Lab, host: Host, advskew: int) -> None:
         spec = VhidSpec(VHID, (f"{VIP}/24",), advskew=advskew, advbase=ADVBASE, password=PASSWORD)

@@ -3,7 +3,7 @@ keepalived + conntrackd with conntrack-tools' primary-backup.sh (the canonical s
 
 Run as root:  .venv/bin/python bench/firewall.py [--runs N] [--connections N]
 
-Each run builds carpd.lab.firewall's pair (nftables SNAT, nf_conntrack_tcp_loose = 0,
+Each run builds carpd_lab.firewall's pair (nftables SNAT, nf_conntrack_tcp_loose = 0,
 conntrackd FTFW on a sync link, the same conntrackd.conf for both daemons), opens
 ``--connections`` TCP connections from the client to the server through it (half send a
 record every 200 ms, half stay idle), waits until the backup's conntrackd has all of
@@ -38,8 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from carpd.lab.firewall import FirewallPair  # noqa: E402
-from carpd.lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
+from carpd_lab.firewall import FirewallPair  # noqa: E402
+from carpd_lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CONNECTIONS = 1000

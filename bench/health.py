@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from carpd.ctl.main import request  # noqa: E402
-from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
-from carpd.lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
-from carpd.lab.probe import Pinger  # noqa: E402
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
+from carpd_lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
+from carpd_lab.probe import Pinger  # noqa: E402
 
 VIP = "192.0.2.100"
 RESULTS = ROOT / "bench" / "results"

@@ -34,8 +34,8 @@ import firewall  # noqa: E402
 import health  # noqa: E402
 import vrrp  # noqa: E402
 
-from carpd.lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
-from carpd.lab.probe import sniff  # noqa: E402
+from carpd_lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
+from carpd_lab.probe import sniff  # noqa: E402
 
 RESULTS = BENCH / "results"
 SCALE_SECONDS = 30.0
@@ -155,7 +155,7 @@ def flood(kind: str, rate: int, vhid: int = core.VHID) -> dict[str, Any]:
             [
                 sys.executable,
                 "-m",
-                "carpd.lab.flood",
+                "carpd_lab.flood",
                 "192.0.2.66",
                 str(vhid),
                 str(rate),

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from core import cpu_percent, sample_cpu  # noqa: E402
 
-from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
-from carpd.lab.keepalived import Keepalived, instance  # noqa: E402
-from carpd.lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
-from carpd.lab.probe import Pinger  # noqa: E402
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
+from carpd_lab.keepalived import Keepalived, instance  # noqa: E402
+from carpd_lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
+from carpd_lab.probe import Pinger  # noqa: E402
 
 VIP = "192.0.2.200"
 RESULTS = ROOT / "bench" / "results"
@@ -155,7 +155,7 @@ def jitter(
                 assert policy in (os.SCHED_FIFO, os.SCHED_RR), f"{impl} {pid}: policy {policy}"
         time.sleep(1.0)  # settled
         before = [sample_cpu(p) for p in pids]
-        argv = [sys.executable, "-m", "carpd.lab.sniff", "eth0", "--stamps", str(seconds)]
+        argv = [sys.executable, "-m", "carpd_lab.sniff", "eth0", "--stamps", str(seconds)]
         out = watcher.run(argv, timeout=seconds + 30).stdout
         after = [sample_cpu(p) for p in pids]
         stamps: dict[int, list[float]] = {}

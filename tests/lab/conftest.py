@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from carpd.lab.netlab import Lab
+from carpd_lab.netlab import Lab
 
 
 def _need(condition: bool, why: str) -> None:

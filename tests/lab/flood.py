@@ -14,7 +14,7 @@ Sends, in rotation, RATE datagrams a second for SECONDS:
 - an advert from MASTER with the highest counter there is and a wrong HMAC: if a receiver
   recorded counters before checking the HMAC, the master's genuine adverts would be
   refused as replays from then on;
-- with CAPTURED_HEX_FILE (a genuine advert from carpd.lab.sniff --save-carp-from): that
+- with CAPTURED_HEX_FILE (a genuine advert from carpd_lab.sniff --save-carp-from): that
   advert replayed as a bow-out and with advskew 0 (the HMAC does not cover either).
 
 Prints ``flooding`` when it starts and ``sent N`` when it is done.

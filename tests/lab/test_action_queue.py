@@ -13,10 +13,10 @@ import time
 import pytest
 
 from carpd.ctl.main import request
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Lab, LogWatch
-from carpd.lab.probe import sniff
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.netlab import Lab, LogWatch
+from carpd_lab.probe import sniff
 
 # It measures timings or loads the CPU: scripts/test runs it alone.
 pytestmark = pytest.mark.solo

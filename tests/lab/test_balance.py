@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.balance import Pool
-from carpd.lab.netlab import Lab
+from carpd_lab import bounds
+from carpd_lab.balance import Pool
+from carpd_lab.netlab import Lab
 
 SHARE = 0.25  # each node within 25 % of an even split
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
-from carpd.lab.netlab import Host, Lab
-from carpd.lab.probe import Pinger, sniff
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
+from carpd_lab.netlab import Host, Lab
+from carpd_lab.probe import Pinger, sniff
 
 VIP = "192.0.2.100"
 VMAC = "00:00:5e:00:01:01"
@@ -159,7 +159,7 @@ def test_a_replayed_advert_with_a_better_advskew(lab: Lab, protected: bool) -> N
     n2.wait_state("BACKUP", timeout=1 + bounds.REACTION, start=mark)  # on n1's first
     mark = n1.mark()
     r = attacker.run(
-        [sys.executable, "-m", "carpd.lab.replay", str(captured), "0", "5"], timeout=20
+        [sys.executable, "-m", "carpd_lab.replay", str(captured), "0", "5"], timeout=20
     )
     assert r.returncode == 0, r.stderr
     if protected:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
-from carpd.lab.netlab import Host, Lab, LogWatch
-from carpd.lab.probe import sniff
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
+from carpd_lab.netlab import Host, Lab, LogWatch
+from carpd_lab.probe import sniff
 
 VIP = "192.0.2.100"
 VIP6 = "2001:db8::100"
@@ -369,7 +369,7 @@ def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -
     captured = lab.tmp / "advert.hex"
     save = ["--save-carp-from", "192.0.2.1", str(captured)]
     proc = attacker.spawn(
-        [sys.executable, "-m", "carpd.lab.sniff", "eth0", *save],
+        [sys.executable, "-m", "carpd_lab.sniff", "eth0", *save],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

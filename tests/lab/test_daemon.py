@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Lab, carpd_argv
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.netlab import Lab, carpd_argv
 
 
 def test_hooks_run_with_ucarp_arguments_and_carp_environment(lab: Lab) -> None:

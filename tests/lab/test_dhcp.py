@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import start_master_first
-from carpd.lab.dhcp import LEASE, POOL, SHARED_MAC, DhcpProblem
-from carpd.lab.netlab import Lab
 from carpd.linux.dhcp import STOP_GRACE
+from carpd_lab import bounds
+from carpd_lab.cluster import start_master_first
+from carpd_lab.dhcp import LEASE, POOL, SHARED_MAC, DhcpProblem
+from carpd_lab.netlab import Lab
 
 # A ping's own timeout and the moment between two tries.
 PING = 0.5

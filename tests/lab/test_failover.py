@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
-from carpd.lab.netlab import Lab
-from carpd.lab.probe import Pinger
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
+from carpd_lab.netlab import Lab
+from carpd_lab.probe import Pinger
 
 VIPS = ("192.0.2.100/24", "2001:db8::100/64")
 

@@ -2,7 +2,7 @@
 
 Every test keeps one TCP connection (a record every 20 ms) and a UDP flow from the LAN
 client to the WAN server through the pair (SNAT to the WAN virtual address, a strict
-stateful policy, nf_conntrack_tcp_loose = 0; see carpd.lab.firewall), fails the master
+stateful policy, nf_conntrack_tcp_loose = 0; see carpd_lab.firewall), fails the master
 in some way, and asks whether the *same* connection carries data again through the new
 master: never reconnected, no reset, the server still seeing the virtual address and
 the same port. The control (state sync off) shows that the test can fail.
@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import pytest
 
 from carpd.daemon.effects.conntrack import BULK_QUIET, STATS_INTERVAL
-from carpd.lab import bounds
-from carpd.lab.cluster import Node
-from carpd.lab.firewall import WAN_VIP, FirewallPair, Flows, failover_limit
-from carpd.lab.netlab import Lab
+from carpd_lab import bounds
+from carpd_lab.cluster import Node
+from carpd_lab.firewall import WAN_VIP, FirewallPair, Flows, failover_limit
+from carpd_lab.netlab import Lab
 
 # It measures timings or loads the CPU: scripts/test runs it alone.
 pytestmark = pytest.mark.solo

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from carpd.daemon import intake
-from carpd.lab.cluster import Node, VhidSpec, start_master_first
-from carpd.lab.netlab import Lab
+from carpd_lab.cluster import Node, VhidSpec, start_master_first
+from carpd_lab.netlab import Lab
 
 pytestmark = pytest.mark.solo  # the flooder takes a core: run alone
 
@@ -38,7 +38,7 @@ def test_a_flood_costs_the_backup_none_of_the_masters_adverts(lab: Lab, source: 
     transitions = backup.counter("transitions")
     heard0, sent0 = _heard_and_sent(master, backup)
 
-    argv = [sys.executable, "-m", "carpd.lab.flood", source, "1", "0", str(FLOOD_SECONDS)]
+    argv = [sys.executable, "-m", "carpd_lab.flood", source, "1", "0", str(FLOOD_SECONDS)]
     out = attacker.run(argv, timeout=FLOOD_SECONDS + 30)
     assert out.returncode == 0, out.stderr
     flood = int(out.stdout.split()[1])

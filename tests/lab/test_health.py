@@ -12,9 +12,9 @@ import time
 import pytest
 
 from carpd.ctl.main import request
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
-from carpd.lab.netlab import Lab
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
+from carpd_lab.netlab import Lab
 
 VIP = "192.0.2.100"
 SERVICE_DOWN = "carp demoted by 1048576 due to service disruption (services: web)"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, start_master_first
-from carpd.lab.netlab import Lab
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, start_master_first
+from carpd_lab.netlab import Lab
 
 # OpenBSD's etc/examples/ifstated.conf (1.2), as shipped; the test changes its commands.
 EXAMPLE = (

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from carpd.lab.netlab import Host, Lab, LogWatch
+from carpd_lab.netlab import Host, Lab, LogWatch
 
 # Runs inside the namespace: argv = [-c, mode, name]. One line per event; SIGTERM closes
 # the watcher, which ends the event stream, and the script exits 0.

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import textwrap
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Lab
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.netlab import Lab
 
 PRIORITY = 10
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.bgp import HOLD, Bird, nexthop, node_config, router_config
-from carpd.lab.cluster import Node, VhidSpec, start_master_first
-from carpd.lab.netlab import Host, Lab
+from carpd_lab import bounds
+from carpd_lab.bgp import HOLD, Bird, nexthop, node_config, router_config
+from carpd_lab.cluster import Node, VhidSpec, start_master_first
+from carpd_lab.netlab import Host, Lab
 
 VIP = "192.0.2.100"
 ROUTER = "198.51.100.254"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Lab
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.netlab import Lab
 
 # It measures timings or loads the CPU: scripts/test runs it alone.
 pytestmark = pytest.mark.solo

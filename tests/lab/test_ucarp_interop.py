@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Host, Lab, LogWatch
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.netlab import Host, Lab, LogWatch
 
 VHID, PASSWORD, VIP = 7, "secret", "192.0.2.100"
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, line_time, start_master_first
-from carpd.lab.keepalived import KEEPALIVED, Keepalived, instance
-from carpd.lab.netlab import Lab
-from carpd.lab.probe import sniff
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
+from carpd_lab.keepalived import KEEPALIVED, Keepalived, instance
+from carpd_lab.netlab import Lab
+from carpd_lab.probe import sniff
 
 FAMILIES = {
     4: (9, "192.0.2.200/24", "V4"),

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, start_master_first
-from carpd.lab.netlab import Host, Lab, LogWatch
-from carpd.lab.probe import sniff
 from carpd.web.auth import hash_password
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, start_master_first
+from carpd_lab.netlab import Host, Lab, LogWatch
+from carpd_lab.probe import sniff
 
 # It measures timings or loads the CPU: scripts/test runs it alone.
 pytestmark = pytest.mark.solo
@@ -72,10 +72,10 @@ def pair(lab: Lab) -> Iterator[WebPair]:
 
 
 class Browser:
-    """carpd.lab.browser in the client's namespace."""
+    """carpd_lab.browser in the client's namespace."""
 
     def __init__(self, lab: Lab, host: Host) -> None:
-        argv = [sys.executable, "-m", "carpd.lab.browser", "--user", USER, "--password", PASSWORD]
+        argv = [sys.executable, "-m", "carpd_lab.browser", "--user", USER, "--password", PASSWORD]
         self.proc = host.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         self.log = LogWatch(self.proc.stdout)
@@ -173,7 +173,7 @@ def test_a_hostile_client_does_not_delay_adverts(pair: WebPair, lab: Lab) -> Non
     and the backup must never have taken over."""
     attacker = lab.add_host("attacker", "192.0.2.66/24")
     watch = sniff(pair.client, "--times")
-    argv = [sys.executable, "-m", "carpd.lab.hostile", "192.0.2.1", str(PORT)]
+    argv = [sys.executable, "-m", "carpd_lab.hostile", "192.0.2.1", str(PORT)]
     argv += ["--idle", "1000", "--slow", "1000", "--huge", "4", "--seconds", str(ATTACK)]
     proc = attacker.spawn(argv, stdout=subprocess.PIPE)
     assert proc.stdout is not None

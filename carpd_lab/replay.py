@@ -1,8 +1,8 @@
 """Replay a captured CARP advert with another advskew, as an attacker on the segment.
 
-    python -m carpd.lab.replay FILE ADVSKEW COUNT
+    python -m carpd_lab.replay FILE ADVSKEW COUNT
 
-FILE holds the IPv4 datagram in hex (from carpd.lab.sniff --save-carp-from). The HMAC
+FILE holds the IPv4 datagram in hex (from carpd_lab.sniff --save-carp-from). The HMAC
 does not cover advskew, so the altered advert still authenticates (spec section 2.2).
 """
 

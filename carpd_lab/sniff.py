@@ -1,6 +1,6 @@
 """A tiny packet watcher for lab namespaces: prints one line per CARP/VRRP advert or ARP.
 
-    python -m carpd.lab.sniff IFNAME [--save-carp-from SRC FILE]
+    python -m carpd_lab.sniff IFNAME [--save-carp-from SRC FILE]
 
 Lines: ``carp SRC vhid=V advbase=B advskew=S counter=C mac=SRC_MAC``,
 ``vrrp SRC vrid=V prio=P mac=SRC_MAC``, ``arp SRC_MAC op=OP spa=IP tpa=IP`` (flushed, so a

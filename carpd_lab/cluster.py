@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from carpd.ctl.main import request
-from carpd.lab import bounds
-from carpd.lab.netlab import Host, Lab, LogWatch, carpd_argv
+from carpd_lab import bounds
+from carpd_lab.netlab import Host, Lab, LogWatch, carpd_argv
 
 
 @dataclass

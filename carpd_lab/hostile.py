@@ -1,6 +1,6 @@
 """A hostile HTTP client for the status page, run inside a lab namespace:
 
-    python -m carpd.lab.hostile HOST PORT --idle N --slow N --huge N --seconds S
+    python -m carpd_lab.hostile HOST PORT --idle N --slow N --huge N --seconds S
 
 - idle: connections that send nothing at all;
 - slow (slowloris): a request line, then one header byte a second, never finishing;
@@ -90,7 +90,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m carpd.lab.hostile")
+    p = argparse.ArgumentParser(prog="python -m carpd_lab.hostile")
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("--idle", type=int, default=1000)

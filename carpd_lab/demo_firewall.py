@@ -1,6 +1,6 @@
 """``./scripts/demo --firewall``: a TCP connection through a firewall pair survives a crash.
 
-The lab of carpd.lab.firewall: a LAN client, fw1 and fw2 (carpd with a LAN and a WAN
+The lab of carpd_lab.firewall: a LAN client, fw1 and fw2 (carpd with a LAN and a WAN
 vhid, nftables with SNAT and a strict stateful policy, conntrackd on a sync link), and a
 server on the WAN. One TCP connection sends a record every 20 ms; fw1 crashes; the same
 connection carries on through fw2.
@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from carpd.ctl.main import format_status
-from carpd.lab import bounds
-from carpd.lab.cluster import Node
-from carpd.lab.firewall import CLIENT, SERVER, WAN_VIP, FirewallPair, failover_limit
-from carpd.lab.netlab import Lab
+from carpd_lab import bounds
+from carpd_lab.cluster import Node
+from carpd_lab.firewall import CLIENT, SERVER, WAN_VIP, FirewallPair, failover_limit
+from carpd_lab.netlab import Lab
 
 
 def say(text: str) -> None:

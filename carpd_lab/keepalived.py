@@ -7,7 +7,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from carpd.lab.netlab import Host, Lab, LogWatch
+from carpd_lab.netlab import Host, Lab, LogWatch
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 

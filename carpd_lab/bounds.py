@@ -4,7 +4,7 @@ Two rules keep the lab tests deterministic on a cold, busy 2-core machine:
 
 - Never start two daemons together and then assert which one was never MASTER: their
   start-up times race each other's master-down timers. Start the one that must win, wait
-  until it is MASTER, then the others (``carpd.lab.cluster.start_master_first``).
+  until it is MASTER, then the others (``carpd_lab.cluster.start_master_first``).
 - Every time limit is a protocol bound (the master-down interval, the advert interval)
   plus one of the margins below, which say what they cover. A margin never hides a
   daemon that is late under load: that is a carpd bug.

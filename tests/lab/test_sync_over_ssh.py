@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from carpd.lab import bounds
-from carpd.lab.netlab import Lab, LogWatch, carpd_argv, pids
-from carpd.lab.sshnodes import SshNode, SshPair
+from carpd_lab import bounds
+from carpd_lab.netlab import Lab, LogWatch, carpd_argv, pids
+from carpd_lab.sshnodes import SshNode, SshPair
 
 TIMEOUT = 5  # [sync] timeout: ssh's connect and each answer (the first: twice that)
 CARPCTL = str(Path(sys.executable).parent / "carpctl")

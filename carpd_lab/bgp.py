@@ -15,7 +15,7 @@ import subprocess
 import textwrap
 import time
 
-from carpd.lab.netlab import Host, Lab, LabError, LogWatch
+from carpd_lab.netlab import Host, Lab, LabError, LogWatch
 
 BIRD = shutil.which("bird") or "/usr/sbin/bird"
 ROUTER_AS, NODES_AS = 65000, 65001

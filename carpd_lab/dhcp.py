@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.netlab import Host, Lab, pids
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.netlab import Host, Lab, pids
 
 LAN_VIP = "192.0.2.1"
 CLIENT, INTERNET = "192.0.2.10", "198.51.100.10"

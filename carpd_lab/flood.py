@@ -1,6 +1,6 @@
 """Flood a segment with forged CARP adverts (right vhid, wrong HMAC, best advskew).
 
-    python -m carpd.lab.flood SRC VHID RATE SECONDS
+    python -m carpd_lab.flood SRC VHID RATE SECONDS
 
 Sends RATE packets per second (0: as fast as it can) for SECONDS on eth0 and prints how
 many it sent. IPv4 floods go through trafgen (netsniff-ng: a packet ring, some 800,000

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from pyroute2 import NetNS, netns
 
-from carpd.lab import bounds
+from carpd_lab import bounds
 
 LAB_ADDRESS = re.compile(r"^(192\.0\.2\.|198\.51\.100\.|203\.0\.113\.|2001:db8:)")
 

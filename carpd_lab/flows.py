@@ -1,8 +1,8 @@
 """Long-lived flows through a firewall pair, to see which survive a failover.
 
-``python -m carpd.lab.flows serve --port P`` echoes TCP and UDP on port P and prints a
+``python -m carpd_lab.flows serve --port P`` echoes TCP and UDP on port P and prints a
 JSON line per TCP connection accepted (with the source address and port it saw) and per
-connection lost. ``python -m carpd.lab.flows client --server A --port P --tcp N ...``
+connection lost. ``python -m carpd_lab.flows client --server A --port P --tcp N ...``
 opens N TCP connections (``--active`` of them send a numbered 8-byte record every
 ``--interval`` seconds, the rest stay idle) and a UDP flow, prints ``{"ready": N}``, then
 reads commands on stdin, one per line:
@@ -227,7 +227,7 @@ async def client(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m carpd.lab.flows")
+    parser = argparse.ArgumentParser(prog="python -m carpd_lab.flows")
     sub = parser.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, required=True)

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec
-from carpd.lab.keepalived import Keepalived, instance
-from carpd.lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv, pids
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.keepalived import Keepalived, instance
+from carpd_lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv, pids
 
 PRIMARY_BACKUP = "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh"
 NOTIFY = (("master", "primary"), ("backup", "backup"), ("fault", "fault"))
@@ -235,13 +235,13 @@ class FirewallPair:
         """The server, then the client's connections through the master; returns once
         every connection has carried a record."""
         server = self.server.spawn(
-            [sys.executable, "-m", "carpd.lab.flows", "serve", "--port", str(PORT)],
+            [sys.executable, "-m", "carpd_lab.flows", "serve", "--port", str(PORT)],
             stdout=subprocess.PIPE,
         )
         assert server.stdout is not None
         server_log = LogWatch(server.stdout)
         server_log.wait_for('"listening"', bounds.START_UP)
-        argv = [sys.executable, "-m", "carpd.lab.flows", "client", "--server", SERVER]
+        argv = [sys.executable, "-m", "carpd_lab.flows", "client", "--server", SERVER]
         argv += ["--port", str(PORT), "--tcp", str(tcp), "--active", str(active)]
         argv += ["--interval", str(interval)]
         client = self.client.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)

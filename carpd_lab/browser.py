@@ -1,7 +1,7 @@
 """A real browser (Debian's chromium, headless, driven by selenium with chromium-driver)
 inside a lab namespace, so it reaches the lab's addresses and nothing else.
 
-``ip netns exec NS python -m carpd.lab.browser --user U --password P`` reads commands on
+``ip netns exec NS python -m carpd_lab.browser --user U --password P`` reads commands on
 stdin, one per line, and answers each with one JSON line:
 
     open TAB URL                  a new tab named TAB
@@ -75,7 +75,7 @@ def states(driver: webdriver.Chrome) -> dict[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m carpd.lab.browser")
+    parser = argparse.ArgumentParser(prog="python -m carpd_lab.browser")
     parser.add_argument("--user")
     parser.add_argument("--password")
     args = parser.parse_args()

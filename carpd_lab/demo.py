@@ -3,7 +3,7 @@
 Shows the election, a crash (kill -9) of the master, the backup taking over and the
 client's outage in milliseconds, then a graceful hand-over (SIGTERM), and tears
 everything down, Ctrl-C included. ``--firewall``: a TCP connection through a firewall
-pair (carpd, conntrackd, nftables) survives a crash (carpd.lab.demo_firewall).
+pair (carpd, conntrackd, nftables) survives a crash (carpd_lab.demo_firewall).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import signal
 import sys
 import time
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node, VhidSpec, line_time
-from carpd.lab.netlab import Lab, terminate_on_sigterm
-from carpd.lab.probe import Pinger
+from carpd_lab import bounds
+from carpd_lab.cluster import Node, VhidSpec, line_time
+from carpd_lab.netlab import Lab, terminate_on_sigterm
+from carpd_lab.probe import Pinger
 
 VIP = "192.0.2.100"
 VIP6 = "2001:db8::100"
@@ -130,7 +130,7 @@ def main() -> int:
     args = sys.argv[1:]
     try:
         if "--firewall" in args:
-            from carpd.lab import demo_firewall
+            from carpd_lab import demo_firewall
 
             return demo_firewall.run(verbose="-v" in args)
         return run(verbose="-v" in args)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carpd.lab import bounds
-from carpd.lab.netlab import Host, Lab, LabError, LogWatch
+from carpd_lab import bounds
+from carpd_lab.netlab import Host, Lab, LabError, LogWatch
 
 SSHD = "/usr/sbin/sshd"
 

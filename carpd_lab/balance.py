@@ -12,10 +12,10 @@ sources there are CLIENTS namespaces, 192.0.2.100 and up, one source each.
 Each node runs a tiny TCP service on port 7000 that answers its own name. The nodes
 route the client's sources back through it.
 
-    python -m carpd.lab.balance serve NAME        # on a node
-    python -m carpd.lab.balance probe VIP FIRST LAST   # on the client: JSON {source: name}
-    python -m carpd.lab.balance sink RATE         # a node's capacity: RATE bytes/s at most
-    python -m carpd.lab.balance send VIP FIRST LAST SECONDS   # a stream from each source
+    python -m carpd_lab.balance serve NAME        # on a node
+    python -m carpd_lab.balance probe VIP FIRST LAST   # on the client: JSON {source: name}
+    python -m carpd_lab.balance sink RATE         # a node's capacity: RATE bytes/s at most
+    python -m carpd_lab.balance send VIP FIRST LAST SECONDS   # a stream from each source
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from carpd.lab import bounds
-from carpd.lab.cluster import Node
-from carpd.lab.netlab import Host, Lab, LogWatch
+from carpd_lab import bounds
+from carpd_lab.cluster import Node
+from carpd_lab.netlab import Host, Lab, LogWatch
 
 VIP = "192.0.2.80"
 PORT = 7000
@@ -92,7 +92,7 @@ class Pool:
 
     def serve(self, node: Node) -> None:
         """The node's service (again, after a crash took it down with the node)."""
-        serve = [sys.executable, "-m", "carpd.lab.balance", "serve", node.name]
+        serve = [sys.executable, "-m", "carpd_lab.balance", "serve", node.name]
         proc = node.host.spawn(serve, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         LogWatch(proc.stdout).wait_for("^listening$", bounds.START_UP)
@@ -127,7 +127,7 @@ class Pool:
         """Which node answers each source (None: none did)."""
         if self.mode == "arp":
             return self._probe_clients()
-        argv = [sys.executable, "-m", "carpd.lab.balance", "probe", VIP, *SOURCES]
+        argv = [sys.executable, "-m", "carpd_lab.balance", "probe", VIP, *SOURCES]
         r = self.client.run(argv, timeout=60)
         assert r.returncode == 0, r.stderr
         answers: dict[str, str | None] = json.loads(r.stdout)

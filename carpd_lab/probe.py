@@ -9,8 +9,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from carpd.lab import bounds
-from carpd.lab.netlab import Host, LogWatch
+from carpd_lab import bounds
+from carpd_lab.netlab import Host, LogWatch
 
 _REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
 
@@ -56,10 +56,10 @@ class Pinger:
 
 
 def sniff(host: Host, *args: str) -> LogWatch:
-    """carpd.lab.sniff on the host's eth0, once it listens: one line per CARP or VRRP
+    """carpd_lab.sniff on the host's eth0, once it listens: one line per CARP or VRRP
     advert and per ARP that reaches the host (``--times`` stamps each line)."""
     proc = host.spawn(
-        [sys.executable, "-m", "carpd.lab.sniff", "eth0", *args],
+        [sys.executable, "-m", "carpd_lab.sniff", "eth0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
