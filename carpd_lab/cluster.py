@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carpd.ctl.main import request
+from carpd.ctl.main import Unreachable, request
 from carpd_lab import bounds
 from carpd_lab.netlab import Host, Lab, LogWatch, carpd_argv
 
@@ -172,7 +172,21 @@ class Node:
         return self.log.wait_for(pattern, timeout, start)
 
     def wait_ready(self, timeout: float = bounds.START_UP) -> None:
-        self.wait_log(r"carpd \S+ started", timeout)
+        """Block until the control socket answers (carpctl works from then on).
+
+        A vhid's first state transition comes before the socket is bound, so a state
+        seen in the log does not mean that carpctl gets an answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                request(str(self.socket), {"command": "status"}, timeout=timeout)
+                return
+            except Unreachable:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name}: carpd exited {self.proc.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.name}: control socket silent") from None
+                time.sleep(0.05)
 
     @property
     def master_down(self) -> float:

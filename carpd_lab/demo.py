@@ -43,6 +43,7 @@ def run(verbose: bool) -> int:
         t0 = time.monotonic()
         n1.start(echo=verbose)
         n1.wait_state("BACKUP", timeout=bounds.START_UP)
+        n1.wait_ready()  # the control socket answers from now on
         print(f"   BACKUP after {1000 * (time.monotonic() - t0):.0f} ms")
         n1.wait_state("MASTER", timeout=bounds.first_master(n1.master_down))
         print(
@@ -53,6 +54,7 @@ def run(verbose: bool) -> int:
         t0 = time.monotonic()
         n2.start(echo=verbose)
         n2.wait_state("BACKUP", timeout=bounds.START_UP)
+        n2.wait_ready()
         print(f"   BACKUP after {1000 * (time.monotonic() - t0):.0f} ms")
         n2.wait_counter("adverts_received", 2)
         for node in (n1, n2):
