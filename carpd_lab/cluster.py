@@ -182,8 +182,9 @@ class Node:
                 request(str(self.socket), {"command": "status"}, timeout=timeout)
                 return
             except Unreachable:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name}: carpd exited {self.proc.returncode}")
+                rc = None if self.proc is None else self.proc.poll()
+                if rc is not None:
+                    raise RuntimeError(f"{self.name}: carpd exited {rc}") from None
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.name}: control socket silent") from None
                 time.sleep(0.05)
