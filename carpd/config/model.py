@@ -185,30 +185,55 @@ class GlobalConfig(_Frozen):
     """The ``[global]`` table."""
 
     control_socket: PathSetting = Path("/run/carpd/carpd.sock")
+    """The Unix socket ``carpctl`` talks to (mode 0660, owner root, group
+    ``control_group``); ``carpd --socket`` overrides it."""
     preempt: StrictBool = False
+    """The default for every [[carp]] without a ``preempt`` of its own: a BACKUP that
+    advertises more often than the MASTER (a lower advbase, then advskew) takes over. false,
+    as on the BSDs; VRRPv3 vhids preempt unless they say otherwise (RFC 5798)."""
     log_level: LogLevel = "info"
+    """The least severe messages that are logged. Logs go to stderr (the journal under
+    systemd)."""
     syslog: StrictBool = False
+    """Also log to syslog (/dev/log), with ``syslog_facility``."""
     syslog_facility: Facility = "daemon"
+    """The syslog facility, with ``syslog = true``."""
     hook_timeout: float = Field(default=30.0, gt=0, strict=True, allow_inf_nan=False)
-    # Group that may use the control socket besides root (socket mode 0660).
+    """Seconds an ``up`` or ``down`` hook may run; then it is killed with its process group.
+    Hooks never hold up the adverts."""
     control_group: GroupName | None = None
-    # Where persistent state (maintenance mode) lives.
+    """A group that may use the control socket besides root (the socket's mode is 0660),
+    e.g. for ``carpctl service-status``. Unset: root only."""
     state_dir: PathSetting = Path("/var/lib/carpd")
-    # OPNsense's rc.carp_service_status.d: every executable in it is a service check.
+    """Where persistent state lives: maintenance mode (the file ``maintenance``), what
+    ``carpctl sync status`` found (``sync/status.json``) and the sync journal."""
     service_checks: PathSetting = Path("/etc/carpd/service-status.d")
+    """A directory of service checks (OPNsense's rc.carp_service_status.d): every executable
+    in it is run; an exit other than 0, or none within ``service_timeout`` seconds, demotes
+    the node by 1048576 (2^20) until every check passes again."""
     service_interval: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
+    """Also run the service checks every this many seconds. Unset: at start-up and on
+    ``carpctl service-status`` only."""
     service_timeout: float = Field(default=10.0, gt=0, strict=True, allow_inf_nan=False)
+    """Seconds a service check may run; then it is killed and counts as failed."""
     # Demotion factors; FreeBSD's defaults (net.inet.carp.*_demotion_factor = 240).
     ifdown_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
+    """Demotion while a carpdev has lost its link (its vhids go INIT)."""
     senderr_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
+    """Demotion after 3 adverts in a row could not be sent; lifted after 3 good ones."""
     maintenance_demotion_factor: int = Field(default=240, ge=1, le=1 << 24, strict=True)
+    """Demotion in persistent maintenance mode (``carpctl maintenance on``)."""
     startup_demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
-    # This node's own values (carpdevs, advskew, peers, addresses), kept out of the shared
-    # file so that one carpd.toml serves every node and syncs as it is (config/overlay.py).
+    """Demotion at start-up until the first service checks have run, so a rebooting node
+    does not take the role before its services are up."""
     overlay: PathSetting | None = None
-    # SCHED_FIFO at this priority (keepalived's vrrp_rt_priority), for 10 ms adverts; unset:
-    # the policy carpd was started with (carpd.linux.realtime).
+    """A TOML file of this node's own values (carpdevs, advskew or priority, peers, node
+    addresses, the sync peer), merged over this file before it is validated, so that one
+    carpd.toml serves every node and syncs as it is (see OVERLAY)."""
     realtime_priority: int | None = Field(default=None, ge=1, le=99, strict=True)
+    """Run under SCHED_FIFO at this priority (keepalived's vrrp_rt_priority), for adverts
+    every 10 ms on a busy machine; needs CAP_SYS_NICE. What carpd starts still runs under
+    the normal policy. Unset: the policy carpd was started with."""
 
 
 INTERNAL = "set by carpd, not a key of the file"
@@ -238,45 +263,92 @@ class CarpConfig(_Frozen):
     """
 
     name: Name
+    """A name for logs, status, hooks, [[action]], [[follow]] and the overlay; with
+    ``vmac``, the name of the macvlan. Default: ``carp<vhid>``."""
     vhid: int = Field(ge=1, le=255, strict=True)
+    """The virtual host id (VRRPv3: the VRID). Every node of the group uses the same one;
+    the same vhid may be used again on another carpdev."""
     carpdev: IfName
+    """The interface the adverts go out on and the addresses are added to."""
     pass_: SecretBytes | None = Field(
         default=None, alias="pass", max_length=MAX_PASSWORD_LEN, repr=False
     )
+    """The shared password, at most 19 characters (ucarp and the BSDs use only 19: from a
+    longer FreeBSD password put its first 19 here). "" is no password, like a BSD vhid
+    without pass. CARP needs exactly one of ``pass`` and ``passfile``; VRRPv3 takes neither.
+    """
     passfile: PassFileField | None = None
-    # "carp" (version 2, HMAC) or "vrrp3" (RFC 5798, keepalived; no authentication).
+    """A file whose first line (without the newline) is the password, instead of ``pass``.
+    ``%d/NAME`` is NAME in systemd's credentials directory (LoadCredential= in the unit)."""
     protocol: Protocol = "carp"
-    # CARP: whole seconds 1-255. VRRPv3: seconds 0.01-40.95 in steps of 0.01.
+    """``carp`` (CARP version 2, adverts signed with HMAC-SHA1) or ``vrrp3`` (RFC 5798, as
+    keepalived's vrrp_version 3 and FreeBSD's carpver 3: no authentication)."""
     advbase: Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True)] = 1
+    """Seconds between adverts. CARP: whole seconds, 1-255. VRRPv3: 0.01-40.95 in steps of
+    0.01."""
     advskew: int = Field(default=0, ge=0, le=254, strict=True)
-    # VRRPv3 only: replaces advskew; higher wins.
+    """CARP only: added to advbase, in 1/256 s. The lowest advbase, then advskew, is MASTER,
+    so give each BACKUP a higher advskew."""
     priority: int = Field(default=100, ge=1, le=254, strict=True)
-    # VRRPv3 only: accept packets for the addresses while MASTER (RFC 5798 Accept_Mode).
+    """VRRPv3 only, instead of advskew: the highest priority is MASTER."""
     accept: StrictBool = False
-    # The addresses live on a macvlan named `name` with the virtual MAC 00:00:5e:00:01:<vhid>.
+    """VRRPv3 only: accept packets sent to the addresses while MASTER (RFC 5798
+    Accept_Mode). false: the MASTER answers ARP and neighbour discovery for them but drops
+    what is sent to them (an nftables table ``inet carpd``); set it when services listen on
+    the addresses."""
     vmac: StrictBool = False
-    # Unicast peers instead of multicast; only their adverts are accepted.
+    """The addresses live on a macvlan named after ``name`` with the virtual MAC
+    00:00:5e:00:01:<vhid> (00:00:5e:00:02:<vrid> for an IPv6-only VRRPv3 vhid), up only on
+    the MASTER, so the neighbours' ARP entries never change."""
     peers: tuple[AddressValue, ...] = ()
-    # CARP only: send strictly increasing counters and refuse any that do not increase.
+    """Unicast adverts to these addresses instead of multicast (clouds, switches that drop
+    multicast); only their adverts are accepted. One peer of each address family among the
+    addresses."""
     replay_protection: StrictBool = False
+    """CARP only: send strictly increasing counters and refuse, per source, any advert whose
+    counter does not increase (a captured advert replayed with a better advskew). Only when
+    every node of the vhid is carpd with it on: ucarp and the BSDs do not send increasing
+    counters."""
     addresses: tuple[AddressSetting, ...] = Field(min_length=1)
+    """The virtual addresses, "address/prefix"; a bare address is /32 or /128. IPv4 and IPv6
+    may be mixed."""
     up: PathSetting | None = None
+    """Run on becoming MASTER as ``up <carpdev> <first address> [xparam]``, as ucarp runs
+    its scripts, with CARP_VHID, CARP_STATE, CARP_INTERFACE, CARP_ADDRESSES and more in the
+    environment (carpd(8), HOOKS)."""
     down: PathSetting | None = None
-    # Runs when the vhid leaves MASTER, *before* its addresses are removed (keepalived
-    # #2389), for at most pre_release_timeout seconds; then the addresses go anyway.
+    """Run on leaving MASTER, and once at start unless ``neutral``, as ``up`` is."""
     pre_release: PathSetting | None = None
+    """Run when the vhid leaves MASTER, before its addresses are removed (drain connections,
+    tell a load balancer: keepalived #2389), as ``up`` is, for at most
+    ``pre_release_timeout`` seconds; then the addresses go anyway."""
     pre_release_timeout: float = Field(default=5.0, gt=0, le=60, strict=True, allow_inf_nan=False)
+    """Seconds ``pre_release`` may run before it is killed and the addresses are removed."""
     xparam: str | None = None
+    """An extra third argument for the hooks."""
     srcip: IPv4Value | None = None
+    """The IPv4 source address of the adverts. Default: the carpdev's first IPv4 address of
+    its own."""
     preempt: StrictBool = False
+    """Take over from a MASTER that advertises less often. Default: [global] ``preempt``,
+    and true for VRRPv3 (RFC 5798 Preempt_Mode)."""
     tiebreak: Tiebreak = "ucarp"
-    # CARP only: which kernel's HMAC to sign with when a link-local IPv6 address is among
-    # the addresses ("freebsd" hashes it, "openbsd" does not); both are accepted.
+    """CARP only: who wins when two masters advertise the very same advbase and advskew.
+    ``ucarp``: the lower source address keeps the role, as ucarp decides (one master with
+    ucarp and BSD peers alike); ``bsd``: both step down."""
     hmac_variant: HmacVariant = "openbsd"
+    """CARP only, and only with an IPv6 link-local address among the addresses: ``openbsd``
+    signs without it, as OpenBSD does; ``freebsd`` hashes it, as FreeBSD 10 and later do and
+    insist on. Adverts signed either way are accepted."""
     deadratio: int = Field(default=DEFAULT_DEADRATIO, ge=1, le=255, strict=True)
+    """CARP only: a BACKUP takes over after deadratio x advbase + advskew/256 seconds
+    without an advert. 1 is accepted with a warning: it flaps."""
     neutral: StrictBool = False
-    # Interface groups (OpenBSD): every vhid is also in group "carp".
+    """No ``down`` hook on the first INIT -> BACKUP at start."""
     groups: tuple[GroupName, ...] = ()
+    """Interface groups (OpenBSD) this vhid is in, besides ``carp``, which every vhid is in:
+    ``carpctl group NAME carpdemote N`` demotes a group's vhids together, and [[action]] and
+    [[follow]] can follow a group."""
     # Set by a [[pool]] for each of its vhids: which share of the address it carries.
     pool: PoolRef | None = Field(default=None, description=INTERNAL)
 
@@ -406,25 +478,40 @@ class ConntrackdConfig(_Frozen):
     pfsync of Linux firewall pairs) around its own transitions."""
 
     enabled: StrictBool = False
+    """Drive conntrackd (connection-state sync, the pfsync of Linux firewall pairs) around
+    carpd's transitions: the peer's connections are committed before the addresses go up
+    (carpd(8), STATE SYNC)."""
     binary: PathSetting = Path("/usr/sbin/conntrackd")
+    """The conntrackd program."""
     config: PathSetting = Path("/etc/conntrackd/conntrackd.conf")
-    # Commit the expectation cache too (-c exp): with ExpectationSync in conntrackd.conf.
+    """conntrackd's configuration (``carpd --conntrackd-conf`` writes one)."""
     expectations: StrictBool = False
-    # How long a commit may hold the addresses back before they go up anyway.
+    """Commit the expectation cache too (-c expect), with ExpectationSync in conntrackd.conf
+    (FTP, SIP)."""
     commit_timeout: float = Field(default=2.0, gt=0, le=60, strict=True, allow_inf_nan=False)
-    # Any other conntrackd command (-f, -R, -B, -t, -n, -s).
+    """Seconds the commit may hold the addresses back on becoming MASTER; then they go up
+    anyway and the commit finishes on its own."""
     command_timeout: float = Field(default=10.0, gt=0, le=120, strict=True, allow_inf_nan=False)
-    # pfsync's carp demotion while a bulk resync runs (FreeBSD net.pfsync.carp_demotion_factor).
+    """Seconds any other conntrackd command (-f, -R, -B, -t, -n, -s) may take."""
     demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)
+    """Demotion while the bulk resync is not done, conntrackd does not answer, or the sync
+    link is down."""
     bulk_timeout: float = Field(default=60.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
-    # The dedicated sync link. carpd watches it (demoted while it is down, a bulk resync
-    # when it comes back) and `carpd --conntrackd-conf` writes it into conntrackd.conf.
+    """Seconds to wait for the peer's table (after start-up, a restart of conntrackd, the
+    sync link coming back); then it counts as done, as in pfsync, so a dead peer cannot keep
+    the node demoted."""
     interface: IfName | None = None
-    address: AddressValue | None = None  # this node's address on it
-    peer: AddressValue | None = None  # the other node's
+    """The dedicated sync link: demoted while it is down, a bulk resync when it comes back;
+    ``carpd --conntrackd-conf`` writes it into conntrackd.conf."""
+    address: AddressValue | None = None
+    """This node's address on the sync link."""
+    peer: AddressValue | None = None
+    """The other node's address on the sync link (the family of ``address``)."""
     port: int = Field(default=3780, ge=1, le=65535, strict=True)
-    # conntrackd's lock file, UNIX socket and log, for --conntrackd-conf: one per instance.
+    """conntrackd's UDP port on the sync link."""
     run_dir: PathSetting = Path("/run/conntrackd")
+    """conntrackd's lock file, Unix socket and log, for ``carpd --conntrackd-conf``: one
+    directory per instance."""
 
     @model_validator(mode="after")
     def _one_family(self) -> ConntrackdConfig:
@@ -441,9 +528,13 @@ class RouteConfig(_Frozen):
     addresses (/32, /128) on a dummy device, for a BGP daemon to announce."""
 
     enabled: StrictBool = False
+    """While MASTER of a vhid, its addresses are also host addresses (/32, /128) on
+    ``device``, for a BGP daemon to announce."""
     device: IfName = "carpd0"
-    # How long withdrawing the routes may hold back the removal of the addresses.
+    """A dummy device, made and brought up if missing; "lo" where the kernel has no dummy
+    driver."""
     timeout: float = Field(default=2.0, gt=0, le=60, strict=True, allow_inf_nan=False)
+    """Seconds withdrawing the routes may hold back the removal of the addresses."""
 
 
 Phase = Literal["master", "backup", "pre-release"]
@@ -460,7 +551,11 @@ class Follows(_Frozen):
     interface group, which is MASTER while every vhid in it is MASTER."""
 
     vhid: Name | None = None
+    """The [[carp]], by its name, that this follows; exactly one of ``vhid`` and ``group``.
+    """
     group: GroupName | None = None
+    """The interface group that this follows: MASTER while every vhid in it is MASTER
+    (keepalived's vrrp_sync_group)."""
 
     @model_validator(mode="after")
     def _one_target(self) -> Follows:
@@ -478,10 +573,18 @@ class ActionConfig(Follows):
     target's queue, in transition order, killed at ``timeout``."""
 
     name: Name
+    """A name for logs, status and events, unique among the [[action]] tables."""
     on: tuple[Phase, ...] = Field(min_length=1)
+    """The phases it runs in: ``master`` (on becoming MASTER, after the addresses are up),
+    ``backup`` (on leaving MASTER, after the addresses are gone, and once at start), ``pre-
+    release`` (on leaving MASTER, before the addresses are removed)."""
     run: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(default=None, min_length=1)
-    shell: Annotated[str, Field(min_length=1)] | None = None  # run by /bin/sh -c
+    """The program and its arguments, run without a shell; exactly one of ``run`` and
+    ``shell``."""
+    shell: Annotated[str, Field(min_length=1)] | None = None
+    """A command line for /bin/sh -c, instead of ``run``."""
     timeout: float = Field(default=30.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
+    """Seconds it may run; then it is killed with its process group."""
 
     @model_validator(mode="after")
     def _one_command(self) -> ActionConfig:
@@ -502,13 +605,21 @@ class FollowConfig(Follows):
     stop the client stopped, its addresses and routes flushed, link down."""
 
     interface: IfName
-    # The same on both nodes, so the ISP's DHCP server leases the same address to both.
+    """The interface that follows the role: up with a DHCP client on it while the vhid or
+    group is MASTER; otherwise down, its addresses and routes flushed (the DHCP problem)."""
     mac: MacAddress | None = Field(default=None, description="a MAC address like 02:00:00:00:00:01")
+    """A MAC address set on the interface while its link is down: the same on every node, so
+    that the ISP's DHCP server leases them the same address."""
     dhcp: Literal["udhcpc", "dhclient", "none"] = "udhcpc"
-    release: StrictBool = True  # release the lease when leaving MASTER
-    # While not MASTER: a default route through the peer (its address on a shared net).
+    """The DHCP client run on it while MASTER (``dhclient``: Debian's isc-dhcp-client), or
+    ``none``."""
+    release: StrictBool = True
+    """Release the lease when leaving MASTER."""
     backup_gateway: AddressValue | None = None
+    """While not MASTER: a default route through this address (the peer), so the node still
+    reaches the Internet."""
     timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)
+    """Seconds each step (the link, the DHCP client) may take."""
 
 
 def _ifstated_file(value: object, info: ValidationInfo) -> object:
@@ -538,21 +649,31 @@ class IfstatedConfig(_Frozen):
 
     # Before file: the file is parsed with them (ifstated -D macro=value).
     defines: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}
+    """Macros for the file, as ifstated -D name=value."""
     file: Annotated[Path, BeforeValidator(_ifstated_file)] | None = None
-    # A run command, or an external test's run, is killed after this many seconds.
+    """An OpenBSD ifstated.conf(5) run by carpd. A vhid is an interface by its [[carp]]
+    name: ``name.link.up`` while MASTER, ``.down`` while BACKUP, ``.unknown`` in INIT. It is
+    parsed when the configuration is loaded, and read again on SIGHUP."""
     timeout: float = Field(default=30.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
+    """Seconds a ``run`` command, or an external test's command, may run; then it is killed.
+    """
 
 
 class SyncFile(_Frozen):
     """A ``[[sync.files]]`` entry: a file, or a directory and everything under it."""
 
     path: PathSetting
-    exclude: tuple[str, ...] = ()  # glob patterns, matched against paths under a directory
-    # Run on the peer before the new version replaces the old one ("{new}": the new
-    # version, beside the old one; "{path}": the file): a non-zero exit refuses the push.
+    """A file, or a directory and everything under it."""
+    exclude: tuple[str, ...] = ()
+    """Glob patterns of paths under a directory to leave out."""
     check: tuple[str, ...] | None = Field(default=None, min_length=1)
-    after: tuple[str, ...] | None = Field(default=None, min_length=1)  # then, e.g. a reload
-    secret: StrictBool = False  # never show its contents (keys): only that it changed
+    """A command run on the peer before the new version replaces the old one (``{new}``: the
+    new version, beside the old one; ``{path}``: the file); an exit other than 0 refuses the
+    push."""
+    after: tuple[str, ...] | None = Field(default=None, min_length=1)
+    """A command run on the peer after the push, e.g. a reload."""
+    secret: StrictBool = False
+    """Never show its contents (diff, journal, log): only that it changed."""
 
 
 class SyncConfig(_Frozen):
@@ -560,10 +681,16 @@ class SyncConfig(_Frozen):
     system's OpenSSH (its keys, known_hosts and agent)."""
 
     peer: str | None = Field(default=None, min_length=1, pattern=r"^[^\s-][^\s]*$")
-    ssh: tuple[str, ...] = Field(default=("ssh",), min_length=1)  # command and options
-    remote: str = "carpctl"  # carpctl on the peer
+    """The other node, as ssh names it (``root@fw2``); usually in the overlay."""
+    ssh: tuple[str, ...] = Field(default=("ssh",), min_length=1)
+    """The ssh command and its options."""
+    remote: str = "carpctl"
+    """The carpctl command on the peer."""
     timeout: float = Field(default=10.0, gt=0, le=600, strict=True, allow_inf_nan=False)
+    """Seconds for ssh's connection and for each answer (the first: twice that); then the
+    peer counts as unreachable."""
     files: tuple[SyncFile, ...] = ()
+    """The files to keep the same, one [[sync.files]] table each."""
 
 
 def _node(value: object) -> tuple[int, int]:
@@ -586,19 +713,30 @@ class PoolConfig(_Frozen):
     into the buckets of the vhids it is MASTER of."""
 
     name: Annotated[str, Field(min_length=1, max_length=11, pattern=r"^[^/:\s-]+$")]
+    """The pool's name, 1-11 characters, no '-', '/', ':' or whitespace; its vhids are named
+    ``<name>-<vhid>``."""
     carpdev: IfName
+    """The interface the pool's address is on."""
     address: AddressSetting
-    # "ip": every node gets every frame, keeps its buckets' flows (OpenBSD balancing ip);
-    # "arp": each client is answered with one vhid's MAC (NetBSD's arpbalance).
+    """The shared address, IPv4 "address/prefix"."""
     mode: Literal["ip", "arp"] = "ip"
+    """``ip``: every node gets every frame for the address (a multicast MAC) and keeps the
+    flows whose source address hashes into its vhids' buckets (OpenBSD balancing ip);
+    ``arp``: each client is answered with one vhid's MAC (NetBSD's arpbalance)."""
     # 2-32 (OpenBSD's CARP_MAXNODES): checked below, with the words' own errors first.
     nodes: tuple[Annotated[tuple[int, int], PlainValidator(_node)], ...]
+    """The pool's vhids with this node's advskew for each, "vhid:advskew": 2-32 of them. A
+    vhid's MASTER is the node with its lowest advskew."""
     pass_: SecretBytes | None = Field(
         default=None, alias="pass", max_length=MAX_PASSWORD_LEN, repr=False
     )
+    """The password of the pool's vhids, as in [[carp]]."""
     passfile: PassFileField | None = None
+    """As in [[carp]], instead of ``pass``."""
     advbase: int = Field(default=1, ge=1, le=255, strict=True)
-    seed: int = Field(default=0, ge=0, le=0xFFFFFFFF, strict=True)  # the same on every node
+    """Seconds between each vhid's adverts."""
+    seed: int = Field(default=0, ge=0, le=0xFFFFFFFF, strict=True)
+    """The hash's seed: the same on every node."""
 
     @model_validator(mode="after")
     def _checks(self) -> PoolConfig:
@@ -647,15 +785,25 @@ class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
     enabled: StrictBool = False
+    """Serve the status page, /api/status and /metrics (needs carpd[web]). A change takes
+    effect at the next start of carpd."""
     listen: AddressValue = ipaddress.IPv4Address("127.0.0.1")
+    """The address to listen on; any but a loopback address needs ``users_file``."""
     port: int = Field(default=8473, ge=1, le=65535, strict=True)
-    # HTTPS with this certificate chain and key (PEM); both or neither.
+    """The TCP port."""
     tls_cert: PathSetting | None = None
+    """HTTPS with this certificate chain (PEM) and ``tls_key``: both or neither."""
     tls_key: PathSetting | None = None
-    # Users for HTTP basic authentication: "name:scrypt$..." lines (`carpctl web-user`).
+    """The private key (PEM) of ``tls_cert``."""
     users_file: PathSetting | None = None
-    read_only: StrictBool = False  # no buttons, every POST refused
+    """Users for HTTP basic authentication, "name:scrypt$..." lines as ``carpctl web-user``
+    prints them. Every change (POST), and reading from elsewhere than a loopback address,
+    needs one."""
+    read_only: StrictBool = False
+    """No buttons: every POST is refused."""
     max_connections: int = Field(default=64, ge=1, le=10_000, strict=True)
+    """At most this many connections at once; a new one pushes out the oldest, so idle and
+    slow clients cannot crowd out the page."""
 
     @model_validator(mode="after")
     def _consistent(self) -> WebConfig:
