@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from carpd.config.extras import missing
 from carpd.core.auth import MAX_PASSWORD_LEN, HmacVariant
 from carpd.core.machine import Tiebreak
 from carpd.core.timing import DEFAULT_DEADRATIO
@@ -633,6 +634,8 @@ def _ifstated_file(value: object, info: ValidationInfo) -> object:
     except OSError as e:
         reason = {"reason": e.strerror or str(e)}
         raise PydanticCustomError("file_unreadable", "cannot read it: {reason}", reason) from None
+    if (why := missing("ifstated")) is not None:
+        raise PydanticCustomError("missing_extra", "{why}", {"why": why})
     from carpd.ifstated import IfstatedError, parse  # lark: only for a config that has one
 
     defines = (info.data or {}).get("defines") or {}
@@ -811,6 +814,8 @@ class WebConfig(_Frozen):
         if (self.tls_cert is None) != (self.tls_key is None):
             key, other = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
             found.append(Conflict((key,), str(getattr(self, key)), "needs {other}", (other,)))
+        if self.enabled and (why := missing("web")) is not None:
+            found.append(Conflict(("enabled",), True, why))
         if self.enabled and not self.listen.is_loopback and self.users_file is None:
             found.append(
                 Conflict(

@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carpd import __version__
 from carpd.config import Config, ConfigError
@@ -19,14 +19,15 @@ from carpd.config.advice import advisories
 from carpd.daemon import commands
 from carpd.daemon.control import ControlServer, Refused
 from carpd.daemon.eventstream import EventStream
-from carpd.daemon.ifstated import Ifstated
 from carpd.daemon.logsetup import setup_logging
 from carpd.daemon.main import EXIT_CONFIG, EXIT_ENVIRONMENT
 from carpd.daemon.notify import Notifier
 from carpd.daemon.runtime import Daemon, StartupError
-from carpd.ifstated import IfstatedError
 from carpd.linux.privileges import missing_capabilities
 from carpd.linux.realtime import Realtime
+
+if TYPE_CHECKING:
+    from carpd.daemon.ifstated import Ifstated
 
 log = logging.getLogger("carpd")
 
@@ -64,6 +65,8 @@ def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
         return old
     if cfg.file is None:
         return None
+    from carpd.daemon.ifstated import Ifstated  # lark (carpd[ifstated]): only with a file
+
     new = Ifstated(cfg, daemon.publisher.publish)
     daemon.publisher.subscribers.append(new)
     daemon.reports["ifstated"] = new.report
@@ -72,6 +75,10 @@ def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
 
 async def _reload_ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
     """A changed [ifstated] (or file: it is read again on every reload) starts afresh."""
+    if old is None and daemon.config.ifstated.file is None:
+        return None
+    from carpd.ifstated import IfstatedError
+
     try:
         new = _ifstated(daemon, None if old is None else old if old.unchanged() else None)
     except (OSError, IfstatedError) as e:  # changed since the config was checked

@@ -54,6 +54,13 @@ def test_the_daemon_loads_pyroute2_rtnetlink_without_ndb_and_ipdb() -> None:
     assert not {"pyroute2.ndb", "pyroute2.ipdb", "pyroute2.ethtool"} & loaded
 
 
+def test_the_daemon_loads_no_extra_unless_its_config_asks() -> None:
+    """The status page's and ifstated's libraries are extras (carpd[web], carpd[ifstated]):
+    a daemon without [web] or an [ifstated] file runs without them."""
+    loaded = modules_after("import carpd.daemon.serve")
+    assert not {"aiohttp", "prometheus_client", "lark"} & loaded
+
+
 @pytest.mark.parametrize("pyroute2_first", [False, True])
 def test_pyroute2_stays_whole_for_the_rest_of_the_process(pyroute2_first: bool) -> None:
     """After carpd.linux.rtnl, ``from pyroute2 import ...`` still gives everything, the
