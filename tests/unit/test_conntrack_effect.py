@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from carpd.daemon.effects import conntrack
 from carpd.daemon.runtime import Daemon
 from carpd.daemon.view import to_json
 from carpd.linux.conntrackd import running
+from carpd_lab import bounds
 
 # conntrack-tools 1.4.7's `conntrackd -s`, the external cache's size read from a file.
 STATS = (Path(__file__).parent / "data" / "conntrackd-s-1.4.7.txt").read_text()
@@ -297,6 +299,23 @@ def test_a_conntrackd_that_dies_demotes_its_node_until_it_is_back_and_resynced(
     assert not dead.exists()
 
 
+# Popen returns once the child's exec has passed its point of no return (the
+# close-on-exec error pipe closes), and the kernel sets the new argv up a moment later: a
+# loaded machine may show an empty /proc/PID/cmdline in between.
+
+
+def wait_for_argv(pid: int, argv0: bytes, timeout: float = bounds.COMMAND) -> None:
+    """Block until the process's cmdline starts with ``argv0`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if cmdline.split(b"\0", 1)[0] == argv0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pid {pid}: cmdline {cmdline!r}, not {argv0!r} yet")
+        time.sleep(0.01)
+
+
 def test_a_conntrackd_that_runs_but_does_not_answer_gets_no_twin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -315,6 +334,7 @@ def test_a_conntrackd_that_runs_but_does_not_answer_gets_no_twin(
         executable=sys.executable,
     )
     try:
+        wait_for_argv(hung.pid, b"conntrackd")
         assert running(conf) == [hung.pid]
         daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
 
