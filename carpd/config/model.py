@@ -183,7 +183,7 @@ class _Frozen(BaseModel):
 
 
 class GlobalConfig(_Frozen):
-    """The ``[global]`` table."""
+    """The ``[global]`` table: the node's own settings, and defaults for every vhid."""
 
     control_socket: PathSetting = Path("/run/carpd/carpd.sock")
     """The Unix socket ``carpctl`` talks to (mode 0660, owner root, group
@@ -265,7 +265,7 @@ class CarpConfig(_Frozen):
 
     name: Name
     """A name for logs, status, hooks, [[action]], [[follow]] and the overlay; with
-    ``vmac``, the name of the macvlan. Default: ``carp<vhid>``."""
+    ``vmac``, the name of the macvlan."""
     vhid: int = Field(ge=1, le=255, strict=True)
     """The virtual host id (VRRPv3: the VRID). Every node of the group uses the same one;
     the same vhid may be used again on another carpdev."""
@@ -328,11 +328,9 @@ class CarpConfig(_Frozen):
     xparam: str | None = None
     """An extra third argument for the hooks."""
     srcip: IPv4Value | None = None
-    """The IPv4 source address of the adverts. Default: the carpdev's first IPv4 address of
-    its own."""
+    """The IPv4 source address of the adverts."""
     preempt: StrictBool = False
-    """Take over from a MASTER that advertises less often. Default: [global] ``preempt``,
-    and true for VRRPv3 (RFC 5798 Preempt_Mode)."""
+    """Take over from a MASTER that advertises less often (VRRPv3: RFC 5798 Preempt_Mode)."""
     tiebreak: Tiebreak = "ucarp"
     """CARP only: who wins when two masters advertise the very same advbase and advskew.
     ``ucarp``: the lower source address keeps the role, as ucarp decides (one master with
