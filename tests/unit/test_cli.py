@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -156,7 +155,6 @@ def test_status_format_is_the_ifconfig_form() -> None:
         "\tinet 192.0.2.100/24\n"
         "\tinet6 2001:db8::100/64"
     )
-    json.dumps(result)
 
 
 def test_status_shows_why_and_since_when_and_host_steps_that_went_wrong() -> None:

@@ -17,6 +17,7 @@ from carpd.daemon.control import ControlServer
 from carpd.daemon.events import Lifecycle
 from carpd.daemon.eventstream import EventStream
 from carpd.daemon.runtime import Daemon
+from carpd_lab import bounds
 
 
 def test_carpctl_events_prints_each_transition_as_it_happens(
@@ -30,6 +31,13 @@ def test_carpctl_events_prints_each_transition_as_it_happens(
     path = tmp_path / "control.sock"
     out = io.StringIO()
 
+    async def printed(text: str) -> None:
+        """Until the client has printed a line with ``text`` (bounded)."""
+        deadline = asyncio.get_running_loop().time() + bounds.REACTION + bounds.COMMAND
+        while text not in out.getvalue():
+            assert asyncio.get_running_loop().time() < deadline, f"{text} not printed"
+            await asyncio.sleep(0.01)
+
     async def main() -> int:
         await started(daemon)
         server = ControlServer(path, {**commands.handlers(daemon), "events": stream.follow})
@@ -39,9 +47,12 @@ def test_carpctl_events_prints_each_transition_as_it_happens(
             await asyncio.sleep(0.01)
         daemon.force_state("lan", State.MASTER)
         await daemon._settle()
+        # As it happens: printed while the daemon is still MASTER, not once it is over.
+        await printed('"to": "MASTER"')
+        assert '"to": "BACKUP"' not in out.getvalue()
         daemon.force_state("lan", State.BACKUP)
         await daemon._settle()
-        await asyncio.sleep(0.2)  # let the last lines reach the client
+        await printed('"present": false')  # the last event: the addresses gone
         await server.close()  # closes the follower's connection too
         return await client
 

@@ -6,7 +6,6 @@ import importlib.util
 import os
 import random
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -37,11 +36,9 @@ def test_seeds_are_accepted_on_their_paths(fuzz: ModuleType) -> None:
 
 def test_2000_mutated_inputs_give_only_packet_errors(fuzz: ModuleType) -> None:
     seeds = fuzz.synthetic_seeds()
-    start = time.perf_counter()
     outcomes: Counter[str] = Counter()
     for data in fuzz.mutated_inputs(seeds, random.Random(0), 2000):
         outcomes.update(outcome for _path, outcome in fuzz.one_input(data))
-    assert time.perf_counter() - start < 5
     # Both decoders accept some inputs, and refuse others for many different reasons.
     assert outcomes["ok:carp"] and outcomes["ok:vrrp"]
     assert len([o for o in outcomes if not o.startswith("ok:")]) >= 8

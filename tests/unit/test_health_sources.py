@@ -13,7 +13,9 @@ from carpd.core.demotion import Demotion
 from carpd.daemon.health import MAINTENANCE, SERVICES, STARTUP, Health
 
 
-def make(tmp_path: Path, **settings: object) -> tuple[Health, Demotion, list[int]]:
+def make(tmp_path: Path, **settings: object) -> tuple[Health, Demotion, list[tuple[bool, int]]]:
+    """A Health; each demotion change it announces is recorded with what was true at
+    that moment: (maintenance file on disk, the ledger's maintenance demotion)."""
     g = GlobalConfig.model_validate(
         {
             "state_dir": str(tmp_path / "state"),
@@ -22,8 +24,13 @@ def make(tmp_path: Path, **settings: object) -> tuple[Health, Demotion, list[int
         }
     )
     ledger = Demotion()
-    changes: list[int] = []
-    return Health(g, ledger, lambda: changes.append(1)), ledger, changes
+    changes: list[tuple[bool, int]] = []
+
+    def changed() -> None:
+        persisted = (tmp_path / "state" / "maintenance").exists()
+        changes.append((persisted, ledger.sources.get(MAINTENANCE, 0)))
+
+    return Health(g, ledger, changed), ledger, changes
 
 
 def check(tmp_path: Path, name: str, body: str) -> None:
@@ -37,7 +44,8 @@ def test_maintenance_is_persisted_before_it_demotes_and_found_again(tmp_path: Pa
     health, ledger, changes = make(tmp_path)
     assert health.set_maintenance(True) is None
     assert (tmp_path / "state" / "maintenance").exists()
-    assert ledger.sources[MAINTENANCE] == 240 and changes == [1]
+    # One demotion announced, and the file was already on disk when it was.
+    assert ledger.sources[MAINTENANCE] == 240 and changes == [(True, 240)]
     again, ledger2, _ = make(tmp_path)  # a restart
     again.begin()
     assert again.maintenance and ledger2.sources[MAINTENANCE] == 240

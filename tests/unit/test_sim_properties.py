@@ -616,10 +616,11 @@ def test_vrrp_release_hands_over_after_skew_time() -> None:
 
 
 def test_throughput() -> None:
-    """A 2-node CARP cluster for 1000 simulated minutes, one failover an hour: it has to
-    be cheap enough to simulate days. About 0.8 s of wall time on a 2-core machine
-    (some 75,000 times real time, 180,000 events); the wall-clock bound is generous
-    on purpose, the event count is the real check."""
+    """A 2-node CARP cluster for 1000 simulated minutes, one failover an hour: every
+    event happens (one timer and one delivery per advert interval, and each failover),
+    so a simulated day is cheap. About 0.8 s of wall time on a 2-core machine (some
+    75,000 times real time, 180,000 events), printed; the wall time is not asserted, as
+    a loaded machine would make that a flaky benchmark rather than a check."""
     sim = SimNet([NodeSpec("a", 1, preempt=True), NodeSpec("b", 2, advskew=100)], seed=0)
     sim.start("a")
     sim.start("b")
@@ -637,4 +638,3 @@ def test_throughput() -> None:
     assert sum(t.new is State.MASTER for t in sim.transitions) == 2 * (minutes // 60) + 1
     ratio = minutes * 60 / wall
     print(f"{minutes} simulated minutes, {sim.events} events in {wall:.2f} s: {ratio:,.0f}x")
-    assert wall < 30.0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from carpd.web import auth as web_auth
 from carpd.web.auth import Authenticator, hash_password, load_users, verify_password
 
 
@@ -33,15 +34,25 @@ def test_the_users_file_is_read_and_a_bad_line_named_not_shown(tmp_path: Path) -
     assert "plaintext" not in str(e.value)
 
 
-def test_basic_users_and_csrf_tokens() -> None:
+def test_basic_users_and_csrf_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = Authenticator({"alice": hash_password("pw")})
+    checks: list[str] = []  # each scrypt check, by the password it was given
+
+    def counted(stored: str, password: str) -> bool:
+        checks.append(password)
+        return verify_password(stored, password)
+
+    monkeypatch.setattr(web_auth, "verify_password", counted)
 
     async def main() -> list[str | None]:
+        first = [await auth.user(basic("alice", "pw"))]
+        assert checks == ["pw"]
+        first.append(await auth.user(basic("alice", "pw")))
+        assert checks == ["pw"]  # remembered: no second scrypt
         return [
-            await auth.user(basic("alice", "pw")),
-            await auth.user(basic("alice", "pw")),  # remembered: no second scrypt
+            *first,
             await auth.user(basic("alice", "wrong")),
-            await auth.user(basic("mallory", "pw")),
+            await auth.user(basic("mallory", "pw")),  # unknown: checked all the same
             await auth.user("Basic !!!"),
             await auth.user("Bearer x"),
             await auth.user(None),
@@ -51,6 +62,7 @@ def test_basic_users_and_csrf_tokens() -> None:
         assert asyncio.run(main()) == ["alice", "alice", None, None, None, None, None]
     finally:
         auth.close()
+    assert checks == ["pw", "wrong", "pw"]
     token = auth.csrf("alice")
     assert auth.csrf_ok("alice", token)
     assert not auth.csrf_ok("mallory", token) and not auth.csrf_ok("alice", None)
