@@ -575,8 +575,8 @@ class ActionConfig(Follows):
     """A name for logs, status and events, unique among the [[action]] tables."""
     on: tuple[Phase, ...] = Field(min_length=1)
     """The phases it runs in: ``master`` (on becoming MASTER, after the addresses are up),
-    ``backup`` (on leaving MASTER, after the addresses are gone, and once at start), ``pre-
-    release`` (on leaving MASTER, before the addresses are removed)."""
+    ``backup`` (on leaving MASTER, after the addresses are gone, and once at start),
+    ``pre-release`` (on leaving MASTER, before the addresses are removed)."""
     run: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(default=None, min_length=1)
     """The program and its arguments, run without a shell; exactly one of ``run`` and
     ``shell``."""
