@@ -114,6 +114,8 @@ def main() -> int:
             answer(clicked=rest[1])
         elif cmd == "text":
             answer(text=driver.find_element(By.TAG_NAME, "body").text)
+        elif cmd == "title":
+            answer(title=driver.title)
         elif cmd == "phone":  # a phone's viewport: does the page fit its width?
             driver.set_window_size(390, 844)
             widths = driver.execute_script(

@@ -235,6 +235,11 @@ class GlobalConfig(_Frozen):
     """Run under SCHED_FIFO at this priority (keepalived's vrrp_rt_priority), for adverts
     every 10 ms on a busy machine; needs CAP_SYS_NICE. What carpd starts still runs under
     the normal policy. Unset: the policy carpd was started with."""
+    node_name: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", strict=True
+    )
+    """This node's name in status (``carpctl status``, /api/status) and the status page's
+    title: letters, digits, ``.``, ``_`` and ``-``, at most 63. Unset: the host name."""
 
 
 INTERNAL = "set by carpd, not a key of the file"

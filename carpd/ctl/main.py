@@ -67,6 +67,14 @@ def follow(path: str, out: Any = None) -> int:
     return EXIT_UNREACHABLE
 
 
+def format_diagnosis(d: dict[str, Any]) -> str:
+    """A warning says "diagnosis", a fact worth knowing "note"; both say since when (and
+    until when, for one whose cause recurs)."""
+    what = "diagnosis" if d["level"] == "warning" else "note"
+    seen = f"since {d['since']}" + (f", last {d['last']}" if d["last"] != d["since"] else "")
+    return f"{what}: {d['text']} ({seen})"
+
+
 def format_status(result: dict[str, Any]) -> str:
     """ifconfig-style, as on the BSDs: one line per vhid, then its addresses, then why it
     is demoted, if it is."""
@@ -89,8 +97,8 @@ def format_status(result: dict[str, Any]) -> str:
             lines.append("\tFLAPPING: see the transitions below and the log")
         for record in (vh.get("history") or [])[-HISTORY_SHOWN:]:
             lines.append(f"\t{format_transition(record)}")
-        for text in vh.get("diagnostics") or []:
-            lines.append(f"\tdiagnosis: {text}")
+        for d in vh.get("diagnostics") or []:
+            lines.append(f"\t{format_diagnosis(d)}")
         for step in vh.get("host_steps") or []:
             if step["late"] or step["last_error"]:
                 what = f"last error: {step['last_error']}" if step["last_error"] else "ok"

@@ -13,6 +13,7 @@ from carpd.core.model import IPAddress
 from carpd.core.packet import CarpPacket
 from carpd.core.receive import Datagram, VhidClash, classify, ipv4_datagram, ipv6_datagram
 from carpd.core.vrrp import VRRP_VERSION, VrrpPacket
+from carpd.daemon.diagnosis import Diagnosis, Level
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.vhost import Carpdev, Vhost
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6
@@ -108,17 +109,32 @@ class Receiver:
             if hint is not None:
                 if vh.hinted.get(e.reason) != src:
                     vh.hinted[e.reason] = src
-                    vh.diagnostics[e.reason] = hint.format(src=src, vhid=vh.cfg.vhid)
-                self.diagnose(vh, e.reason, vh.diagnostics[e.reason])
+                    self.diagnose(vh, e.reason, hint.format(src=src, vhid=vh.cfg.vhid))
+                else:
+                    self.diagnose(vh, e.reason, vh.diagnostics[e.reason].text)
             return
         self.verified(vh.dev, family, src)
         self.process(vh)
 
-    def diagnose(self, vh: Vhost, kind: str, text: str) -> None:
-        """A known misconfiguration: logged once per 10 min, and kept for status."""
-        vh.diagnostics[kind] = text
-        if self.limiter.allow((vh.cfg.name, "diagnosis", kind), self.now(), 600.0) is not None:
-            log.warning("%s: %s", vh.cfg.name, text)
+    def diagnose(
+        self, vh: Vhost, kind: str, text: str, level: Level = "warning", heard: int | None = None
+    ) -> None:
+        """A known misconfiguration (or, at ``info``, a fact worth knowing): kept for
+        status with when it was first and last seen, logged once per 10 min."""
+        now = self.now()
+        old = vh.diagnostics.get(kind)
+        if (
+            old is not None
+            and old.text == text
+            and old.active(now, vh.machine.counters.adverts_received)
+        ):
+            old.last = now
+        else:
+            vh.diagnostics[kind] = Diagnosis(kind, level, text, now, now, heard)
+        if self.limiter.allow((vh.cfg.name, "diagnosis", kind), now, 600.0) is not None:
+            log.log(
+                logging.INFO if level == "info" else logging.WARNING, "%s: %s", vh.cfg.name, text
+            )
 
     def _recv_error(self, dev: Carpdev, err: OSError) -> None:
         if self.limiter.allow((dev.name, "recv"), self.now()) is not None:

@@ -9,6 +9,7 @@ import dataclasses
 import grp
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from carpd.config import CarpConfig, Config
 from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
 from carpd.core.demotion import Demotion
 from carpd.core.model import Reason, State
+from carpd.daemon.diagnosis import Level
 from carpd.daemon.drift import Drift
 from carpd.daemon.effects.assemble import Needs, effects_for
 from carpd.daemon.effects.conntrack import Conntrack
@@ -94,7 +96,7 @@ class Daemon:
             self.netlink,
             self.publisher.publish,
             self._effects(config),
-            lambda vh: vh.view(self.ledger, self._wall_offset(), self.history),
+            lambda vh: vh.view(self.ledger, self.now(), self._wall_offset(), self.history),
         )
         self.transmitter = Transmitter(self.limiter, self.now, self._senderr)
         self.receiver = Receiver(self.limiter, self.now, self._process)
@@ -435,18 +437,31 @@ class Daemon:
         await asyncio.gather(*(lane.settle() for lane in lanes))
         self._retired = [lane for lane in self._retired if lane.busy]
 
+    def _diagnose_silence(self, vh: Vhost) -> None:
+        """MASTER by a timeout without any advert heard, until one is: the first node of
+        a cluster is alone, and says so as a fact; unicast peers' silence is a fault."""
+        heard = vh.machine.counters.adverts_received
+        if heard:
+            return
+        level: Level = "info"
+        text = (
+            "became MASTER without having heard any advert: no other node is running yet, "
+            "or its adverts do not reach us (protocol 112 or multicast filtered? unicast "
+            "peers help where multicast is blocked)"
+        )
+        if vh.cfg.peers:
+            level = "warning"
+            text = (
+                "became MASTER without having heard any advert from peers "
+                f"{', '.join(map(str, vh.cfg.peers))}: they are down, or their adverts do not "
+                "reach us (protocol 112 filtered?)"
+            )
+        self.receiver.diagnose(vh, "silence", text, level, heard=heard)
+
     def _transition(self, vh: Vhost, action: StateChanged) -> None:
         cfg = vh.cfg
-        unheard = vh.machine.counters.adverts_received == 0
-        if action.reason is Reason.MASTER_TIMED_OUT and unheard:
-            where = f"from peers {', '.join(map(str, cfg.peers))}" if cfg.peers else "at all"
-            self.receiver.diagnose(
-                vh,
-                "silence",
-                f"became MASTER without having heard any advert {where}: if another node "
-                "should be MASTER, its adverts do not reach us (protocol 112 or multicast "
-                "filtered? unicast peers help where multicast is blocked)",
-            )
+        if action.reason is Reason.MASTER_TIMED_OUT:
+            self._diagnose_silence(vh)
         level = logging.INFO if State.INIT in (action.old, action.new) else logging.WARNING
         log.log(
             level,
@@ -487,16 +502,19 @@ class Daemon:
 
     def view(self) -> NodeView:
         """The one place a snapshot of the node is built (status, and every subscriber)."""
-        offset = self._wall_offset()
+        now, offset = self.now(), self._wall_offset()
         report = self.health.last_report
         return NodeView(
+            node=self.config.global_.node_name or socket.gethostname(),
             pid=os.getpid(),
             config=self.config.source,
             maintenance=self.health.maintenance,
             demotion=dict(self.ledger.sources),
             groups=dict(self.ledger.groups),
             services=report.to_json() if report is not None else None,
-            vhids=tuple(vh.view(self.ledger, offset, self.history) for vh in self.vhosts.values()),
+            vhids=tuple(
+                vh.view(self.ledger, now, offset, self.history) for vh in self.vhosts.values()
+            ),
             dropped={d.name: dict(d.dropped) for d in self.devs.values()},
             state_sync=next(
                 (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None

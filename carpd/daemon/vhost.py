@@ -21,6 +21,7 @@ from carpd.core.receive import Member
 from carpd.core.router import Router
 from carpd.core.vrrp import VRRP_VERSION
 from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
+from carpd.daemon.diagnosis import Diagnosis
 from carpd.daemon.history import History
 from carpd.daemon.lanes import Lane
 from carpd.daemon.view import CounterSnapshot, StepReport, VhidView
@@ -143,7 +144,7 @@ class Vhost:
     send_oks: int = 0  # consecutive good adverts
     vrrp_encoded: dict[Any, bytes] = field(default_factory=dict)  # (prio, dst, src) -> wire
     send_demoted: bool = False
-    diagnostics: dict[str, str] = field(default_factory=dict)
+    diagnostics: dict[str, Diagnosis] = field(default_factory=dict)  # by kind
     hinted: dict[str, IPAddress] = field(default_factory=dict)  # diagnosis -> its source
     vmac: VirtualMac | None = None
 
@@ -176,9 +177,10 @@ class Vhost:
         return out
 
     def view(
-        self, ledger: Demotion, wall_offset: float, history: History | None = None
+        self, ledger: Demotion, now: float, wall_offset: float, history: History | None = None
     ) -> VhidView:
-        """A frozen copy for readers; ``wall_offset`` turns loop time into wall time."""
+        """A frozen copy for readers at loop time ``now``; ``wall_offset`` turns loop time
+        into wall time."""
         m, c = self.machine, self.machine.counters
         last, heard = m.last_transition, m.last_heard
         return VhidView(
@@ -194,7 +196,11 @@ class Vhost:
             enabled=m.enabled,
             link_up=m.link_up,
             vmac=self.vmac is not None,
-            diagnostics=tuple(sorted(self.diagnostics.values())),
+            diagnostics=tuple(
+                d.view(wall_offset)
+                for _, d in sorted(self.diagnostics.items())
+                if d.active(now, c.adverts_received)
+            ),
             counters=CounterSnapshot(
                 c.adverts_sent, c.adverts_received, c.transitions, dict(c.dropped)
             ),

@@ -28,6 +28,27 @@ class CounterSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class DiagnosisView:
+    """A known cause of trouble (``warning``) or a fact worth knowing (``info``), true
+    now: it was last seen at ``last`` (wall clock), first at ``since``."""
+
+    kind: str
+    level: str
+    text: str
+    since: float
+    last: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "level": self.level,
+            "text": self.text,
+            "since": when(self.since),
+            "last": when(self.last),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StepReport:
     """How the host lane's steps of one name have done (see lanes.StepStats)."""
 
@@ -111,7 +132,7 @@ class VhidView:
     enabled: bool
     link_up: bool
     vmac: bool
-    diagnostics: tuple[str, ...]
+    diagnostics: tuple[DiagnosisView, ...]
     counters: CounterSnapshot
     host_steps: tuple[StepReport, ...]
     last_heard: float | None = None  # wall clock of the last advert from another node
@@ -131,6 +152,7 @@ class VhidView:
 
 @dataclass(frozen=True, slots=True)
 class NodeView:
+    node: str  # [global] node_name, or the host name
     pid: int
     config: str  # the config file
     maintenance: bool
@@ -169,7 +191,7 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         **v.params,
         "vmac": v.vmac,
         "peers": [str(p) for p in cfg.peers],
-        "diagnostics": list(v.diagnostics),
+        "diagnostics": [d.to_json() for d in v.diagnostics],
         "demotion": v.demotion,
         "demotion_reasons": [{"reason": r, "amount": a} for r, a in v.demotion_reasons],
         "groups": list(cfg.all_groups),
@@ -212,6 +234,7 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
 def to_json(view: NodeView) -> dict[str, Any]:
     """`carpctl status --json`."""
     return {
+        "node": view.node,
         "pid": view.pid,
         "config": view.config,
         "maintenance": view.maintenance,

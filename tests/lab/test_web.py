@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -55,7 +56,7 @@ def pair(lab: Lab) -> Iterator[WebPair]:
     for i, skew in ((1, 0), (2, SKEW_N2)):
         host = lab.add_host(f"n{i}", f"192.0.2.{i}/24")
         spec = VhidSpec(1, ("192.0.2.100/24",), advskew=skew, name="lan", password=CARP_PASSWORD)
-        node = Node(lab, host, [spec], global_={"preempt": True})
+        node = Node(lab, host, [spec], global_={"preempt": True, "node_name": f"fw-{i}"})
         node.tables["web"] = {
             "enabled": True,
             "listen": f"192.0.2.{i}",
@@ -100,6 +101,11 @@ def test_the_page_in_a_browser_follows_maintenance_on_both_nodes(pair: WebPair, 
     assert browser.ask("states n2")["states"] == {"lan": "BACKUP"}
     text = browser.ask("text n1")["text"]
     assert "Not demoted" in text and "logged in as admin" in text
+    # Which firewall a tab shows, by its [global] node_name, not the config file's path.
+    assert browser.ask("title n2")["title"] == "carpd: fw-2"
+    assert "carpd: fw-1" in text
+    # n1 became MASTER alone, before n2 ran: a note (not a red diagnosis), with its time.
+    assert re.search(r"lan: note: became MASTER without having heard any advert.* \(since ", text)
 
     clicked = time.monotonic()
     browser.ask("click n1 maintenance")
