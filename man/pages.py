@@ -179,16 +179,19 @@ def tables_section() -> str:
 
 def names_section() -> str:
     """Every other system's name for a key, by system: for a reader who knows that one."""
-    by_system: dict[str, list[tuple[str, str]]] = {}
+    by_system: dict[str, dict[str, list[str]]] = {
+        label: {} for label in [*(label for _, label in _SYSTEMS), "ucarp"]
+    }
     for table in config.tables():
         for key in table.keys:
             for label, name in elsewhere(table.path, key.name):
-                by_system.setdefault(label, []).append((name, f"{table.header} {key.name}"))
+                by_system[label].setdefault(name, []).append(f"{table.header} {key.name}")
     out = []
-    for label, pairs in by_system.items():
-        out.append(cli.heading(label))
-        for name, where in sorted(pairs):
-            out.append(f".TP\n{cli.plain(name)}\n{cli.plain(where)}\n")
+    for label, keys in by_system.items():
+        if keys:
+            out.append(cli.heading(label))
+            for name, where in sorted(keys.items(), key=lambda item: item[0].lower()):
+                out.append(f".TP\n{cli.plain(name)}\n{cli.plain(', '.join(where))}\n")
     return "".join(out)
 
 
