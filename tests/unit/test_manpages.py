@@ -123,6 +123,9 @@ def test_man_renders_each_page_without_a_warning(built: Path, page: str) -> None
         assert done.returncode == 0, done.stderr
         assert done.stderr == "", f"{page} at MANWIDTH={width}:\n{done.stderr}"
         assert len(done.stdout.splitlines()) > 50
+    # examples (.EX) are not filled: none may run past a terminal of 80 columns
+    too_long = [line for line in render(built / page).stdout.splitlines() if len(line) > 80]
+    assert not too_long, too_long
 
 
 def test_the_pages_are_dated_by_source_date_epoch(built: Path) -> None:
