@@ -59,18 +59,9 @@ from carpd.core.receive import (
 )
 from carpd.core.vrrp import VRRP_VERSION, VrrpPacket, decode_vrrp, pseudo_header
 
-# The captured packets live in shared/ beside the repository (../shared/vectors).
-VECTORS = next(
-    (
-        p
-        for p in (
-            Path(__file__).resolve().parents[1].parent / "shared" / "vectors",
-            Path("/work/shared/vectors"),
-        )
-        if p.is_dir()
-    ),
-    Path(__file__).resolve().parents[1].parent / "shared" / "vectors",
-)
+# Adverts of real ucarp and keepalived, captured by python -m carpd_lab.capture_vectors
+# (tests/vectors/README.md).
+VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors"
 # keepalived's link-local source and the group in keepalived-vrrp3.pcap, so that the
 # captured IPv6 payloads pass the checksum on the ipv6 path.
 SRC6 = ipaddress.IPv6Address("fe80::2007:69ff:feb8:d6af")

@@ -18,18 +18,9 @@ def ip(addr: str) -> IPAddress:
     return ipaddress.ip_address(addr)
 
 
-# The captured packets live in shared/ beside the repository (../shared/vectors).
-VECTORS = next(
-    (
-        p
-        for p in (
-            Path(__file__).resolve().parents[2].parent / "shared" / "vectors",
-            Path("/work/shared/vectors"),
-        )
-        if p.is_dir()
-    ),
-    Path(__file__).resolve().parents[2].parent / "shared" / "vectors",
-)
+# Adverts of real ucarp and keepalived, captured by python -m carpd_lab.capture_vectors
+# (tests/vectors/README.md).
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 UCARP_PCAP = VECTORS / "ucarp-v4-vhid7-secret.pcap"
 
 PASSWORD = "secret"

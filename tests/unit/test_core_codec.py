@@ -59,7 +59,9 @@ def test_ucarp_frame_decodes(datagram: bytes) -> None:
 def test_ucarp_counters_are_consecutive() -> None:
     # Spec section 3: a master that has heard a peer sends received + 1, then increments.
     counters = [decode_ipv4_advert(d).packet.counter for d in DATAGRAMS]
-    assert counters == [0xD67298A9EB29B1B0 + i for i in range(4)]
+    # The counter is CARP header bytes 8-15, big-endian (IP header 20 bytes, no options).
+    assert counters[0] == int.from_bytes(DATAGRAMS[0][28:36], "big")
+    assert counters == [counters[0] + i for i in range(4)]
 
 
 @pytest.mark.parametrize("datagram", DATAGRAMS, ids=FRAME_IDS)
