@@ -83,9 +83,7 @@ def test_the_demo_elects_fails_over_hands_over_and_cleans_up(root: None) -> None
     assert "carp0: BACKUP carpdev eth0 vhid 1 advbase 1 advskew 100" in out
     # The crash: node2 takes over within its master-down interval of node1's last advert
     # (sent before the kill), and the client's longest silence is no longer than that.
-    assert number(r"node2 MASTER ([\d.]+) s after the kill", out) <= bounds.takeover(
-        MASTER_DOWN
-    )
+    assert number(r"node2 MASTER ([\d.]+) s after the kill", out) <= bounds.takeover(MASTER_DOWN)
     outages = [float(x) / 1000 for x in re.findall(r"client outage: (\d+) ms", out)]
     assert len(outages) == 2, out
     assert outages[0] <= bounds.takeover(MASTER_DOWN) + PING_INTERVAL
