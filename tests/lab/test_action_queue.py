@@ -73,13 +73,14 @@ def test_a_hanging_action_holds_up_no_advert_and_a_burst_runs_last_state_last(
         assert reply["ok"], reply
     release.touch()  # the next run of hang returns at once
     assert time.time() - took_over < HANG, "the burst came too late to pile up"
-    _, line = stream.wait_for(r'"action": "hang"', HANG + bounds.COMMAND)
+    at, line = stream.wait_for(r'"action": "hang"', HANG + bounds.COMMAND)
     killed = json.loads(line)
     assert (killed["status"], killed["error"]) == (None, f"killed after {HANG:.1f} s")
-    stream.wait_for(r'"action": "record", "phase": "master"', bounds.COMMAND)
-    # The last state's run: hang (released) and record, in order.
-    stream.wait_for(r'"action": "hang".*"status": 0', 2 * bounds.COMMAND)
-    stream.wait_for(r'"action": "record", "phase": "master"', bounds.COMMAND, start=0)
+    # Each run in order: the first (hang killed, then record), then the last state's
+    # (hang released, then record); each line looked for after the one before.
+    at, _ = stream.wait_for(r'"action": "record", "phase": "master"', bounds.COMMAND, at + 1)
+    at, _ = stream.wait_for(r'"action": "hang".*"status": 0', 2 * bounds.COMMAND, at + 1)
+    stream.wait_for(r'"action": "record", "phase": "master"', bounds.COMMAND, at + 1)
     deadline = time.monotonic() + bounds.COMMAND
     while record.read_text().count("\n") < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
