@@ -173,27 +173,60 @@ def test_the_page_refuses_the_unauthenticated_and_the_cross_site(pair: WebPair) 
             assert secret not in body, path
 
 
+# What the hostile client may see of the page: its held connections closed by the
+# server, and each 1 MiB header refused (400, 431) or its connection cut; never served.
+HOSTILE_OUTCOMES = {
+    "opened", "closed by server", "huge answered 400", "huge answered 431",
+    "huge answered nothing", "huge cut off",
+}  # fmt: skip
+
+
 def test_a_hostile_client_does_not_delay_adverts(pair: WebPair, lab: Lab) -> None:
     """1,000 idle connections, 1,000 slowloris ones and 1 MiB headers against the
-    master's page for 10 s, while a third host times the master's adverts: reported,
-    and the backup must never have taken over."""
+    master's page for 10 s, while a third host times the master's adverts: every advert
+    of the attack comes within its interval (plus a reaction) of the one before, the
+    attack's connections were all open, and the backup never took over."""
+    idle, slow, huge = 1000, 1000, 4
+    interval = pair.n1.vhids[0].advert_interval
     attacker = lab.add_host("attacker", "192.0.2.66/24")
     watch = sniff(pair.client, "--times")
     argv = [sys.executable, "-m", "carpd_lab.hostile", "192.0.2.1", str(PORT)]
-    argv += ["--idle", "1000", "--slow", "1000", "--huge", "4", "--seconds", str(ATTACK)]
+    argv += ["--idle", str(idle), "--slow", str(slow), "--huge", str(huge)]
+    argv += ["--seconds", str(ATTACK)]
+    began = time.time()  # the attack is within [began, ended] (the kernel's clock too)
     proc = attacker.spawn(argv, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     out = LogWatch(proc.stdout)
-    out.wait_for('"opened"', bounds.START_UP * 2)
-    _, summary = out.wait_for('"summary"', ATTACK + bounds.START_UP * 2)
-    stamps = [float(x.split()[0]) for x in watch.lines if " carp 192.0.2.1 " in x]
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    late = sorted(abs(g - 1.0) * 1000 for g in gaps)
+    _, opened = out.wait_for('"opened"', bounds.START_UP * 2)
+    _, line = out.wait_for('"summary"', ATTACK + bounds.START_UP * 2)
+    ended = time.time()
+    summary: dict[str, int] = json.loads(line)["summary"]
+
+    def stamps() -> list[float]:
+        return [float(x.split()[0]) for x in watch.lines if " carp 192.0.2.1 " in x]
+
+    # The first advert after the attack closes the last gap within it.
+    deadline = time.monotonic() + interval + bounds.COMMAND
+    while stamps()[-1] <= ended:
+        assert time.monotonic() < deadline, "no advert after the attack"
+        time.sleep(0.05)
+    pairs = [(a, b) for a, b in itertools.pairwise(stamps()) if b >= began and a <= ended]
+    gaps = [b - a for a, b in pairs]
+    late = sorted(abs(g - interval) * 1000 for g in gaps)
     print(
-        f"under attack ({json.loads(summary)['summary']}): {len(stamps)} adverts, deviation "
-        f"from 1 s p50 {statistics.median(late):.2f} ms, max {late[-1]:.2f} ms"
+        f"under attack ({summary}): {len(gaps)} advert gaps, deviation from {interval} s "
+        f"p50 {statistics.median(late):.2f} ms, max {late[-1]:.2f} ms"
     )
-    assert len(stamps) >= ATTACK
+    # No advert held up, no takeover...
+    assert len(gaps) >= ATTACK
+    assert max(gaps) <= interval + bounds.REACTION
     assert pair.n2.log is not None and pair.n2.log.count(r"-> MASTER") == 0
+    # ...while the attack ran: nearly every held connection open a second in (all 2,000
+    # here; a loaded machine may be slower with the last few), all of them in the end,
+    # none refused; the huge requests each refused or cut, never served.
+    assert json.loads(opened)["opened"] >= 0.9 * (idle + slow), opened
+    assert summary["opened"] == idle + slow and "refused" not in summary, summary
+    assert set(summary) <= HOSTILE_OUTCOMES, summary
+    assert sum(n for k, n in summary.items() if k.startswith("huge ")) >= huge, summary
     # The page still answers once the attack is over.
     assert curl(pair.client, "-u", f"{USER}:{PASSWORD}", pair.url(pair.n1, "/api/status"))[0] == 200
