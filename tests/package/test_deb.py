@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from carpd_lab import bounds
-from carpd_lab.cluster import Node, VhidSpec, start_master_first
+from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
 from carpd_lab.netlab import Lab, LogWatch
 
 ROOT = Path(__file__).parents[2]
@@ -404,6 +404,73 @@ def test_the_packaged_carpd_and_one_from_the_checkout_take_over_from_each_other(
         lab.crash(src_host)
         packaged.wait_state("MASTER", timeout=bounds.takeover(packaged.master_down))
         pkg_host.wait_address(VIP)
+    assert mounts_under(root) == []
+
+
+def newer_package(root: Path) -> str:
+    """The package in the root's /tmp again as version X+1 (the same files, as a newer
+    build of the same version would have): its name there."""
+    (deb,) = (root / "tmp").glob(f"carpd_{version()}_*.deb")
+    arch = deb.name.rsplit("_", 1)[1].removesuffix(".deb")
+    newer = f"carpd_{version()}+1_{arch}.deb"
+    tree = root / "tmp" / "newer"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True, timeout=RUN_LIMIT)
+    control = tree / "DEBIAN" / "control"
+    control.write_text(
+        control.read_text().replace(f"\nVersion: {version()}\n", f"\nVersion: {version()}+1\n")
+    )
+    subprocess.run(
+        ["dpkg-deb", "-Znone", "-b", str(tree), str(root / "tmp" / newer)],
+        check=True,
+        capture_output=True,
+        timeout=RUN_LIMIT,
+    )
+    shutil.rmtree(tree)
+    return newer
+
+
+def test_an_upgrade_under_a_running_master_then_its_restart_hands_over(root: Path) -> None:
+    """What apt install ./carpd_newer.deb does on a node (dh_installsystemd's
+    restart-after-upgrade): the running carpd's files are replaced under it, then systemd
+    restarts it: SIGTERM (the MASTER hands over to its peer and removes its addresses),
+    then the new carpd, which comes up BACKUP. No systemd in a chroot: the test signals and
+    starts carpd as the unit would."""
+    newer = newer_package(root)
+    with Lab("upg") as lab:
+        pkg_host = lab.add_host("pkg", "192.0.2.1/24")
+        src_host = lab.add_host("src", "192.0.2.2/24")
+        packaged = PackagedNode(lab, pkg_host, [VhidSpec(addresses=(f"{VIP}/24",))], root=root)
+        checkout = Node(lab, src_host, [VhidSpec(addresses=(f"{VIP}/24",), advskew=100)])
+        start_master_first(packaged, checkout)
+
+        in_root(root, "sh", "-c", f"cd /tmp && apt-get install -y ./{newer}", timeout=APT_LIMIT)
+        status = in_root(root, "dpkg-query", "-W", "-f", "${Version}", "carpd")
+        assert status.stdout == f"{version()}+1"
+        # The old carpd, its files replaced, still runs and answers.
+        assert packaged.states() == {"carp1": "MASTER"}
+        assert pkg_host.has_address(VIP)
+
+        mark = checkout.mark()
+        stopped = time.time()
+        assert packaged.proc is not None
+        packaged.signal(signal.SIGTERM)
+        _, line = checkout.wait_state("MASTER", timeout=checkout.master_down, start=mark)
+        assert packaged.proc.wait(timeout=bounds.COMMAND) == 0
+        # A handover, not a timeout: after its last advert (at most one advert interval
+        # before the signal) the backup would wait its whole master-down interval.
+        by_timeout = checkout.master_down - packaged.vhids[0].advert_interval
+        took = line_time(line) - stopped
+        assert took < by_timeout, f"MASTER {took:.3f} s after SIGTERM: not handed over"
+        assert not pkg_host.has_address(VIP)  # the stopped carpd left no address
+        src_host.wait_address(VIP)
+
+        packaged.start()  # the new carpd
+        packaged.wait_state("BACKUP", timeout=bounds.START_UP)
+        packaged.wait_ready()
+        packaged.wait_counter(
+            "adverts_received", 1, timeout=checkout.vhids[0].advert_interval + bounds.REACTION
+        )
+        assert not pkg_host.has_address(VIP)
     assert mounts_under(root) == []
 
 
