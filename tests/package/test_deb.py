@@ -289,6 +289,23 @@ def test_the_unit_is_installed_enabled_and_waits_for_a_configuration(root: Path)
     assert not (root / "etc/carpd/carpd.toml").exists()
 
 
+def test_an_upgrade_restarts_carpd_after_and_only_a_removal_stops_it(root: Path) -> None:
+    """The maintainer scripts (dh_installsystemd's restart-after-upgrade): no stop before an
+    upgrade (the old carpd keeps its role while files are replaced), one restart after
+    it, a start on installation (skipped by the unit while unconfigured), a stop on
+    removal. There is no systemd in the root to run them: what they would run is read."""
+    info = root / "var/lib/dpkg/info"
+    prerm = (info / "carpd.prerm").read_text()
+    stops = [line for line in prerm.splitlines() if "deb-systemd-invoke stop" in line]
+    assert stops == ["\tdeb-systemd-invoke stop 'carpd.service' >/dev/null || true"]
+    guard = prerm[: prerm.index(stops[0])].rsplit("\n", 2)[-2]
+    assert '[ "$1" = remove ]' in guard, guard
+    postinst = (info / "carpd.postinst").read_text()
+    assert "\t\t\t_dh_action=restart\n\t\telse\n\t\t\t_dh_action=start\n" in postinst
+    assert "deb-systemd-invoke $_dh_action 'carpd.service'" in postinst
+    assert "deb-systemd-helper enable 'carpd.service'" in postinst
+
+
 def group_id(root: Path, name: str) -> int | None:
     for line in (root / "etc/group").read_text().splitlines():
         fields = line.split(":")
