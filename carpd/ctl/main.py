@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import sys
@@ -23,7 +24,10 @@ def request(path: str, command: dict[str, Any], timeout: float = 10.0) -> dict[s
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             s.connect(path)
-            s.sendall(json.dumps(command).encode() + b"\n")
+            # Refused (its peer credentials), the daemon replies and hangs up without
+            # reading: the send may fail, and the reply waits to be read all the same.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                s.sendall(json.dumps(command).encode() + b"\n")
             buf = b""
             while not buf.endswith(b"\n"):
                 chunk = s.recv(65536)

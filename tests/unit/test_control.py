@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
+from carpd.ctl.main import request
 from carpd.daemon.control import ControlServer
 from carpd.daemon.ratelimit import RateLimiter
 
@@ -63,3 +66,29 @@ def test_rate_limiter_counts_what_it_hid() -> None:
     assert rl.allow("k", 2.0) is None
     assert rl.allow("other", 2.0) == 0
     assert rl.allow("k", 10.0) == 2
+
+
+def test_carpctl_reads_the_reply_of_a_daemon_that_hung_up_without_reading(
+    tmp_path: Path,
+) -> None:
+    """A refusing carpd (the peer's credentials) replies and closes at once: carpctl's
+    send then fails (here every time: the request is bigger than the socket's buffer),
+    and it must still print the refusal, not "Broken pipe"."""
+    path = tmp_path / "refusing.sock"
+    refusal = {"ok": False, "error": "permission denied"}
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        server.listen(1)
+
+        def refuse() -> None:
+            conn, _ = server.accept()
+            conn.sendall(json.dumps(refusal).encode() + b"\n")
+            conn.close()
+
+        thread = threading.Thread(target=refuse)
+        thread.start()
+        try:
+            reply = request(str(path), {"command": "status", "pad": "x" * (4 << 20)}, timeout=10)
+        finally:
+            thread.join()
+    assert reply == refusal
