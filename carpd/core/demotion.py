@@ -23,6 +23,23 @@ DEMOTE_BYTE_MAX = 255
 MAX_SKEW = 240  # FreeBSD's CARP_MAXSKEW: a demoted advskew is capped here
 DEFAULT_GROUP = "carp"
 
+# The ledger's named node-wide sources (a carpdev's is ifdown_source(name)); /metrics
+# shows each known one, at 0 when it does not demote, so alert rules need no absent().
+MAINTENANCE = "maintenance"
+SERVICES = "service disruption"
+STARTUP = "startup"
+SENDERR = "send errors"
+STATE_SYNC = "state sync"
+
+
+def ifdown_source(carpdev: str) -> str:
+    return f"carpdev {carpdev} down"
+
+
+def group_source(group: str) -> str:
+    """How a group's carpdemote count is named among a vhid's demotion reasons."""
+    return f"group {group}"
+
 
 class DemoteRangeError(ValueError):
     """A group adjustment that would leave 0..255, or an unknown group."""
@@ -80,7 +97,7 @@ class Demotion:
         """What makes up a vhid's demotion: (reason, amount), largest first."""
         parts = [(reason, amount) for reason, amount in self.sources.items() if amount]
         unique = dict.fromkeys(groups)
-        parts += [(f"group {g}", self.groups.get(g, 0)) for g in unique if self.groups.get(g)]
+        parts += [(group_source(g), self.groups.get(g, 0)) for g in unique if self.groups.get(g)]
         return sorted(parts, key=lambda p: (-p[1], p[0]))
 
     def total(self, groups: Iterable[str]) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from carpd.config import GlobalConfig
-from carpd.core.demotion import Demotion
+from carpd.core.demotion import MAINTENANCE, SERVICES, STARTUP, Demotion
 from carpd.linux.service_checks import (
     SERVICE_DEMOTION,
     ServiceReport,
@@ -26,9 +26,7 @@ from carpd.linux.service_checks import (
 
 log = logging.getLogger("carpd")
 
-MAINTENANCE = "maintenance"
-SERVICES = "service disruption"
-STARTUP = "startup"
+__all__ = ["MAINTENANCE", "SERVICES", "STARTUP", "Health"]
 
 
 class Health:

@@ -16,7 +16,7 @@ from typing import Any
 
 from carpd.config import CarpConfig, Config
 from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
-from carpd.core.demotion import Demotion
+from carpd.core.demotion import SENDERR, STATE_SYNC, Demotion, ifdown_source
 from carpd.core.model import Reason, State
 from carpd.daemon.diagnosis import Level
 from carpd.daemon.drift import Drift
@@ -148,9 +148,7 @@ class Daemon:
         self.devs[name] = dev
         if not link.up:
             log.warning("carp: carpdev %s is down", name)
-            if self.ledger.set_source(
-                f"carpdev {name} down", config.global_.ifdown_demotion_factor
-            ):
+            if self.ledger.set_source(ifdown_source(name), config.global_.ifdown_demotion_factor):
                 self.apply_demotion()
         return dev
 
@@ -231,8 +229,8 @@ class Daemon:
 
     def _state_sync_demotion(self, amount: int, why: str) -> None:
         """pfsync's carp demotion, in FreeBSD's words: "demoted by 240 to 240 (...)"."""
-        old = self.ledger.sources.get("state sync", 0)
-        if self.ledger.set_source("state sync", amount):
+        old = self.ledger.sources.get(STATE_SYNC, 0)
+        if self.ledger.set_source(STATE_SYNC, amount):
             total = sum(self.ledger.sources.values())
             log.warning("carp: demoted by %d to %d (%s)", amount - old, total, why)
             self.apply_demotion()
@@ -258,7 +256,7 @@ class Daemon:
                 self._process(vh)
         # FreeBSD's ifdown_demotion_factor: node-wide, so with preempt on the peer takes
         # every vhid and this node is never left half master.
-        if self.ledger.set_source(f"carpdev {name} down", 0 if up else factor):
+        if self.ledger.set_source(ifdown_source(name), 0 if up else factor):
             self.apply_demotion()
 
     def find(self, name: str) -> Vhost:
@@ -489,7 +487,7 @@ class Daemon:
     def _senderr(self, failing: list[str]) -> None:
         """FreeBSD's senderr demotion, node-wide, while any vhid fails to send."""
         amount = self.config.global_.senderr_demotion_factor if failing else 0
-        if self.ledger.set_source("send errors", amount):
+        if self.ledger.set_source(SENDERR, amount):
             what = f"send errors on {', '.join(failing)}" if failing else "send ok"
             log.warning("carp: %s", what)
             assert self._loop is not None

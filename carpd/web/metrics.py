@@ -18,6 +18,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from carpd import __version__
+from carpd.core.demotion import (
+    MAINTENANCE,
+    SENDERR,
+    SERVICES,
+    STARTUP,
+    STATE_SYNC,
+    group_source,
+    ifdown_source,
+)
 from carpd.core.model import State
 from carpd.daemon.view import NodeView, VhidView, config_sync_json
 
@@ -41,9 +50,11 @@ class ViewCollector(Collector):
         yield info
         yield from self._vhids(view)
         demotion = GaugeMetricFamily(
-            "carpd_demotion", "Node-wide demotion by source (0: not demoted)", labels=["source"]
+            "carpd_demotion",
+            "Demotion by source (0: not demoted); group NAME demotes that group's vhids only",
+            labels=["source"],
         )
-        for source, amount in sorted(view.demotion.items()):
+        for source, amount in sorted(demotion_sources(view).items()):
             demotion.add_metric([source], amount)
         yield demotion
         yield GaugeMetricFamily(
@@ -149,6 +160,18 @@ class ViewCollector(Collector):
             ("recv_errors", "Errors receiving from the peer"),
         ):
             yield CounterMetricFamily(f"carpd_state_sync_{key}", doc, value=stats[key])
+
+
+def demotion_sources(view: NodeView) -> dict[str, int]:
+    """Every source the node knows of, at 0 unless it demotes now: the node-wide ones
+    (a carpdev's link for each carpdev, state sync with [conntrackd]) and each interface
+    group's carpdemote count."""
+    known = [MAINTENANCE, SERVICES, STARTUP, SENDERR]
+    known += [ifdown_source(v.cfg.carpdev) for v in view.vhids]
+    known += [STATE_SYNC] if view.state_sync is not None else []
+    sources = {**dict.fromkeys(known, 0), **view.demotion}
+    sources.update((group_source(g), n) for g, n in view.groups.items())
+    return sources
 
 
 def registry(view: Callable[[], NodeView]) -> CollectorRegistry:

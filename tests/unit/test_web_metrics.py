@@ -22,6 +22,7 @@ PASSWORD = "never-in-metrics"
 def exposition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     install(monkeypatch)
     text = f'name = "lan"\nvhid = 7\npass = "{PASSWORD}"\naddresses = ["192.0.2.100/24"]\n'
+    text += 'groups = ["uplink"]\n'
     daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
 
     async def main() -> None:
@@ -58,6 +59,42 @@ def test_the_metrics_say_state_roles_and_transitions_with_stable_labels(
         for labels, _ in rows:
             assert "state" not in labels, name
     assert PASSWORD not in text
+
+
+def test_every_known_demotion_source_is_there_at_0_so_alerts_need_no_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = samples(exposition(tmp_path, monkeypatch))
+    demotion = {labels["source"]: value for labels, value in m["carpd_demotion"]}
+    assert demotion == {
+        "maintenance": 0.0,
+        "service disruption": 0.0,
+        "startup": 0.0,
+        "send errors": 0.0,
+        "carpdev eth0 down": 0.0,  # ifdown, for each carpdev
+        "group carp": 0.0,  # every vhid's group, and the configured ones
+        "group uplink": 0.0,
+    }
+
+
+def test_a_demoting_source_and_group_show_their_amounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch)
+    text = 'name = "lan"\nvhid = 7\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
+    daemon = Daemon(config(tmp_path, text + 'groups = ["uplink"]\n'), netlink=FakeNetlink())  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await started(daemon)
+        daemon.link_event("eth0", up=False)
+        daemon.adjust_group("uplink", 128)
+
+    asyncio.run(main())
+    m = samples(generate_latest(registry(daemon.view)).decode())
+    demotion = {labels["source"]: value for labels, value in m["carpd_demotion"]}
+    assert demotion["carpdev eth0 down"] == 240.0
+    assert demotion["group uplink"] == 128.0
+    assert demotion["maintenance"] == 0.0
 
 
 def test_promtool_accepts_the_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
