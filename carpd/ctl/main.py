@@ -13,6 +13,7 @@ from carpd.ctl import sync_args
 
 DEFAULT_SOCKET = "/run/carpd/carpd.sock"
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_CHECK_FAILED = 4  # service-status: a check failed, for cron and monitoring
 
 
 class Unreachable(Exception):
@@ -246,7 +247,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carpctl",
         description="Show and steer a running carpd through its control socket.",
-        epilog="Exit codes: 0 success, 1 refused by carpd, 2 usage, 3 carpd not reachable.",
+        epilog="Exit codes: 0 success, 1 refused by carpd, 2 usage, 3 carpd not reachable, "
+        "4 (service-status) a service check failed.",
     )
     parser.add_argument(
         "--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})"
@@ -271,7 +273,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("group", metavar="NAME")
     g.add_argument("change", nargs=argparse.REMAINDER, metavar="[-]carpdemote [N]")
-    command("service-status", "run the service checks now and apply the result")
+    command(
+        "service-status",
+        "run the service checks now and apply the result; exit 4 if one failed or timed out",
+    )
     m = command("maintenance", "persistent maintenance mode: demote so every vhid goes BACKUP")
     m.add_argument("mode", choices=["on", "off"])
     for verb, text in (
@@ -392,4 +397,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     result = reply["result"]
     print(json.dumps(result, indent=2, sort_keys=True) if as_json else render(args.command, result))
+    if args.command == "service-status" and result.get("failed"):
+        return EXIT_CHECK_FAILED
     return EXIT_OK

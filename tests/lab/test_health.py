@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from carpd.ctl.main import request
+from carpd.ctl.main import EXIT_CHECK_FAILED, request
 from carpd_lab import bounds
 from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
 from carpd_lab.netlab import Lab
@@ -60,11 +60,13 @@ def test_a_failing_check_moves_the_role_and_recovery_moves_it_back(lab: Lab) -> 
     flag.unlink()
     marks = (n2.mark(), n1.mark())
     rc, out, _ = n1.ctl("service-status")
-    assert rc == 0 and "web: FAILED" in out
+    assert rc == EXIT_CHECK_FAILED and "web: FAILED" in out  # cron and monitoring see it
     n1.wait_log(re.escape(f"carpd: {SERVICE_DOWN}") + "$", timeout=bounds.COMMAND, start=marks[1])
     moved_to(n2, n1, marks)
     rc, out, _ = n1.ctl("status")
     assert "\tdemoted 1048576: service disruption 1048576" in out  # why n1 is BACKUP
+    rc, out, _ = n1.ctl("service-status", "--json")
+    assert rc == EXIT_CHECK_FAILED and json.loads(out)["failed"] == ["web"]
 
     flag.touch()
     marks = (n1.mark(), n2.mark())
