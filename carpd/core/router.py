@@ -148,6 +148,7 @@ class Router(Generic[P]):
     def _become_backup(self, now: float, reason: Reason) -> None:
         old = self.state
         self._set_state(now, State.BACKUP, reason)
+        self.master = None  # not ourselves any more: unknown until an advert names it
         self._advert_at = None
         self._delayed_announce = 0
         self._actions.append(RemoveAddresses())

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import socket
 import sys
+import time
 from typing import Any
 
 from carpd.ctl import sync_args
+from carpd.ctl.hosts import host_name
 
 DEFAULT_SOCKET = "/run/carpd/carpd.sock"
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -80,9 +83,29 @@ def format_diagnosis(d: dict[str, Any]) -> str:
     return f"{what}: {d['text']} ({seen})"
 
 
-def format_status(result: dict[str, Any]) -> str:
-    """ifconfig-style, as on the BSDs: one line per vhid, then its addresses, then why it
-    is demoted, if it is."""
+def format_master(vh: dict[str, Any], now: float | None = None) -> str:
+    """The MASTER a BACKUP hears: ``master 192.0.2.1 (fw1), heard 0.40 s ago``, its name
+    from /etc/hosts where it has one (the BSDs' ifconfig does not show it)."""
+    master = vh.get("master")
+    if master is None:
+        return "master: none heard yet"
+    name = host_name(master)
+    text = f"master {master}" + (f" ({name})" if name else "")
+    heard = vh.get("last_advert_heard")
+    if heard:
+        age = max(0.0, (time.time() if now is None else now) - parse_when(heard))
+        text += f", heard {age:.2f} s ago"
+    return text
+
+
+def parse_when(stamp: str) -> float:
+    """A time of the daemon's status (``2026-12-06T05:31:40.123+0000``): seconds."""
+    return datetime.datetime.fromisoformat(stamp).timestamp()
+
+
+def format_status(result: dict[str, Any], now: float | None = None) -> str:
+    """ifconfig-style, as on the BSDs: one line per vhid, then its addresses, the master a
+    BACKUP hears, then why it is demoted, if it is."""
     lines = []
     for vh in result["vhosts"]:
         head = f"{vh['name']}: {vh['state']} carpdev {vh['carpdev']} "
@@ -96,6 +119,8 @@ def format_status(result: dict[str, Any]) -> str:
         lines.append(head)
         for addr in vh["addresses"]:
             lines.append(f"\t{'inet6' if ':' in addr else 'inet'} {addr}")
+        if vh["state"] == "BACKUP":
+            lines.append(f"\t{format_master(vh, now)}")
         if vh.get("last_transition") and vh.get("last_reason"):
             lines.append(f"\tsince {vh['last_transition']}: {vh['last_reason']}")
         if vh.get("flapping"):

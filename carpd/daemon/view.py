@@ -207,7 +207,7 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         "master": str(v.master) if v.master is not None else None,
         "last_transition": when(v.last_transition),
         "last_reason": str(v.last_reason) if v.last_reason is not None else None,
-        "last_advert_heard": when(v.last_heard),
+        "last_advert_heard": when(v.last_heard, ms=True),  # carpctl status: heard how long ago
         "history": [r.to_json() for r in v.history],
         "flapping": v.flapping,
         "counters": {

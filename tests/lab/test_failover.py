@@ -103,11 +103,20 @@ def test_sighup_with_a_changed_vhid_restarts_only_that_vhid(lab: Lab) -> None:
 
 
 def test_status_shows_ifconfig_form_and_json_without_the_password(lab: Lab) -> None:
-    n1, _ = pair(lab)
+    n1, n2 = pair(lab)
     import contextlib
     import io
+    import re
 
     from carpd.ctl.main import main as carpctl
+
+    # The BACKUP names the master it hears, and how long ago: within one of its intervals.
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert carpctl(["--socket", str(n2.socket), "status"]) == 0
+    m = re.search(r"^\tmaster 192\.0\.2\.1, heard (\d+\.\d\d) s ago$", out.getvalue(), re.M)
+    assert m is not None, out.getvalue()
+    assert float(m.group(1)) <= n1.vhids[0].advert_interval + bounds.REACTION
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

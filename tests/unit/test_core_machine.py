@@ -634,3 +634,14 @@ def test_the_last_advert_heard_and_its_interval_are_kept() -> None:
     with pytest.raises(BadHMAC):
         vh.receive(forged, 4, PEER_SRC, 6.0)
     assert vh.last_heard == 5.0
+
+
+def test_a_master_forced_to_backup_knows_no_master_until_it_hears_one() -> None:
+    """Status names the master a BACKUP hears: never the node itself, from its own
+    time as MASTER."""
+    vh, t = as_master(0.0)
+    assert vh.master == OWN_SRC
+    vh.force_state(State.BACKUP, t + 0.5)
+    assert vh.state is State.BACKUP and vh.master is None
+    vh.receive(Peer().advert(advskew=100), 4, PEER_SRC, t + 1.0)
+    assert vh.master == PEER_SRC
