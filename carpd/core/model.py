@@ -39,6 +39,7 @@ class Reason(enum.StrEnum):
     MASTER_RELEASED = "master released (priority 0)"
     HIGHER_PRIORITY_MASTER = "higher priority master advertised"
     GREATER_ADDRESS_MASTER = "equal priority master with a greater address advertised"
+    PREEMPTING_LOWER_PRIORITY = "preempting a lower priority master"
     # The host and the operator
     CARPDEV_UP = "carpdev up"
     CARPDEV_DOWN = "carpdev down"

@@ -193,7 +193,10 @@ class VrrpRouter(Router[VrrpPacket]):
             # Skew_Time depends on the priority: a running Master_Down_Timer follows it
             # (a start-up demotion lifted a moment later must not delay the takeover).
             for family, reason in self._down_reason.items():
-                if family in self._master_down_at and reason == Reason.MASTER_TIMED_OUT:
+                if family in self._master_down_at and reason in (
+                    Reason.MASTER_TIMED_OUT,
+                    Reason.PREEMPTING_LOWER_PRIORITY,
+                ):
                     start = self._armed_at.get(family, now)
                     self._master_down_at[family] = start + self.master_down_interval_for(family)
 
@@ -240,8 +243,10 @@ class VrrpRouter(Router[VrrpPacket]):
             self._master_down_at[family] = now + self.master_down_interval_for(family)
             self._armed_at[family] = now
             self._down_reason[family] = Reason.MASTER_TIMED_OUT
-        # else: preempting a lower-priority master. Discard the advert and let the
-        # Master_Down_Timer run out.
+        elif self._down_reason.get(family) is Reason.MASTER_TIMED_OUT:
+            # Preempting a lower-priority master: discard the advert and let the
+            # Master_Down_Timer run out, and say so when it does (not a silent master).
+            self._down_reason[family] = Reason.PREEMPTING_LOWER_PRIORITY
 
     def _master_receives(self, pkt: VrrpPacket, family: int, src: IPAddress, now: float) -> None:
         if pkt.priority == VRRP_PRIORITY_RELEASE:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fakes import FakeNetlink, config, install, started
@@ -13,7 +15,7 @@ from carpd.ctl.main import format_status
 from carpd.daemon import history
 from carpd.daemon.events import RoleChanged
 from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import to_json
+from carpd.daemon.view import NodeView, to_json
 
 KEY = ("eth0", 1)
 
@@ -66,13 +68,131 @@ def test_flapping_is_logged_once_with_the_gaps_then_its_end(
         h.notify(change(old, new, reason, t, last, 1.0), daemon.view())
     flaps = [m for m in caplog.messages if "flapping" in m]
     assert len(flaps) == 1
-    assert flaps[0].startswith(f"lan: flapping: {history.FLAP_COUNT} transitions in 60 s")
+    assert flaps[0].startswith(
+        f"lan: flapping: {history.FLAP_COUNT + 1} transitions in 60 s that the network caused"
+        " (master timed out x3, more frequent advertisement received x2)"
+    )
     assert "3.5 s (3 adverts missed)" in flaps[0]
     assert KEY in h.flapping
     t += history.FLAP_WINDOW + 1  # quiet for a whole window, then one more transition
     h.notify(change(State.BACKUP, State.MASTER, Reason.MASTER_TIMED_OUT, t), daemon.view())
     assert KEY not in h.flapping
     assert "lan: no longer flapping" in caplog.messages
+
+
+NO_VIEW = cast(NodeView, None)  # History reads only the event
+B, M, INIT = State.BACKUP, State.MASTER, State.INIT
+ALONE = (B, M, Reason.MASTER_TIMED_OUT, None)  # no advert heard since INIT
+START: list[Step] = [(INIT, B, Reason.INITIALIZATION_COMPLETE), ALONE]
+PEER_START: list[Step] = [(INIT, B, Reason.INITIALIZATION_COMPLETE)]
+# From, to, why, and the last advert heard (seconds before; None: none since INIT).
+Step = tuple[State, State, Reason] | tuple[State, State, Reason, float | None]
+
+
+def replay(steps: Sequence[Step], *, every: float = 1.0) -> history.History:
+    """The steps, one ``every`` seconds, as the runtime would publish them; an advert
+    heard 0.5 s before each unless a step says otherwise."""
+    h = history.History()
+    for i, step in enumerate(steps):
+        at = 7000.0 + i * every
+        before = step[3] if len(step) == 4 else 0.5
+        heard = None if before is None else at - before
+        h.notify(change(step[0], step[1], step[2], at, heard, 1.0), NO_VIEW)
+    return h
+
+
+def test_the_threshold_is_more_than_4_transitions_within_60_s() -> None:
+    """docs/operations.md: "More than 4 transitions of one vhid within 60 s"."""
+    assert (history.FLAP_COUNT, history.FLAP_WINDOW) == (4, 60.0)
+    lossy: list[Step] = [(B, M, Reason.MASTER_TIMED_OUT), (M, B, Reason.MORE_FREQUENT_ADVERT)] * 3
+    assert KEY not in replay(PEER_START + lossy[:4]).flapping  # 4: not yet
+    assert KEY in replay(PEER_START + lossy[:5]).flapping  # 5 within 4 s
+    assert KEY in replay(PEER_START + lossy[:5], every=14.9).flapping  # 5 within 59.6 s
+    assert KEY not in replay(PEER_START + lossy, every=15.1).flapping  # never 5 within 60 s
+
+
+# Each five times in a row, on the node that does it and on its peer (the other side).
+OPERATOR = {
+    "carpctl down/up (carp, preempt)": START
+    + [(M, INIT, Reason.USER_DOWN), (INIT, B, Reason.USER_UP), (B, M, Reason.PREEMPTING)] * 5,
+    "the peer of carpctl down/up (carp)": PEER_START
+    + [(B, M, Reason.MASTER_BOWED_OUT), (M, B, Reason.MORE_FREQUENT_ADVERT)] * 5,
+    "carpctl down/up (vrrp3, preempt)": START
+    + [
+        (M, INIT, Reason.USER_DOWN),
+        (INIT, B, Reason.USER_UP),
+        (B, M, Reason.PREEMPTING_LOWER_PRIORITY),
+    ]
+    * 5,
+    "the peer of carpctl down/up (vrrp3)": PEER_START
+    + [(B, M, Reason.MASTER_RELEASED), (M, B, Reason.HIGHER_PRIORITY_MASTER)] * 5,
+    "carpctl down/up of a lone node": START
+    + [(M, INIT, Reason.USER_DOWN), (INIT, B, Reason.USER_UP), ALONE] * 5,
+    "maintenance on/off (carp, preempt)": START
+    + [(M, B, Reason.LESS_DEMOTED_MASTER), (B, M, Reason.PREEMPTING)] * 5,
+    "the peer of maintenance on/off (carp, preempt)": PEER_START
+    + [(B, M, Reason.PREEMPTING), (M, B, Reason.MORE_FREQUENT_ADVERT)] * 5,
+    "the peer of maintenance on/off (carp, no preempt)": PEER_START
+    + [(B, M, Reason.MASTER_MORE_DEMOTED), (M, B, Reason.MORE_FREQUENT_ADVERT)] * 5,
+    "maintenance on/off (vrrp3, preempt)": START
+    + [(M, B, Reason.HIGHER_PRIORITY_MASTER), (B, M, Reason.PREEMPTING_LOWER_PRIORITY)] * 5,
+    "the peer of maintenance on/off (vrrp3, preempt)": PEER_START
+    + [(B, M, Reason.PREEMPTING_LOWER_PRIORITY), (M, B, Reason.HIGHER_PRIORITY_MASTER)] * 5,
+    "carpctl state backup/master": START
+    + [(M, B, Reason.USER_REQUESTED), (B, M, Reason.USER_REQUESTED)] * 5,
+    "reloads that restart the vhid (alone)": START
+    + [(M, INIT, Reason.CONFIG_CHANGED), (INIT, B, Reason.INITIALIZATION_COMPLETE), ALONE] * 5,
+}
+
+
+@pytest.mark.parametrize("steps", OPERATOR.values(), ids=OPERATOR.keys())
+def test_transitions_an_operator_or_a_demotion_caused_are_not_a_flap(steps: list[Step]) -> None:
+    assert KEY not in replay(steps).flapping
+
+
+NETWORK = {
+    "the backup of a pair that loses adverts": PEER_START
+    + [(B, M, Reason.MASTER_TIMED_OUT), (M, B, Reason.MORE_FREQUENT_ADVERT)] * 3,
+    "a vrrp3 backup that loses adverts": PEER_START
+    + [(B, M, Reason.MASTER_TIMED_OUT), (M, B, Reason.HIGHER_PRIORITY_MASTER)] * 3,
+    "the carpdev's link down and up (preempt)": START
+    + [(M, INIT, Reason.CARPDEV_DOWN), (INIT, B, Reason.CARPDEV_UP), (B, M, Reason.PREEMPTING)] * 3,
+    "the peer of a carpdev down and up": PEER_START
+    + [(B, M, Reason.MASTER_TIMED_OUT), (M, B, Reason.MORE_FREQUENT_ADVERT)] * 3,
+    # Only the election that settles an operator's lever is excused, not what follows.
+    "losing adverts right after carpctl up": START
+    + [(M, INIT, Reason.USER_DOWN), (INIT, B, Reason.USER_UP), ALONE]
+    + [(M, B, Reason.MORE_FREQUENT_ADVERT), (B, M, Reason.MASTER_TIMED_OUT)] * 3,
+    "a master heard after carpctl up, then lost": START
+    + [(M, INIT, Reason.USER_DOWN), (INIT, B, Reason.USER_UP), (B, M, Reason.MASTER_TIMED_OUT, 0.5)]
+    + [(M, B, Reason.MORE_FREQUENT_ADVERT), (B, M, Reason.MASTER_TIMED_OUT)] * 2,
+}
+
+
+@pytest.mark.parametrize("steps", NETWORK.values(), ids=NETWORK.keys())
+def test_the_same_number_of_transitions_the_network_caused_is_a_flap(steps: list[Step]) -> None:
+    assert KEY in replay(steps).flapping
+
+
+def test_every_reason_is_counted_or_not_on_purpose() -> None:
+    """A new Reason must be placed: the network's, or one that does not count."""
+    not_counted = {
+        Reason.INITIALIZATION_COMPLETE,
+        Reason.LESS_DEMOTED_MASTER,
+        Reason.MASTER_BOWED_OUT,
+        Reason.PREEMPTING,
+        Reason.MASTER_MORE_DEMOTED,
+        Reason.MASTER_RELEASED,
+        Reason.PREEMPTING_LOWER_PRIORITY,
+        Reason.USER_DOWN,
+        Reason.USER_UP,
+        Reason.USER_REQUESTED,
+        Reason.SHUTDOWN,
+        Reason.CONFIG_CHANGED,
+        Reason.VHID_REMOVED,
+    }
+    assert history.NETWORK_REASONS | not_counted == set(Reason)
+    assert not history.NETWORK_REASONS & not_counted
 
 
 def test_the_history_is_in_status_json_and_text(daemon: Daemon) -> None:

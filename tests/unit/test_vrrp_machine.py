@@ -297,7 +297,16 @@ def test_preempt_discards_a_lower_priority_master_and_times_it_out() -> None:
     r.handle_timer(MDI_200)
     actions = r.drain()
     assert kinds(actions) == TAKEOVER
-    assert reason(actions) == "master timed out"
+    # Said as what it is: the master was heard all along (a flap does not count it).
+    assert reason(actions) == "preempting a lower priority master"
+
+
+def test_a_master_back_at_a_higher_priority_is_not_preempted_and_times_out_again() -> None:
+    r = started(0.0, priority=200, preempt=True)
+    r.receive(advert(100), 4, PEER4, 1.0)  # demoted: we would preempt it
+    r.receive(advert(250), 4, PEER4, 2.0)  # back above us: we follow it again
+    r.handle_timer(2.0 + MDI_200)
+    assert reason(r.drain()) == "master timed out"
 
 
 def test_preempt_off_stays_backup_under_a_lower_priority_master() -> None:
