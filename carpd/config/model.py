@@ -788,29 +788,14 @@ class PoolConfig(_Frozen):
         return out
 
 
-def _one_or_more(value: object) -> object:
-    """``listen = "192.0.2.1"`` is ``listen = ["192.0.2.1"]``."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list | tuple):
-        return value
-    raise PydanticCustomError("one_or_more", "not an address or an array of addresses")
-
-
 class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
     enabled: StrictBool = False
     """Serve the status page, /api/status and /metrics (needs carpd[web]). A change takes
     effect at the next start of carpd."""
-    listen: Annotated[
-        tuple[AddressValue, ...], BeforeValidator(_one_or_more), Field(min_length=1)
-    ] = (ipaddress.IPv4Address("127.0.0.1"),)
-    """The addresses to listen on: one (a string) or several (an array), e.g.
-    ``["127.0.0.1", "192.0.2.1"]``. Reading through a loopback address needs no user;
-    through any other, every request needs one, so it needs ``users_file``. 0.0.0.0 or ::
-    listens on every address of its family (a loopback one stays free), and then no other
-    address of that family may be listed."""
+    listen: AddressValue = ipaddress.IPv4Address("127.0.0.1")
+    """The address to listen on; any but a loopback address needs ``users_file``."""
     port: int = Field(default=8473, ge=1, le=65535, strict=True)
     """The TCP port."""
     tls_cert: PathSetting | None = None
@@ -835,26 +820,11 @@ class WebConfig(_Frozen):
             found.append(Conflict((key,), str(getattr(self, key)), "needs {other}", (other,)))
         if self.enabled and (why := missing("web")) is not None:
             found.append(Conflict(("enabled",), True, why))
-        seen: set[IPAddr] = set()
-        for i, address in enumerate(self.listen):
-            if address in seen:
-                found.append(Conflict(("listen", i), str(address), "listed twice"))
-            seen.add(address)
-            wildcard = next(
-                (a for a in self.listen if a.is_unspecified and a.version == address.version),
-                address,
-            )
-            if wildcard != address:
-                found.append(
-                    Conflict(("listen", i), str(address), f"{wildcard} listens on it already")
-                )
-        remote = [(i, a) for i, a in enumerate(self.listen) if not a.is_loopback]
-        if self.enabled and remote and self.users_file is None:
-            i, address = remote[0]
+        if self.enabled and not self.listen.is_loopback and self.users_file is None:
             found.append(
                 Conflict(
-                    ("listen", i) if len(self.listen) > 1 else ("listen",),
-                    str(address),
+                    ("listen",),
+                    str(self.listen),
                     "not a loopback address, so every request from elsewhere needs a user: "
                     "set {other}",
                     ("users_file",),
@@ -931,7 +901,7 @@ class ConfigFile(_Frozen):
             for vhid, _ in p.nodes:
                 j = taken.get((p.carpdev, vhid))
                 if j is not None and self.carp[j].pool is None:  # Config: its own are there
-                    msg = f"vhid {vhid} on carpdev {p.carpdev} is also in {{other}}"
+                    msg = f"vhid {vhid} on carpdev {p.carpdev} is also {{other}}'s"
                     found.append(Conflict(("pool", i, "nodes"), vhid, msg, ("carp", j)))
                 k = pools.setdefault((p.carpdev, vhid), i)
                 if k != i:
