@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,59 @@ class ConfigError(Exception):
         return self.message.splitlines()
 
 
-def key_path(loc: Loc) -> str:
-    """("carp", 0, "addresses", 1) -> "carp[0].addresses[1]"."""
+# A table of an array of tables goes by its name where it has one (a [[carp]] named
+# "lan" is ``carp "lan"``), otherwise by its index and the key users tell it by
+# (``follow[1] (interface "wan1")``), or its index alone.
+_NAME_KEY: dict[Loc, str] = {("carp",): "name", ("pool",): "name", ("action",): "name"}
+_HINT_KEY: dict[Loc, str] = {("carp",): "vhid", ("follow",): "interface", ("sync", "files"): "path"}
+
+# loc of a table in an array of tables, and the rest of the loc -> how it is named
+Label = Callable[[Loc, Loc], str]
+
+
+def key_path(loc: Loc, label: Label | None = None) -> str:
+    """("carp", 0, "addresses", 1) -> 'carp "lan".addresses[1]' (with the document's
+    ``label``) or "carp[0].addresses[1]" (without)."""
     out = ""
-    for seg in loc:
-        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+    for n, seg in enumerate(loc):
+        if isinstance(seg, int):
+            arrays = _HINT_KEY.keys() | _NAME_KEY.keys()
+            named = label(loc[: n + 1], loc[n + 1 :]) if label and loc[:n] in arrays else ""
+            out += named or f"[{seg}]"
+        else:
+            out += f".{seg}" if out else seg
     return out
+
+
+def document_label(data: Mapping[str, Any]) -> Label:
+    """How the tables of a TOML-shaped document are named in messages: by a name that
+    only one table of its array has, else by index (and the key users know it by); never
+    by the very key that is at fault."""
+
+    def label(table: Loc, rest: Loc) -> str:
+        items: Any = data
+        for seg in table[:-1]:
+            items = items.get(seg) if isinstance(items, Mapping) else None
+        index = table[-1]
+        if not isinstance(items, list | tuple) or not isinstance(index, int):
+            return ""
+        item = items[index] if index < len(items) else None
+        if not isinstance(item, Mapping):
+            return ""
+        where = table[:-1]
+        key = _NAME_KEY.get(where)
+        name = item.get(key) if key else None
+        if isinstance(name, str) and name and rest[:1] != (key,):
+            same = [t for t in items if isinstance(t, Mapping) and t.get(key) == name]
+            if len(same) == 1:
+                return f" {show(name)}"
+        hint = _HINT_KEY.get(where)
+        value = item.get(hint) if hint else None
+        if isinstance(value, int | str) and not isinstance(value, bool) and rest[:1] != (hint,):
+            return f"[{index}] ({hint} {show(value)})"
+        return f"[{index}]"
+
+    return label
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from carpd.config import overlay
-from carpd.config.errors import TOML, ConfigError, Naming, config_error
-from carpd.config.model import CarpConfig, Config, ConfigFile, Loc
+from carpd.config.errors import TOML, ConfigError, Naming, config_error, document_label, key_path
+from carpd.config.model import CarpConfig, Config, ConfigFile, GlobalConfig, Loc
 
 DEFAULT_PATH = Path("/etc/carpd/carpd.toml")
 
@@ -26,6 +28,10 @@ def validate_config(
     data: Mapping[str, object], *, source: str, base_dir: Path, naming: Naming = TOML
 ) -> Config:
     """Validate a TOML-shaped document. Relative paths in it are taken from base_dir."""
+    if naming.name is key_path:  # TOML keys: tables named as this document names them
+        naming = dataclasses.replace(
+            naming, name=functools.partial(key_path, label=document_label(data))
+        )
     try:
         doc = ConfigFile.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
@@ -46,6 +52,37 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
     file's directory. Passfiles are read now.
     """
     path = Path(path)
+    data, base_dir, naming = _read_document(path)
+    return validate_config(data, source=str(path), base_dir=base_dir, naming=naming)
+
+
+class _GlobalTable(BaseModel):
+    """A document's [global] table alone; the rest is not looked at."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
+
+
+def load_global(path: str | Path = DEFAULT_PATH) -> GlobalConfig:
+    """The [global] table of a carpd.toml (with its overlay's values), validated as
+    load_config does, for carpctl: it needs the control socket, and reads no passfile or
+    credential (those are carpd's, and often not readable to carpctl's user).
+    Raises ConfigError naming the file and each problem of the table.
+    """
+    path = Path(path)
+    data, base_dir, naming = _read_document(path)
+    try:
+        table = _GlobalTable.model_validate(
+            {"global": data.get("global", {})}, context={"base_dir": base_dir}
+        )
+    except ValidationError as e:
+        raise config_error(e, str(path), naming) from None
+    return table.global_
+
+
+def _read_document(path: Path) -> tuple[dict[str, Any], Path, Naming]:
+    """The file's TOML with its overlay merged in, the directory its relative paths are
+    taken from, and how a problem is named (the overlay's keys by the overlay's file)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -73,7 +110,7 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
             return (str(node), key) if key is not None else None
 
         naming = dataclasses.replace(TOML, origin=origin)
-    return validate_config(data, source=str(path), base_dir=base_dir, naming=naming)
+    return data, base_dir, naming
 
 
 def _syntax(message: str) -> str:

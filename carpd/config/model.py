@@ -182,6 +182,9 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+SERVICE_INTERVAL_MIN, SERVICE_INTERVAL_MAX = 0.1, 86400  # [global] service_interval
+
+
 class GlobalConfig(_Frozen):
     """The ``[global]`` table: the node's own settings, and defaults for every vhid."""
 
@@ -213,9 +216,10 @@ class GlobalConfig(_Frozen):
     """A directory of service checks (OPNsense's rc.carp_service_status.d): every executable
     in it is run; an exit other than 0, or none within ``service_timeout`` seconds, demotes
     the node by 1048576 (2^20) until every check passes again."""
-    service_interval: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
-    """Also run the service checks every this many seconds. Unset: at start-up and on
-    ``carpctl service-status`` only."""
+    service_interval: float = Field(default=5.0, strict=True, allow_inf_nan=False)
+    """Also run the service checks every this many seconds (keepalived's track_script is
+    periodic too): 0.1 to 86400, or 0 for at start-up and on ``carpctl service-status``
+    only. A check is a process: one that does nothing costs about 1.6 ms of CPU."""
     service_timeout: float = Field(default=10.0, gt=0, strict=True, allow_inf_nan=False)
     """Seconds a service check may run; then it is killed and counts as failed."""
     # Demotion factors; FreeBSD's defaults (net.inet.carp.*_demotion_factor = 240).
@@ -241,6 +245,17 @@ class GlobalConfig(_Frozen):
     )
     """This node's name in status (``carpctl status``, /api/status) and the status page's
     title: letters, digits, ``.``, ``_`` and ``-``, at most 63. Unset: the host name."""
+
+    @field_validator("service_interval")
+    @classmethod
+    def _service_interval_range(cls, value: float) -> float:
+        if value != 0 and not SERVICE_INTERVAL_MIN <= value <= SERVICE_INTERVAL_MAX:
+            raise PydanticCustomError(
+                "service_interval_range",
+                f"allowed range is {SERVICE_INTERVAL_MIN:g}-{SERVICE_INTERVAL_MAX} seconds, "
+                "or 0 for no periodic runs",
+            )
+        return value
 
 
 INTERNAL = "set by carpd, not a key of the file"
@@ -788,14 +803,29 @@ class PoolConfig(_Frozen):
         return out
 
 
+def _one_or_more(value: object) -> object:
+    """``listen = "192.0.2.1"`` is ``listen = ["192.0.2.1"]``."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return value
+    raise PydanticCustomError("one_or_more", "not an address or an array of addresses")
+
+
 class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
     enabled: StrictBool = False
     """Serve the status page, /api/status and /metrics (needs carpd[web]). A change takes
     effect at the next start of carpd."""
-    listen: AddressValue = ipaddress.IPv4Address("127.0.0.1")
-    """The address to listen on; any but a loopback address needs ``users_file``."""
+    listen: Annotated[
+        tuple[AddressValue, ...], BeforeValidator(_one_or_more), Field(min_length=1)
+    ] = (ipaddress.IPv4Address("127.0.0.1"),)
+    """The addresses to listen on: one (a string) or several (an array), e.g.
+    ``["127.0.0.1", "192.0.2.1"]``. Reading through a loopback address needs no user;
+    through any other, every request needs one, so it needs ``users_file``. 0.0.0.0 or ::
+    listens on every address of its family (a loopback one stays free), and then no other
+    address of that family may be listed."""
     port: int = Field(default=8473, ge=1, le=65535, strict=True)
     """The TCP port."""
     tls_cert: PathSetting | None = None
@@ -820,11 +850,26 @@ class WebConfig(_Frozen):
             found.append(Conflict((key,), str(getattr(self, key)), "needs {other}", (other,)))
         if self.enabled and (why := missing("web")) is not None:
             found.append(Conflict(("enabled",), True, why))
-        if self.enabled and not self.listen.is_loopback and self.users_file is None:
+        seen: set[IPAddr] = set()
+        for i, address in enumerate(self.listen):
+            if address in seen:
+                found.append(Conflict(("listen", i), str(address), "listed twice"))
+            seen.add(address)
+            wildcard = next(
+                (a for a in self.listen if a.is_unspecified and a.version == address.version),
+                address,
+            )
+            if wildcard != address:
+                found.append(
+                    Conflict(("listen", i), str(address), f"{wildcard} listens on it already")
+                )
+        remote = [(i, a) for i, a in enumerate(self.listen) if not a.is_loopback]
+        if self.enabled and remote and self.users_file is None:
+            i, address = remote[0]
             found.append(
                 Conflict(
-                    ("listen",),
-                    str(self.listen),
+                    ("listen", i) if len(self.listen) > 1 else ("listen",),
+                    str(address),
                     "not a loopback address, so every request from elsewhere needs a user: "
                     "set {other}",
                     ("users_file",),
@@ -901,7 +946,7 @@ class ConfigFile(_Frozen):
             for vhid, _ in p.nodes:
                 j = taken.get((p.carpdev, vhid))
                 if j is not None and self.carp[j].pool is None:  # Config: its own are there
-                    msg = f"vhid {vhid} on carpdev {p.carpdev} is also {{other}}'s"
+                    msg = f"vhid {vhid} on carpdev {p.carpdev} is also in {{other}}"
                     found.append(Conflict(("pool", i, "nodes"), vhid, msg, ("carp", j)))
                 k = pools.setdefault((p.carpdev, vhid), i)
                 if k != i:

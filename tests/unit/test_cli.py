@@ -32,10 +32,13 @@ GOOD = """\
     ("change", "expected"),
     [
         (("vhid = 1", "vhid = 300"), "carp[0].vhid = 300: allowed range is 1-255"),
-        (("vhid = 1", "vhid = 1\nadvskew = 255"), "carp[0].advskew = 255: allowed range is 0-254"),
-        (("vhid = 1", "vhid = 1\ncolour = 1"), "carp[0].colour: unknown key"),
-        (('carpdev = "eth0"', ""), "carp[0].carpdev: missing required key"),
-        (("192.0.2.100/24", "192.0.2.300/24"), 'carp[0].addresses[0] = "192.0.2.300/24"'),
+        (
+            ("vhid = 1", "vhid = 1\nadvskew = 255"),
+            "carp[0] (vhid 1).advskew = 255: allowed range is 0-254",
+        ),
+        (("vhid = 1", "vhid = 1\ncolour = 1"), "carp[0] (vhid 1).colour: unknown key"),
+        (('carpdev = "eth0"', ""), "carp[0] (vhid 1).carpdev: missing required key"),
+        (("192.0.2.100/24", "192.0.2.300/24"), 'carp[0] (vhid 1).addresses[0] = "192.0.2.300/24"'),
     ],
 )
 def test_bad_config_exits_2_naming_file_key_value_and_range(

@@ -166,9 +166,9 @@ def test_passfile_errors(tmp_path: Path) -> None:
     text += MINIMAL.replace(f'pass = "{SECRET}"', 'passfile = "absent"').replace("7", "8")
     path = write(tmp_path, text)
     assert problems(path) == [
-        f'{path}: carp[0].passfile = "long": the password in it has 20 characters, '
+        f'{path}: carp[0] (vhid 7).passfile = "long": the password in it has 20 characters, '
         "at most 19 are allowed (ucarp and the BSDs use only 19)",
-        f'{path}: carp[1].passfile = "absent": cannot read it: No such file or directory',
+        f'{path}: carp[1] (vhid 8).passfile = "absent": cannot read it: No such file or directory',
     ]
 
 
@@ -178,98 +178,114 @@ ERRORS = [
     ("vhid = 7", "vhid = 0", "carp[0].vhid = 0: allowed range is 1-255"),
     ("vhid = 7", 'vhid = "7"', 'carp[0].vhid = "7": must be an integer'),
     ("vhid = 7", "vhid = true", "carp[0].vhid = true: must be an integer"),
-    ("", "advskew = 255", "carp[0].advskew = 255: allowed range is 0-254"),
-    ("", "advbase = 0", "carp[0].advbase = 0: allowed range is 1-255 (whole seconds) for CARP"),
-    ("", "deadratio = 256", "carp[0].deadratio = 256: allowed range is 1-255"),
-    ("", "preempt = 1", "carp[0].preempt = 1: must be true or false"),
-    ("", 'tiebreak = "openbsd"', 'carp[0].tiebreak = "openbsd": allowed values: "ucarp", "bsd"'),
+    ("", "advskew = 255", "carp[0] (vhid 7).advskew = 255: allowed range is 0-254"),
+    (
+        "",
+        "advbase = 0",
+        "carp[0] (vhid 7).advbase = 0: allowed range is 1-255 (whole seconds) for CARP",
+    ),
+    ("", "deadratio = 256", "carp[0] (vhid 7).deadratio = 256: allowed range is 1-255"),
+    ("", "preempt = 1", "carp[0] (vhid 7).preempt = 1: must be true or false"),
+    (
+        "",
+        'tiebreak = "openbsd"',
+        'carp[0] (vhid 7).tiebreak = "openbsd": allowed values: "ucarp", "bsd"',
+    ),
     (
         "",
         'srcip = "2001:db8::1"',
-        'carp[0].srcip = "2001:db8::1": not an IPv4 address (e.g. 192.0.2.1)',
+        'carp[0] (vhid 7).srcip = "2001:db8::1": not an IPv4 address (e.g. 192.0.2.1)',
     ),
-    ("", 'up = ""', 'carp[0].up = "": must not be empty'),
+    ("", 'up = ""', 'carp[0] (vhid 7).up = "": must not be empty'),
     (
         "",
         'colour = "red"',
-        "carp[0].colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
+        "carp[0] (vhid 7).colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
         "protocol, advbase, advskew, priority, accept, vmac, peers, replay_protection, "
         "addresses, up, down, pre_release, pre_release_timeout, xparam, srcip, preempt, "
         "tiebreak, hmac_variant, deadratio, neutral, groups)",
     ),
-    ('carpdev = "eth0"', "", "carp[0].carpdev: missing required key"),
+    ('carpdev = "eth0"', "", "carp[0] (vhid 7).carpdev: missing required key"),
     (
         'carpdev = "eth0"',
         'carpdev = "a-very-long-ifname"',
-        'carp[0].carpdev = "a-very-long-ifname": allowed length is 1-15 characters',
+        'carp[0] (vhid 7).carpdev = "a-very-long-ifname": allowed length is 1-15 characters',
     ),
     (
         'carpdev = "eth0"',
         'carpdev = "eth0:1"',
-        'carp[0].carpdev = "eth0:1": not an interface name: 1-15 characters, '
+        'carp[0] (vhid 7).carpdev = "eth0:1": not an interface name: 1-15 characters, '
         "no '/', ':' or whitespace",
     ),
     (
         'addresses = ["192.0.2.100"]',
         'addresses = ["192.0.2.1/24", "192.0.2.300/24"]',
-        'carp[0].addresses[1] = "192.0.2.300/24": not an address/prefix '
+        'carp[0] (vhid 7).addresses[1] = "192.0.2.300/24": not an address/prefix '
         "(e.g. 192.0.2.100/24 or 2001:db8::100/64)",
     ),
     (
         'addresses = ["192.0.2.100"]',
         'addresses = ["192.0.2.300/24"]',
-        'carp[0].addresses[0] = "192.0.2.300/24": not an address/prefix '
+        'carp[0] (vhid 7).addresses[0] = "192.0.2.300/24": not an address/prefix '
         "(e.g. 192.0.2.100/24 or 2001:db8::100/64)",
     ),
-    ('addresses = ["192.0.2.100"]', "addresses = []", "carp[0].addresses = []: must not be empty"),
+    (
+        'addresses = ["192.0.2.100"]',
+        "addresses = []",
+        "carp[0] (vhid 7).addresses = []: must not be empty",
+    ),
     (
         'addresses = ["192.0.2.100"]',
         'addresses = ["192.0.2.1/24", "2001:db8::1", "192.0.2.1/32"]',
-        'carp[0].addresses[2] = "192.0.2.1/32": 192.0.2.1 is listed twice '
-        "(also carp[0].addresses[0])",
+        'carp[0] (vhid 7).addresses[2] = "192.0.2.1/32": 192.0.2.1 is listed twice '
+        "(also carp[0] (vhid 7).addresses[0])",
     ),
     (
         'addresses = ["192.0.2.100"]',
         "addresses = [3221225985]",
-        "carp[0].addresses[0] = 3221225985: not an address/prefix "
+        "carp[0] (vhid 7).addresses[0] = 3221225985: not an address/prefix "
         "(e.g. 192.0.2.100/24 or 2001:db8::100/64)",
     ),
     (
         'addresses = ["192.0.2.100"]',
         'addresses = ["224.0.0.18"]',
-        'carp[0].addresses[0] = "224.0.0.18/32": not a unicast address',
+        'carp[0] (vhid 7).addresses[0] = "224.0.0.18/32": not a unicast address',
     ),
     # The BSD kernels never hash these (spec 2.2): a peer could not verify our adverts.
     *(
         (
             'addresses = ["192.0.2.100"]',
             f'addresses = ["{address}"]',
-            f'carp[0].addresses[0] = "{address}/{bits}": not a unicast address',
+            f'carp[0] (vhid 7).addresses[0] = "{address}/{bits}": not a unicast address',
         )
         for address, bits in (("0.0.0.0", 32), ("255.255.255.255", 32), ("::", 128))
     ),
     (
         f'pass = "{SECRET}"',
         f'pass = "{SECRET}"\nhmac_variant = "netbsd"',
-        'carp[0].hmac_variant = "netbsd": allowed values: "openbsd", "freebsd"',
+        'carp[0] (vhid 7).hmac_variant = "netbsd": allowed values: "openbsd", "freebsd"',
     ),
     (
         'addresses = ["192.0.2.100"]',
         'addresses = "192.0.2.100"',
-        'carp[0].addresses = "192.0.2.100": must be an array',
+        'carp[0] (vhid 7).addresses = "192.0.2.100": must be an array',
     ),
     (
         f'pass = "{SECRET}"',
         'pass = "0123456789abcdefghijklmno"',
-        "carp[0].pass = <hidden, 25 characters>: at most 19 characters "
+        "carp[0] (vhid 7).pass = <hidden, 25 characters>: at most 19 characters "
         "(ucarp and the BSDs use only 19)",
     ),
     (
         f'pass = "{SECRET}"',
         "",
-        "carp[0]: exactly one of pass or passfile is required (found neither)",
+        "carp[0] (vhid 7): exactly one of pass or passfile is required (found neither)",
     ),
-    ("", 'passfile = "/x"', "carp[0]: exactly one of pass or passfile is required (found both)"),
+    (
+        "",
+        'passfile = "/x"',
+        "carp[0] (vhid 7): exactly one of pass or passfile is required (found both)",
+    ),
 ]
 
 
@@ -330,19 +346,52 @@ def test_document_errors(tmp_path: Path) -> None:
     ]
 
 
+def test_errors_name_tables_by_their_name_not_their_place(tmp_path: Path) -> None:
+    """In a long file a table is found by its name: ``carp "wan"``, not ``carp[1]``;
+    a table without a name keeps its index and the key it is told by."""
+    lan = MINIMAL.replace("vhid = 7", 'name = "lan"\nvhid = 7')
+    wan = MINIMAL.replace("vhid = 7", 'name = "wan"\nvhid = 8\nadvskew = 300')
+    text = (
+        lan
+        + wan
+        + (
+            '[[action]]\nname = "notify"\nvhid = "wan"\non = ["master", "soon"]\nrun = ["x"]\n'
+            '[[follow]]\ninterface = "wan1"\nvhid = "wan"\nmac = "zz"\n'
+            '[sync]\n[[sync.files]]\npath = "/etc/x"\ncheck = []\n'
+        )
+    )
+    assert problems(write(tmp_path, text)) == [
+        f'{tmp_path / "carpd.toml"}: sync.files[0] (path "/etc/x").check = []: must not be empty',
+        f'{tmp_path / "carpd.toml"}: carp "wan".advskew = 300: allowed range is 0-254',
+        f'{tmp_path / "carpd.toml"}: action "notify".on[1] = "soon": allowed values: '
+        '"master", "backup", "pre-release"',
+        f'{tmp_path / "carpd.toml"}: follow[0] (interface "wan1").mac = "zz": '
+        "not a MAC address like 02:00:00:00:00:01",
+    ]
+    # Cross-checks name both tables the same way.
+    second = MINIMAL.replace("vhid = 7", 'name = "lan2"\nvhid = 7')
+    assert problems(write(tmp_path, lan + second)) == [
+        f'{tmp_path / "carpd.toml"}: carp "lan2".vhid = 7: duplicate vhid 7 on carpdev eth0 '
+        '(also carp "lan")'
+    ]
+
+
 def test_cross_checks(tmp_path: Path) -> None:
     second = MINIMAL.replace('addresses = ["192.0.2.100"]', 'addresses = ["192.0.2.101"]')
     path = write(tmp_path, MINIMAL + second)
     assert problems(path) == [
-        f"{path}: carp[1].vhid = 7: duplicate vhid 7 on carpdev eth0 (also carp[0])"
+        f"{path}: carp[1].vhid = 7: duplicate vhid 7 on carpdev eth0 (also carp[0] (vhid 7))"
     ]
     named = MINIMAL.replace("vhid = 7", 'vhid = 8\nname = "carp7"')
     path = write(tmp_path, MINIMAL + named)
-    assert problems(path) == [f'{path}: carp[1].name = "carp7": duplicate name (also carp[0])']
+    # The name at fault does not name its table: index and vhid do.
+    assert problems(path) == [
+        f'{path}: carp[1] (vhid 8).name = "carp7": duplicate name (also carp[0] (vhid 7))'
+    ]
     on_eth1 = MINIMAL.replace('"eth0"', '"eth1"')
     (problem,) = problems(write(tmp_path, MINIMAL + on_eth1))
     assert problem.endswith(
-        'carp[1].name = "carp7": duplicate name (also carp[0]); '
+        'carp[1] (vhid 7).name = "carp7": duplicate name (also carp[0] (vhid 7)); '
         "the name defaults to carp<vhid>: set a distinct name"
     )
 
@@ -351,10 +400,10 @@ def test_all_problems_reported_one_per_line(tmp_path: Path) -> None:
     text = MINIMAL.replace("vhid = 7", "vhid = 300") + "advskew = 255\ncolour = 1\n"
     lines = problems(write(tmp_path, text))
     assert len(lines) == 3
-    assert [line.split(": ")[1].split(" ")[0] for line in lines] == [
-        "carp[0].vhid",
-        "carp[0].advskew",
-        "carp[0].colour",
+    assert [line.split(": ")[1].split(" = ")[0] for line in lines] == [
+        "carp[0].vhid",  # the key that tells the table is wrong: no "(vhid 300)" on it
+        "carp[0] (vhid 300).advskew",
+        "carp[0] (vhid 300).colour",
     ]
 
 
@@ -373,7 +422,7 @@ def test_password_never_in_error(tmp_path: Path) -> None:
     assert not any(SECRET in p for p in problems(write(tmp_path, wrong_key)))
     wrong_type = MINIMAL.replace(f'pass = "{SECRET}"', "pass = 1234567")
     assert problems(write(tmp_path, wrong_type)) == [
-        f"{tmp_path / 'carpd.toml'}: carp[0].pass = <hidden>: must be a string"
+        f"{tmp_path / 'carpd.toml'}: carp[0] (vhid 7).pass = <hidden>: must be a string"
     ]
 
 
@@ -447,8 +496,8 @@ def test_a_passfile_can_be_a_systemd_credential(
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert str(e.value) == (
-        f'{path}: carp[0].passfile = "%d/carp-lan": %d is systemd\'s credentials directory, '
-        "and $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"
+        f'{path}: carp[0] (vhid 7).passfile = "%d/carp-lan": %d is systemd\'s credentials '
+        "directory, and $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"
     )
 
 
@@ -462,15 +511,17 @@ def test_role_following_tables_name_real_targets_and_one_command(tmp_path: Path)
     path = write(tmp_path, text)
     assert problems(path) == [
         f'{path}: action[1].on[1] = "later": allowed values: "master", "backup", "pre-release"',
-        f'{path}: follow[0].mac = "zz": not a MAC address like 02:00:00:00:00:01',
+        f'{path}: follow[0] (interface "eth0").mac = "zz": not a MAC address like '
+        "02:00:00:00:00:01",
     ]
     text = text.replace(', "later"', "").replace('"zz"', '"02:00:00:00:00:01"')
     assert problems(write(tmp_path, text)) == [
         f"{path}: action[1]: exactly one of run or shell is required (found both)"
     ]
     assert problems(write(tmp_path, text.replace('shell = "y"\n', ""))) == [
+        # Two actions named "a": neither name tells them apart, so they go by index.
         f'{path}: action[1].group = "nope": no [[carp]] is in this group',
-        f'{path}: follow[0].vhid = "carp8": no [[carp]] has this name',
+        f'{path}: follow[0] (interface "eth0").vhid = "carp8": no [[carp]] has this name',
         f'{path}: action[1].name = "a": duplicate name (also action[0])',
         f'{path}: follow[0].interface = "eth0": a carpdev cannot follow a role: '
         "its link carries the adverts",

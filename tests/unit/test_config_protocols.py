@@ -43,7 +43,7 @@ def test_vrrp3_advbase_is_centiseconds_up_to_40_95(tmp_path: Path, advbase: str)
     msg = error(
         tmp_path, f'protocol = "vrrp3"\nadvbase = {advbase}\naddresses = ["192.0.2.1/24"]\n'
     )
-    assert f"carp[0].advbase = {advbase}" in msg
+    assert f"carp[0] (vhid 9).advbase = {advbase}" in msg
     assert "allowed range is 0.01-40.95 seconds, in steps of 0.01, for VRRPv3" in msg
 
 
@@ -52,17 +52,17 @@ def test_vrrp3_refuses_carp_keys_and_carp_refuses_vrrp_keys(tmp_path: Path) -> N
         tmp_path,
         'protocol = "vrrp3"\npass = "secret"\nadvskew = 10\naddresses = ["192.0.2.1/24"]\n',
     )
-    assert 'carp[0].pass = "<hidden>": not for protocol = "vrrp3"' in msg
-    assert "carp[0].advskew = 10: not for protocol" in msg
+    assert 'carp[0] (vhid 9).pass = "<hidden>": not for protocol = "vrrp3"' in msg
+    assert "carp[0] (vhid 9).advskew = 10: not for protocol" in msg
     msg = error(
         tmp_path, 'protocol = "vrrp3"\nhmac_variant = "freebsd"\naddresses = ["192.0.2.1/24"]\n'
     )
-    assert 'carp[0].hmac_variant = "freebsd": not for protocol = "vrrp3"' in msg
+    assert 'carp[0] (vhid 9).hmac_variant = "freebsd": not for protocol = "vrrp3"' in msg
     assert "secret" not in msg
     msg = error(tmp_path, 'pass = "x"\npriority = 200\naddresses = ["192.0.2.1/24"]\n')
-    assert 'carp[0].priority = 200: only for protocol = "vrrp3"' in msg
+    assert 'carp[0] (vhid 9).priority = 200: only for protocol = "vrrp3"' in msg
     msg = error(tmp_path, 'pass = "x"\nadvbase = 0.5\naddresses = ["192.0.2.1/24"]\n')
-    assert "carp[0].advbase = 0.5: allowed range is 1-255 (whole seconds) for CARP" in msg
+    assert "carp[0] (vhid 9).advbase = 0.5: allowed range is 1-255 (whole seconds) for CARP" in msg
 
 
 def test_peers_must_cover_every_address_family(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_peers_must_cover_every_address_family(tmp_path: Path) -> None:
         tmp_path,
         'pass = "x"\npeers = ["192.0.2.2"]\naddresses = ["192.0.2.1/24", "2001:db8::1/64"]\n',
     )
-    assert "carp[0].peers" in msg and "no IPv6 peer for the IPv6 addresses" in msg
+    assert "carp[0] (vhid 9).peers" in msg and "no IPv6 peer for the IPv6 addresses" in msg
     config = load(
         tmp_path,
         'pass = "x"\npeers = ["192.0.2.2", "2001:db8::2"]\nvmac = true\n'

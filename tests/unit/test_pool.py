@@ -40,9 +40,9 @@ def test_a_pool_is_its_vhids_with_preempt_and_one_multicast_mac(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("nodes", "message"),
     [
-        ('["1:0", "1:100"]', "pool[0].nodes = 1: each vhid once in nodes"),
-        ('["1:0", "2:300"]', 'pool[0].nodes[1] = "2:300": not "vhid:advskew"'),
-        ('["1:0"]', "pool[0].nodes = 1: a pool has 2 to 32 vhids"),
+        ('["1:0", "1:100"]', 'pool "web".nodes = 1: each vhid once in nodes'),
+        ('["1:0", "2:300"]', 'pool "web".nodes[1] = "2:300": not "vhid:advskew"'),
+        ('["1:0"]', 'pool "web".nodes = 1: a pool has 2 to 32 vhids'),
     ],
 )
 def test_bad_carpnodes_are_refused(tmp_path: Path, nodes: str, message: str) -> None:
@@ -55,7 +55,9 @@ def test_a_pool_vhid_may_not_be_a_carp_vhid_too(tmp_path: Path) -> None:
     carp = '[[carp]]\nvhid = 2\ncarpdev = "eth0"\npass = "x"\naddresses = ["192.0.2.1/24"]\n'
     with pytest.raises(ConfigError) as e:
         load(tmp_path, carp + POOL.format(nodes='["1:0", "2:100"]'))
-    assert "pool[0].nodes = 2: vhid 2 on carpdev eth0 is also carp[0]'s" in str(e.value)
+    assert 'pool "web".nodes = 2: vhid 2 on carpdev eth0 is also in carp[0] (vhid 2)' in str(
+        e.value
+    )
 
 
 def test_the_ruleset_keeps_our_buckets_and_replaces_itself_in_one_transaction(
