@@ -151,7 +151,7 @@ class Health:
                 await self.check_services()
             except Exception:  # a broken check directory must not end the checks
                 log.exception("carp: service checks failed to run")
-            if interval is None:
+            if not interval:  # 0: at start-up and on demand only
                 return
             await asyncio.sleep(interval)
 

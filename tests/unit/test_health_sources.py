@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from carpd.config import GlobalConfig
+from carpd.config import ConfigError, GlobalConfig, load_config
 from carpd.core.demotion import Demotion
 from carpd.daemon.health import MAINTENANCE, SERVICES, STARTUP, Health
 
@@ -112,11 +112,11 @@ def test_reconfigure_moves_maintenance_and_takes_its_new_factor(tmp_path: Path) 
 
 
 def test_reconfigure_with_a_service_interval_starts_the_periodic_runs(tmp_path: Path) -> None:
-    """Started without service_interval the checks run once; a reload that sets one makes
+    """Started with service_interval = 0 the checks run once; a reload that sets one makes
     them run every interval from then on."""
     runs = tmp_path / "runs"
     check(tmp_path, "web", f"echo run >> {runs}")
-    health, _, _ = make(tmp_path)
+    health, _, _ = make(tmp_path, service_interval=0)
     interval = 0.1
     new = GlobalConfig.model_validate(
         {
@@ -139,3 +139,67 @@ def test_reconfigure_with_a_service_interval_starts_the_periodic_runs(tmp_path: 
         return once
 
     assert asyncio.run(asyncio.wait_for(main(), 30)) == 1
+
+
+def test_service_checks_repeat_every_5_s_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As keepalived's track_script: without a service_interval the checks still repeat.
+    The waits between runs are recorded rather than waited."""
+    runs = tmp_path / "runs"
+    check(tmp_path, "web", f"echo run >> {runs}")
+    health, _, _ = make(tmp_path)
+    assert health.settings.service_interval == 5.0
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+        await real_sleep(0)
+
+    async def main() -> None:
+        monkeypatch.setattr(asyncio, "sleep", sleep)
+        health.start_checks()
+        while not runs.exists() or len(runs.read_text().splitlines()) < 3:
+            await real_sleep(0.01)
+        await health.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert waits[:2] == [5.0, 5.0]
+
+
+def test_service_interval_0_runs_the_checks_once(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    check(tmp_path, "web", f"echo run >> {runs}")
+    health, _, _ = make(tmp_path, service_interval=0)
+
+    async def main() -> None:
+        health.start_checks()
+        assert health._periodic is not None
+        await health._periodic  # it ends by itself after the first run
+        await health.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert runs.read_text().splitlines() == ["run"]
+
+
+@pytest.mark.parametrize("value", ["0.05", "-1", "86401", "100000", "inf", "nan", "true", '"5"'])
+def test_service_interval_out_of_range_is_refused_naming_file_key_and_range(
+    tmp_path: Path, value: str
+) -> None:
+    path = tmp_path / "carpd.toml"
+    path.write_text(
+        f"[global]\nservice_interval = {value}\n\n"
+        '[[carp]]\nvhid = 1\ncarpdev = "eth0"\npass = "x"\naddresses = ["192.0.2.100"]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (line,) = str(info.value).splitlines()
+    assert line.startswith(f"{path}: global.service_interval = {value}: ")
+    if value not in ("inf", "nan", "true", '"5"'):
+        assert line.endswith("allowed range is 0.1-86400 seconds, or 0 for no periodic runs")
+
+
+@pytest.mark.parametrize("value", [0, 0.1, 1, 30, 86400])
+def test_service_interval_in_range(value: float) -> None:
+    assert GlobalConfig(service_interval=value).service_interval == value
