@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import socket
 import sys
 import time
@@ -13,8 +14,8 @@ from typing import Any
 
 from carpd.ctl import sync_args
 from carpd.ctl.hosts import host_name
+from carpd.ctl.socketpath import CONFIG_ENV, DEFAULT_SOCKET, NoConfig, config_file, control_socket
 
-DEFAULT_SOCKET = "/run/carpd/carpd.sock"
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_CHECK_FAILED = 4  # service-status: a check failed, for cron and monitoring
 
@@ -276,7 +277,17 @@ def make_parser() -> argparse.ArgumentParser:
         "4 (service-status) a service check failed.",
     )
     parser.add_argument(
-        "--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})"
+        "--socket",
+        metavar="PATH",
+        help=f"control socket (default: [global] control_socket of --config or ${CONFIG_ENV}, "
+        f"else {DEFAULT_SOCKET})",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"find the control socket in this carpd.toml ([global] control_socket, with its "
+        f"overlay; no passfile is read); default ${CONFIG_ENV} if set; --socket wins. "
+        "carpctl sync reads it too",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -288,8 +299,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     command(
         "status",
-        "state of every vhid and why it is demoted "
-        "(--json adds last transition, master seen, counters)",
+        "state of every vhid, the master a BACKUP hears and why it is demoted "
+        "(--json adds counters, drops and the last 20 transitions)",
     )
     g = command(
         "group",
@@ -397,9 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sync":  # pydantic and the config only for this one
         from carpd.sync.cli import main as sync_main
 
+        named = config_file(args.config, os.environ)
+        args.config = named[0] if named else sync_args.DEFAULT_CONFIG
         return sync_main(args)
+    try:
+        path, source = control_socket(args.socket, args.config, os.environ)
+    except NoConfig as e:
+        print(f"carpctl: {e}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "events":
-        return follow(args.socket)
+        return follow(path)
     as_json = args.json or getattr(args, "json_sub", False)
     try:
         req = build_request(args)
@@ -407,11 +425,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"carpctl: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        reply = request(args.socket, req, timeout=120.0)
+        reply = request(path, req, timeout=120.0)
     except Unreachable as e:
+        where = f"[global] control_socket of {source}" if source else "the socket"
         print(
             f"carpctl: cannot reach carpd at {e}\n"
-            "  is carpd running? is this the [global] control_socket? (--socket PATH)",
+            f"  is carpd running? is {where} carpd's? (--socket PATH, --config FILE)",
             file=sys.stderr,
         )
         return EXIT_UNREACHABLE

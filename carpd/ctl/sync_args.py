@@ -3,7 +3,10 @@ when they run: carpctl's other commands never load the config's models)."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+DEFAULT_CONFIG = "/etc/carpd/carpd.toml"
 
 
 def add_parser(sub: Any) -> None:
@@ -14,7 +17,14 @@ def add_parser(sub: Any) -> None:
         "Exit codes: 0 in sync or done, 1 files differ or the push was refused, 2 usage, "
         "3 the peer is unreachable.",
     )
-    sync.add_argument("--config", default="/etc/carpd/carpd.toml", help="carpd's config file")
+    # Not defaulted here: carpctl's own --config (before sync) must not be overwritten.
+    sync.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help=f"carpd's config file (as carpctl --config; default $CARPD_CONFIG, else "
+        f"{DEFAULT_CONFIG})",
+    )
     cmds = sync.add_subparsers(dest="sync_command", metavar="SYNC_COMMAND", required=True)
     cmds.add_parser("status", help="which files differ from the peer (exit 1 if any)")
     d = cmds.add_parser("diff", help="a unified diff, the peer's version against this node's")

@@ -16,7 +16,10 @@ ALLOWED = {
     "daemon": {"core", "config", "linux", "daemon", "ifstated"},
     # carpctl web-user writes the status page's users file (carpd.web.auth: stdlib only).
     # carpctl sync: the sync commands (carpd.sync; config only when they run).
-    "ctl": {"ctl", "web", "sync"},
+    # carpctl --config: the control socket from carpd.toml's [global], read by carpd's
+    # own loader (carpd.config.load_global; only when a config is named), never the
+    # daemon's runtime.
+    "ctl": {"ctl", "web", "sync", "config"},
     # Keeping files the same on the peer: a command beside the daemon, never in it.
     "sync": {"core", "config", "sync"},
     # The status page reads the daemon through its view and command handlers.

@@ -87,3 +87,23 @@ def test_main_leaves_garbage_collection_as_it_found_it(tmp_path: Path) -> None:
     assert gc.isenabled()
     assert main(["--config", str(tmp_path / "missing.toml")]) == 2
     assert gc.isenabled()
+
+
+def after_carpctl(*argv: str) -> set[str]:
+    return modules_after(f"from carpd.ctl.main import main\nrc = main({list(argv)!r})\n")
+
+
+def test_carpctl_loads_the_config_only_when_one_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """carpctl with --socket (or the default) starts without pydantic; --config or
+    $CARPD_CONFIG reads [global] with carpd's loader, never the daemon's runtime."""
+    monkeypatch.delenv("CARPD_CONFIG", raising=False)
+    path = tmp_path / "carpd.toml"
+    path.write_text(f'[global]\ncontrol_socket = "{tmp_path / "carpd.sock"}"\n{GOOD}')
+    assert not (RUNTIME | CONFIG) & after_carpctl("--socket", str(tmp_path / "no.sock"), "status")
+    loaded = after_carpctl("--config", str(path), "status")
+    assert "carpd.config.load" in loaded and not RUNTIME & loaded
+    monkeypatch.setenv("CARPD_CONFIG", str(path))
+    loaded = after_carpctl("status")
+    assert "carpd.config.load" in loaded and not RUNTIME & loaded
