@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from carpd.config import GlobalConfig
 from carpd.ctl.main import EXIT_CHECK_FAILED, request
 from carpd_lab import bounds
 from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
@@ -50,7 +51,8 @@ def moved_to(new: Node, old: Node, start: tuple[int, int], timeout: float | None
 
 
 def test_a_failing_check_moves_the_role_and_recovery_moves_it_back(lab: Lab) -> None:
-    n1, n2 = nodes(lab)
+    # No periodic runs: what moves the role here is `carpctl service-status` running them.
+    n1, n2 = nodes(lab, service_interval=0)
     flag = lab.tmp / "web-is-up"
     flag.touch()
     n1.add_check("web", f"test -e {flag}")
@@ -314,6 +316,45 @@ def test_service_interval_runs_the_checks_by_itself(lab: Lab) -> None:
     flag.unlink()  # no carpctl: the periodic run must notice
     n1.wait_log(re.escape(SERVICE_DOWN), timeout=0.5 + bounds.COMMAND, start=marks[1])
     moved_to(n2, n1, marks)
+
+
+def test_service_checks_repeat_by_default_and_0_turns_it_off(lab: Lab) -> None:
+    """As keepalived's track_script: no service_interval in the file, yet a service that
+    stops is noticed by the next periodic run, at most the default interval later. Then
+    service_interval = 0, reloaded: no more runs, so a service that is back goes unseen."""
+    n1, n2 = nodes(lab)
+    flag = lab.tmp / "web-is-up"
+    flag.touch()
+    runs = lab.tmp / "runs"
+    n1.add_check("web", f"test -e {flag}; ok=$?; echo run >> {runs}; exit $ok")
+    start_master_first(n1, n2)
+    n1.wait_ready()
+    marks = (n2.mark(), n1.mark())
+    flag.unlink()
+    every = GlobalConfig().service_interval
+    n1.wait_log(re.escape(SERVICE_DOWN), timeout=every + bounds.COMMAND, start=marks[1])
+    moved_to(n2, n1, marks)
+
+    n1.global_["service_interval"] = 0
+    n1.write_config()
+    before = len(runs.read_text().splitlines())
+    assert n1.ctl("reload")[0] == 0
+    # The changed interval restarts the checks with one run now (still failing).
+    deadline = time.monotonic() + bounds.COMMAND
+    while len(runs.read_text().splitlines()) == before:
+        assert time.monotonic() < deadline, "no check run after the reload"
+        time.sleep(0.05)
+    after = len(runs.read_text().splitlines())
+    flag.touch()  # healthy again, but only a run would see it
+    # Two default intervals of n2's adverts (n1 counts them): no run, n1 stays demoted.
+    adverts = int(2 * every / n2.vhids[0].advert_interval) + 1
+    n1.wait_counter(
+        "adverts_received",
+        adverts,
+        timeout=adverts * n2.vhids[0].advert_interval + bounds.COMMAND,
+    )
+    assert len(runs.read_text().splitlines()) == after
+    assert n1.states() == {"carp1": "BACKUP"}
 
 
 def test_advert_send_errors_demote_the_node(lab: Lab) -> None:
