@@ -67,6 +67,14 @@ class History:
     def of(self, key: VhidKey) -> tuple[TransitionRecord, ...]:
         return tuple(self._records.get(key, ()))
 
+    def is_flapping(self, key: VhidKey, now: float) -> bool:
+        """What status shows (``now`` on the wall clock): a flap that the network has not
+        fed for a whole window is over, even if no transition has come to say so."""
+        network = self._network.get(key)
+        if key not in self.flapping or not network:
+            return False
+        return now - network[-1].at <= FLAP_WINDOW
+
     def notify(self, event: Event, view: NodeView) -> None:
         if not isinstance(event, RoleChanged):
             return

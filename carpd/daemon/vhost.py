@@ -211,6 +211,6 @@ class Vhost:
             last_heard=None if heard is None else heard + wall_offset,
             heard_interval=m.heard_interval,
             history=history.of(self.key) if history else (),
-            flapping=history is not None and self.key in history.flapping,
+            flapping=history is not None and history.is_flapping(self.key, now + wall_offset),
             transition_counts=dict(history.counts.get(self.key, {})) if history else {},
         )

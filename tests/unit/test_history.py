@@ -195,6 +195,16 @@ def test_every_reason_is_counted_or_not_on_purpose() -> None:
     assert not history.NETWORK_REASONS & not_counted
 
 
+def test_flapping_shows_until_a_window_without_a_network_transition() -> None:
+    lossy: list[Step] = [(B, M, Reason.MASTER_TIMED_OUT), (M, B, Reason.MORE_FREQUENT_ADVERT)] * 3
+    h = replay(PEER_START + lossy)
+    last = 7000.0 + len(lossy)  # one transition a second from 7000
+    assert h.is_flapping(KEY, last + 1)
+    assert h.is_flapping(KEY, last + history.FLAP_WINDOW)
+    assert not h.is_flapping(KEY, last + history.FLAP_WINDOW + 1)  # calm, with no transition
+    assert not replay(PEER_START + lossy[:4]).is_flapping(KEY, last)
+
+
 def test_the_history_is_in_status_json_and_text(daemon: Daemon) -> None:
     async def main() -> None:
         await started(daemon)
