@@ -18,6 +18,7 @@ from carpd.ctl.socketpath import CONFIG_ENV, DEFAULT_SOCKET, NoConfig, config_fi
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_CHECK_FAILED = 4  # service-status: a check failed, for cron and monitoring
+EXIT_RESTART_NEEDED = 5  # reload: taken, but part of it applies only at carpd's next start
 
 
 class Unreachable(Exception):
@@ -274,7 +275,8 @@ def make_parser() -> argparse.ArgumentParser:
         prog="carpctl",
         description="Show and steer a running carpd through its control socket.",
         epilog="Exit codes: 0 success, 1 refused by carpd, 2 usage, 3 carpd not reachable, "
-        "4 (service-status) a service check failed.",
+        "4 (service-status) a service check failed, 5 (reload) reloaded but part of the "
+        "change needs a restart of carpd.",
     )
     parser.add_argument(
         "--socket",
@@ -387,7 +389,11 @@ def render(command: str, result: dict[str, Any]) -> str:
     if command == "service-status":
         return format_services(result)
     if command == "reload":
-        return f"reloaded {result['reloaded']}"
+        pending = result.get("restart_needed") or []
+        return "\n".join(
+            [f"reloaded {result['reloaded']}"]
+            + [f"not applied until carpd restarts: {what}" for what in pending]
+        )
     if command == "maintenance":
         text = f"maintenance mode {'on' if result['maintenance'] else 'off'}"
         return text + (f"\nwarning: {result['warning']}" if result.get("warning") else "")
@@ -443,4 +449,6 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=2, sort_keys=True) if as_json else render(args.command, result))
     if args.command == "service-status" and result.get("failed"):
         return EXIT_CHECK_FAILED
+    if args.command == "reload" and result.get("restart_needed"):
+        return EXIT_RESTART_NEEDED
     return EXIT_OK

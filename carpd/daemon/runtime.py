@@ -32,6 +32,7 @@ from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.receiver import Receiver
 from carpd.daemon.results import Results
+from carpd.daemon.subnets import with_carpdev_prefixes
 from carpd.daemon.ticks import Ticks
 from carpd.daemon.transmit import Transmitter
 from carpd.daemon.vhost import (
@@ -154,6 +155,12 @@ class Daemon:
 
     async def _new_vhost(self, cfg: CarpConfig, config: Config) -> Vhost:
         dev = await self._carpdev(cfg.carpdev, config)
+        if cfg.prefix_from_carpdev:  # the ucarp command line's -a without a prefix
+            vips = {a.ip for c in config.carp for a in c.addresses}
+            own = await self.netlink.addresses(dev.link.index)
+            cfg, notes = with_carpdev_prefixes(cfg, own, vips)
+            for warn, line in notes:
+                log.log(logging.WARNING if warn else logging.INFO, "%s", line)
         sources, missing = advert_sources(cfg, dev.src4, dev.src6)
         if missing:  # the carpdev lost an address since preflight
             raise StartupError("\n".join(f"{config.source}: {cfg.name}: {m}" for m in missing))
@@ -325,6 +332,8 @@ class Daemon:
         await self._settle()
         for effect in self.host.effects:
             await effect.close()
+            if isinstance(effect, Conntrack):  # after the hand-over: never before it
+                await effect.at_exit()
         await self._close_vmacs([vh.vmac for vh in self.vhosts.values() if vh.vmac])
         for name, saved in self._arp_saved.items():
             for key, value in saved.items():
@@ -389,6 +398,8 @@ class Daemon:
         await self._settle()
         await self._close_vmacs(self._old_vmacs)
         self._old_vmacs.clear()
+        if config.global_.state_dir != self.config.global_.state_dir:
+            self.drift = Drift(config.global_.state_dir)
         self.config = config
         # Everything derived from the configuration follows it.
         self.ledger.declare_groups(g for c in config.carp for g in c.all_groups)

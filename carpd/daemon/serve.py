@@ -27,7 +27,9 @@ from carpd.linux.privileges import missing_capabilities
 from carpd.linux.realtime import Realtime
 
 if TYPE_CHECKING:
+    from carpd.config.model import GlobalConfig
     from carpd.daemon.ifstated import Ifstated
+    from carpd.web.server import WebServer
 
 log = logging.getLogger("carpd")
 
@@ -95,6 +97,41 @@ async def _reload_ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | N
     return new
 
 
+# What a reload cannot apply: the control socket, opened once, is carpctl's way in.
+RESTART_ONLY = ("control_socket", "control_group")
+
+
+def restart_needed(running: GlobalConfig, new: GlobalConfig) -> list[str]:
+    """The settings of ``new`` that only a restart of carpd applies, as ``key = value``."""
+    return [
+        f"global.{key} = {getattr(new, key)} (running: {getattr(running, key)})"
+        for key in RESTART_ONLY
+        if getattr(new, key) != getattr(running, key)
+    ]
+
+
+def _logging(g: GlobalConfig) -> tuple[str, bool, str]:
+    return g.log_level, g.syslog, g.syslog_facility
+
+
+async def _new_web(daemon: Daemon, config: Config, old: WebServer | None) -> WebServer | None:
+    """The [web] of ``config`` started beside ``old`` (sharing the sockets both listen
+    on), or ``old`` itself when [web] did not change; one that cannot start leaves ``old``
+    as it is (StartupError). The caller closes whichever of the two is not kept."""
+    if old is not None and old.cfg == config.web and old.same_users():
+        return old
+    if not config.web.enabled:
+        return None
+    from carpd.web.server import WebError, WebServer  # aiohttp: only with [web]
+
+    try:
+        new = WebServer(config.web, daemon.view, commands.handlers(daemon))
+        await new.start(inherit=old)
+    except WebError as e:
+        raise StartupError(f"{config.source}: {e}") from None
+    return new
+
+
 async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> int:
     loop = asyncio.get_running_loop()
     notifier = Notifier()  # systemd: READY, RELOADING, STOPPING, STATUS, WATCHDOG
@@ -107,38 +144,36 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
         print(f"carpd: {e}", file=sys.stderr)
         await daemon.netlink.close()
         return EXIT_CONFIG
-    web = None
-    if daemon.config.web.enabled:  # aiohttp is imported only then
-        from carpd.web.server import WebError, WebServer
-
-        try:
-            web = WebServer(daemon.config.web, daemon.view, commands.handlers(daemon))
-            await web.start()
-        except WebError as e:
-            print(f"carpd: {daemon.config.source}: {e}", file=sys.stderr)
-            await daemon.netlink.close()
-            return EXIT_CONFIG
+    try:
+        web = await _new_web(daemon, daemon.config, None)
+    except StartupError as e:
+        print(f"carpd: {e}", file=sys.stderr)
+        await daemon.netlink.close()
+        return EXIT_CONFIG
+    started = daemon.config.global_  # what the control socket was opened with
+    logged = _logging(started)  # and the log set up with (a reload applies a change)
     realtime = Realtime(loop)  # [global] realtime_priority: SCHED_FIFO for short adverts
     realtime.apply(daemon.config.global_.realtime_priority)
     daemon.reports["realtime"] = realtime.report
     # One reload at a time: SIGHUPs that arrive during one are merged into one more.
     reload_wanted = asyncio.Event()
-    # `carpctl reload`s waiting for the next reload's outcome (None: done; else why not).
-    waiting: list[asyncio.Future[str | None]] = []
+    # `carpctl reload`s waiting for the next reload's outcome: (why it was refused, what
+    # only a restart applies).
+    waiting: list[asyncio.Future[tuple[str | None, list[str]]]] = []
 
     async def reload_request(_req: dict[str, Any]) -> dict[str, Any]:
         if reload_config is None:
             raise Refused("started from the command line: there is no file to reload")
-        done: asyncio.Future[str | None] = loop.create_future()
+        done: asyncio.Future[tuple[str | None, list[str]]] = loop.create_future()
         waiting.append(done)
         reload_wanted.set()
-        error = await done
+        error, pending = await done
         if error is not None:
             raise Refused(f"reload refused, the running configuration is kept: {error}")
-        return {"reloaded": daemon.config.source}
+        return {"reloaded": daemon.config.source, "restart_needed": pending}
 
     async def reloader(load: Callable[[], Config]) -> None:
-        nonlocal ifstated
+        nonlocal ifstated, web, logged
         while True:
             await reload_wanted.wait()
             reload_wanted.clear()
@@ -146,12 +181,29 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             notifier.reloading()
             answer, waiting[:] = list(waiting), []
             error: str | None = None
+            pending: list[str] = []
             try:
-                running_web = daemon.config.web
-                await daemon.reload(load())
-                realtime.apply(daemon.config.global_.realtime_priority)
-                if daemon.config.web != running_web:
-                    log.warning("web: [web] changed: restart carpd to apply it")
+                config = load()
+                # The new page first: one that cannot start refuses the whole reload.
+                new_web = await _new_web(daemon, config, web)
+                try:
+                    await daemon.reload(config)
+                except BaseException:
+                    if new_web is not None and new_web is not web:
+                        await new_web.close()
+                    raise
+                if new_web is not web:
+                    if web is not None:
+                        await web.close()
+                    web = new_web
+                g = daemon.config.global_
+                if _logging(g) != logged:
+                    logged = _logging(g)
+                    setup_logging(*logged)
+                realtime.apply(g.realtime_priority)
+                pending = restart_needed(started, g)
+                for what in pending:
+                    log.warning("reload: %s: restart carpd to apply it", what)
                 ifstated = await _reload_ifstated(daemon, ifstated)
             except (ConfigError, StartupError) as e:
                 log.error("reload refused, keeping the running configuration:\n%s", e)
@@ -163,7 +215,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
                 notifier.reloaded(daemon.view())
                 for done in answer:
                     if not done.done():
-                        done.set_result(error)
+                        done.set_result((error, pending))
 
     # After preflight, which names an unknown control_group instead of a traceback.
     control = ControlServer(

@@ -5,8 +5,10 @@ the control socket's command handlers for its buttons (maintenance, a vhid down 
 "Temporarily disable CARP": every vhid down, not kept across a restart).
 
 Who may do what:
-- reading (GET) from a loopback address: anyone who can reach it there;
-- reading from elsewhere, and every POST: an HTTP basic user of ``users_file``;
+- reading (GET) through a loopback address (from one, to one carpd listens on): anyone
+  who can reach it there;
+- reading through any other address, and every POST: an HTTP basic user of
+  ``users_file``;
 - every POST also carries the CSRF token of the page it came from (``X-CSRF-Token``,
   which a cross-site form cannot set) and, if the browser sends one, a same-origin
   ``Origin``; ``read_only`` refuses every POST.
@@ -26,6 +28,7 @@ import html
 import ipaddress
 import json
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -35,7 +38,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from carpd.config.model import WebConfig
+from carpd.config.model import IPAddr, WebConfig
 from carpd.daemon.view import NodeView, to_json
 from carpd.web.auth import Authenticator, load_users
 from carpd.web.metrics import registry
@@ -69,17 +72,30 @@ class WebServer:
         self.auth = Authenticator(users)
         self.metrics = registry(view)
         self._runner: web.AppRunner | None = None
-        self._server: Any = None
+        self._servers: list[asyncio.Server] = []
+        self._socks: dict[tuple[str, int], socket.socket] = {}  # what a reload may take over
         self.page = resources.files("carpd.web").joinpath("page.html").read_text()
 
-    @property
-    def url(self) -> str:
+    def url(self, host: IPAddr) -> str:
         scheme = "https" if self.cfg.tls_cert else "http"
-        host = self.cfg.listen
         shown = f"[{host}]" if host.version == 6 else str(host)
         return f"{scheme}://{shown}:{self.cfg.port}/"
 
-    async def start(self) -> None:
+    def same_users(self) -> bool:
+        """Does ``users_file`` still hold the users this server checks against? (A
+        reload that keeps [web] as it is starts it afresh when a user was added or
+        removed, or when the file cannot be read: then the new one refuses the reload.)"""
+        if self.cfg.users_file is None:
+            return True
+        try:
+            return load_users(self.cfg.users_file) == self.auth.users
+        except (OSError, ValueError):
+            return False
+
+    async def start(self, inherit: WebServer | None = None) -> None:
+        """Listen on every address of ``listen``, or on none (WebError). A socket that
+        ``inherit`` (the server a reload replaces) listens on already is shared, not bound
+        again, so the page never stops answering there and the port cannot be lost."""
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
         app.router.add_get("/", self._page)
         app.router.add_get("/login", self._login)
@@ -107,6 +123,19 @@ class WebServer:
                 raise WebError(f"web.tls_cert / web.tls_key: {e}") from None
         server = runner.server
         assert server is not None
+        socks: dict[tuple[str, int], socket.socket] = {}
+        for host in self.cfg.listen:
+            key = (str(host), self.cfg.port)
+            old = inherit._socks.get(key) if inherit is not None else None
+            try:
+                socks[key] = old.dup() if old is not None else _bind(host, self.cfg.port)
+            except OSError as e:
+                for sock in socks.values():
+                    sock.close()
+                await runner.cleanup()
+                raise WebError(
+                    f"web: cannot listen on {self.url(host)}: {e.strerror or e}"
+                ) from None
 
         def limited() -> Any:
             """Beyond max_connections, the oldest connection goes first."""
@@ -116,20 +145,35 @@ class WebServer:
             return server()
 
         loop = asyncio.get_running_loop()
+        servers: list[asyncio.Server] = []
         try:
-            self._server = await loop.create_server(
-                limited, str(self.cfg.listen), self.cfg.port, ssl=context, backlog=128
-            )
-        except OSError as e:
+            for host in self.cfg.listen:  # each server closes its socket when it closes
+                sock = socks.pop((str(host), self.cfg.port))
+                try:
+                    servers.append(
+                        await loop.create_server(limited, sock=sock, ssl=context, backlog=128)
+                    )
+                except OSError as e:  # listen(): a socket bound but not listening elsewhere
+                    sock.close()
+                    raise WebError(
+                        f"web: cannot listen on {self.url(host)}: {e.strerror or e}"
+                    ) from None
+                socks[(str(host), self.cfg.port)] = sock
+        except WebError:
+            for listening in servers:
+                listening.close()
+            for sock in socks.values():
+                sock.close()
             await runner.cleanup()
-            raise WebError(f"web: cannot listen on {self.url}: {e.strerror or e}") from None
+            raise
+        self._servers, self._socks = servers, socks
         self._runner = runner
-        log.info("web: status page on %s", self.url)
+        log.info("web: status page on %s", ", ".join(self.url(h) for h in self.cfg.listen))
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        for listening in self._servers:
+            listening.close()
+        self._servers, self._socks = [], {}
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -143,7 +187,9 @@ class WebServer:
     ) -> web.StreamResponse:
         user = await self.auth.user(request.headers.get("Authorization"))
         request[USER] = user or ""
-        local = _loopback(request.remote)
+        # Free reading only from a loopback address to one: nothing that reached
+        # another address carpd listens on, whatever its source says.
+        local = _loopback(request.remote) and _loopback(_local_address(request))
         if request.method == "GET" and (local or user is not None) and request.path != "/login":
             return await handler(request)
         if request.method == "GET" and request.path != "/login":
@@ -237,9 +283,29 @@ class WebServer:
         return web.json_response({"ok": True, "result": to_json(self.view())})
 
 
-def _loopback(remote: str | None) -> bool:
+def _bind(host: IPAddr, port: int) -> socket.socket:
+    """A socket bound as asyncio's create_server binds one, not yet listening."""
+    sock = socket.socket(socket.AF_INET6 if host.version == 6 else socket.AF_INET)
     try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if host.version == 6:  # :: is IPv6's only, as listen says
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((str(host), port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _local_address(request: web.Request) -> str | None:
+    """The address of carpd's that the request came to."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return str(sockname[0]) if isinstance(sockname, tuple) and sockname else None
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 

@@ -25,13 +25,22 @@ def server(tmp_path: Any, **cfg: Any) -> WebServer:
     return WebServer(config, view=mock.Mock(), handlers={})
 
 
+NODE = "192.0.2.1"  # the node's own address, which [web] may listen on too
+
+
 def call(
-    ws: WebServer, method: str, remote: str, headers: dict[str, str] | None = None
+    ws: WebServer,
+    method: str,
+    remote: str,
+    headers: dict[str, str] | None = None,
+    local: str | None = None,
 ) -> web.StreamResponse:
+    """``local``: the address the request came to (default: the remote's own if it is
+    a loopback one, else the node's)."""
+    local = local or (remote if remote in ("127.0.0.1", "::1") else NODE)
+    names = {"peername": (remote, 40000), "sockname": (local, 8473)}
     transport = mock.Mock()
-    transport.get_extra_info.side_effect = lambda key, default=None: (
-        (remote, 40000) if key == "peername" else default
-    )
+    transport.get_extra_info.side_effect = lambda key, default=None: names.get(key, default)
     request = make_mocked_request(method, "/api/maintenance", headers or {}, transport=transport)
 
     async def handler(_: web.Request) -> web.Response:
@@ -48,20 +57,28 @@ def basic() -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("method", "remote", "headers", "status"),
+    ("method", "remote", "local", "status"),
     [
-        ("GET", "127.0.0.1", {}, 200),  # reading from the node itself
-        ("GET", "::1", {}, 200),
-        ("GET", "192.0.2.9", {}, 401),  # reading from elsewhere needs a user
-        ("POST", "127.0.0.1", {}, 401),  # every change needs a user
+        ("GET", "127.0.0.1", None, 200),  # reading from the node itself
+        ("GET", "::1", None, 200),
+        ("GET", "192.0.2.9", None, 401),  # reading from elsewhere needs a user
+        ("POST", "127.0.0.1", None, 401),  # every change needs a user
+        # listen = ["127.0.0.1", "192.0.2.1"]: loopback is free, the other address never,
+        # even to a client on the node that sends from 127.0.0.1...
+        ("GET", "127.0.0.1", NODE, 401),
+        ("GET", "::1", "2001:db8::1", 401),
+        # ...and a request from elsewhere that reached a loopback address (a DNAT rule
+        # with route_localnet) is still from elsewhere.
+        ("GET", "192.0.2.9", "127.0.0.1", 401),
+        ("GET", "192.0.2.9", "::1", 401),
     ],
 )
 def test_who_may_read_and_who_may_change(
-    tmp_path: Any, method: str, remote: str, headers: dict[str, str], status: int
+    tmp_path: Any, method: str, remote: str, local: str | None, status: int
 ) -> None:
     ws = server(tmp_path)
     try:
-        response = call(ws, method, remote, headers)
+        response = call(ws, method, remote, local=local)
     finally:
         ws.auth.close()
     assert response.status == status
