@@ -155,7 +155,7 @@ def _explain(err: ErrorDetails, naming: Naming) -> Iterator[tuple[Loc, str | Non
         a, b = naming.mention((*loc, "pass")), naming.mention((*loc, "passfile"))
         yield loc, None, f"exactly one of {a} or {b} is required (found {ctx['found']})"
     elif kind == "internal_key":
-        yield loc, None, "unknown key (a [[pool]] table sets it for its vhids)"
+        yield loc, None, f"unknown key ({ctx.get('by', 'a [[pool]] table sets it for its vhids')})"
     elif kind == "nothing_to_run":
         yield ("carp",), None, f"{naming.missing}: at least one [[carp]] table is required"
     elif kind == "one_of":

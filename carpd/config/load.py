@@ -29,9 +29,7 @@ def validate_config(
 ) -> Config:
     """Validate a TOML-shaped document. Relative paths in it are taken from base_dir."""
     if naming.name is key_path:  # TOML keys: tables named as this document names them
-        naming = dataclasses.replace(
-            naming, name=functools.partial(key_path, label=document_label(data))
-        )
+        naming = _labelled(naming, data)
     try:
         doc = ConfigFile.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
@@ -54,6 +52,17 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
     path = Path(path)
     data, base_dir, naming = _read_document(path)
     return validate_config(data, source=str(path), base_dir=base_dir, naming=naming)
+
+
+def file_naming(path: str | Path) -> Naming:
+    """How a problem with a key of the file at ``path`` is named, as load_config names
+    them (for problems found after loading: ``carpd --check`` on this node)."""
+    data, _, naming = _read_document(Path(path))
+    return _labelled(naming, data)
+
+
+def _labelled(naming: Naming, data: Mapping[str, object]) -> Naming:
+    return dataclasses.replace(naming, name=functools.partial(key_path, label=document_label(data)))
 
 
 class _GlobalTable(BaseModel):

@@ -349,7 +349,8 @@ class CarpConfig(_Frozen):
     xparam: str | None = None
     """An extra third argument for the hooks."""
     srcip: IPv4Value | None = None
-    """The IPv4 source address of the adverts."""
+    """The IPv4 source address of the adverts: the node's own, never one of the
+    addresses (they are removed on leaving MASTER)."""
     preempt: StrictBool = False
     """Take over from a MASTER that advertises less often (VRRPv3: RFC 5798 Preempt_Mode)."""
     tiebreak: Tiebreak = "ucarp"
@@ -378,6 +379,17 @@ class CarpConfig(_Frozen):
         if value is not None and not isinstance(value, PoolRef):
             raise PydanticCustomError("internal_key", "unknown key")
         return value
+
+    # Set by the ucarp command line for each -a given without a prefix: it takes the prefix
+    # of the carpdev's subnet that holds it, looked up when the vhid starts
+    # (carpd.daemon.subnets); until then it is /32 or /128.
+    prefix_from_carpdev: tuple[IPAddr, ...] = Field(default=(), description=INTERNAL)
+
+    @field_validator("prefix_from_carpdev", mode="before")
+    @classmethod
+    def _set_by_the_command_line(cls, value: object) -> object:
+        by = {"by": "the ucarp command line sets it for an -a without a prefix"}
+        raise PydanticCustomError("internal_key", "unknown key", by)
 
     @property
     def all_groups(self) -> tuple[str, ...]:
@@ -462,6 +474,10 @@ class CarpConfig(_Frozen):
                             "authentication; it uses priority)",
                         )
                     )
+        if self.srcip is not None and any(a.ip == self.srcip for a in self.addresses):
+            # The addresses go on leaving MASTER, in whatever prefix they are found.
+            msg = "is also in {other}: the node's own address cannot be a virtual one"
+            found.append(Conflict(("srcip",), str(self.srcip), msg, ("addresses",)))
         families = {a.version for a in self.addresses}
         if self.peers:
             for fam in sorted(families - {p.version for p in self.peers}):

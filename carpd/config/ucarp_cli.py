@@ -70,7 +70,8 @@ def make_ucarp_parser(prog: str = "carpd", *, add_help: bool = True) -> argparse
         "--addr",
         action="append",
         metavar="ADDR",
-        help="virtual address[/prefix] (required; carpd takes several)",
+        help="virtual address[/prefix] (required; carpd takes several); without a prefix, "
+        "the prefix of the carpdev's subnet that holds it (/32 if none does)",
     )
     opt("-u", "--upscript", metavar="UP", help="run as UP IF ADDR [XPARAM] on becoming MASTER")
     opt("-d", "--downscript", metavar="DOWN", help="run as DOWN IF ADDR [XPARAM] on leaving it")
@@ -116,7 +117,18 @@ def config_from_ucarp_args(argv: list[str]) -> Config:
         problems += e.problems
     if problems:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
+    bare = without_prefix(ns.addr or [])
+    if bare:
+        carp = config.carp[0].model_copy(update={"prefix_from_carpdev": bare})
+        config = config.model_copy(update={"carp": (carp,)})
     return config
+
+
+def without_prefix(addrs: list[str]) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """The -a addresses given without a prefix. ucarp adds none itself (its up-script
+    does, mostly as ``$2/24``), so such an address takes the prefix of the carpdev's
+    subnet that holds it, looked up when the vhid starts (carpd.daemon.subnets)."""
+    return tuple(ip for text in addrs if "/" not in text and (ip := _ip(text)) is not None)
 
 
 def ucarp_document(ns: argparse.Namespace) -> dict[str, object]:

@@ -81,8 +81,8 @@ class Host:
             for a in vh.cfg.addresses:
                 if add:
                     await self.netlink.add_address(index, a)
-                else:
-                    await self.netlink.remove_address(index, a)
+                else:  # and an up-script's copy in another prefix (a ucarp $2/24)
+                    await self.netlink.remove_address(index, a, any_prefix=True)
             if vm is not None and not add:
                 await vm.set_up(False)
         except Exception as e:  # netlink refused: the lane logs it, the protocol runs on

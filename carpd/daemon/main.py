@@ -51,7 +51,17 @@ def make_parser() -> argparse.ArgumentParser:
         "-c", "--config", metavar="FILE", help=f"TOML configuration (default {DEFAULT_CONFIG})"
     )
     parser.add_argument(
-        "--check", action="store_true", help="validate the configuration and exit (0 if good)"
+        "--check",
+        action="store_true",
+        help="validate the configuration and what it needs on this node (the interfaces, "
+        "an address of each carpdev's own, the programs it runs, the files it reads), "
+        "then exit: 0 if good, 2 and one line per problem if not",
+    )
+    parser.add_argument(
+        "--other-node",
+        action="store_true",
+        help="with --check: check a file meant for another node, without looking at this "
+        "node's interfaces, programs and files",
     )
     parser.add_argument(
         "--conntrackd-conf",
@@ -71,6 +81,7 @@ def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     own.add_argument("-c", "--config")
     own.add_argument("--check", action="store_true")
+    own.add_argument("--other-node", action="store_true")
     own.add_argument("--conntrackd-conf", action="store_true")
     own.add_argument("--socket")
     return own.parse_known_args(argv)
@@ -105,6 +116,27 @@ def no_collection() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+def check(config: Config, *, this_node: bool) -> int:
+    """--check: the file, then (unless --other-node) what it needs on this node."""
+    from carpd.config.advice import advisories
+
+    notes, problems = advisories(config), []
+    if this_node:
+        from carpd.daemon.nodecheck import check_node
+
+        report = check_node(config)
+        notes, problems = notes + report.warnings, report.problems
+    if problems:
+        print("carpd: " + "\n".join(problems), file=sys.stderr)
+    for note in notes:
+        print(f"carpd: warning: {note}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
+    what = "configuration" if this_node else "configuration (not checked on this node)"
+    print(f"carpd: {config.source}: {what} OK ({len(config.carp)} vhid(s))")
+    return 0
 
 
 def print_conntrackd_conf(config: Config) -> int:
@@ -152,13 +184,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"carpd: {e}", file=sys.stderr)
             return EXIT_CONFIG
         opts, rest = split_argv(argv)
+        if opts.other_node and not opts.check:
+            print("carpd: --other-node goes with --check", file=sys.stderr)
+            return EXIT_CONFIG
         if opts.check:
-            from carpd.config.advice import advisories
-
-            for note in advisories(config):
-                print(f"carpd: warning: {note}", file=sys.stderr)
-            print(f"carpd: {config.source}: configuration OK ({len(config.carp)} vhid(s))")
-            return 0
+            return check(config, this_node=not opts.other_node)
         if opts.conntrackd_conf:
             return print_conntrackd_conf(config)
         from carpd.daemon.serve import run

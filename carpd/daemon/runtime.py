@@ -32,6 +32,7 @@ from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.receiver import Receiver
 from carpd.daemon.results import Results
+from carpd.daemon.subnets import with_carpdev_prefixes
 from carpd.daemon.ticks import Ticks
 from carpd.daemon.transmit import Transmitter
 from carpd.daemon.vhost import (
@@ -154,6 +155,12 @@ class Daemon:
 
     async def _new_vhost(self, cfg: CarpConfig, config: Config) -> Vhost:
         dev = await self._carpdev(cfg.carpdev, config)
+        if cfg.prefix_from_carpdev:  # the ucarp command line's -a without a prefix
+            vips = {a.ip for c in config.carp for a in c.addresses}
+            own = await self.netlink.addresses(dev.link.index)
+            cfg, notes = with_carpdev_prefixes(cfg, own, vips)
+            for warn, line in notes:
+                log.log(logging.WARNING if warn else logging.INFO, "%s", line)
         sources, missing = advert_sources(cfg, dev.src4, dev.src6)
         if missing:  # the carpdev lost an address since preflight
             raise StartupError("\n".join(f"{config.source}: {cfg.name}: {m}" for m in missing))

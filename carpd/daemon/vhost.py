@@ -7,7 +7,6 @@ import functools
 import ipaddress
 import random
 import time
-from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,9 @@ from carpd.core.vrrp_machine import VrrpRouter, VrrpSettings
 from carpd.daemon.diagnosis import Diagnosis
 from carpd.daemon.history import History
 from carpd.daemon.lanes import Lane
+from carpd.daemon.sources import advert_sources as advert_sources
+from carpd.daemon.sources import own_sources as own_sources
+from carpd.daemon.sources import refuses_traffic as refuses_traffic
 from carpd.daemon.view import CounterSnapshot, StepReport, VhidView
 from carpd.linux.netlink import Link
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
@@ -68,47 +70,6 @@ def make_router(cfg: CarpConfig, sources: dict[int, IPAddress]) -> Router[Any]:
     # Replay protection needs counters that keep increasing across restarts.
     start = time.time_ns() if cfg.replay_protection else random.getrandbits(64)
     return VirtualHost(settings, auth, counter_start=start, own_sources=sources)
-
-
-def own_sources(
-    addresses: Iterable[IPAddress], vips: Container[IPAddress]
-) -> tuple[ipaddress.IPv4Address | None, ipaddress.IPv6Address | None]:
-    """A carpdev's own IPv4 address and IPv6 link-local (never one of the virtual ones)."""
-    own = [a for a in addresses if a not in vips]
-    src4 = next((a for a in own if isinstance(a, ipaddress.IPv4Address)), None)
-    src6 = next((a for a in own if isinstance(a, ipaddress.IPv6Address) and a.is_link_local), None)
-    return src4, src6
-
-
-def advert_sources(
-    cfg: CarpConfig, src4: ipaddress.IPv4Address | None, src6: ipaddress.IPv6Address | None
-) -> tuple[dict[int, IPAddress], list[str]]:
-    """The vhid's advert source per family, and what is missing for the others."""
-    families = {a.version for a in cfg.addresses}
-    sources: dict[int, IPAddress] = {}
-    missing = []
-    if 4 in families:
-        v4 = cfg.srcip or src4
-        if v4 is None:
-            missing.append(
-                f"carpdev {cfg.carpdev} has no IPv4 address of its own to send adverts from: "
-                "add one or set srcip"
-            )
-        else:
-            sources[4] = v4
-    if 6 in families:
-        if src6 is None:
-            missing.append(
-                f"carpdev {cfg.carpdev} has no IPv6 link-local address to send adverts from"
-            )
-        else:
-            sources[6] = src6
-    return sources, missing
-
-
-def refuses_traffic(cfg: CarpConfig) -> bool:
-    """VRRPv3 with Accept_Mode False: the addresses answer ARP/ND but take no packets."""
-    return cfg.protocol == "vrrp3" and not cfg.accept
 
 
 @dataclass(eq=False)

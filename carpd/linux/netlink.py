@@ -8,12 +8,13 @@ import contextlib
 import errno
 import functools
 import ipaddress
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from carpd.linux.linkwatch import usable
-from carpd.linux.rtnl import AsyncIPRoute, NetlinkError
+from carpd.linux.rtnl import NLM_F_REQUEST, RTM_GETADDR, AsyncIPRoute, NetlinkError, ifaddrmsg
 
 IFA_F_NODAD = 0x02
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -123,18 +124,54 @@ class Netlink:
         return True
 
     @serialized
-    async def remove_address(self, index: int, iface: IPInterface) -> bool:
-        """Remove; False if it was not there."""
+    async def remove_address(
+        self, index: int, iface: IPInterface, *, any_prefix: bool = False
+    ) -> bool:
+        """Remove; False if it was not there. ``any_prefix``: every entry of the address on
+        the link, whatever its prefix (a ucarp up-script's ``$2/24`` beside carpd's /32)."""
         ipr = await self._api()
+        if not any_prefix:
+            return await self._delete(ipr, index, iface.ip, iface.network.prefixlen)
+        if iface.version == 4:
+            # IPv4 keeps an entry per prefix. A request without IFA_ADDRESS is matched on
+            # IFA_LOCAL alone, whatever the prefix (inet_rtm_deladdr): one entry per
+            # request, until none is left (at most one per prefix length).
+            removed = 0
+            while removed <= 32 and await self._delete(ipr, index, iface.ip, None):
+                removed += 1
+            return removed > 0
+        # IPv6 keeps one entry per address and link, and deletes it only with its length.
+        prefixlen = await self._prefixlen(ipr, index, iface.ip)
+        return prefixlen is not None and await self._delete(ipr, index, iface.ip, prefixlen)
+
+    @staticmethod
+    async def _delete(ipr: AsyncIPRoute, index: int, ip: IPAddress, prefixlen: int | None) -> bool:
+        """One RTM_DELADDR; ``prefixlen`` None: IPv4's first entry of ``ip``, any prefix."""
+        spec: dict[str, Any] = {"address": str(ip), "prefixlen": prefixlen}
+        if prefixlen is None:
+            spec = {"local": str(ip), "family": socket.AF_INET}  # no IFA_ADDRESS
         try:
-            await ipr.addr(
-                "del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen
-            )
+            await ipr.addr("del", index=index, **spec)
         except NetlinkError as e:
             if e.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV):
                 return False
             raise
         return True
+
+    @staticmethod
+    async def _prefixlen(ipr: AsyncIPRoute, index: int, ip: IPAddress) -> int | None:
+        """The prefix length of IPv6 ``ip`` on link ``index`` (one RTM_GETADDR, no dump)."""
+        msg = ifaddrmsg()
+        msg["family"], msg["index"] = socket.AF_INET6, index
+        msg["attrs"] = [("IFA_ADDRESS", str(ip))]
+        try:
+            replies = [m async for m in await ipr.nlm_request(msg, RTM_GETADDR, NLM_F_REQUEST)]
+        except NetlinkError as e:
+            if e.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV):
+                return None
+            raise
+        # A link that no longer exists makes the kernel look on every link: ours only.
+        return next((int(m["prefixlen"]) for m in replies if m["index"] == index), None)
 
     @serialized
     async def create_macvlan(self, name: str, parent: int, mac: bytes) -> Link:

@@ -55,7 +55,18 @@ def _import_bare(name: str) -> None:
 _import_bare("pyroute2")
 
 from pyroute2.iproute.linux import AsyncIPRoute  # noqa: E402
+from pyroute2.netlink import NLM_F_REQUEST  # noqa: E402
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK  # noqa: E402
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETADDR, RTM_NEWLINK, RTMGRP_LINK  # noqa: E402
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
 
-__all__ = ["RTMGRP_LINK", "RTM_DELLINK", "RTM_NEWLINK", "AsyncIPRoute", "NetlinkError"]
+__all__ = [
+    "NLM_F_REQUEST",
+    "RTMGRP_LINK",
+    "RTM_DELLINK",
+    "RTM_GETADDR",
+    "RTM_NEWLINK",
+    "AsyncIPRoute",
+    "NetlinkError",
+    "ifaddrmsg",
+]

@@ -254,15 +254,23 @@ def test_the_shipped_example_checks_and_a_broken_one_is_refused(root: Path) -> N
     example = "/usr/share/doc/carpd/examples/carpd.toml"
     assert (root / example.lstrip("/")).read_text() == EXAMPLE.read_text()
     vhids = len(re.findall(r"^\[\[carp\]\]", EXAMPLE.read_text(), re.M))
-    ok = in_root(root, "carpd", "--config", example, "--check")
-    assert ok.stdout.strip() == f"carpd: {example}: configuration OK ({vhids} vhid(s))"
-    # --check validates the file (keys, ranges, addresses, passwords), not the interfaces:
-    # that it refuses a bad value shows the packaged validation at work.
+    # The example is meant for no node in particular: checked as a file for another node.
+    ok = in_root(root, "carpd", "--config", example, "--check", "--other-node")
+    assert ok.stdout.strip() == (
+        f"carpd: {example}: configuration (not checked on this node) OK ({vhids} vhid(s))"
+    )
+    # On this node (the clean root), --check also looks for what the file names: the
+    # example's hooks are not there.
+    here = in_root(root, "carpd", "--config", example, "--check", check=False)
+    assert here.returncode == 2
+    assert 'carp "carp1".up = "/etc/carpd/vip-up.sh": no such file' in here.stderr
+    # A bad value is refused in either mode: the packaged validation at work.
     bad = root / "tmp" / "bad.toml"
     bad.write_text(EXAMPLE.read_text().replace("vhid = 1\n", "vhid = 300\n", 1))
-    refused = in_root(root, "carpd", "--config", "/tmp/bad.toml", "--check", check=False)
-    assert refused.returncode == 2
-    assert "vhid = 300: allowed range is 1-255" in refused.stderr
+    for mode in ((), ("--other-node",)):
+        refused = in_root(root, "carpd", "--config", "/tmp/bad.toml", "--check", *mode, check=False)
+        assert refused.returncode == 2
+        assert 'carp "carp1".vhid = 300: allowed range is 1-255' in refused.stderr
 
 
 def test_the_package_has_every_extra_the_status_page_and_ifstated(root: Path) -> None:
@@ -270,7 +278,9 @@ def test_the_package_has_every_extra_the_status_page_and_ifstated(root: Path) ->
     (root / "tmp" / "extras.toml").write_text(
         EXAMPLE.read_text() + '\n[web]\nenabled = true\n\n[ifstated]\nfile = "ifstated.conf"\n'
     )
-    checked = in_root(root, "carpd", "--config", "/tmp/extras.toml", "--check", check=False)
+    checked = in_root(
+        root, "carpd", "--config", "/tmp/extras.toml", "--check", "--other-node", check=False
+    )
     assert checked.returncode == 0, checked.stderr
     assert "configuration OK" in checked.stdout
 

@@ -50,7 +50,9 @@ class FakeNetlink:
     async def add_address(self, index: int, iface: IPInterface) -> bool:
         return await self._change("add", index, iface)
 
-    async def remove_address(self, index: int, iface: IPInterface) -> bool:
+    async def remove_address(
+        self, index: int, iface: IPInterface, *, any_prefix: bool = False
+    ) -> bool:
         return await self._change("remove", index, iface)
 
     async def ensure_dummy(self, name: str) -> Link:
