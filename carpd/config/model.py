@@ -832,8 +832,9 @@ class WebConfig(_Frozen):
     """The ``[web]`` table: the status page, /api/status and /metrics, served by carpd."""
 
     enabled: StrictBool = False
-    """Serve the status page, /api/status and /metrics (needs carpd[web]). A change takes
-    effect at the next start of carpd."""
+    """Serve the status page, /api/status and /metrics (needs carpd[web]). A reload
+    applies a change of [web] without a restart; one that cannot start (a port taken, a
+    TLS file that does not load) refuses the reload and the running page stays."""
     listen: Annotated[
         tuple[AddressValue, ...], BeforeValidator(_one_or_more), Field(min_length=1)
     ] = (ipaddress.IPv4Address("127.0.0.1"),)
@@ -850,8 +851,8 @@ class WebConfig(_Frozen):
     """The private key (PEM) of ``tls_cert``."""
     users_file: PathSetting | None = None
     """Users for HTTP basic authentication, "name:scrypt$..." lines as ``carpctl web-user``
-    prints them. Every change (POST), and reading from elsewhere than a loopback address,
-    needs one."""
+    prints them. Every change (POST), and reading through an address of ``listen`` that
+    is not a loopback one, needs one; a reload reads the file again."""
     read_only: StrictBool = False
     """No buttons: every POST is refused."""
     max_connections: int = Field(default=64, ge=1, le=10_000, strict=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -105,3 +106,19 @@ def test_promtool_accepts_the_metrics(tmp_path: Path, monkeypatch: pytest.Monkey
     r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout + r.stderr == ""  # not even a lint warning
+
+
+def test_the_docs_scrape_example_is_a_prometheus_config(tmp_path: Path) -> None:
+    """docs/status-page.md's scrape_configs with basic_auth, as promtool reads it (the
+    lab scrapes a MASTER with it: tests/lab/test_web_live.py)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("needs promtool (Debian package prometheus; scripts/setup)")
+    docs = (Path(__file__).parents[2] / "docs" / "status-page.md").read_text()
+    block = re.search(r"```yaml\n(scrape_configs:.*?)```", docs, re.S)
+    assert block is not None, "docs/status-page.md has no scrape example"
+    assert "basic_auth:" in block.group(1) and "password_file:" in block.group(1)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(block.group(1))
+    r = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
