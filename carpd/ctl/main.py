@@ -327,7 +327,8 @@ def make_parser() -> argparse.ArgumentParser:
     st.add_argument("state", choices=["master", "backup"])
     command(
         "reload",
-        "read the configuration file again, as SIGHUP does, and say whether it was taken",
+        "read the configuration file again, as SIGHUP does, and say whether it was taken "
+        "and what only a restart applies (exit 5)",
     )
     sub.add_parser(
         "events",
