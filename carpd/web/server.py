@@ -168,6 +168,8 @@ class WebServer:
             raise
         self._servers, self._socks = servers, socks
         self._runner = runner
+        if inherit is not None:  # a page opened before the reload keeps working buttons
+            self.auth.secret = inherit.auth.secret
         log.info("web: status page on %s", ", ".join(self.url(h) for h in self.cfg.listen))
 
     async def close(self) -> None:

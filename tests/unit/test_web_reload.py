@@ -68,6 +68,8 @@ def test_a_new_page_on_the_same_port_takes_over_without_a_gap() -> None:
         await old.start()
         try:
             await new.start(inherit=old)
+            # The CSRF token of a page opened before the reload stays good.
+            assert new.auth.csrf("alice") == old.auth.csrf("alice")
         finally:
             await old.close()
         try:
