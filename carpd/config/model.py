@@ -548,6 +548,11 @@ class ConntrackdConfig(_Frozen):
     run_dir: PathSetting = Path("/run/conntrackd")
     """conntrackd's lock file, Unix socket and log, for ``carpd --conntrackd-conf``: one
     directory per instance."""
+    stop_with_carpd: StrictBool = False
+    """Stop the conntrackd that carpd started (and only that one) when carpd exits, after
+    the hand-over. false: it keeps running, as systemd's KillMode=process in carpd's unit
+    intends, so a restart of carpd keeps the connection table; status and the log at exit
+    say so."""
 
     @model_validator(mode="after")
     def _one_family(self) -> ConntrackdConfig:

@@ -231,7 +231,19 @@ def format_state_sync(sync: dict[str, Any]) -> str:
             f"malformed {s['malformed']}, send errors {s['send_errors']}, "
             f"receive errors {s['recv_errors']}"
         )
+    if sync.get("started_by_carpd"):
+        line += "\n\t" + format_started(sync["started_by_carpd"], sync["stop_with_carpd"])
     return line
+
+
+def format_started(pid: int, stop: bool) -> str:
+    """What becomes of the conntrackd carpd started when carpd stops, and why."""
+    if stop:
+        return f"conntrackd (pid {pid}) was started by carpd and stops with it (stop_with_carpd)"
+    return (
+        f"conntrackd (pid {pid}) was started by carpd and keeps running when carpd stops, so "
+        "a restart keeps the connection table ([conntrackd] stop_with_carpd = true stops it)"
+    )
 
 
 def format_services(result: dict[str, Any]) -> str:

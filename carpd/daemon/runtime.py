@@ -332,6 +332,8 @@ class Daemon:
         await self._settle()
         for effect in self.host.effects:
             await effect.close()
+            if isinstance(effect, Conntrack):  # after the hand-over: never before it
+                await effect.at_exit()
         await self._close_vmacs([vh.vmac for vh in self.vhosts.values() if vh.vmac])
         for name, saved in self._arp_saved.items():
             for key, value in saved.items():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +75,43 @@ def running(config: Path) -> list[int]:
         if net == our_net and Path(conf) == config:
             found.append(int(entry.name))
     return found
+
+
+class Started:
+    """The conntrackd that carpd started, held by a pidfd: it names that very process,
+    never another that later gets its pid, so stopping it can hit no other."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd
+
+    @classmethod
+    def find(cls, config: Path) -> Started | None:
+        """The one conntrackd of ``config`` running now (just started by us); None if
+        there is none, or more than one to choose from."""
+        pids = running(config)
+        if len(pids) != 1:
+            return None
+        try:
+            return cls(pids[0], os.pidfd_open(pids[0]))
+        except OSError:  # gone already
+            return None
+
+    def alive(self) -> bool:
+        """A pidfd turns readable when its process exits."""
+        return not select.select([self.fd], [], [], 0)[0]
+
+    def terminate(self) -> bool:
+        """SIGTERM to it (conntrackd removes its lock and socket and exits); False if it
+        was gone."""
+        try:
+            signal.pidfd_send_signal(self.fd, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 @dataclass(frozen=True, slots=True)

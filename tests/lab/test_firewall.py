@@ -14,13 +14,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from carpd.daemon.effects.conntrack import BULK_QUIET, STATS_INTERVAL
 from carpd_lab import bounds
 from carpd_lab.cluster import Node
-from carpd_lab.firewall import WAN_VIP, FirewallPair, Flows, failover_limit
+from carpd_lab.firewall import LAN_VIP, WAN_VIP, FirewallPair, Flows, failover_limit
 from carpd_lab.netlab import Lab
 
 # It measures timings or loads the CPU: scripts/test runs it alone.
@@ -164,3 +165,73 @@ def test_a_cut_sync_link_demotes_its_node(pair: FirewallPair) -> None:
     pair.lab.set_port(fw1.host, "sync0", up=True)
     done = fw1.wait_log(r"\(state sync bulk done\)", BULK_QUIET + STATS_INTERVAL * 2, start)[0]
     both(fw1, "MASTER", preempt_limit(fw2), done)
+
+
+def running_pid(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_the_conntrackd_carpd_started_outlives_it_unless_stop_with_carpd(
+    pair: FirewallPair,
+) -> None:
+    """fw1's carpd started its conntrackd (fw2's is the lab's, as systemd's would be).
+    By default it keeps running after carpd, and status and the log say so and why. With
+    stop_with_carpd = true, carpd stops the one it started at SIGTERM, after the hand-over
+    (the connection survives it); fw2's, which carpd did not start, is left running."""
+    fw1, fw2 = pair.fw
+    pid = pair.conntrackd_pid(fw1)
+    sync = fw1.status()["state_sync"]
+    assert (sync["started_by_carpd"], sync["stop_with_carpd"]) == (pid, False)
+    text = fw1.ctl("status")[1]
+    assert f"\tconntrackd (pid {pid}) was started by carpd and keeps running when carpd" in text
+    assert fw2.status()["state_sync"]["started_by_carpd"] is None  # the lab started it
+    start = fw1.mark()
+    assert fw1.stop(signal.SIGTERM) == 0
+    fw1.wait_log(
+        rf"conntrackd \(pid {pid}\), started by carpd, keeps running: a restart of carpd "
+        r"keeps the connection table",
+        bounds.COMMAND,
+        start,
+    )
+    assert running_pid(pid)
+    both(fw2, "MASTER", bounds.REACTION)
+
+    # Now carpd starts it (stop_with_carpd on), takes the role back, and stops it at exit.
+    os.kill(pid, signal.SIGTERM)  # conntrackd removes its lock file and socket
+    deadline = time.monotonic() + bounds.COMMAND
+    while running_pid(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running_pid(pid)
+    for node in pair.fw:
+        node.tables["conntrackd"]["stop_with_carpd"] = True
+    fw2.write_config()
+    assert fw2.ctl("reload")[0] == 0
+    fw1.start()
+    start = fw1.wait_log(r"conntrackd is not running: starting it", bounds.START_UP)[0]
+    done = fw1.wait_log(r"\(state sync bulk done\)", BULK_QUIET + STATS_INTERVAL * 2, start)[0]
+    both(fw1, "MASTER", preempt_limit(fw2), done)
+    pid = pair.conntrackd_pid(fw1)
+    assert fw1.status()["state_sync"]["started_by_carpd"] == pid
+    assert "was started by carpd and stops with it (stop_with_carpd)" in fw1.ctl("status")[1]
+    flows = pair.flows()
+    since = flows.mark(time.monotonic())
+    start = fw1.mark()
+    assert fw1.stop(signal.SIGTERM) == 0
+    survived(pair, flows, since)
+    both(fw2, "MASTER", bounds.REACTION)
+    stopped = fw1.wait_log(rf"conntrackd \(pid {pid}\) stopped with carpd", 0, start)[0]
+    for name in ("lan", "wan"):  # the hand-over came first
+        assert fw1.wait_log(rf"{name}: state transition: MASTER -> INIT", 0, start)[0] < stopped
+    assert not fw1.host.has_address(LAN_VIP) and not fw1.host.has_address(WAN_VIP)
+    assert not running_pid(pid)
+
+    theirs = pair.conntrackd_pid(fw2)
+    start = fw2.mark()
+    assert fw2.stop(signal.SIGTERM) == 0
+    fw2.wait_log(r"conntrackd was not started by this carpd: left running", 0, start)
+    assert running_pid(theirs)

@@ -4,9 +4,11 @@ conntrackd that logs each call with the monotonic clock, which is the loop's).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,27 @@ if args == ["-d"]:  # as conntrackd: refuses while its lock file is there
         sys.exit(1)
     open(LOG + ".lock", "w").close()
     os.unlink(LOG + ".dead")
+    if os.path.exists(LOG + ".daemon"):  # as conntrackd -d: a daemon stays behind
+        import subprocess
+        code = chr(10).join([
+            "import signal, sys, time",
+            "def term(*_):",
+            f"    open({{LOG + '.term'!r}}, 'w').write(str(time.monotonic()))",
+            "    sys.exit(0)",
+            "signal.signal(signal.SIGTERM, term)",
+            "time.sleep(120)",
+        ])
+        child = subprocess.Popen(
+            ["conntrackd", "-c", code, "-C", sys.argv[2], "-d"],
+            executable=sys.executable,
+            start_new_session=True,
+        )
+        open(LOG + ".daemon", "w").write(str(child.pid))
+        for _ in range(500):  # its argv is set a moment after exec
+            argv = open(f"/proc/{{child.pid}}/cmdline", "rb").read()
+            if argv.startswith(b"conntrackd" + bytes(1)):
+                break
+            time.sleep(0.01)
 if args == ["-s"]:
     external = open(LOG + ".external").read().strip() if os.path.exists(LOG + ".external") else "0"
     # The peer's keep-alives: one more packet each look, unless it is silent.
@@ -229,6 +252,8 @@ def test_status_shows_conntrackd_and_its_counters(
         "link": None,  # no sync interface configured
         "stall": None,
         "demoted_by": ["state sync bulk start"],
+        "started_by_carpd": None,  # it answered: carpd started none
+        "stop_with_carpd": False,
         "stats": {
             "internal": 4,
             "external": 200,
@@ -454,3 +479,156 @@ def test_the_sync_link_down_demotes_and_its_return_resyncs(
         "carp: demoted by -240 to 0 (state sync bulk done)",
     ):
         assert line in caplog.messages
+
+
+# -- the conntrackd carpd started, at carpd's exit ---------------------------------------
+
+
+def exited(pid: int, fd: int) -> bool:
+    """The process behind a pidfd has exited (readable), zombie or reaped."""
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def life(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str = "",
+    reload_extra: str | None = None,
+) -> tuple[Daemon, FakeNetlink, Path, dict[str, object]]:
+    """carpd starts conntrackd (the fake's -d leaves a daemon behind), takes over, is
+    reloaded with ``reload_extra`` if given, then exits as at SIGTERM. Returns the daemon,
+    netlink's log, the fake's log, and what status said before the exit."""
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
+    binary, log = fake_conntrackd(tmp_path)
+    Path(str(log) + ".dead").touch()  # not running: carpd starts it
+    Path(str(log) + ".daemon").touch()
+    netlink = FakeNetlink()
+    daemon = Daemon(config(tmp_path, table(binary, extra)), netlink=netlink)  # type: ignore[arg-type]
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        await started(daemon)
+        await daemon._settle()
+        daemon.force_state("carp1", State.MASTER)
+        await daemon._settle()
+        if reload_extra is not None:
+            await daemon.reload(config(tmp_path, table(binary, reload_extra)))
+        seen.update(to_json(daemon.view())["state_sync"])
+        await daemon._shutdown()
+
+    asyncio.run(main())
+    return daemon, netlink, log, seen
+
+
+@pytest.fixture
+def reaper(tmp_path: Path) -> Iterator[None]:
+    """The fake conntrackd daemon that a test's carpd started, killed after the test
+    whatever happened (the fake writes its pid next to its log)."""
+    import os
+    import signal
+
+    yield
+    pidfile = tmp_path / "conntrackd.log.daemon"
+    text = pidfile.read_text() if pidfile.exists() else ""
+    if text:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(text), signal.SIGKILL)
+
+
+def test_a_conntrackd_carpd_started_keeps_running_after_it_and_status_says_so(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    reaper: None,
+) -> None:
+    import os
+
+    caplog.set_level("INFO")
+    _, _, log, sync = life(tmp_path, monkeypatch)
+    pid = int(Path(str(log) + ".daemon").read_text())
+    fd = os.pidfd_open(pid)
+    try:
+        assert not exited(pid, fd)  # carpd is gone, its conntrackd is not
+    finally:
+        os.close(fd)
+    assert (sync["started_by_carpd"], sync["stop_with_carpd"]) == (pid, False)
+    assert format_state_sync(sync).splitlines()[1] == (
+        f"\tconntrackd (pid {pid}) was started by carpd and keeps running when carpd stops, "
+        "so a restart keeps the connection table ([conntrackd] stop_with_carpd = true stops it)"
+    )
+    assert (
+        f"carp: conntrackd (pid {pid}), started by carpd, keeps running: a restart of carpd "
+        "keeps the connection table (the unit's KillMode=process); [conntrackd] "
+        "stop_with_carpd = true stops it with carpd"
+    ) in caplog.messages
+    assert not Path(str(log) + ".term").exists()
+
+
+def test_stop_with_carpd_stops_it_after_the_hand_over(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    reaper: None,
+) -> None:
+    """Turned on by a reload (the new [conntrackd] knows whom the old one started): at
+    exit, SIGTERM to that conntrackd only after the addresses are gone."""
+    import os
+
+    caplog.set_level("INFO")
+    _, netlink, log, sync = life(tmp_path, monkeypatch, reload_extra="stop_with_carpd = true\n")
+    pid = int(Path(str(log) + ".daemon").read_text())
+    assert (sync["started_by_carpd"], sync["stop_with_carpd"]) == (pid, True)
+    assert format_state_sync(sync).splitlines()[1] == (
+        f"\tconntrackd (pid {pid}) was started by carpd and stops with it (stop_with_carpd)"
+    )
+    terminated = float(Path(str(log) + ".term").read_text())
+    removed = [t for t, verb, _ in netlink.log if verb == "remove"]
+    assert removed and max(removed) < terminated  # the hand-over came first
+    assert f"carp: conntrackd (pid {pid}) stopped with carpd (stop_with_carpd)" in caplog.messages
+    with contextlib.suppress(ProcessLookupError):
+        fd = os.pidfd_open(pid)
+        try:
+            assert exited(pid, fd)
+        finally:
+            os.close(fd)
+
+
+def test_stop_with_carpd_never_stops_a_conntrackd_carpd_did_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One already running (systemd's, a user's): carpd leaves it be, even told to stop
+    the one it started."""
+    caplog.set_level("INFO")
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
+    binary, _ = fake_conntrackd(tmp_path)
+    conf = binary.parent / "conntrackd.conf"
+    theirs = subprocess.Popen(  # answers (the fake's -s), so carpd starts none
+        ["conntrackd", "-c", "import time; time.sleep(60)", "-C", str(conf), "-d"],
+        executable=sys.executable,
+    )
+    try:
+        wait_for_argv(theirs.pid, b"conntrackd")
+        text = table(binary, "stop_with_carpd = true\n")
+        daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+        sync: dict[str, object] = {}
+
+        async def main() -> None:
+            await started(daemon)
+            await daemon._settle()
+            sync.update(to_json(daemon.view())["state_sync"])
+            await daemon._shutdown()
+
+        asyncio.run(main())
+        assert theirs.poll() is None  # still running
+    finally:
+        theirs.kill()
+        theirs.wait()
+    assert sync["started_by_carpd"] is None and len(format_state_sync(sync).splitlines()) == 1
+    assert (
+        "carp: conntrackd was not started by this carpd: left running "
+        "(stop_with_carpd stops only the one carpd started)"
+    ) in caplog.messages

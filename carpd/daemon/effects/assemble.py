@@ -39,7 +39,8 @@ def effects_for(
     if config.conntrackd.enabled:  # its commit precedes everything
         if old is None or old.cfg != config.conntrackd:
             synced = old is not None and old.synced
-            old = Conntrack(config.conntrackd, needs.state_sync_demotion, synced)
+            started = old.started if old is not None else None  # stopped only at exit
+            old = Conntrack(config.conntrackd, needs.state_sync_demotion, synced, started)
         effects.append(old)
     elif old is not None:  # state sync turned off: no longer a reason to be demoted
         needs.state_sync_demotion(0, "state sync off")

@@ -39,7 +39,14 @@ from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.core.model import State
 from carpd.daemon.lanes import HostAction, Step
 from carpd.daemon.view import VhidKey, VhidView
-from carpd.linux.conntrackd import Conntrackd, ConntrackdStats, lock_file, parse_stats, running
+from carpd.linux.conntrackd import (
+    Conntrackd,
+    ConntrackdStats,
+    Started,
+    lock_file,
+    parse_stats,
+    running,
+)
 from carpd.linux.linkwatch import LinkWatcher
 
 log = logging.getLogger("carpd")
@@ -65,8 +72,12 @@ class Conntrack:
         cfg: ConntrackdConfig,
         demote: Callable[[int, str], None],
         synced: bool = False,
+        started: Started | None = None,
     ) -> None:
         self.cfg = cfg
+        # The conntrackd this carpd started (a reload hands it on): it outlives carpd
+        # unless stop_with_carpd, and no other is ever stopped.
+        self.started = started
         self.client = Conntrackd(cfg.binary, cfg.config)
         self.demote = demote  # (amount, why): the "state sync" demotion source
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -100,7 +111,13 @@ class Conntrack:
             "stall": self.stall,
             "demoted_by": sorted(self._reasons),
             "stats": self.stats.to_json() if self.stats is not None else None,
+            "started_by_carpd": self._started_pid(),
+            "stop_with_carpd": self.cfg.stop_with_carpd,
         }
+
+    def _started_pid(self) -> int | None:
+        """The pid of the conntrackd this carpd started, while it runs."""
+        return self.started.pid if self.started is not None and self.started.alive() else None
 
     async def close(self) -> None:
         for task in [self._bulk, *self._tasks, *self._running.values()]:
@@ -108,6 +125,61 @@ class Conntrack:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def at_exit(self) -> None:
+        """carpd exits (after the hand-over: the addresses are gone, the last adverts
+        sent): the conntrackd it started keeps running, or with stop_with_carpd is
+        stopped; one that carpd did not start is left alone either way."""
+        started, self.started = self.started, None
+        if started is None or not started.alive():
+            if self.cfg.stop_with_carpd:
+                log.info(
+                    "carp: conntrackd was not started by this carpd: left running "
+                    "(stop_with_carpd stops only the one carpd started)"
+                )
+            if started is not None:
+                started.close()
+            return
+        try:
+            if not self.cfg.stop_with_carpd:
+                log.info(
+                    "carp: conntrackd (pid %d), started by carpd, keeps running: a restart "
+                    "of carpd keeps the connection table (the unit's KillMode=process); "
+                    "[conntrackd] stop_with_carpd = true stops it with carpd",
+                    started.pid,
+                )
+            elif not started.terminate():
+                log.info("carp: conntrackd (pid %d) had exited already", started.pid)
+            elif await self._exited(started):
+                log.info(
+                    "carp: conntrackd (pid %d) stopped with carpd (stop_with_carpd)", started.pid
+                )
+            else:
+                log.warning(
+                    "carp: conntrackd (pid %d) still runs %g s after SIGTERM",
+                    started.pid,
+                    self.cfg.command_timeout,
+                )
+        finally:
+            started.close()
+
+    async def _exited(self, started: Started) -> bool:
+        """Until it has exited (its pidfd turns readable), at most command_timeout."""
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(started.fd, readable)
+        try:
+            await asyncio.wait_for(gone, self.cfg.command_timeout)
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(started.fd)
+        return True
 
     # -- the demotion -------------------------------------------------------------
 
@@ -229,6 +301,9 @@ class Conntrack:
         r = await self.client.start(self.cfg.command_timeout)
         if not r.ok:
             raise RuntimeError(f"cannot start conntrackd: {r.error or r.status}")
+        if self.started is not None:  # the one we started before has died
+            self.started.close()
+        self.started = Started.find(self.cfg.config)
         if await self._look() is not None:  # with an empty table: demoted until synced
             self._start_bulk()
             self._lift(DOWN, "state sync conntrackd up")
