@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 
 from carpd.config.errors import ConfigError
 from carpd.config.model import Config
@@ -32,8 +32,24 @@ def _family(a: Address) -> str:
     return f"IPv{a.version}"
 
 
-def render(config: Config, node_addresses: Iterable[Address] = ()) -> str:
-    """The conntrackd.conf text; ConfigError if the [conntrackd] table lacks the link."""
+def own_comment(node_addresses: Mapping[str, Sequence[Address]]) -> list[str]:
+    """Which addresses were taken as this node's own, and from which interface: the file
+    is this node's, and says so."""
+    if not node_addresses:
+        return []
+    lines = ["# This node's own addresses, read from its interfaces when this was written"]
+    lines += ["# (ignored with the virtual ones; write it on each node, interfaces up):"]
+    for name, own in node_addresses.items():
+        lines.append(f"#   {name}: {', '.join(map(str, own)) or 'none'}")
+    return lines
+
+
+def render(config: Config, node_addresses: Mapping[str, Sequence[Address]] | None = None) -> str:
+    """The conntrackd.conf text; ConfigError if the [conntrackd] table lacks the link.
+
+    ``node_addresses``: this node's own addresses by interface, as read on the node the
+    file is for; they are ignored with the virtual ones, and listed in a comment."""
+    node_addresses = node_addresses or {}
     ct = config.conntrackd
     missing = [k for k in ("interface", "address", "peer") if getattr(ct, k) is None]
     if missing:
@@ -47,7 +63,7 @@ def render(config: Config, node_addresses: Iterable[Address] = ()) -> str:
         )
     ignored: list[Address] = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
     ignored += [a.ip for c in config.carp for a in c.addresses]  # the virtual addresses
-    ignored += [ct.address, ct.peer, *node_addresses]
+    ignored += [ct.address, ct.peer, *(a for own in node_addresses.values() for a in own)]
     unique = sorted(set(ignored), key=lambda a: (a.version, a))
     fam = _family(ct.address)
     run = ct.run_dir
@@ -55,6 +71,7 @@ def render(config: Config, node_addresses: Iterable[Address] = ()) -> str:
         f"# conntrackd.conf written by `carpd --conntrackd-conf` from {config.source}.",
         "# carpd runs the failover commands itself (-c before its addresses come up,",
         "# then -f -R -B; -t -n on BACKUP): no primary-backup.sh.",
+        *own_comment(node_addresses),
         "Sync {",
         "\tMode FTFW {",
         "\t\tDisableExternalCache Off",

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from carpd import __version__
 
@@ -67,7 +67,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--conntrackd-conf",
         action="store_true",
         help="print a conntrackd.conf for this node (from the [conntrackd] table, the "
-        "virtual addresses and the carpdevs' own addresses) and exit",
+        "virtual addresses and this node's own addresses, read from its carpdevs and sync "
+        "link: run it on each node, with its interfaces configured; stderr says which it "
+        "took; exit 2 if an interface is missing) and exit",
     )
     parser.add_argument(
         "--socket", metavar="PATH", help="control socket, overrides [global] control_socket"
@@ -140,30 +142,21 @@ def check(config: Config, *, this_node: bool) -> int:
 
 
 def print_conntrackd_conf(config: Config) -> int:
-    import asyncio
-
+    """The conntrackd.conf for this node on stdout; on stderr, which addresses were taken
+    as this node's own and from which interface."""
     from carpd.config import ConfigError
     from carpd.config.conntrackd_conf import render
-    from carpd.linux.netlink import Netlink
-
-    async def own_addresses() -> list[Any]:
-        """The addresses this node has on its carpdevs and its sync link, now."""
-        netlink, out = Netlink(), []
-        try:
-            names = {c.carpdev for c in config.carp} | {config.conntrackd.interface or ""}
-            for name in sorted(names - {""}):
-                link = await netlink.link(name)
-                if link is not None:
-                    out += [a.ip for a in await netlink.addresses(link.index)]
-        finally:
-            await netlink.close()
-        return [a for a in out if not a.is_link_local]
+    from carpd.daemon.nodecheck import own_addresses
 
     try:
-        print(render(config, asyncio.run(own_addresses())), end="")
+        own = own_addresses(config)
+        text = render(config, own)
     except ConfigError as e:
         print(f"carpd: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    print(text, end="")
+    took = "; ".join(f"{n} {', '.join(map(str, a)) or 'none'}" for n, a in own.items())
+    print(f"carpd: this node's own addresses, from its interfaces now: {took}", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ import grp
 import os
 import shlex
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +60,44 @@ class NodeReport:
 
 def check_node(config: Config) -> NodeReport:
     """What this node lacks to run ``config``, one line each, named like config errors."""
+    line = _liner(config)
+    problems = dict.fromkeys(line(f) for f in _problems(config))
+    warnings = dict.fromkeys(line(f) for f in _service_check_warnings(config))
+    return NodeReport(list(problems), list(warnings))
+
+
+def own_addresses(config: Config) -> dict[str, list[ifaddrs.IPAddress]]:
+    """For ``--conntrackd-conf``: this node's own addresses now, on each carpdev and the
+    sync link, by interface; never a virtual address of the config (a vhid MASTER here
+    holds it now) or a link-local. ConfigError naming each interface missing here and
+    its key, or a ``conntrackd.address`` that is not on the sync link (another node's)."""
+    line, names = _liner(config), ifaddrs.interfaces()
+    ct = config.conntrackd
+    found = [f for c in config.carp for f in _carpdev(config, c, names)]
+    if ct.interface is not None and ct.interface not in names:
+        found.append(Finding(("conntrackd", "interface"), ct.interface, _no_interface(names)))
+    if found:
+        raise ConfigError("\n".join(dict.fromkeys(line(f) for f in found)))
+    vips = {a.ip for c in config.carp for a in c.addresses}
+    addresses = ifaddrs.addresses()
+    wanted = {c.carpdev for c in config.carp}
+    if ct.interface is not None:
+        wanted.add(ct.interface)
+    own = {
+        n: [a for a in addresses.get(names[n], []) if a not in vips and not a.is_link_local]
+        for n in sorted(wanted)
+    }
+    if ct.interface is not None and ct.address is not None and ct.address not in own[ct.interface]:
+        has = ", ".join(map(str, own[ct.interface])) or "none"
+        text = (
+            f"not an address of {ct.interface} on this node (it has: {has}): write each "
+            "node's conntrackd.conf on that node, with its interfaces configured"
+        )
+        raise ConfigError(line(Finding(("conntrackd", "address"), str(ct.address), text)))
+    return own
+
+
+def _liner(config: Config) -> Callable[[Finding], str]:
     naming = _naming(config)
 
     def line(f: Finding) -> str:
@@ -67,9 +105,7 @@ def check_node(config: Config) -> NodeReport:
         where = " = ".join(s for s in (key, None if f.value is None else show(f.value)) if s)
         return f"{file}: {where}: {f.text}" if where else f"{file}: {f.text}"
 
-    problems = dict.fromkeys(line(f) for f in _problems(config))
-    warnings = dict.fromkeys(line(f) for f in _service_check_warnings(config))
-    return NodeReport(list(problems), list(warnings))
+    return line
 
 
 def _naming(config: Config) -> Naming:
@@ -126,7 +162,7 @@ def _carp(config: Config, names: dict[str, int]) -> Iterator[Finding]:
     for c in config.carp:
         loc = _table(config, c)
         if c.carpdev not in names:
-            yield Finding((*loc, "carpdev"), c.carpdev, _no_interface(names))
+            yield from _carpdev(config, c, names)
         else:
             if addresses is None:
                 addresses = ifaddrs.addresses()
@@ -140,6 +176,11 @@ def _carp(config: Config, names: dict[str, int]) -> Iterator[Finding]:
             path = getattr(c, key)
             if path is not None:
                 yield from _found((*loc, key), str(path), _program(path))
+
+
+def _carpdev(config: Config, c: CarpConfig, names: dict[str, int]) -> Iterator[Finding]:
+    if c.carpdev not in names:
+        yield Finding((*_table(config, c), "carpdev"), c.carpdev, _no_interface(names))
 
 
 def _table(config: Config, c: CarpConfig) -> Loc:

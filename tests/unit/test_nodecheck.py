@@ -126,9 +126,9 @@ def test_programs_it_runs_must_be_there_and_executable(
     rc, err, _ = check(capsys, path)
     assert rc == 2
     assert err == [
-        f'{path}: carp "lan".up = "{tmp_path}/absent.sh": no such file',
-        f'{path}: carp "lan".down = "{tmp_path}/down.sh": not executable (chmod +x)',
-        f'{path}: carp "lan".pre_release = "{tmp_path}/dir": a directory, not a program',
+        f'{path}: carp "lan".up = {shown(tmp_path, "absent.sh")}: no such file',
+        f'{path}: carp "lan".down = {shown(tmp_path, "down.sh")}: not executable (chmod +x)',
+        f'{path}: carp "lan".pre_release = {shown(tmp_path, "dir")}: a directory, not a program',
         f'{path}: action "notify".run[0] = "no-such-program-carpd": no-such-program-carpd: '
         f"no such program in PATH ({os.environ['PATH']})",
         f'{path}: follow[0].interface = "wan9": no such interface on this node '
@@ -168,8 +168,8 @@ def test_files_read_later_must_be_readable(
     # [web] on: its files are read at start, so checked now (carpd[web] is installed here)
     rc, err, _ = check(capsys, write(tmp_path, text.replace("[web]", "[web]\nenabled = true")))
     assert (
-        f'{path}: web.tls_key = "{tmp_path}/key.pem": cannot read it: No such file or directory'
-        in err
+        f"{path}: web.tls_key = {shown(tmp_path, 'key.pem')}: cannot read it: "
+        "No such file or directory" in err
     )
     assert not [x for x in err if "tls_cert" in x]
 
@@ -186,17 +186,20 @@ def test_service_checks_a_directory_of_programs(
     rc, err, out = check(capsys, path)
     assert rc == 0 and "configuration OK" in out
     assert err == [
-        f'warning: {path}: global.service_checks = "{checks}": forgot-chmod is not executable, '
-        "so it is not run (chmod +x to run it)"
+        f"warning: {path}: global.service_checks = {shown(tmp_path, 'checks')}: forgot-chmod "
+        "is not executable, so it is not run (chmod +x to run it)"
     ]
     rc, err, _ = check(capsys, write(tmp_path, 'global.service_checks = "absent"\n' + LAN))
     assert rc == 0
     assert err == [
-        f'warning: {path}: global.service_checks = "{tmp_path}/absent": no such directory, '
+        f"warning: {path}: global.service_checks = {shown(tmp_path, 'absent')}: no such directory, "
         "so no service checks run"
     ]
     rc, err, _ = check(capsys, write(tmp_path, 'global.service_checks = "checks/ok"\n' + LAN))
-    assert (rc, err) == (2, [f'{path}: global.service_checks = "{checks}/ok": not a directory'])
+    assert (rc, err) == (
+        2,
+        [f"{path}: global.service_checks = {shown(tmp_path, 'checks/ok')}: not a directory"],
+    )
 
 
 def test_ifstated_commands_name_programs_that_are_there(
