@@ -313,11 +313,12 @@ class CarpConfig(_Frozen):
     so give each BACKUP a higher advskew."""
     priority: int = Field(default=100, ge=1, le=254, strict=True)
     """VRRPv3 only, instead of advskew: the highest priority is MASTER."""
-    accept: StrictBool = False
-    """VRRPv3 only: accept packets sent to the addresses while MASTER (RFC 5798
-    Accept_Mode). false: the MASTER answers ARP and neighbour discovery for them but drops
-    what is sent to them (an nftables table ``inet carpd``); set it when services listen on
-    the addresses."""
+    accept: StrictBool = True
+    """VRRPv3 only: take packets sent to the addresses while MASTER (RFC 5798 Accept_Mode),
+    as keepalived does unless ``vrrp_strict``; a CARP MASTER always does. false (the RFC's
+    default, keepalived's ``no_accept``): the MASTER answers ARP and neighbour discovery
+    for them but drops what is sent to them, a ping included (an nftables table ``inet
+    carpd``: needs nft), for addresses used only as a gateway."""
     vmac: StrictBool = False
     """The addresses live on a macvlan named after ``name`` with the virtual MAC
     00:00:5e:00:01:<vhid> (00:00:5e:00:02:<vrid> for an IPv6-only VRRPv3 vhid), up only on

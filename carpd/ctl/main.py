@@ -119,8 +119,10 @@ def format_status(result: dict[str, Any], now: float | None = None) -> str:
         else:
             head += f"vhid {vh['vhid']} advbase {vh['advbase']} advskew {vh['advskew']}"
         lines.append(head)
+        # A VRRPv3 MASTER with accept = false holds the addresses but drops what comes to them.
+        refused = " (not accepting: accept = false)" if vh.get("accepting") is False else ""
         for addr in vh["addresses"]:
-            lines.append(f"\t{'inet6' if ':' in addr else 'inet'} {addr}")
+            lines.append(f"\t{'inet6' if ':' in addr else 'inet'} {addr}{refused}")
         if vh["state"] == "BACKUP":
             lines.append(f"\t{format_master(vh, now)}")
         if vh.get("last_transition") and vh.get("last_reason"):

@@ -181,6 +181,14 @@ def when(wall: float | None, ms: bool = False) -> str | None:
     return f"{whole}.{int(wall * 1000) % 1000:03d}{time.strftime('%z', time.localtime(wall))}"
 
 
+def accepting(v: VhidView) -> bool | None:
+    """Does this node take what is sent to the vhid's addresses? Only a MASTER has them
+    (None otherwise); a VRRPv3 one with accept = false drops it (RFC 5798 Accept_Mode)."""
+    if v.state is not State.MASTER:
+        return None
+    return v.cfg.protocol != "vrrp3" or v.cfg.accept
+
+
 def vhid_json(v: VhidView) -> dict[str, Any]:
     cfg, c = v.cfg, v.counters
     return {
@@ -204,6 +212,7 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         "enabled": v.enabled,
         "link_up": v.link_up,
         "addresses": [str(a) for a in cfg.addresses],
+        "accepting": accepting(v),
         "master": str(v.master) if v.master is not None else None,
         "last_transition": when(v.last_transition),
         "last_reason": str(v.last_reason) if v.last_reason is not None else None,

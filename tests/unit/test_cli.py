@@ -5,12 +5,16 @@ from __future__ import annotations
 import ipaddress
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from carpd.config import load_config
+from carpd.core.model import State
 from carpd.ctl.main import format_status
 from carpd.ctl.main import main as carpctl
 from carpd.daemon.main import main as carpd
+from carpd.daemon.view import accepting
 from carpd.linux import ifaddrs
 from carpd.linux.privileges import effective_capabilities
 
@@ -174,6 +178,51 @@ def test_status_format_is_the_ifconfig_form() -> None:
         "\tinet 192.0.2.100/24\n"
         "\tinet6 2001:db8::100/64"
     )
+
+
+def test_status_says_when_a_master_drops_what_comes_to_its_addresses() -> None:
+    """A VRRPv3 MASTER with accept = false holds the addresses but takes nothing sent to
+    them: said on each address, as the JSON's accepting = false says it."""
+    vh = {
+        "name": "vrrp51",
+        "state": "MASTER",
+        "carpdev": "eth0",
+        "vhid": 51,
+        "protocol": "vrrp3",
+        "advbase": 1,
+        "priority": 150,
+        "addresses": ["192.0.2.151/24", "2001:db8::151/64"],
+        "accepting": False,
+    }
+    assert format_status({"vhosts": [vh]}).splitlines()[1:] == [
+        "\tinet 192.0.2.151/24 (not accepting: accept = false)",
+        "\tinet6 2001:db8::151/64 (not accepting: accept = false)",
+    ]
+    for takes in (True, None):  # accepting, or not MASTER (the addresses are elsewhere)
+        lines = format_status({"vhosts": [{**vh, "accepting": takes}]}).splitlines()
+        assert lines[1:3] == ["\tinet 192.0.2.151/24", "\tinet6 2001:db8::151/64"]
+
+
+def test_the_json_says_whether_a_master_accepts(tmp_path: Path) -> None:
+    """accepting: only a MASTER holds the addresses; CARP always takes what comes to them,
+    VRRPv3 as its accept says."""
+    text = GOOD.replace("vhid = 1", 'vhid = 1\nprotocol = "vrrp3"').replace('pass = "secret"', "")
+    vrrp = load_config(write(tmp_path, text)).carp[0]
+    carp = load_config(write(tmp_path, GOOD)).carp[0]
+    strict = vrrp.model_copy(update={"accept": False})
+    seen = {
+        (cfg.protocol, cfg.accept, state): accepting(SimpleNamespace(cfg=cfg, state=state))  # type: ignore[arg-type]
+        for cfg in (vrrp, carp, strict)
+        for state in (State.MASTER, State.BACKUP)
+    }
+    assert seen == {
+        ("vrrp3", True, State.MASTER): True,
+        ("vrrp3", True, State.BACKUP): None,
+        ("carp", True, State.MASTER): True,
+        ("carp", True, State.BACKUP): None,
+        ("vrrp3", False, State.MASTER): False,
+        ("vrrp3", False, State.BACKUP): None,
+    }
 
 
 def test_status_shows_why_and_since_when_and_host_steps_that_went_wrong() -> None:

@@ -22,7 +22,9 @@ def error(tmp_path: Path, table: str) -> str:
     return str(e.value)
 
 
-def test_vrrp3_needs_no_password_and_preempts_by_default(tmp_path: Path) -> None:
+def test_vrrp3_needs_no_password_preempts_and_accepts_by_default(tmp_path: Path) -> None:
+    """accept defaults to true, as keepalived without vrrp_strict: a keepalived user's
+    first ping of the address is answered (docs/keepalived.md says why)."""
     config = load(
         tmp_path,
         'protocol = "vrrp3"\nadvbase = 0.1\npriority = 200\naddresses = ["192.0.2.200/24"]\n',
@@ -33,9 +35,11 @@ def test_vrrp3_needs_no_password_and_preempts_by_default(tmp_path: Path) -> None
         10,
         200,
         True,
-        False,
+        True,
     )
     assert c.password == b""
+    strict = load(tmp_path, 'protocol = "vrrp3"\naccept = false\naddresses = ["192.0.2.1/24"]\n')
+    assert not strict.carp[0].accept  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("advbase", ["0.001", "41", "0.015", "0"])
