@@ -38,7 +38,9 @@ def one_run(trigger: str) -> dict[str, float]:
         h1 = lab.add_host("n1", "192.0.2.1/24")
         h2 = lab.add_host("n2", "192.0.2.2/24")
         client = lab.add_host("cl", "192.0.2.9/24")
-        n1 = Node(lab, h1, [VhidSpec(1, (f"{VIP}/24",), advskew=0)], {"preempt": True})
+        # No periodic checks: the timing starts at `carpctl service-status`.
+        settings = {"preempt": True, "service_interval": 0}
+        n1 = Node(lab, h1, [VhidSpec(1, (f"{VIP}/24",), advskew=0)], settings)
         n2 = Node(lab, h2, [VhidSpec(1, (f"{VIP}/24",), advskew=100)], {"preempt": True})
         flag = lab.tmp / "web-ok"
         flag.touch()
