@@ -105,3 +105,45 @@ def test_a_user_with_the_pages_token_may_change_unless_read_only(tmp_path: Any) 
         ro.auth.close()
     assert response.status == 403
     assert b"read-only" in response.body  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("listen", "users", "error"),
+    [
+        ('"127.0.0.1"', False, None),  # one address, as a string: as before
+        ('["127.0.0.1", "::1"]', False, None),  # loopback only: no users needed
+        ('["127.0.0.1", "192.0.2.1"]', True, None),
+        (
+            '["127.0.0.1", "192.0.2.1"]',
+            False,
+            'web.listen[1] = "192.0.2.1": not a loopback address, so every request from '
+            "elsewhere needs a user: set web.users_file",
+        ),
+        ('["::1", "::1"]', False, 'web.listen[1] = "::1": listed twice'),
+        (
+            '["0.0.0.0", "127.0.0.1"]',
+            True,
+            'web.listen[1] = "127.0.0.1": 0.0.0.0 listens on it already',
+        ),
+        ("[]", False, "web.listen = []: must not be empty"),
+        ("8473", False, "web.listen = 8473: not an address or an array of addresses"),
+        ('["localhost"]', False, 'web.listen[0] = "localhost": not an IP address'),
+    ],
+)
+def test_listen_takes_one_address_or_several_each_checked(
+    tmp_path: Any, listen: str, users: bool, error: str | None
+) -> None:
+    from carpd.config import ConfigError, load_config
+
+    path = tmp_path / "carpd.toml"
+    extra = f'users_file = "{tmp_path}/users"\n' if users else ""
+    path.write_text(
+        f'[web]\nenabled = true\nlisten = {listen}\n{extra}\n[[carp]]\nname = "lan"\n'
+        'vhid = 1\ncarpdev = "eth0"\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
+    )
+    if error is None:
+        assert load_config(path).web.listen
+        return
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert f"{path}: {error}" in str(refused.value)
