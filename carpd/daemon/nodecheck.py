@@ -62,7 +62,8 @@ def check_node(config: Config) -> NodeReport:
     """What this node lacks to run ``config``, one line each, named like config errors."""
     line = _liner(config)
     problems = dict.fromkeys(line(f) for f in _problems(config))
-    warnings = dict.fromkeys(line(f) for f in _service_check_warnings(config))
+    found = [*_service_check_warnings(config), *_prefix_warnings(config)]
+    warnings = dict.fromkeys(line(f) for f in found)
     return NodeReport(list(problems), list(warnings))
 
 
@@ -176,6 +177,22 @@ def _carp(config: Config, names: dict[str, int]) -> Iterator[Finding]:
             path = getattr(c, key)
             if path is not None:
                 yield from _found((*loc, key), str(path), _program(path))
+
+
+def _prefix_warnings(config: Config) -> Iterator[Finding]:
+    """The ucarp command line's -a without a prefix that no subnet of the carpdev holds
+    here: carpd would add it as /32 (carpd.daemon.subnets)."""
+    from carpd.daemon.subnets import advice, carpdev_prefixes
+
+    vips = {a.ip for c in config.carp for a in c.addresses}
+    names = ifaddrs.interfaces()
+    for c in config.carp:
+        if c.prefix_from_carpdev and c.carpdev in names:
+            own = ifaddrs.prefixed().get(names[c.carpdev], [])
+            for a, source in carpdev_prefixes(c, own, vips).values():
+                if source is None:
+                    text = f"no subnet of {c.carpdev} holds it: carpd adds it as {a}; {advice(a)}"
+                    yield Finding((*_table(config, c), "addresses"), str(a.ip), text)
 
 
 def _carpdev(config: Config, c: CarpConfig, names: dict[str, int]) -> Iterator[Finding]:

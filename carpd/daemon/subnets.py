@@ -15,30 +15,45 @@ from carpd.config.model import Interface
 from carpd.core.model import IPAddress
 
 
-def with_carpdev_prefixes(
+def carpdev_prefixes(
     cfg: CarpConfig, own: Sequence[Interface], vips: Container[IPAddress]
-) -> tuple[CarpConfig, list[tuple[bool, str]]]:
-    """``cfg`` with each of ``cfg.prefix_from_carpdev`` given its prefix from ``own``,
-    the carpdev's addresses (those in ``vips`` are not its own: a stale copy of a virtual
-    address says nothing about the subnet), and what to log about it: (warning, line)."""
+) -> dict[IPAddress, tuple[Interface, Interface | None]]:
+    """For each of ``cfg.prefix_from_carpdev``: the address as it is added, and the
+    carpdev's own address whose subnet gave the prefix (None: no subnet holds it, /32 or
+    /128). ``own``: the carpdev's addresses; those in ``vips`` are not its own (a stale
+    copy of a virtual address says nothing about the subnet), nor are host addresses."""
     subnets = [a for a in own if a.ip not in vips and a.network.num_addresses > 1]
-    notes: list[tuple[bool, str]] = []
-    addresses = []
+    out: dict[IPAddress, tuple[Interface, Interface | None]] = {}
     for a in cfg.addresses:
         if a.ip in cfg.prefix_from_carpdev:
             holding = [s for s in subnets if a.ip in s.network]
-            if holding:
-                best = max(holding, key=lambda s: s.network.prefixlen)  # the narrowest
+            best = max(holding, key=lambda s: s.network.prefixlen, default=None)  # narrowest
+            if best is not None:
                 a = ipaddress.ip_interface(f"{a.ip}/{best.network.prefixlen}")
-                line = f"{a.ip} takes /{a.network.prefixlen} from {cfg.carpdev}'s {best}"
-                notes.append((False, f"{cfg.name}: {line}"))
-            else:
-                example = f"-a {a.ip}/{24 if a.version == 4 else 64}"
-                line = (
-                    f"no subnet of {cfg.carpdev} holds {a.ip}: adding it as {a}; give the "
-                    f"prefix your up-script gives it ({example})"
-                )
-                notes.append((True, f"{cfg.name}: {line}"))
-        addresses.append(a)
-    resolved = {"addresses": tuple(addresses), "prefix_from_carpdev": ()}
+            out[a.ip] = (a, best)
+    return out
+
+
+def advice(address: Interface) -> str:
+    """What to do when no subnet of the carpdev holds a bare address."""
+    example = f"{address.ip}/{24 if address.version == 4 else 64}"
+    return f"give the prefix your up-script gives it (-a {example})"
+
+
+def with_carpdev_prefixes(
+    cfg: CarpConfig, own: Sequence[Interface], vips: Container[IPAddress]
+) -> tuple[CarpConfig, list[tuple[bool, str]]]:
+    """``cfg`` with each of ``cfg.prefix_from_carpdev`` given its prefix (carpdev_prefixes),
+    and what to log about it: (warning, line)."""
+    chosen = carpdev_prefixes(cfg, own, vips)
+    notes: list[tuple[bool, str]] = []
+    for a, source in chosen.values():
+        if source is not None:
+            line = f"{a.ip} takes /{a.network.prefixlen} from {cfg.carpdev}'s {source}"
+            notes.append((False, f"{cfg.name}: {line}"))
+        else:
+            line = f"no subnet of {cfg.carpdev} holds {a.ip}: adding it as {a}; {advice(a)}"
+            notes.append((True, f"{cfg.name}: {line}"))
+    addresses = tuple(chosen[a.ip][0] if a.ip in chosen else a for a in cfg.addresses)
+    resolved = {"addresses": addresses, "prefix_from_carpdev": ()}
     return cfg.model_copy(update=resolved), notes

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Iterator
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 _RTM_GETADDR = 22
 _RTM_NEWADDR = 20
@@ -32,7 +33,12 @@ def interfaces() -> dict[str, int]:
 def addresses() -> dict[int, list[IPAddress]]:
     """Every address of this namespace, by interface index (IFA_ADDRESS, as the runtime
     reads them)."""
-    out: dict[int, list[IPAddress]] = {}
+    return {index: [a.ip for a in found] for index, found in prefixed().items()}
+
+
+def prefixed() -> dict[int, list[IPInterface]]:
+    """Every address of this namespace with its prefix, by interface index."""
+    out: dict[int, list[IPInterface]] = {}
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         sock.bind((0, 0))
         body = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
@@ -48,10 +54,11 @@ def addresses() -> dict[int, list[IPAddress]]:
                     (code,) = struct.unpack_from("=i", msg)
                     raise OSError(-code, os.strerror(-code))
                 if kind == _RTM_NEWADDR:
-                    family, _, _, _, index = _IFADDRMSG.unpack_from(msg)
+                    family, prefixlen, _, _, index = _IFADDRMSG.unpack_from(msg)
                     raw = _attrs(msg[_IFADDRMSG.size :]).get(_IFA_ADDRESS)
                     if raw is not None and family in (socket.AF_INET, socket.AF_INET6):
-                        out.setdefault(index, []).append(ipaddress.ip_address(raw))
+                        ip = ipaddress.ip_address(raw)
+                        out.setdefault(index, []).append(ipaddress.ip_interface((ip, prefixlen)))
 
 
 def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:

@@ -13,8 +13,10 @@ from fakes import ETH0, FakeNetlink, install, started
 
 from carpd.config import Config, ConfigError, config_from_ucarp_args, load_config
 from carpd.core.model import State
+from carpd.daemon.main import main as carpd
 from carpd.daemon.runtime import Daemon
 from carpd.daemon.subnets import with_carpdev_prefixes
+from carpd.linux import ifaddrs
 
 UCARP = ["-i", "eth0", "-s", "192.0.2.1", "-v", "7", "-p", "secret"]
 
@@ -146,3 +148,35 @@ def test_the_daemon_adds_it_with_the_carpdev_prefix_and_removes_it_in_any_prefix
     assert "carp0: 192.0.2.107 takes /24 from eth0's 192.0.2.1/24" in caplog.messages
     # Status shows what it holds.
     assert daemon.find("carp0").cfg.addresses == (ipaddress.ip_interface("192.0.2.107/24"),)
+
+
+def check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *own: str
+) -> tuple[int, str]:
+    """carpd --check on a node whose eth0 has ``own``."""
+    monkeypatch.setattr(ifaddrs, "interfaces", lambda: {"lo": 1, "eth0": 2})
+    prefixed = {2: [ipaddress.ip_interface(a) for a in own]}
+    monkeypatch.setattr(ifaddrs, "prefixed", lambda: prefixed)
+    monkeypatch.setattr(ifaddrs, "addresses", lambda: {2: [a.ip for a in prefixed[2]]})
+    rc = carpd(["--check", *UCARP, "-a", "192.0.2.107"])
+    return rc, capsys.readouterr().err
+
+
+def test_check_on_this_node_warns_when_no_subnet_of_the_carpdev_holds_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check(monkeypatch, capsys, "192.0.2.1/24", "fe80::1/64") == (0, "")
+    rc, err = check(monkeypatch, capsys, "198.51.100.1/24")
+    assert (rc, err) == (
+        0,
+        'carpd: warning: command line: --addr = "192.0.2.107": no subnet of eth0 holds it: '
+        "carpd adds it as 192.0.2.107/32; give the prefix your up-script gives it "
+        "(-a 192.0.2.107/24)\n",
+    )
+
+
+def test_the_prefixed_dump_is_the_addresses_with_their_prefixes() -> None:
+    """Unfaked: this namespace's addresses, as carpd --check reads them."""
+    assert {i: [a.ip for a in found] for i, found in ifaddrs.prefixed().items()} == (
+        ifaddrs.addresses()
+    )
