@@ -136,8 +136,9 @@ def check(config: Config, *, this_node: bool) -> int:
         print(f"carpd: warning: {note}", file=sys.stderr)
     if problems:
         return EXIT_CONFIG
-    what = "configuration" if this_node else "configuration (not checked on this node)"
-    print(f"carpd: {config.source}: {what} OK ({len(config.carp)} vhid(s))")
+    # "configuration OK" either way: scripts look for it; the mode comes after.
+    mode = "" if this_node else ", as a file for another node (this node not checked)"
+    print(f"carpd: {config.source}: configuration OK ({len(config.carp)} vhid(s)){mode}")
     return 0
 
 

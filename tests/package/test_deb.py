@@ -257,7 +257,8 @@ def test_the_shipped_example_checks_and_a_broken_one_is_refused(root: Path) -> N
     # The example is meant for no node in particular: checked as a file for another node.
     ok = in_root(root, "carpd", "--config", example, "--check", "--other-node")
     assert ok.stdout.strip() == (
-        f"carpd: {example}: configuration (not checked on this node) OK ({vhids} vhid(s))"
+        f"carpd: {example}: configuration OK ({vhids} vhid(s)), as a file for another node "
+        "(this node not checked)"
     )
     # On this node (the clean root), --check also looks for what the file names: the
     # example's hooks are not there.

@@ -91,7 +91,10 @@ def test_the_wheel_installs_into_an_empty_venv_and_checks_the_example(venv: Path
     # The example's carpdevs and hooks are no machine's: checked as a file for another node.
     result = carpd(venv, "--config", str(EXAMPLE), "--check", "--other-node")
     assert result.returncode == 0, result.stderr
-    assert "configuration (not checked on this node) OK (3 vhid(s))" in result.stdout
+    assert (
+        "configuration OK (3 vhid(s)), as a file for another node (this node not checked)"
+        in result.stdout
+    )
     assert carpd(venv, "--version").stdout.strip() == f"carpd {version()}"
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import carpd; print(carpd.__file__)"],

@@ -112,7 +112,10 @@ def test_shipped_example_passes_check_for_another_node(
     for another node, it passes; what it names on this node is not looked at."""
     example = Path(__file__).parents[2] / "examples" / "carpd.toml"
     assert carpd(["--check", "--other-node", "--config", str(example)]) == 0
-    assert "configuration (not checked on this node) OK (3 vhid(s))" in capsys.readouterr().out
+    assert (
+        "configuration OK (3 vhid(s)), as a file for another node (this node not checked)"
+        in capsys.readouterr().out
+    )
 
 
 def test_help_lists_carpd_and_ucarp_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -87,7 +87,7 @@ def test_a_missing_carpdev_and_a_carpdev_without_an_address_exit_2(
     # The same file for another node: only the file is checked.
     rc, err, out = check(capsys, path, "--other-node")
     assert (rc, err) == (0, [])
-    assert "configuration (not checked on this node) OK (2 vhid(s))" in out
+    assert "configuration OK (2 vhid(s)), as a file for another node (this node not checked)" in out
 
 
 def test_a_virtual_address_on_the_carpdev_is_not_its_own(
