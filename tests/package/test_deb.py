@@ -63,6 +63,11 @@ APT_LIMIT = 300
 # One command in the root: an interpreter starting cold (pydantic imported), man and groff.
 RUN_LIMIT = 60
 
+# The first test pays for the build, debootstrap and the install (its fixtures): pytest's
+# 120 s per test (pyproject.toml) would cut it short on a cold machine with an empty pip
+# cache, so every test here may take as long as those limits together.
+pytestmark = pytest.mark.timeout(BUILD_LIMIT + APT_LIMIT + RUN_LIMIT)
+
 
 def version() -> str:
     return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
