@@ -186,7 +186,11 @@ class Netlink:
             ifname=name,
             kind="macvlan",
             link=parent,
-            macvlan_mode="private",
+            # Not private: a private macvlan takes every multicast frame whose source is
+            # its own MAC for itself, so while two nodes are MASTER of a vhid (both with
+            # the MAC up) neither carpdev hears the other's adverts, and the split brain
+            # never heals. In bridge mode such frames reach the carpdev too.
+            macvlan_mode="bridge",
             address=":".join(f"{b:02x}" for b in mac),
         )
         link = await self._link(name)

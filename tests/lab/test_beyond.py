@@ -202,3 +202,35 @@ def test_a_healed_partition_keeps_one_master_and_announces_again(lab: Lab) -> No
     watch.wait_for(rf"arp {mac} op=1 spa={VIP} tpa={VIP}", bounds.COMMAND)
     n1.wait_counter("adverts_sent", 3)
     assert watch.count(rf"arp {mac} op=1 spa={VIP}") >= 2
+
+
+DROP_ADVERTS_IN = """
+table inet lab {
+    chain in {
+        type filter hook input priority 0;
+        ip daddr 224.0.0.18 drop
+    }
+}
+"""
+
+
+def test_a_split_brain_between_two_virtual_macs_heals_once_adverts_flow(lab: Lab) -> None:
+    """Both masters send from the same virtual MAC: a frame from one's MAC reaching the
+    other must still be heard (a private-mode macvlan kept it from the carpdev, so the
+    split brain lasted for ever: seen when two backups preempted on the same advert)."""
+    n1, n2 = pair(lab, {"vmac": True})
+    start_master_first(n1, n2)
+    nft(n2.host, DROP_ADVERTS_IN)  # n2 stops hearing n1 and takes over: two masters
+    mark = n2.mark()
+    n2.wait_state(
+        "MASTER",
+        timeout=bounds.takeover(n2.master_down) + n1.vhids[0].advert_interval,
+        start=mark,
+    )
+    assert n1.states() == {"carp1": "MASTER"}
+    mark = n2.mark()
+    n2.host.check("nft", "delete", "table", "inet", "lab")
+    # n1 hears n2's worse advert and answers at once; at the latest n2 hears n1's next one.
+    n2.wait_state("BACKUP", timeout=n1.vhids[0].advert_interval + bounds.REACTION, start=mark)
+    assert n1.states() == {"carp1": "MASTER"}
+    assert n2.host.run(["ip", "link", "show", "carp1", "up"]).stdout == ""  # vmac down
