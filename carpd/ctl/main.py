@@ -416,6 +416,16 @@ def render(command: str, result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # A reader that stopped early (`carpctl status --json | head`): not our error.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     try:
         args = parser.parse_args(argv)

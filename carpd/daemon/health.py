@@ -20,6 +20,7 @@ from carpd.linux.service_checks import (
     SERVICE_DEMOTION,
     ServiceReport,
     disruption_message,
+    log_failure,
     recovery_message,
     run_service_checks,
 )
@@ -39,6 +40,7 @@ class Health:
         self._lock = asyncio.Lock()
         self.last_report: ServiceReport | None = None
         self._failed: tuple[str, ...] = ()
+        self._check_ok: dict[str, bool] = {}  # each check's last result, by name
         self._periodic: asyncio.Task[None] | None = None
 
     @property
@@ -133,6 +135,15 @@ class Health:
                 report = ServiceReport(results=(), directory=directory, directory_exists=True)
                 failed = (str(directory),)
             self.last_report = report
+            # Each check's failure is logged when it starts failing (a check repeated every
+            # service_interval would fill the log), its recovery once.
+            for result in report.results:
+                was_ok = self._check_ok.get(result.name, True)
+                if was_ok and not result.ok:
+                    log_failure(result, self.settings.service_timeout)
+                elif result.ok and not was_ok:
+                    log.info("service check %s passes again", result.name)
+            self._check_ok = {r.name: r.ok for r in report.results}
             if failed and failed != self._failed:
                 log.warning("%s", disruption_message(failed))
             elif not failed and self._failed:

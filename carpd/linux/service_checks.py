@@ -111,17 +111,24 @@ async def run_service_checks(directory: Path, timeout: float) -> ServiceReport:
 
 
 async def run_check(path: Path, timeout: float) -> CheckResult:
-    """Run one check with no arguments; never raises for the check's own failures."""
+    """Run one check with no arguments; never raises for the check's own failures. The
+    caller logs the result (log_failure) when it changes, not on every run."""
     name = path.name
     r = await run_command([str(path)], timeout)
     if r.error is not None:
-        log.warning("service check %s could not start: %s", name, r.error)
-        return CheckResult(name, False, None, False, r.duration, r.error)
-    if r.timed_out:
-        log.warning("service check %s killed after %.1f s", name, timeout)
-    elif not r.ok:
-        log.warning("service check %s failed with exit status %s", name, r.status)
-    if not r.ok:
-        for line in r.output.splitlines():
-            log.info("service check %s: %s", name, line)
+        return CheckResult(name, False, None, False, r.duration, f"could not start: {r.error}")
     return CheckResult(name, r.ok, r.status, r.timed_out, r.duration, r.output)
+
+
+def log_failure(result: CheckResult, timeout: float) -> None:
+    """Why a check failed, and the tail of what it printed."""
+    name = result.name
+    if result.status is None and not result.timed_out:
+        log.warning("service check %s %s", name, result.output)
+        return
+    if result.timed_out:
+        log.warning("service check %s killed after %.1f s", name, timeout)
+    else:
+        log.warning("service check %s failed with exit status %s", name, result.status)
+    for line in result.output.splitlines():
+        log.info("service check %s: %s", name, line)

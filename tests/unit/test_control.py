@@ -6,6 +6,8 @@ import asyncio
 import json
 import socket
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,34 @@ def test_carpctl_reads_the_reply_of_a_daemon_that_hung_up_without_reading(
         finally:
             thread.join()
     assert reply == refusal
+
+
+def test_carpctl_into_a_reader_that_stops_early_says_nothing_of_it(tmp_path: Path) -> None:
+    """`carpctl status --json | head`: the closed pipe is the reader's choice, no
+    traceback."""
+    path = tmp_path / "carpd.sock"
+    big = {"ok": True, "result": {"vhosts": ["x" * 100] * 10_000}}
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        server.listen(1)
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            conn.makefile("rb").readline()
+            conn.sendall(json.dumps(big).encode() + b"\n")
+            conn.close()
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        try:
+            shell = f"{sys.executable} -m carpd.ctl --socket {path} status --json | head -c 10"
+            result = subprocess.run(
+                ["sh", "-c", shell],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            thread.join()
+    assert result.stdout == '{\n  "vhost'
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr

@@ -203,3 +203,29 @@ def test_service_interval_out_of_range_is_refused_naming_file_key_and_range(
 @pytest.mark.parametrize("value", [0, 0.1, 1, 30, 86400])
 def test_service_interval_in_range(value: float) -> None:
     assert GlobalConfig(service_interval=value).service_interval == value
+
+
+def test_a_check_failing_run_after_run_is_logged_when_it_starts_failing_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checks repeat every service_interval: a failure logged on every run would fill the
+    log (720 lines an hour per check at 5 s); its start and its end are what matter."""
+    caplog.set_level(logging.INFO, logger="carpd")
+    health, _, _ = make(tmp_path, service_interval=0)
+    check(tmp_path, "dns", 'echo "no answer from 192.0.2.53"; exit 1')
+
+    async def runs(n: int) -> None:
+        for _ in range(n):
+            await health.check_services()
+
+    asyncio.run(runs(3))
+    assert [m for m in caplog.messages if m.startswith("service check dns")] == [
+        "service check dns failed with exit status 1",
+        "service check dns: no answer from 192.0.2.53",
+    ]
+    caplog.clear()
+    check(tmp_path, "dns", "exit 0")
+    asyncio.run(runs(2))
+    assert [m for m in caplog.messages if m.startswith("service check dns")] == [
+        "service check dns passes again"
+    ]
