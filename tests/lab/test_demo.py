@@ -16,9 +16,6 @@ import pytest
 from carpd_lab import bounds
 from carpd_lab.netlab import LogWatch
 
-# It measures a takeover and a client's outage: scripts/test runs it alone.
-pytestmark = pytest.mark.solo
-
 DEMO = Path(__file__).parents[2] / "scripts" / "demo"
 # The demo's pair: advbase 1, node2's advskew 100; the client pings every 10 ms.
 MASTER_DOWN = bounds.carp_master_down(1, 100)
@@ -72,6 +69,7 @@ def number(pattern: str, text: str) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.solo  # measures a takeover and a client's outage: run alone
 def test_the_demo_elects_fails_over_hands_over_and_cleans_up(root: None) -> None:
     result, pid = run_demo()
     out = result.stdout
@@ -97,6 +95,7 @@ def test_the_demo_elects_fails_over_hands_over_and_cleans_up(root: None) -> None
     assert leftovers(pid, "demo") == []
 
 
+@pytest.mark.solo  # a TCP flow through a failover: run alone
 def test_the_firewall_demo_keeps_a_tcp_connection_through_a_crash(root: None) -> None:
     result, pid = run_demo("--firewall")
     out = result.stdout
