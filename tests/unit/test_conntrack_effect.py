@@ -69,7 +69,10 @@ if args == ["-s"]:
     received = int(open(LOG + ".recv").read()) if os.path.exists(LOG + ".recv") else 0
     if not os.path.exists(LOG + ".silent"):
         received += 1
-    open(LOG + ".recv", "w").write(str(received))
+    # Replaced, not rewritten: two looks at once (the poll's and a transition's) must
+    # never read it half-written (an empty file: the fake failed, "does not answer").
+    open(LOG + f".recv.{{os.getpid()}}", "w").write(str(received))
+    os.replace(LOG + f".recv.{{os.getpid()}}", LOG + ".recv")
     out = STATS.replace("200", external)
     print(re.sub(r"\\d+ Pckts recv", f"{{received}} Pckts recv", out))
 with open(LOG, "a") as f:
