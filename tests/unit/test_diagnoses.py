@@ -30,7 +30,7 @@ PEER = ipaddress.IPv4Address("192.0.2.7")  # not one of eth0's own (fakes.OWN)
 def vrrp(extra: str = "") -> str:
     return (
         f'protocol = "vrrp3"\nvhid = 9\nadvbase = {ADVBASE}\n'
-        f'addresses = ["192.0.2.200/24"]\n{extra}'
+        f'addresses = ["192.0.2.200/24"]\naccept = true\n{extra}'
     )
 
 
