@@ -126,7 +126,7 @@ class ControlServer:
     async def _handle(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # too deep too
             return {"ok": False, "error": "malformed request: not JSON"}
         if not isinstance(request, dict) or not isinstance(request.get("command"), str):
             return {"ok": False, "error": 'malformed request: expected {"command": "..."}'}
