@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,12 +76,26 @@ class ControlServer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=MAX_REQUEST
-        )
-        os.chmod(self.path, self.mode)
-        if self.gid is not None:
-            os.chown(self.path, 0, self.gid)
+        # bind() creates the socket with its mode (the umask), and the group is set with
+        # lchown on a path checked to be a socket: neither follows a symlink that someone
+        # who can write the directory swapped in after bind().
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            umask = os.umask(0o777 & ~self.mode)
+            try:
+                sock.bind(str(self.path))
+            finally:
+                os.umask(umask)
+            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                raise OSError(f"{self.path} was replaced after bind(): not a socket")
+            if self.gid is not None:
+                os.lchown(self.path, 0, self.gid)
+            self._server = await asyncio.start_unix_server(
+                self._serve, sock=sock, limit=MAX_REQUEST
+            )
+        except BaseException:
+            sock.close()
+            raise
 
     async def close(self) -> None:
         for writer in list(self._writers):  # `carpctl events` would hold on forever

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import stat
 import subprocess
@@ -125,3 +126,57 @@ def test_carpctl_into_a_reader_that_stops_early_says_nothing_of_it(tmp_path: Pat
             thread.join()
     assert result.stdout == '{\n  "vhost'
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+
+
+def test_a_symlink_swapped_in_after_bind_is_refused_not_chmodded(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Someone who can write the socket's directory replaces the fresh socket with a
+    symlink to a file of root's: the old chmod/chown after bind() followed it."""
+    victim = tmp_path / "victim"
+    victim.write_text("root's\n")
+    victim.chmod(0o600)
+    path = tmp_path / "c.sock"
+    bind = socket.socket.bind
+
+    def bind_then_swap(sock: socket.socket, address: Any) -> None:
+        bind(sock, address)
+        if address == str(path):
+            path.rename(tmp_path / "moved.sock")
+            path.symlink_to(victim)
+
+    monkeypatch.setattr(socket.socket, "bind", bind_then_swap)
+    server = ControlServer(path, {}, group="root")
+    refused: OSError | None = None
+    try:
+        asyncio.run(server.start())
+    except OSError as e:
+        refused = e
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o600  # not chmodded through the link
+    assert refused is not None and "not a socket" in str(refused)
+
+
+def test_the_socket_is_born_with_its_mode(tmp_path: Path, monkeypatch: Any) -> None:
+    """No window in which the socket has the umask's mode (e.g. 0777 under umask 0)."""
+    modes = []
+    bind = socket.socket.bind
+
+    def bind_and_look(sock: socket.socket, address: Any) -> None:
+        bind(sock, address)
+        modes.append(stat.S_IMODE(Path(address).stat().st_mode))
+
+    monkeypatch.setattr(socket.socket, "bind", bind_and_look)
+
+    async def scenario() -> None:
+        server = ControlServer(tmp_path / "c.sock", {})
+        await server.start()
+        await server.close()
+
+    old = os.umask(0)
+    try:
+        asyncio.run(scenario())
+        restored = os.umask(0)
+    finally:
+        os.umask(old)
+    assert modes == [0o660]
+    assert restored == 0  # carpd put the process's umask back
