@@ -326,7 +326,13 @@ class CarpConfig(_Frozen):
     peers: tuple[AddressValue, ...] = ()
     """Unicast adverts to these addresses instead of multicast (clouds, switches that drop
     multicast); only their adverts are accepted. One peer of each address family among the
-    addresses."""
+    addresses. Their adverts must still arrive with TTL (hop limit) 255, as on a link,
+    unless ``peers_routed``."""
+    peers_routed: StrictBool = False
+    """With ``peers``: accept their adverts with any TTL (hop limit), for peers reached
+    through a router. It costs the only defence VRRPv3 has: any host that can route a packet
+    here can forge the peer's adverts and take the vhid; a CARP vhid's captured adverts can
+    be replayed from anywhere, unless ``replay_protection``."""
     replay_protection: StrictBool = False
     """CARP only: send strictly increasing counters and refuse, per source, any advert whose
     counter does not increase (a captured advert replayed with a better advskew). Only when
@@ -479,6 +485,9 @@ class CarpConfig(_Frozen):
             # The addresses go on leaving MASTER, in whatever prefix they are found.
             msg = "is also in {other}: the node's own address cannot be a virtual one"
             found.append(Conflict(("srcip",), str(self.srcip), msg, ("addresses",)))
+        if self.peers_routed and not self.peers:
+            msg = "only with unicast {other}: multicast adverts never cross a router"
+            found.append(Conflict(("peers_routed",), True, msg, ("peers",)))
         families = {a.version for a in self.addresses}
         if self.peers:
             for fam in sorted(families - {p.version for p in self.peers}):

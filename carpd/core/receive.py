@@ -74,7 +74,7 @@ class Member:
     """What the receive path must know of one of our vhids."""
 
     version: int  # CARP_VERSION or VRRP_VERSION: the protocol it runs
-    check_ttl: bool  # False with unicast peers, which may be routed (FreeBSD 14)
+    check_ttl: bool  # False only for unicast peers said to be routed (peers_routed)
 
 
 class VhidClash(BadVersion):

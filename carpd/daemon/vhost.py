@@ -122,7 +122,7 @@ class Vhost:
         """What the receive path checks an advert for this vhid against (its config only
         changes by a restart of the vhid, so this is computed once)."""
         version = VRRP_VERSION if self.cfg.protocol == "vrrp3" else CARP_VERSION
-        return Member(version, check_ttl=not self.cfg.peers)
+        return Member(version, check_ttl=not self.cfg.peers_routed)
 
     def destinations(self, family: int) -> tuple[IPAddress, ...]:
         """Its unicast peers of that family, or the multicast group."""

@@ -201,9 +201,9 @@ ERRORS = [
         "",
         'colour = "red"',
         "carp[0] (vhid 7).colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
-        "protocol, advbase, advskew, priority, accept, vmac, peers, replay_protection, "
-        "addresses, up, down, pre_release, pre_release_timeout, xparam, srcip, preempt, "
-        "tiebreak, hmac_variant, deadratio, neutral, groups)",
+        "protocol, advbase, advskew, priority, accept, vmac, peers, peers_routed, "
+        "replay_protection, addresses, up, down, pre_release, pre_release_timeout, xparam, "
+        "srcip, preempt, tiebreak, hmac_variant, deadratio, neutral, groups)",
     ),
     ('carpdev = "eth0"', "", "carp[0] (vhid 7).carpdev: missing required key"),
     (
@@ -539,3 +539,11 @@ def test_a_bad_ifstated_file_is_refused_with_its_line_and_column(tmp_path: Path)
     conf.write_text("state a {\n\tif carp7.link.up\n\t\tset-state $where\n}\n")
     path = write(tmp_path, f'[ifstated]\nfile = "{conf}"\ndefines = {{where = "a"}}\n' + MINIMAL)
     assert load_config(path).ifstated.defines == {"where": "a"}  # -D macro=value
+
+
+def test_peers_routed_needs_peers(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "peers_routed = true\n")
+    assert problems(path) == [
+        f"{path}: carp[0] (vhid 7).peers_routed = true: only with unicast "
+        "carp[0] (vhid 7).peers: multicast adverts never cross a router"
+    ]

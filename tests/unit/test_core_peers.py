@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from helpers_core import PEER_SRC, Peer, ip, make_vhost
 
+from carpd.config import load_config
 from carpd.core.errors import BadHMAC, NotAPeer, Replayed
 from carpd.core.model import State
+from carpd.core.packet import VRRP_TOS, build_ipv4
+from carpd.core.receive import Datagram, ipv4_datagram
+from carpd.core.vrrp import VrrpPacket
+from carpd.daemon.lanes import Lane
+from carpd.daemon.ratelimit import RateLimiter
+from carpd.daemon.receiver import Receiver
+from carpd.daemon.vhost import Carpdev, Vhost, make_router
+from carpd.linux.netlink import Link
+from carpd.linux.sockets import Announcer
 
 
 def test_with_peers_only_their_adverts_count() -> None:
@@ -59,3 +73,62 @@ def test_a_forged_counter_does_not_poison_the_record() -> None:
         vh.receive(forged, 4, PEER_SRC, 0.5)
     vh.receive(peer.advert(advskew=100), 4, PEER_SRC, 0.6)  # still accepted
     assert vh.counters.adverts_received == 1
+
+
+# -- unicast peers keep the TTL rule unless said to be routed (issue 26, item 3) -------
+
+V9 = """
+[[carp]]
+name = "v9"
+protocol = "vrrp3"
+vhid = 9
+carpdev = "eth0"
+peers = ["192.0.2.50"]
+addresses = ["192.0.2.200/24"]
+"""
+OWN = ipaddress.IPv4Address("192.0.2.1")
+PEER = ipaddress.IPv4Address("192.0.2.50")
+VIP = ipaddress.IPv4Address("192.0.2.200")
+
+
+def vrrp_master(tmp_path: Path, extra: str = "") -> tuple[Receiver, Carpdev, Vhost]:
+    """A VRRPv3 MASTER of vhid 9 with a unicast peer, behind the daemon's receive path."""
+    path = tmp_path / "carpd.toml"
+    path.write_text(V9 + extra)
+    cfg = load_config(path).carp[0]
+    dev = Carpdev(
+        link=cast(Link, SimpleNamespace(name="eth0")),
+        src4=OWN,
+        src6=None,
+        announcer=cast(Announcer, None),
+    )
+    vh = Vhost(cfg, make_router(cfg, {4: OWN}), dev, cast(Lane, None))
+    dev.by_family[4][9] = vh
+    vh.machine.start(0.0)
+    vh.machine.handle_timer(cast(float, vh.machine.get_timer()))
+    assert vh.machine.state is State.MASTER
+    return Receiver(RateLimiter(), lambda: 1.0, lambda v: None), dev, vh
+
+
+def spoofed(ttl: int) -> Datagram:
+    """The peer's address, a better priority, and a TTL that crossed a router."""
+    payload = VrrpPacket(vrid=9, priority=254, interval_cs=100, addresses=(VIP,)).encode(PEER, OWN)
+    return ipv4_datagram(build_ipv4(PEER, OWN, payload, 1, ttl=ttl, tos=VRRP_TOS))
+
+
+def test_a_unicast_peer_spoofed_from_off_link_is_dropped_as_bad_ttl(tmp_path: Path) -> None:
+    receiver, dev, vh = vrrp_master(tmp_path)
+    for _ in range(6):
+        receiver._datagram(dev, spoofed(64))
+    assert vh.machine.state is State.MASTER
+    assert dev.dropped == {"bad_ttl": 6}
+    assert vh.machine.counters.adverts_received == 0
+    receiver._datagram(dev, spoofed(255))  # the same advert on the link still counts
+    assert vh.machine.state is State.BACKUP
+
+
+def test_peers_routed_accepts_the_peer_through_a_router(tmp_path: Path) -> None:
+    receiver, dev, vh = vrrp_master(tmp_path, "peers_routed = true\n")
+    receiver._datagram(dev, spoofed(64))
+    assert dev.dropped == {}
+    assert vh.machine.state is State.BACKUP
