@@ -104,11 +104,24 @@ def _base_dir(info: ValidationInfo) -> Path | None:
     return Path(base) if base is not None else None
 
 
+def _control_character(text: str) -> str | None:
+    """The first control character in ``text``, spelled as Python would (None: none)."""
+    return next((repr(c)[1:-1] for c in text if c < " " or "\x7f" <= c <= "\x9f"), None)
+
+
 def _resolve_path(value: object, info: ValidationInfo) -> object:
     """Relative paths are taken from the config file's directory (cwd for a command line)."""
     if isinstance(value, str | Path):
         if str(value) == "":
             raise PydanticCustomError("empty_path", "must not be empty")
+        # A newline would start a line of its own in a file written from the config
+        # (conntrackd.conf), and no real path holds one.
+        if (found := _control_character(str(value))) is not None:
+            raise PydanticCustomError(
+                "path_control_character",
+                "contains the control character {found}: a path may hold none",
+                {"found": found},
+            )
         path, base = Path(value), _base_dir(info)
         return base / path if base is not None and not path.is_absolute() else path
     return value
@@ -166,16 +179,30 @@ PassFileField = Annotated[
 ]
 
 
-def _ifname(description: str) -> Any:
-    return Field(min_length=1, max_length=15, pattern=r"^[^/:\s]+$", description=description)
+# Linux's rule for interface names (no '/', ':' or whitespace), and no control characters.
+_IFNAME = r"^[^/:\s\x00-\x1f\x7f]+$"
+# Names that end up in generated text (nft scripts, conntrackd.conf, macvlan names):
+# nothing that quotes, ends a block or starts a comment there.
+SAFE_NAME = r"^[A-Za-z0-9_.-]+$"
+SAFE_CHARS = "letters, digits, '.', '_' and '-'"
+
+
+def _ifname(description: str, pattern: str = _IFNAME) -> Any:
+    return Field(min_length=1, max_length=15, pattern=pattern, description=description)
 
 
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
-IfName = Annotated[str, _ifname("an interface name: 1-15 characters, no '/', ':' or whitespace")]
-Name = Annotated[str, _ifname("a name of 1-15 characters, no '/', ':' or whitespace")]
+IfName = Annotated[
+    str,
+    _ifname("an interface name: 1-15 characters, no '/', ':', whitespace or control characters"),
+]
+Name = Annotated[str, _ifname(f"a name of 1-15 characters: {SAFE_CHARS}", SAFE_NAME)]
 StrictBool = Annotated[bool, Field(strict=True)]
-GroupName = Annotated[str, _ifname("a group name of 1-15 characters, no '/', ':' or whitespace")]
+GroupName = Annotated[
+    str,
+    _ifname("a group name of 1-15 characters, no '/', ':', whitespace or control characters"),
+]
 
 
 class _Frozen(BaseModel):
@@ -546,9 +573,12 @@ class ConntrackdConfig(_Frozen):
     """Seconds to wait for the peer's table (after start-up, a restart of conntrackd, the
     sync link coming back); then it counts as done, as in pfsync, so a dead peer cannot keep
     the node demoted."""
-    interface: IfName | None = None
+    interface: Annotated[str, Field(min_length=1, max_length=15, pattern=SAFE_NAME)] | None = Field(
+        default=None, description=f"an interface name of 1-15 characters: {SAFE_CHARS}"
+    )
     """The dedicated sync link: demoted while it is down, a bulk resync when it comes back;
-    ``carpd --conntrackd-conf`` writes it into conntrackd.conf."""
+    ``carpd --conntrackd-conf`` writes it into conntrackd.conf (so letters, digits, ``.``,
+    ``_`` and ``-`` only)."""
     address: AddressValue | None = None
     """This node's address on the sync link."""
     peer: AddressValue | None = None
@@ -557,12 +587,23 @@ class ConntrackdConfig(_Frozen):
     """conntrackd's UDP port on the sync link."""
     run_dir: PathSetting = Path("/run/conntrackd")
     """conntrackd's lock file, Unix socket and log, for ``carpd --conntrackd-conf``: one
-    directory per instance."""
+    directory per instance; no whitespace or ``"`` (conntrackd's lexer ends a path there)."""
     stop_with_carpd: StrictBool = False
     """Stop the conntrackd that carpd started (and only that one) when carpd exits, after
     the hand-over. false: it keeps running, as systemd's KillMode=process in carpd's unit
     intends, so a restart of carpd keeps the connection table; status and the log at exit
     say so."""
+
+    @field_validator("run_dir")
+    @classmethod
+    def _one_conntrackd_word(cls, value: Path) -> Path:
+        # conntrackd.conf's lexer ends a path at a blank or '"': what followed would be
+        # read as more of the file (a "}" and a block of one's own).
+        if any(c.isspace() or c == '"' for c in str(value)):
+            raise PydanticCustomError(
+                "conntrackd_path", "conntrackd.conf cannot hold a path with whitespace or '\"'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_family(self) -> ConntrackdConfig:
@@ -765,9 +806,17 @@ class PoolConfig(_Frozen):
     every frame for the address (a multicast MAC) and keeps the flows whose source hashes
     into the buckets of the vhids it is MASTER of."""
 
-    name: Annotated[str, Field(min_length=1, max_length=11, pattern=r"^[^/:\s-]+$")]
-    """The pool's name, 1-11 characters, no '-', '/', ':' or whitespace; its vhids are named
-    ``<name>-<vhid>``."""
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=11,
+            pattern=r"^[A-Za-z0-9_.]+$",
+            description="a pool name of 1-11 characters: letters, digits, '.' and '_'",
+        ),
+    ]
+    """The pool's name, 1-11 characters: letters, digits, ``.`` and ``_`` (it names nftables
+    tables); its vhids are named ``<name>-<vhid>``."""
     carpdev: IfName
     """The interface the pool's address is on."""
     address: AddressSetting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import pydantic
@@ -215,7 +216,7 @@ ERRORS = [
         'carpdev = "eth0"',
         'carpdev = "eth0:1"',
         'carp[0] (vhid 7).carpdev = "eth0:1": not an interface name: 1-15 characters, '
-        "no '/', ':' or whitespace",
+        "no '/', ':', whitespace or control characters",
     ),
     (
         'addresses = ["192.0.2.100"]',
@@ -546,4 +547,102 @@ def test_peers_routed_needs_peers(tmp_path: Path) -> None:
     assert problems(path) == [
         f"{path}: carp[0] (vhid 7).peers_routed = true: only with unicast "
         "carp[0] (vhid 7).peers: multicast adverts never cross a router"
+    ]
+
+
+# -- names and paths that end up in generated text (issue 26, item 11) ----------------
+
+CONNTRACKD = """
+[conntrackd]
+interface = "sync0"
+address = "203.0.113.1"
+peer = "203.0.113.2"
+"""
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(text)
+
+
+def test_a_newline_in_conntrackd_run_dir_is_refused(tmp_path: Path) -> None:
+    """The review's run_dir would have added a LogFile line of its own to conntrackd.conf."""
+    run_dir = "/run/ctd\n}\nGeneral {\n\tLogFile /etc/cron.d/evil\n"
+    path = write(tmp_path, MINIMAL + CONNTRACKD + f"run_dir = {toml_string(run_dir)}\n")
+    assert problems(path) == [
+        f"{path}: conntrackd.run_dir = {toml_string(run_dir)}: contains the control "
+        "character \\n: a path may hold none"
+    ]
+
+
+def test_a_blank_in_conntrackd_run_dir_is_refused(tmp_path: Path) -> None:
+    """conntrackd's lexer ends a path at a blank: the rest would be read as the file."""
+    run_dir = "/run/ctd } General { LogFile /etc/cron.d/evil"
+    path = write(tmp_path, MINIMAL + CONNTRACKD + f"run_dir = {toml_string(run_dir)}\n")
+    assert problems(path) == [
+        f"{path}: conntrackd.run_dir = {toml_string(run_dir)}: conntrackd.conf cannot hold "
+        "a path with whitespace or '\"'"
+    ]
+
+
+@pytest.mark.parametrize("key", ["up", "passfile", "control_socket", "users_file"])
+def test_control_characters_are_refused_in_every_path(tmp_path: Path, key: str) -> None:
+    value = toml_string("/etc/carpd/x\x1b]0;owned\x07")
+    table, text = {
+        "up": ("carp[0] (vhid 7).", MINIMAL + f"up = {value}\n"),
+        "passfile": (
+            "carp[0] (vhid 7).",
+            MINIMAL.replace(f'pass = "{SECRET}"', f"passfile = {value}"),
+        ),
+        "control_socket": ("global.", f"[global]\ncontrol_socket = {value}\n" + MINIMAL),
+        "users_file": ("web.", f"[web]\nusers_file = {value}\n" + MINIMAL),
+    }[key]
+    path = write(tmp_path, text)
+    assert problems(path) == [
+        f"{path}: {table}{key} = {value}: contains the control character \\x1b: a path may "
+        "hold none"
+    ]
+
+
+@pytest.mark.parametrize("name", ['x";drop#', "x{y}", "a;b", "p q"])
+def test_a_pool_name_that_would_break_the_nft_script_is_refused(tmp_path: Path, name: str) -> None:
+    """`{ } " ; #` passed --check and made the pool's nft script fail at run time."""
+    pool = f"""
+[[pool]]
+name = {toml_string(name)}
+carpdev = "eth0"
+address = "192.0.2.50/24"
+nodes = ["1:0", "2:100"]
+pass = "pool-secret"
+"""
+    path = write(tmp_path, pool)
+    assert problems(path) == [
+        f"{path}: pool[0].name = {toml_string(name)}: not a pool name of 1-11 characters: "
+        "letters, digits, '.' and '_'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "table"),
+    [
+        ("name", 'lan";#', "carp[0] (vhid 7)"),
+        ("name", "lan\x1b[2J", "carp[0] (vhid 7)"),
+    ],
+)
+def test_names_are_limited_to_safe_characters(
+    tmp_path: Path, key: str, value: str, table: str
+) -> None:
+    path = write(tmp_path, MINIMAL + f"{key} = {toml_string(value)}\n")
+    assert problems(path) == [
+        f"{path}: {table}.{key} = {toml_string(value)}: not a name of 1-15 characters: "
+        "letters, digits, '.', '_' and '-'"
+    ]
+
+
+def test_a_conntrackd_interface_with_conntrackd_syntax_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + CONNTRACKD.replace('"sync0"', '"s}{0"')
+    path = write(tmp_path, text)
+    assert problems(path) == [
+        f'{path}: conntrackd.interface = "s}}{{0": not an interface name of 1-15 '
+        "characters: letters, digits, '.', '_' and '-'"
     ]
