@@ -16,14 +16,13 @@ Who may do what:
 A slow or hostile client must never delay an advert. The server shares the protocol's
 event loop, so it only does short, bounded work there: request lines and headers are
 capped (8 KiB each, 16 KiB bodies), password checks run in a worker thread, and at most
-``max_connections`` connections are kept (a new one beyond that pushes out the oldest,
-so idle or slowloris connections cannot hold the page, let alone the daemon's file
-descriptors, forever).
+``max_connections`` connections are kept, counted from accept() on (a new one beyond that
+pushes out the oldest, so idle or slowloris connections cannot hold the page, let alone
+the daemon's file descriptors, forever; carpd.web.accept).
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import ipaddress
 import json
@@ -40,6 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carpd.config.model import IPAddr, WebConfig
 from carpd.daemon.view import NodeView, to_json
+from carpd.web.accept import Acceptor
 from carpd.web.auth import Authenticator, load_users
 from carpd.web.metrics import registry
 
@@ -49,6 +49,7 @@ Handler = Callable[[dict[str, Any]], Any]
 MAX_BODY = 16 * 1024
 MAX_LINE = 8190  # request line and each header, as aiohttp's defaults, said out loud
 KEEPALIVE = 15.0  # seconds an idle keep-alive connection is kept
+BACKLOG = 128  # connections the kernel completes before carpd accepts them
 USER = web.RequestKey("user", str)  # who the request proved to be ("": nobody)
 
 
@@ -72,7 +73,7 @@ class WebServer:
         self.auth = Authenticator(users)
         self.metrics = registry(view)
         self._runner: web.AppRunner | None = None
-        self._servers: list[asyncio.Server] = []
+        self._acceptor: Acceptor | None = None
         self._socks: dict[tuple[str, int], socket.socket] = {}  # what a reload may take over
         self.page = resources.files("carpd.web").joinpath("page.html").read_text()
 
@@ -129,6 +130,7 @@ class WebServer:
             old = inherit._socks.get(key) if inherit is not None else None
             try:
                 socks[key] = old.dup() if old is not None else _bind(host, self.cfg.port)
+                socks[key].listen(BACKLOG)  # fails on a socket bound, not listening, elsewhere
             except OSError as e:
                 for sock in socks.values():
                     sock.close()
@@ -136,46 +138,22 @@ class WebServer:
                 raise WebError(
                     f"web: cannot listen on {self.url(host)}: {e.strerror or e}"
                 ) from None
-
-        def limited() -> Any:
-            """Beyond max_connections, the oldest connection goes first."""
-            live = server.connections
-            if len(live) >= self.cfg.max_connections and live[0].transport is not None:
-                live[0].transport.close()
-            return server()
-
-        loop = asyncio.get_running_loop()
-        servers: list[asyncio.Server] = []
-        try:
-            for host in self.cfg.listen:  # each server closes its socket when it closes
-                sock = socks.pop((str(host), self.cfg.port))
-                try:
-                    servers.append(
-                        await loop.create_server(limited, sock=sock, ssl=context, backlog=128)
-                    )
-                except OSError as e:  # listen(): a socket bound but not listening elsewhere
-                    sock.close()
-                    raise WebError(
-                        f"web: cannot listen on {self.url(host)}: {e.strerror or e}"
-                    ) from None
-                socks[(str(host), self.cfg.port)] = sock
-        except WebError:
-            for listening in servers:
-                listening.close()
-            for sock in socks.values():
-                sock.close()
-            await runner.cleanup()
-            raise
-        self._servers, self._socks = servers, socks
+        acceptor = Acceptor(server, context, self.cfg.max_connections)
+        for sock in socks.values():
+            acceptor.serve(sock)
+        self._acceptor, self._socks = acceptor, socks
         self._runner = runner
         if inherit is not None:  # a page opened before the reload keeps working buttons
             self.auth.secret = inherit.auth.secret
         log.info("web: status page on %s", ", ".join(self.url(h) for h in self.cfg.listen))
 
     async def close(self) -> None:
-        for listening in self._servers:
-            listening.close()
-        self._servers, self._socks = [], {}
+        if self._acceptor is not None:
+            await self._acceptor.close()
+            self._acceptor = None
+        for sock in self._socks.values():
+            sock.close()
+        self._socks = {}
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
