@@ -15,6 +15,7 @@ from typing import Any
 from carpd.ctl import sync_args
 from carpd.ctl.hosts import host_name
 from carpd.ctl.socketpath import CONFIG_ENV, DEFAULT_SOCKET, NoConfig, config_file, control_socket
+from carpd.sync.printable import printable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_CHECK_FAILED = 4  # service-status: a check failed, for cron and monitoring
@@ -205,15 +206,17 @@ def format_transition(r: dict[str, Any]) -> str:
 
 
 def format_config_sync(d: dict[str, Any]) -> str:
-    """``config sync: 2 file(s) differ from root@fw2 (checked ...): /etc/a, /etc/b``."""
+    """``config sync: 2 file(s) differ from root@fw2 (checked ...): /etc/a, /etc/b``.
+    The paths and the error come from the peer: escaped, a newline too."""
     when = f"checked {d['checked']}"
+    peer = printable(d["peer"])
     if d["error"]:
-        return f"config sync: {d['error']} ({when})"
+        return f"config sync: {printable(d['error'])} ({when})"
     if d["in_sync"]:
-        return f"config sync: in sync with {d['peer']} ({when})"
-    files = [*d["differ"], *(f"{p} (only here)" for p in d["only_here"])]
-    files += [f"{p} (only on the peer)" for p in d["only_peer"]]
-    return f"config sync: {d['drift']} file(s) differ from {d['peer']} ({when}): {', '.join(files)}"
+        return f"config sync: in sync with {peer} ({when})"
+    files = [*map(printable, d["differ"]), *(f"{printable(p)} (only here)" for p in d["only_here"])]
+    files += [f"{printable(p)} (only on the peer)" for p in d["only_peer"]]
+    return f"config sync: {d['drift']} file(s) differ from {peer} ({when}): {', '.join(files)}"
 
 
 def format_state_sync(sync: dict[str, Any]) -> str:
@@ -468,10 +471,15 @@ def _main(argv: list[str] | None = None) -> int:
     if not reply.get("ok"):
         if as_json:
             print(json.dumps({"ok": False, "error": reply.get("error", "refused")}))
-        print(f"carpctl: {reply.get('error', 'refused')}", file=sys.stderr)
+        print(f"carpctl: {printable(reply.get('error', 'refused'))}", file=sys.stderr)
         return EXIT_REFUSED
     result = reply["result"]
-    print(json.dumps(result, indent=2, sort_keys=True) if as_json else render(args.command, result))
+    # Names, reasons and hook output in the text come from the config, hooks and peers:
+    # no raw terminal escapes (JSON escapes them itself).
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(printable(render(args.command, result), "\n\t"))
     if args.command == "service-status" and result.get("failed"):
         return EXIT_CHECK_FAILED
     if args.command == "reload" and result.get("restart_needed"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
@@ -13,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from carpd.config import Config, ConfigError, load_config
-from carpd.config.model import SyncFile
 from carpd.sync.agent import Agent, b64, serve, unb64
-from carpd.sync.files import FileInfo, expand, info
+from carpd.sync.files import FileInfo
 from carpd.sync.journal import Journal, LockTimeout, now, user
-from carpd.sync.mask import unified
+from carpd.sync.mask import mask, unified
 from carpd.sync.peer import Peer, PeerError
+from carpd.sync.printable import printable
+from carpd.sync.scope import Scope
 
 EXIT_OK, EXIT_DIFFER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -50,9 +50,8 @@ class Sync:
             raise ConfigError(f"{config.source}: sync.peer: not set: which node to sync with")
         self.peer_name = self.cfg.peer
         self.journal = Journal(config.global_.state_dir)
-        self.secrets = {f.path for f in self.cfg.files if f.secret}
-        self.secrets |= {c.passfile.path for c in config.carp if c.passfile is not None}
-        self.secrets |= {p for p in (config.web.tls_key, config.web.users_file) if p}
+        self.journal.secure()
+        self.scope = Scope.of(config)
 
     def peer(self) -> Peer:
         return Peer(
@@ -63,25 +62,43 @@ class Sync:
             self.cfg.timeout,
         )
 
-    def entry(self, path: str) -> SyncFile | None:
-        p = Path(path)
-        return next((f for f in self.cfg.files if p == f.path or f.path in p.parents), None)
-
     def compare(self, peer: Peer) -> Compared:
-        roots = [(f.path, f.exclude) for f in self.cfg.files]
-        here = {str(p): i for p in expand(roots) if (i := info(p)) is not None}
-        wire = [{"path": str(f.path), "exclude": list(f.exclude)} for f in self.cfg.files]
+        here = {p: i for p in self.scope.expand() if (i := self.scope.info(p)) is not None}
+        wire = [{"path": r.path, "exclude": list(r.exclude)} for r in self.scope.roots]
         theirs = peer.call({"op": "list", "roots": wire})["files"]
-        return Compared(here, {p: FileInfo.from_json(i) for p, i in theirs.items()})
+        # A hostile peer names any path: only those synced here count (else `diff` would
+        # print a local file outside every root, /etc/shadow).
+        peer_files, dropped = {}, 0
+        for p, i in theirs.items() if isinstance(theirs, dict) else ():
+            try:
+                if self.scope.locate(p) is None:
+                    raise ValueError(p)
+                peer_files[p] = FileInfo.from_json(i)
+            except ValueError:
+                dropped += 1
+        if dropped:
+            print(
+                f"carpctl: sync: {self.peer_name}: {dropped} path(s) outside this node's "
+                "[[sync.files]] ignored",
+                file=sys.stderr,
+            )
+        return Compared(here, peer_files)
 
     def diff_text(self, peer: Peer, paths: list[str]) -> str:
         contents = peer.call({"op": "read", "paths": paths})["contents"]
         out = []
         for p in paths:
-            here = Path(p).read_bytes() if Path(p).is_file() else None
-            secret = Path(p) in self.secrets or bool((e := self.entry(p)) and e.secret)
-            out.append(unified(p, unb64(contents.get(p)), here, secret, self.peer_name))
+            theirs = contents.get(p) if isinstance(contents, dict) else None
+            secret = self.scope.secret(p)
+            out.append(unified(p, unb64(theirs), self.scope.read(p), secret, self.peer_name))
         return "".join(out)
+
+    def warn_journal(self) -> bool:
+        """This node's journal's problems on stderr; whether there were any."""
+        problems = self.journal.problems()
+        for problem in problems:
+            print(f"carpctl: sync: warning: {printable(problem)}", file=sys.stderr)
+        return bool(problems)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -91,45 +108,39 @@ class Sync:
             with self.peer() as peer:
                 c = self.compare(peer)
         except PeerError as e:
-            self._save({**report, "error": str(e)})
-            print(f"carpctl: sync: {e}", file=sys.stderr)
+            self.journal.save_status({**report, "error": str(e)})
+            print(f"carpctl: sync: {printable(e)}", file=sys.stderr)
             return EXIT_UNREACHABLE
         report.update(differ=c.differ, only_here=c.only_here, only_peer=c.only_peer, error=None)
-        self._save(report)
+        self.journal.save_status(report)
+        self.warn_journal()
         for label, paths in (
             ("differs", c.differ),
             ("only here", c.only_here),
             ("only on the peer", c.only_peer),
         ):
             for p in paths:
-                print(f"{label}: {p}")
+                print(f"{label}: {printable(p)}")
         drift = len(c.differ) + len(c.only_here) + len(c.only_peer)
         if not drift:
-            print(f"in sync with {self.peer_name}: {len(c.here)} file(s)")
+            print(f"in sync with {printable(self.peer_name)}: {len(c.here)} file(s)")
         return EXIT_DIFFER if drift else EXIT_OK
-
-    def _save(self, report: dict[str, Any]) -> None:
-        """For carpd's status, page and metrics (drift), read from the file, never ssh."""
-        self.journal.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.journal.status.with_suffix(".tmp")
-        tmp.write_text(json.dumps(report))
-        os.replace(tmp, self.journal.status)
 
     def diff(self, files: list[str]) -> int:
         with self.peer() as peer:
             c = self.compare(peer)
             paths = self._chosen(c, files, pushable=False)
             text = self.diff_text(peer, paths)
-        sys.stdout.write(text)
+        sys.stdout.write(printable(text, "\n\t"))
         return EXIT_DIFFER if text else EXIT_OK
 
     def _chosen(self, c: Compared, files: list[str], pushable: bool) -> list[str]:
         candidates = c.differ + c.only_here + ([] if pushable else c.only_peer)
         if not files:
             return sorted(candidates)
-        wanted = [str(Path(f).absolute()) for f in files]
+        wanted = [os.path.abspath(f) for f in files]
         for f in wanted:
-            if self.entry(f) is None:
+            if self.scope.locate(f) is None:
                 raise ConfigError(f"{f}: not under any [[sync.files]] path")
         return [f for f in wanted if f in candidates]
 
@@ -141,7 +152,7 @@ class Sync:
                 print(f"nothing to push: {self.peer_name} has the same files")
                 return EXIT_OK
             text = self.diff_text(peer, paths)
-            sys.stdout.write(text)
+            sys.stdout.write(printable(text, "\n\t"))
             why = explanation(message)
             if why is None:
                 print("carpctl: sync: no explanation: nothing pushed", file=sys.stderr)
@@ -149,16 +160,20 @@ class Sync:
             record = self._record(why, [(p, c.peer.get(p), c.here[p]) for p in paths], text)
             wire = []
             for p in paths:
-                e = self.entry(p)
-                assert e is not None
+                root = self.scope.root(p)
+                data = self.scope.read(p)
+                if data is None:
+                    raise ConfigError(f"{p}: gone from this node since the diff: nothing pushed")
                 old = c.peer.get(p)
+                # check and after still go along for a peer of an older carpd, which runs
+                # them; a current peer runs its own config's and ignores these.
                 wire.append({
                     "path": p,
-                    "content": b64(Path(p).read_bytes()),
+                    "content": b64(data),
                     "expect": old.sha256 if old else None,
                     "meta": c.here[p].to_json(),
-                    "check": list(e.check) if e.check else None,
-                    "after": list(e.after) if e.after else None,
+                    "check": list(root.check) if root.check else None,
+                    "after": list(root.after) if root.after else None,
                 })  # fmt: skip
             try:
                 answer = peer.call(
@@ -166,18 +181,43 @@ class Sync:
                     self._apply_timeout(len(paths)),
                 )
             except PeerError as e:
-                self.journal.append({**record, "at": now(), "result": f"refused: {e}"})
-                print(f"carpctl: sync: refused: {e}", file=sys.stderr)
-                return EXIT_DIFFER
-        self.journal.append({**record, "at": now(), "result": "applied", "after": answer["after"]})
-        print(f"pushed {len(paths)} file(s) to {self.peer_name}")
-        failed = [a for a in answer["after"] if a["status"] != 0]
+                return self._refused(record, e)
+        afters = self._afters(answer)
+        self.journal.append({**record, "at": now(), "result": "applied", "after": afters})
+        print(f"pushed {len(paths)} file(s) to {printable(self.peer_name)}")
+        return EXIT_DIFFER if self._failed(afters) else EXIT_OK
+
+    def _refused(self, record: dict[str, Any], e: PeerError) -> int:
+        """The peer refused: masked (a check's output, from a peer of an older carpd
+        unmasked), journaled and shown."""
+        why = mask(str(e))
+        self.journal.append({**record, "at": now(), "result": f"refused: {why}"})
+        print(f"carpctl: sync: refused: {printable(why)}", file=sys.stderr)
+        return EXIT_DIFFER
+
+    @staticmethod
+    def _afters(answer: dict[str, Any]) -> list[dict[str, Any]]:
+        """The peer's after-commands, their output masked."""
+        afters = answer.get("after")
+        return [
+            {
+                "path": str(a.get("path")),
+                "status": a.get("status"),
+                "output": mask(str(a.get("output"))),
+            }
+            for a in (afters if isinstance(afters, list) else ())
+            if isinstance(a, dict)
+        ]
+
+    @staticmethod
+    def _failed(afters: list[dict[str, Any]]) -> bool:
+        failed = [a for a in afters if a["status"] != 0]
         for a in failed:
             print(
-                f"carpctl: sync: after {a['path']}: status {a['status']}: {a['output']}",
+                printable(f"carpctl: sync: after {a['path']}: status {a['status']}: {a['output']}"),
                 file=sys.stderr,
             )
-        return EXIT_DIFFER if failed else EXIT_OK
+        return bool(failed)
 
     def _apply_timeout(self, files: int) -> float:
         """Checks and after-commands run on the peer while we wait (each up to 60 s)."""
@@ -199,10 +239,11 @@ class Sync:
         }
 
     def rollback(self, file: str, message: str | None) -> int:
-        path = str(Path(file).absolute())
-        entry = self.entry(path)
-        if entry is None:
+        path = os.path.abspath(file)
+        found = self.scope.locate(path)
+        if found is None:
             raise ConfigError(f"{path}: not under any [[sync.files]] path")
+        entry = found[0]
         why = explanation(message)
         if why is None:
             print("carpctl: sync: no explanation: nothing rolled back", file=sys.stderr)
@@ -219,11 +260,8 @@ class Sync:
                 }
                 answer = peer.call(req, self._apply_timeout(1))
             except PeerError as e:
-                self.journal.append(
-                    {**record, "at": now(), "rollback": True, "result": f"refused: {e}"}
-                )
-                print(f"carpctl: sync: refused: {e}", file=sys.stderr)
-                return EXIT_DIFFER
+                return self._refused({**record, "rollback": True}, e)
+        afters = self._afters(answer)
         self.journal.append(
             {
                 **record,
@@ -231,21 +269,41 @@ class Sync:
                 "rollback": True,
                 "files": [{"path": path}],
                 "result": "applied",
-                "after": answer["after"],
+                "after": afters,
             }
         )
-        print(f"rolled back {path} on {self.peer_name}")
-        return EXIT_OK
+        print(f"rolled back {printable(path)} on {printable(self.peer_name)}")
+        return EXIT_DIFFER if self._failed(afters) else EXIT_OK
 
     def log(self) -> int:
-        for r in self.journal.records():
+        """The journal; exit 1, with a warning, if a line is not a record or the chain of
+        hashes is broken (a record edited, inserted or removed)."""
+        read = self.journal.read()
+        for r in read.records:
             kind = "rollback" if r.get("rollback") else "push"
-            who = f"{r.get('user')} {kind} {r.get('from')} -> {r.get('to')}"
-            print(f"{r.get('at')} {who}: {r.get('result')}")
-            print(f"    {r.get('explanation')}")
-            for f in r.get("files", ()):
-                print(f"    {f['path']} {str(f.get('old'))[:12]} -> {str(f.get('new'))[:12]}")
-        return EXIT_OK
+            who = f"{r.get('user')}{seen(r)} {kind} {r.get('from')} -> {r.get('to')}"
+            print(printable(f"{r.get('at')} {who}: {r.get('result')}"))
+            print(printable(f"    {r.get('explanation')}"))
+            files = r.get("files")
+            for f in files if isinstance(files, list) else ():
+                if isinstance(f, dict):
+                    old, new = str(f.get("old"))[:12], str(f.get("new"))[:12]
+                    print(printable(f"    {f.get('path')} {old} -> {new}"))
+        problems = self.journal.problems(read)
+        for problem in problems:
+            print(f"carpctl: sync: warning: {printable(problem)}", file=sys.stderr)
+        return EXIT_DIFFER if problems else EXIT_OK
+
+
+def seen(record: dict[str, Any]) -> str:
+    """Where a push came from as this node's sshd saw it (the user is the pusher's word)."""
+    if "ssh" not in record:
+        return ""
+    ssh = record["ssh"]
+    if not isinstance(ssh, dict):
+        return " (not over ssh)"
+    key = f", key {ssh['key']}" if ssh.get("key") else ""
+    return f" (ssh from {ssh.get('connection')}{key})"
 
 
 def explanation(message: str | None) -> str | None:
@@ -267,7 +325,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         if args.sync_command == "serve":
-            return serve(Agent(config.global_.state_dir, config.sync.timeout * 6))
+            scope = Scope.of(config)
+            return serve(Agent(config.global_.state_dir, config.sync.timeout * 6, scope))
         sync = Sync(config)
         command = args.sync_command
         if command == "status":
@@ -280,8 +339,8 @@ def main(args: argparse.Namespace) -> int:
             return sync.rollback(args.file, args.message)
         return sync.log()
     except ConfigError as e:
-        print(f"carpctl: {e}", file=sys.stderr)
+        print(f"carpctl: {printable(e)}", file=sys.stderr)
         return EXIT_USAGE
     except (PeerError, LockTimeout) as e:
-        print(f"carpctl: sync: {e}", file=sys.stderr)
+        print(f"carpctl: sync: {printable(e)}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -12,8 +12,9 @@ import pytest
 
 from carpd.config import ConfigError, load_config
 from carpd.sync.agent import Agent, b64, serve
-from carpd.sync.files import FileInfo, info
+from carpd.sync.files import FileInfo
 from carpd.sync.mask import mask, unified
+from carpd.sync.scope import Root, Scope
 
 
 def test_secrets_never_reach_a_diff() -> None:
@@ -45,20 +46,22 @@ def agent_apply(
 def test_apply_keeps_mode_and_symlinks_checks_first_and_refuses_a_changed_peer(
     tmp_path: Path,
 ) -> None:
-    agent = Agent(tmp_path / "state", 5.0)
     real = tmp_path / "real.conf"
     real.write_text("old\n")
     real.chmod(0o600)
     link = tmp_path / "link.conf"
     link.symlink_to(real)
-    old = info(link)
+    # This node's own check (a pusher's is ignored).
+    scope = Scope([Root(str(link), check=("sh", "-c", "! grep -q broken {new}"))])
+    agent = Agent(tmp_path / "state", 5.0, scope)
+    old = scope.info(str(link))
     assert old is not None and old.link == str(real)
 
     # The peer changed since the diff: nothing replaced.
     answer = agent_apply(agent, link, b"new\n", expect="0" * 64)
     assert answer["ok"] is False and "changed on this node" in str(answer["error"])
     # A failing check: nothing replaced, no temporary file left.
-    answer = agent_apply(agent, link, b"new\n", expect=old.sha256, check=["false"])
+    answer = agent_apply(agent, link, b"broken\n", expect=old.sha256, check=["true"])
     assert answer["ok"] is False and "check of" in str(answer["error"])
     assert real.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == [
         "link.conf",
@@ -66,9 +69,7 @@ def test_apply_keeps_mode_and_symlinks_checks_first_and_refuses_a_changed_peer(
         "state",
     ]
     # Applied: through the symlink, which stays; the mode is the old file's.
-    answer = agent_apply(
-        agent, link, b"new\n", expect=old.sha256, check=["grep", "-q", "new", "{new}"]
-    )
+    answer = agent_apply(agent, link, b"new\n", expect=old.sha256)
     assert answer["ok"] is True, answer
     assert (
         link.is_symlink() and real.read_text() == "new\n" and (real.stat().st_mode & 0o777) == 0o600
