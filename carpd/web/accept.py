@@ -99,7 +99,7 @@ class Acceptor:
 
     def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
         sock.setblocking(False)
-        source = _source(address[0])
+        source = source_of(address[0])
         self.held()
         live = [c for c in self._conns if not c.evicted]
         same = [c for c in live if c.source == source]
@@ -143,7 +143,7 @@ class Acceptor:
             conn.sock.close()
 
 
-def _source(address: str) -> str:
+def source_of(address: str) -> str:
     """Who a connection counts against: its address, or its /64 for IPv6 (one host
     usually has the whole /64)."""
     try:

@@ -39,8 +39,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carpd.config.model import IPAddr, WebConfig
 from carpd.daemon.view import NodeView, to_json
-from carpd.web.accept import Acceptor
-from carpd.web.auth import Authenticator, load_users
+from carpd.web.accept import Acceptor, source_of
+from carpd.web.auth import Authenticator, Busy, load_users
 from carpd.web.metrics import registry
 
 log = logging.getLogger("carpd")
@@ -165,7 +165,14 @@ class WebServer:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        user = await self.auth.user(request.headers.get("Authorization"))
+        try:
+            user = await self.auth.user(
+                request.headers.get("Authorization"),
+                source=source_of(request.remote or ""),
+                alive=lambda: request.transport is not None and not request.transport.is_closing(),
+            )
+        except Busy as e:
+            return _refuse(e.status, str(e), {"Retry-After": str(e.retry_after)})
         request[USER] = user or ""
         # Free reading only from a loopback address to one: nothing that reached
         # another address carpd listens on, whatever its source says.
@@ -290,8 +297,8 @@ def _loopback(address: str | None) -> bool:
         return False
 
 
-def _refuse(status: int, message: str) -> web.Response:
-    return web.json_response({"ok": False, "error": message}, status=status)
+def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status, headers=headers)
 
 
 def _challenge(message: str) -> web.Response:

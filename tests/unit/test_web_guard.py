@@ -41,6 +41,7 @@ def call(
     names = {"peername": (remote, 40000), "sockname": (local, 8473)}
     transport = mock.Mock()
     transport.get_extra_info.side_effect = lambda key, default=None: names.get(key, default)
+    transport.is_closing.return_value = False  # the client is still there
     request = make_mocked_request(method, "/api/maintenance", headers or {}, transport=transport)
 
     async def handler(_: web.Request) -> web.Response:
