@@ -30,6 +30,7 @@ from carpd.ifstated import (
     ExternalTest,
     LoopStopped,
     Output,
+    Program,
     Run,
     StartTests,
     StateEntered,
@@ -46,13 +47,20 @@ LINK: dict[State, LinkState] = {State.MASTER: "up", State.BACKUP: "down", State.
 SHELL = "/bin/sh"
 
 
+def read_program(cfg: IfstatedConfig) -> tuple[str, Program]:
+    """The file's text and what it says (OSError, IfstatedError)."""
+    assert cfg.file is not None
+    text = cfg.file.read_text()
+    return text, parse(text, str(cfg.file), cfg.defines)
+
+
 class Ifstated:
-    def __init__(self, cfg: IfstatedConfig, publish: Callable[[Event], None]) -> None:
-        assert cfg.file is not None
+    def __init__(
+        self, cfg: IfstatedConfig, publish: Callable[[Event], None], text: str, program: Program
+    ) -> None:
         self.cfg = cfg
         self.publish = publish
-        self.text = cfg.file.read_text()
-        program = parse(self.text, str(cfg.file), cfg.defines)
+        self.text = text
         self.engine = Engine(program)
         self._queue: asyncio.Queue[Run] = asyncio.Queue()
         self._tests: dict[ExternalTest, asyncio.Task[None]] = {}
@@ -60,6 +68,13 @@ class Ifstated:
         self._vhids: set[str] = set()
         self._watcher: LinkWatcher | None = None
         self._started = False
+
+    @classmethod
+    async def open(cls, cfg: IfstatedConfig, publish: Callable[[Event], None]) -> Ifstated:
+        """A runner for ``cfg``'s file, read and parsed in a thread: a long file, or macros
+        near their bounds (tenths of a second), never hold up the adverts."""
+        text, program = await asyncio.to_thread(read_program, cfg)
+        return cls(cfg, publish, text, program)
 
     def report(self) -> dict[str, Any]:
         """For status: the file, the state, each test's last result."""

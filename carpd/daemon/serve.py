@@ -60,7 +60,7 @@ def run(config: Config, reload_config: Callable[[], Config] | None) -> int:
     return asyncio.run(serve(daemon, reload))
 
 
-def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
+async def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
     """[ifstated]'s runner, subscribed to the daemon's events (None without a file)."""
     cfg = daemon.config.ifstated
     if old is not None and old.cfg == cfg:
@@ -69,7 +69,7 @@ def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
         return None
     from carpd.daemon.ifstated import Ifstated  # lark (carpd[ifstated]): only with a file
 
-    new = Ifstated(cfg, daemon.publisher.publish)
+    new = await Ifstated.open(cfg, daemon.publisher.publish)
     daemon.publisher.subscribers.append(new)
     daemon.reports["ifstated"] = new.report
     return new
@@ -82,7 +82,7 @@ async def _reload_ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | N
     from carpd.ifstated import IfstatedError
 
     try:
-        new = _ifstated(daemon, None if old is None else old if old.unchanged() else None)
+        new = await _ifstated(daemon, None if old is None else old if old.unchanged() else None)
     except (OSError, IfstatedError) as e:  # changed since the config was checked
         log.error("ifstated: %s: keeping the running one", e)
         return old
@@ -137,7 +137,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
     notifier = Notifier()  # systemd: READY, RELOADING, STOPPING, STATUS, WATCHDOG
     stream = EventStream()  # carpctl events
     daemon.publisher.subscribers += [notifier, stream]
-    ifstated = _ifstated(daemon, None)
+    ifstated = await _ifstated(daemon, None)
     try:
         await daemon.preflight(daemon.config)
     except StartupError as e:
@@ -183,7 +183,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
             error: str | None = None
             pending: list[str] = []
             try:
-                config = load()
+                config = await asyncio.to_thread(load)  # parses an ifstated file too
                 # The new page first: one that cannot start refuses the whole reload.
                 new_web = await _new_web(daemon, config, web)
                 try:

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedToken
@@ -26,6 +26,12 @@ from lark.lexer import Lexer
 
 LinkState = Literal["up", "down", "unknown"]
 Pos: TypeAlias = tuple[int, int]
+
+# Bounds on what a small file can cost: macros that double each other grow 2^n, and
+# every level of nesting is a level of recursion in whoever walks the program.
+MAX_MACRO = 64 * 1024  # characters in one macro's value, once expanded
+MAX_EXPANDED = 128 * 1024  # characters read from macros in one file, in all
+MAX_DEPTH = 64  # nested `!`, `&&`, `||` and `if`
 
 
 class IfstatedError(Exception):
@@ -223,6 +229,8 @@ class _Session:
     prev: Token | None = None  # the token before `last`, for "expected X after Y"
     last: Token | None = None
     braces: list[Pos] = field(default_factory=list)  # unclosed `{`
+    expanded: int = 0  # characters read from macros so far
+    depths: dict[int, int] = field(default_factory=dict)  # id(node) -> its nesting depth
 
     def error(self, at: Pos, message: str) -> IfstatedError:
         return IfstatedError(self.source, at[0], at[1], message)
@@ -250,12 +258,16 @@ def _lex(s: _Session) -> Iterator[tuple[str, str, int, int]]:
                 c, line, col = r.get()
         if c == "$" and r.macro is None:  # a macro's own text is not expanded again
             name = _take(r, lambda ch: ch in _ALNUM or ch == "_")
-            if name in s.defines:
-                r.expand(s.defines[name], (line, col))
-            elif name in s.macros:
-                r.expand(s.macros[name], (line, col))
-            else:
+            value = s.defines.get(name, s.macros.get(name))
+            if value is None:
                 raise s.error((line, col), f"macro '{name}' not defined")
+            s.expanded += len(value)
+            if s.expanded > MAX_EXPANDED:
+                raise s.error(
+                    (line, col),
+                    f"macros expand to more than {MAX_EXPANDED // 1024} KiB in all (at '${name}')",
+                )
+            r.expand(value, (line, col))
             continue
         if c == _EOF:
             yield "_NL", "\n", line, col  # the last line's end; also places "end of file"
@@ -362,6 +374,11 @@ class _Build(Transformer[Token, Any]):
         name, value = c
         if any(ch in _string.whitespace for ch in name):
             raise s.error(_at(name), "macro name cannot contain whitespace")
+        if len(value) > MAX_MACRO:
+            raise s.error(
+                _at(name),
+                f"macro '{name}' is {len(value)} characters long, at most {MAX_MACRO // 1024} KiB",
+            )
         s.macros[str(name)] = str(value)
 
     def start(self, c: list[Any]) -> list[Any]:
@@ -392,16 +409,16 @@ class _Build(Transformer[Token, Any]):
         return SetState(str(c[1]), _at(c[0]))
 
     def if_(self, c: list[Any]) -> If:
-        return If(c[0], c[1])
+        return _nested(If(c[0], c[1]), c[0], *c[1])
 
     def and_(self, c: list[Expr]) -> And:
-        return And(c[0], c[1])
+        return _nested(And(c[0], c[1]), *c)
 
     def or_(self, c: list[Expr]) -> Or:
-        return Or(c[0], c[1])
+        return _nested(Or(c[0], c[1]), *c)
 
     def not_(self, c: list[Expr]) -> Not:
-        return Not(c[0])
+        return _nested(Not(c[0]), c[0])
 
     def interface(self, c: list[Token]) -> Token:
         return Token.new_borrow_pos("STRING", ".".join(c), c[0])
@@ -419,6 +436,21 @@ class _Build(Transformer[Token, Any]):
         if not 0 < int(every) <= 0xFFFFFFFF:
             raise _SESSION.get().error(_at(every), f"invalid interval: {every}")
         return ExternalTest(str(command), int(every))
+
+
+_Node = TypeVar("_Node", If, And, Or, Not)
+
+
+def _nested(node: _Node, *children: object) -> _Node:
+    """``node`` one level above the deepest of ``children``, refused beyond MAX_DEPTH
+    (every node is alive until the parse ends, so its id is its own meanwhile)."""
+    s = _SESSION.get()
+    depth = 1 + max((s.depths.get(id(c), 0) for c in children), default=0)
+    if depth > MAX_DEPTH:
+        at = _at(s.last) if s.last is not None else (0, 0)
+        raise s.error(at, f"nested more than {MAX_DEPTH} deep (`!`, `&&`, `||` and `if`)")
+    s.depths[id(node)] = depth
+    return node
 
 
 def _at(token: Token) -> Pos:
