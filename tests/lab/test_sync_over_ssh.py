@@ -127,6 +127,9 @@ def test_diff_push_journal_status_rollback_and_a_refusing_check(pair: SshPair) -
     assert n2.path("etc/fw/mine.local").read_text() == "s2\n"
     assert f"reloaded {rules}" in n2.path("state/after.log").read_text()
     (mine,), (theirs,) = journal(n1), journal(n2)
+    # The peer journals the connection its sshd saw beside the user the pusher names.
+    assert theirs["ssh"]["connection"].split()[0] == n1.address  # type: ignore[index]
+    assert (n2.path("state/sync").stat().st_mode & 0o777) == 0o700
     for record in (mine, theirs):
         assert record["explanation"] == "allow ssh from the jump host"
         assert record["result"] == "applied" and record["user"]
