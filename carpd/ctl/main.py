@@ -361,11 +361,16 @@ def make_parser() -> argparse.ArgumentParser:
         "from the terminal (twice), or from stdin's first line when it is not a terminal.",
     )
     wu.add_argument("user", metavar="NAME")
+    wu.add_argument(
+        "--append",
+        metavar="FILE",
+        help="append the line to FILE (created mode 0600) instead of printing it",
+    )
     return parser
 
 
-def web_user(name: str) -> int:
-    """`carpctl web-user NAME >> /etc/carpd/web-users`: only the hash is printed."""
+def web_user(name: str, append: str | None = None) -> int:
+    """`carpctl web-user NAME --append /etc/carpd/web-users`: only the hash is written."""
     import getpass
 
     from carpd.web.auth import hash_password
@@ -383,8 +388,12 @@ def web_user(name: str) -> int:
     if len(password) < 8:
         print("carpctl: a password of at least 8 characters, please", file=sys.stderr)
         return EXIT_USAGE
-    print(f"{name}:{hash_password(password)}")
-    return EXIT_OK
+    if append is None:
+        print(f"{name}:{hash_password(password)}")
+        return EXIT_OK
+    from carpd.ctl.users_file import append_user
+
+    return append_user(append, f"{name}:{hash_password(password)}\n")
 
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -438,7 +447,7 @@ def _main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         return EXIT_USAGE
     if args.command == "web-user":
-        return web_user(args.user)
+        return web_user(args.user, args.append)
     if args.command == "sync":  # pydantic and the config only for this one
         from carpd.sync.cli import main as sync_main
 
