@@ -47,7 +47,7 @@ from carpd.sync.scope import NotSynced, Scope
 
 PROTOCOL = 1
 COMMAND_TIMEOUT = 60.0  # a check or an after-command on the peer
-HIDDEN = "output not shown (secret file)"
+HIDDEN = "output not shown (file marked secret)"
 # What a pusher may say about a push in this node's journal; the rest is this node's.
 CLAIMED = ("user", "from", "to", "explanation", "diff", "files")
 

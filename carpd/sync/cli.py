@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from carpd.config import Config, ConfigError, load_config
-from carpd.sync.agent import Agent, b64, serve, unb64
+from carpd.sync.agent import HIDDEN, Agent, b64, serve, unb64
 from carpd.sync.files import FileInfo
 from carpd.sync.journal import Journal, LockTimeout, now, user
 from carpd.sync.mask import mask, unified
@@ -181,29 +182,34 @@ class Sync:
                     self._apply_timeout(len(paths)),
                 )
             except PeerError as e:
-                return self._refused(record, e)
+                return self._refused(record, e, paths)
         afters = self._afters(answer)
         self.journal.append({**record, "at": now(), "result": "applied", "after": afters})
         print(f"pushed {len(paths)} file(s) to {printable(self.peer_name)}")
         return EXIT_DIFFER if self._failed(afters) else EXIT_OK
 
-    def _refused(self, record: dict[str, Any], e: PeerError) -> int:
+    def _refused(self, record: dict[str, Any], e: PeerError, paths: list[str]) -> int:
         """The peer refused: masked (a check's output, from a peer of an older carpd
-        unmasked), journaled and shown."""
-        why = mask(str(e))
+        unmasked; none at all for a secret file), journaled and shown."""
+        why = str(e)
+        for p in filter(self.scope.secret, paths):
+            failed = rf"(check of {re.escape(p)} failed \(-?\d+\)): .*"
+            why = re.sub(failed, lambda m: f"{m.group(1)}: {HIDDEN}", why, flags=re.S)
+        why = mask(why)
         self.journal.append({**record, "at": now(), "result": f"refused: {why}"})
         print(f"carpctl: sync: refused: {printable(why)}", file=sys.stderr)
         return EXIT_DIFFER
 
-    @staticmethod
-    def _afters(answer: dict[str, Any]) -> list[dict[str, Any]]:
-        """The peer's after-commands, their output masked."""
+    def _afters(self, answer: dict[str, Any]) -> list[dict[str, Any]]:
+        """The peer's after-commands, their output masked (none for a secret file)."""
         afters = answer.get("after")
         return [
             {
                 "path": str(a.get("path")),
                 "status": a.get("status"),
-                "output": mask(str(a.get("output"))),
+                "output": HIDDEN
+                if self.scope.secret(str(a.get("path")))
+                else mask(str(a.get("output"))),
             }
             for a in (afters if isinstance(afters, list) else ())
             if isinstance(a, dict)
@@ -260,7 +266,7 @@ class Sync:
                 }
                 answer = peer.call(req, self._apply_timeout(1))
             except PeerError as e:
-                return self._refused({**record, "rollback": True}, e)
+                return self._refused({**record, "rollback": True}, e, [path])
         afters = self._afters(answer)
         self.journal.append(
             {

@@ -20,15 +20,16 @@ _ENDS = (
     r"authtok|auth[_-]?key|shared[_-]?key|api[_-]?key|access[_-]?key|token|credentials?|"
     r"authorization"
 )
-# nginx's *_pass directives name an upstream, not a password.
+# nginx's *_pass directives name an upstream, not a password. A key never starts inside a
+# path (/etc/ipsec.secrets, /etc/carpd/lan.pass are file names, not keys).
 _NOT = r"(?!(?:proxy|fastcgi|uwsgi|scgi|grpc|memcached)_pass\b)"
 _KEY = rf"{_NOT}(?:[\w.-]*?(?:{_ENDS})|(?:[\w.-]*[_.-])?pass)s?"
 _VALUE = r"\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s\"'][^\n]*?"  # quoted, or the rest of the line
 _KEYED = re.compile(
-    rf"(?<![\w.-])(?P<head>(?P<q>[\"']?){_KEY}(?P=q)(?:[ \t]*(?:=>|[=:])[ \t]*|[ \t]+))"
+    rf"(?<![\w./-])(?P<head>(?P<q>[\"']?){_KEY}(?P=q)(?:[ \t]*(?:=>|[=:])[ \t]*|[ \t]+))"
     rf"(?P<value>{_VALUE})(?=[ \t]*(?:$|\n))|"
     # A quoted value with more after it on the line (JSON: "password": "x", "port": 1).
-    rf"(?<![\w.-])(?P<head2>(?P<q2>[\"']?){_KEY}(?P=q2)[ \t]*(?:=>|[=:])[ \t]*)"
+    rf"(?<![\w./-])(?P<head2>(?P<q2>[\"']?){_KEY}(?P=q2)[ \t]*(?:=>|[=:])[ \t]*)"
     r"(?P<value2>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*')",
     re.I | re.M,
 )

@@ -45,6 +45,7 @@ LEAKS = [
     ("api_key: ak-12345", "ak-12345"),
     ("Authorization: Basic YWRtaW46c2VjcmV0", "YWRtaW46c2VjcmV0"),
     ("--password=cli-S3cret", "cli-S3cret"),
+    ("spring.datasource.password=jdbcS3cret", "jdbcS3cret"),  # Java properties
 ]
 KEPT = [
     "PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
@@ -53,6 +54,8 @@ KEPT = [
     "passive yes",
     "url = https://repo.example.net/simple/",
     "table inet fw {",
+    "include /etc/ipsec.secrets here",
+    "check of /etc/carpd/lan.pass failed (1)",
 ]
 BLOCKS = [
     "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGPGPsecret\n=abcd\n"
@@ -114,6 +117,7 @@ def hostile_peer(tmp_path: Path, spec: dict[str, Any]) -> Path:
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     ssh = json.dumps([sys.executable, str(tmp_path / "fakepeer.py"), str(tmp_path / "spec.json")])
     files = f'[[sync.files]]\npath = "{tmp_path}/etc/dir"\n'
+    files += f'[[sync.files]]\npath = "{tmp_path}/etc/lan.pass"\nsecret = true\n'
     return peer_config(tmp_path, files, f'peer = "fw2"\nssh = {ssh}\ntimeout = 20\n')
 
 
@@ -197,6 +201,21 @@ def test_the_pusher_masks_what_the_peer_says_about_its_checks(
     assert "password = ********" in err and "hunter2" not in out + err and "\x1b" not in err
     assert "hunter2" not in (tmp_path / "state/sync/journal.jsonl").read_text()
 
+    # A secret file's check or after-command: no output at all, masked or not.
+    secret = tmp_path / "etc/lan.pass"
+    secret.write_text("newcarppass\n")
+    hidden = "output not shown (file marked secret)"
+    for apply in (
+        {"ok": False, "error": f"check of {secret} failed (1): bad line newcarppass"},
+        {"ok": True, "after": [{"path": str(secret), "status": 1, "output": "newcarppass"}]},
+    ):
+        spec["apply"] = apply
+        (tmp_path / "spec.json").write_text(json.dumps(spec))
+        assert ctl.main(["sync", "--config", config, "push", "-m", "x", str(secret)]) == 1
+        out, err = capsys.readouterr()
+        assert hidden in err and "carppass" not in out + err
+    assert "carppass" not in (tmp_path / "state/sync/journal.jsonl").read_text()
+
 
 def line_hash(line: str) -> str:
     return hashlib.sha256(line.encode()).hexdigest()
@@ -236,6 +255,12 @@ def test_journal_records_are_chained_and_an_edit_shows(
     rc, out, err = log(config, capsys)
     assert rc == 1 and f"journal {journal.path}: 1 unparsable line(s) skipped: 2" in err
     assert "the chain is broken at line 3" in err
+    # sync status warns too.
+    spec = {"files": {}, "content": None, "apply": {}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert ctl.main(["sync", "--config", config, "status"]) == 0
+    out, err = capsys.readouterr()
+    assert f"warning: journal {journal.path}: 1 unparsable line(s) skipped: 2" in err
 
 
 def test_an_old_journal_without_hashes_is_the_start_of_the_chain(

@@ -219,6 +219,8 @@ def test_check_output_is_masked_and_a_secret_files_output_never_shown(tmp_path: 
     )
     assert [a["ok"] for a in answers] == [False, False]
     assert "line 3: comment" in answers[0]["error"] and "Sup3rS3cret" not in answers[0]["error"]
-    assert answers[1]["error"] == f"check of {pass_} failed (1): output not shown (secret file)"
+    assert (
+        answers[1]["error"] == f"check of {pass_} failed (1): output not shown (file marked secret)"
+    )
     journal = (tmp_path / "state/sync/journal.jsonl").read_text()
     assert "Sup3rS3cret" not in journal and "secretpass" not in journal
