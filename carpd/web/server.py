@@ -5,10 +5,11 @@ the control socket's command handlers for its buttons (maintenance, a vhid down 
 "Temporarily disable CARP": every vhid down, not kept across a restart).
 
 Who may do what:
-- reading (GET) through a loopback address (from one, to one carpd listens on): anyone
-  who can reach it there;
+- reading (GET, HEAD) through a loopback address (from one, to one carpd listens on):
+  anyone who can reach it there and names this host in ``Host`` (a loopback address,
+  localhost: a DNS-rebinding page sends its own name);
 - reading through any other address, and every POST: an HTTP basic user of
-  ``users_file``;
+  ``users_file``; every other method: nobody;
 - every POST also carries the CSRF token of the page it came from (``X-CSRF-Token``,
   which a cross-site form cannot set) and, if the browser sends one, a same-origin
   ``Origin``; ``read_only`` refuses every POST.
@@ -23,10 +24,12 @@ the daemon's file descriptors, forever; carpd.web.accept).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import ipaddress
-import json
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -51,6 +54,8 @@ MAX_LINE = 8190  # request line and each header, as aiohttp's defaults, said out
 KEEPALIVE = 15.0  # seconds an idle keep-alive connection is kept
 BACKLOG = 128  # connections the kernel completes before carpd accepts them
 USER = web.RequestKey("user", str)  # who the request proved to be ("": nobody)
+READS = ("GET", "HEAD")
+METHODS = (*READS, "POST")
 
 
 class WebError(Exception):
@@ -76,6 +81,13 @@ class WebServer:
         self._acceptor: Acceptor | None = None
         self._socks: dict[tuple[str, int], socket.socket] = {}  # what a reload may take over
         self.page = resources.files("carpd.web").joinpath("page.html").read_text()
+        # The page's own inline script, by its hash: no other script runs, injected or not.
+        scripts = re.findall(r"<script>(.*?)</script>", self.page, re.DOTALL)
+        hashes = " ".join(f"'sha256-{_sha256(js)}'" for js in scripts)
+        self.csp = (
+            f"default-src 'self'; style-src 'unsafe-inline'; script-src {hashes}; "
+            "base-uri 'none'; frame-ancestors 'none'"
+        )
 
     def url(self, host: IPAddr) -> str:
         scheme = "https" if self.cfg.tls_cert else "http"
@@ -98,6 +110,7 @@ class WebServer:
         ``inherit`` (the server a reload replaces) listens on already is shared, not bound
         again, so the page never stops answering there and the port cannot be lost."""
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
+        app.on_response_prepare.append(self._secure)
         app.router.add_get("/", self._page)
         app.router.add_get("/login", self._login)
         app.router.add_get("/api/status", self._status)
@@ -165,6 +178,8 @@ class WebServer:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.method not in METHODS:  # no handler sees another method
+            return _refuse(405, f"{request.method} is not allowed", {"Allow": ", ".join(METHODS)})
         try:
             user = await self.auth.user(
                 request.headers.get("Authorization"),
@@ -174,14 +189,18 @@ class WebServer:
         except Busy as e:
             return _refuse(e.status, str(e), {"Retry-After": str(e.retry_after)})
         request[USER] = user or ""
-        # Free reading only from a loopback address to one: nothing that reached
-        # another address carpd listens on, whatever its source says.
-        local = _loopback(request.remote) and _loopback(_local_address(request))
-        if request.method == "GET" and (local or user is not None) and request.path != "/login":
-            return await handler(request)
-        if request.method == "GET" and request.path != "/login":
-            return _challenge("reading from elsewhere than this host needs a user")
-        if request.method != "POST":
+        if request.method in READS:  # HEAD is a read too: it runs the same handler
+            if request.path == "/login" or user is not None:
+                return await handler(request)
+            # Free reading only from a loopback address to one: nothing that reached
+            # another address carpd listens on, whatever its source says...
+            if not (_loopback(request.remote) and _loopback(_local_address(request))):
+                return _challenge("reading from elsewhere than this host needs a user")
+            # ...and only by this host's name: a page of another site whose name now
+            # resolves to 127.0.0.1 (DNS rebinding) sends its own name.
+            host = request.headers.get("Host")
+            if host is not None and not self._our_host(host):
+                return _refuse(421, f"Host {host!r} is not this host: use 127.0.0.1 or localhost")
             return await handler(request)
         if self.cfg.read_only:
             return _refuse(403, "read-only: web.read_only = true")
@@ -192,8 +211,25 @@ class WebServer:
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.host:
             return _refuse(403, f"cross-site request from {origin} refused")
-        log.warning("web: %s %s by %s from %s", request.method, request.path, user, request.remote)
+        path = _printable(request.path)  # decoded: %0a would start a forged log line
+        log.warning("web: %s %s by %s from %s", request.method, path, user, request.remote)
         return await handler(request)
+
+    def _our_host(self, host: str) -> bool:
+        """Is ``host`` (a Host header) a loopback address, localhost, or an address of
+        ``listen``, with or without a port?"""
+        if host.startswith("["):
+            name = host[1 : host.find("]")]
+        else:
+            name = host.partition(":")[0] if host.count(":") == 1 else host
+        name = name.lower().rstrip(".")
+        return name == "localhost" or _loopback(name) or name in {str(a) for a in self.cfg.listen}
+
+    async def _secure(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Headers for every answer, errors included."""
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if self.cfg.tls_cert is not None:  # browsers ignore it for a bare IP address
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
 
     # -- pages ------------------------------------------------------------------------
 
@@ -214,8 +250,7 @@ class WebServer:
             text=body,
             content_type="text/html",
             headers={
-                "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
-                "script-src 'unsafe-inline'; frame-ancestors 'none'",
+                "Content-Security-Policy": self.csp,
                 "X-Frame-Options": "DENY",
                 "Cache-Control": "no-store",
             },
@@ -250,7 +285,7 @@ class WebServer:
     async def _maintenance(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
             return _refuse(400, 'the body must be JSON: {"on": true}')
         on = body.get("on") if isinstance(body, dict) else None
         return await self._run("maintenance", {"on": on})
@@ -288,6 +323,15 @@ def _local_address(request: web.Request) -> str | None:
     """The address of carpd's that the request came to."""
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     return str(sockname[0]) if isinstance(sockname, tuple) and sockname else None
+
+
+def _sha256(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters as escapes (one log record stays one line)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _loopback(address: str | None) -> bool:

@@ -153,6 +153,12 @@ def test_the_page_refuses_the_unauthenticated_and_the_cross_site(pair: WebPair) 
     auth = ["-u", f"{USER}:{PASSWORD}"]
     assert curl(c, url)[0] == 401  # reading from elsewhere than the node itself
     assert curl(c, *auth, url)[0] == 200
+    # HEAD is a read like GET: before, it ran the handler for anyone, and Content-Length
+    # told the status's size (it changes with maintenance).
+    status = pair.url(pair.n1, "/api/status")
+    assert curl(c, "-I", status)[0] == 401
+    assert curl(c, "-I", *auth, status)[0] == 200
+    assert curl(c, "-X", "PUT", *auth, status)[0] == 405
     post = ["-X", "POST", "-H", "Content-Type: application/json", "-d", '{"on": true}']
     maint = pair.url(pair.n1, "/api/maintenance")
     assert curl(c, *post, maint)[0] == 401  # no user

@@ -61,6 +61,7 @@ async def http(
     body: bytes = b"",
     source: str | None = None,
     tls: bool = False,
+    version: str = "1.1",
 ) -> tuple[int, dict[str, str], bytes]:
     """One request on a connection of its own: status, headers (lower-case names), body.
     ``headers`` may set Host (default 127.0.0.1:port) or drop it (value "")."""
@@ -75,7 +76,7 @@ async def http(
     if body:
         fields["Content-Length"] = str(len(body))
     head = "".join(f"{k}: {v}\r\n" for k, v in fields.items() if v)
-    writer.write(f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode() + body)
+    writer.write(f"{method} {path} HTTP/{version}\r\n{head}\r\n".encode() + body)
     status = int((await reader.readline()).split()[1])
     got = {}
     while (line := await reader.readline()) not in (b"\r\n", b""):

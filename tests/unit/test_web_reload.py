@@ -36,7 +36,7 @@ async def get(host: str, port: int, path: str = "/") -> int:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError:
         return 0
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     line = await reader.readline()
     writer.close()
     return int(line.split()[1])
