@@ -96,10 +96,13 @@ def test_serve_writes_only_its_own_synced_files_and_runs_only_its_own_commands(
             apply_req(tmp_path / "etc/dir/../../x", b"x\n", None, **evil(tmp_path)),
             apply_req(only, b"new\n", b"old\n", **evil(tmp_path)),
             {"op": "rollback", "path": str(only), **evil(tmp_path)},
+            apply_req(tmp_path / "etc/dir/new.sh", b"#!/bin/sh\n", None, 0o6755, **evil(tmp_path)),
         ],
         env={"SSH_CONNECTION": SSH_CONNECTION, "SSH_USER_AUTH": str(auth)},
     )
-    assert [a["ok"] for a in answers] == [False, False, True, True], answers
+    assert [a["ok"] for a in answers] == [False, False, True, True, True], answers
+    # A new file takes the pusher's permission bits, never setuid or setgid.
+    assert stat.S_IMODE((tmp_path / "etc/dir/new.sh").stat().st_mode) == 0o755
     assert "not under this node's [[sync.files]]" in answers[0]["error"]
     assert not outside.parent.exists() and not (tmp_path / "x").exists()
     # The pusher's check and after never ran; this node's own did, on the push and the
@@ -112,7 +115,7 @@ def test_serve_writes_only_its_own_synced_files_and_runs_only_its_own_commands(
     # The journal has who the pusher says it is beside what ssh says.
     fingerprint = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     records = journal_lines(tmp_path / "state")
-    assert len(records) == 4
+    assert len(records) == 5
     for r in records:
         assert r["user"] == "nobody-real"
         assert r["ssh"] == {
