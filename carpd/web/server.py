@@ -32,15 +32,18 @@ import logging
 import re
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carpd.config.model import IPAddr, WebConfig
+from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.view import NodeView, to_json
 from carpd.web.accept import Acceptor, source_of
 from carpd.web.auth import Authenticator, Busy, load_users
@@ -52,6 +55,7 @@ Handler = Callable[[dict[str, Any]], Any]
 MAX_BODY = 16 * 1024
 MAX_LINE = 8190  # request line and each header, as aiohttp's defaults, said out loud
 KEEPALIVE = 15.0  # seconds an idle keep-alive connection is kept
+BAD_REQUEST_LOG = 10.0  # seconds between two log lines of malformed requests
 BACKLOG = 128  # connections the kernel completes before carpd accepts them
 USER = web.RequestKey("user", str)  # who the request proved to be ("": nobody)
 READS = ("GET", "HEAD")
@@ -125,6 +129,7 @@ class WebServer:
             keepalive_timeout=KEEPALIVE,
             max_line_size=MAX_LINE,
             max_field_size=MAX_LINE,
+            logger=_ServerLog(),
         )
         await runner.setup()
         context = None
@@ -303,6 +308,32 @@ class WebServer:
             if response.status != 200:
                 return response
         return web.json_response({"ok": True, "result": to_json(self.view())})
+
+
+class _ServerLog:
+    """aiohttp's log of requests that failed. A malformed request (a 1 MiB header, not
+    HTTP at all) is the client's doing: one line, no traceback, at most one per
+    BAD_REQUEST_LOG seconds, or anyone could fill the log. A handler's error keeps its
+    traceback."""
+
+    def __init__(self) -> None:
+        self._limit = RateLimiter(BAD_REQUEST_LOG)
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = None, **kw: Any) -> None:
+        if not isinstance(exc_info, HttpProcessingError):
+            log.error(msg, *args, exc_info=exc_info or True, **kw)
+            return
+        hidden = self._limit.allow("bad request", time.monotonic())
+        if hidden is not None:
+            more = f" ({hidden} more since the last time)" if hidden else ""
+            why = _printable(str(exc_info).splitlines()[0][:120] if str(exc_info) else "")
+            log.info("web: a malformed request from %s refused: %s%s", *args[:1], why, more)
+
+    def debug(self, *args: Any, **kw: Any) -> None:
+        pass  # aiohttp's debug lines: what a port open to the internet sees all day
+
+    def warning(self, *args: Any, **kw: Any) -> None:
+        log.warning(*args, **kw)
 
 
 def _bind(host: IPAddr, port: int) -> socket.socket:

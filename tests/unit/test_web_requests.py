@@ -31,7 +31,10 @@ def served(tmp_path: Path) -> Iterator[Run]:
     def down(request: dict[str, Any]) -> None:
         raise Refused(f"no vhid {request['name']!r}")
 
-    handlers = {"maintenance": lambda request: {"on": request["on"]}, "down": down}
+    def up(request: dict[str, Any]) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    handlers = {"maintenance": lambda request: {"on": request["on"]}, "down": down, "up": up}
 
     def run(scenario: Callable[[WebServer, int], Awaitable[None]], **cfg: Any) -> None:
         port = free_port()
@@ -176,3 +179,38 @@ def test_deeply_nested_json_is_a_bad_request(served: Run) -> None:
         assert ok[0] == 200
 
     served(scenario)
+
+
+def test_malformed_requests_are_logged_a_few_times_without_tracebacks(
+    served: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    """30 requests with a 9000-byte header, from anyone: each is refused, and the log gets
+    a line or two (before: aiohttp logged each with its traceback, 9 lines a request)."""
+
+    async def scenario(ws: WebServer, port: int) -> None:
+        for _ in range(30):
+            status, _, _ = await http(port, "GET", "/", headers={"X-Big": "h" * 9000})
+            assert status in (400, 431)
+
+    with caplog.at_level(logging.DEBUG):
+        served(scenario)
+    records = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.INFO and "status page" not in r.getMessage()
+    ]
+    assert len(records) <= 2, [r.getMessage() for r in records]
+    assert not any(r.exc_info for r in records)
+
+
+def test_a_handlers_error_is_still_logged_with_its_traceback(
+    served: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(ws: WebServer, port: int) -> None:
+        assert (await http(port, "POST", "/api/vhid/x/up", headers=post_headers(ws)))[0] == 500
+
+    served(scenario)
+    failed = [
+        r for r in caplog.records if r.exc_info and "a bug in a handler" in str(r.exc_info[1])
+    ]
+    assert len(failed) == 1 and failed[0].levelno == logging.ERROR
