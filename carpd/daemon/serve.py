@@ -47,11 +47,12 @@ def run(config: Config, reload_config: Callable[[], Config] | None) -> int:
     g = config.global_
     setup_logging(g.log_level, g.syslog, g.syslog_facility)
     advised(config)
-    missing = missing_capabilities()
+    missing = missing_capabilities(control_group=g.control_group is not None)
     if missing:
         print(
             f"carpd: missing {' and '.join(missing)}: run as root or grant them "
-            "(e.g. AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)",
+            "(e.g. AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit; "
+            "CAP_CHOWN for [global] control_group, the control socket's group)",
             file=sys.stderr,
         )
         return EXIT_ENVIRONMENT

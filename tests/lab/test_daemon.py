@@ -156,3 +156,25 @@ def test_missing_capabilities_are_named(lab: Lab) -> None:
     assert r.returncode == 1
     assert "missing CAP_NET_RAW and CAP_NET_ADMIN" in r.stderr
     assert not node.socket.exists()
+
+
+def test_a_control_group_without_cap_chown_is_named_before_the_network_is_touched(
+    lab: Lab,
+) -> None:
+    """Root without CAP_CHOWN (a unit's CapabilityBoundingSet) may not give the control
+    socket a group it is not in: found running the packaged unit under real systemd, where
+    carpd crashed at the socket's chown after its vhids had started."""
+    host = lab.add_host("n1", "192.0.2.1/24")
+    node = Node(lab, host, [VhidSpec(vhid=1)], global_={"control_group": "daemon"})
+    node.write_config()
+    drop = ["setpriv", "--bounding-set=-chown", "--inh-caps=-chown"]
+    r = subprocess.run(
+        ["ip", "netns", "exec", host.ns, *drop, *carpd_argv("--config", str(node.config))],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "missing CAP_CHOWN" in r.stderr and "control_group" in r.stderr
+    assert not node.socket.exists()
+    assert not host.has_address("192.0.2.100")

@@ -179,5 +179,6 @@ def test_the_shipped_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     path.write_text(unit.replace("/usr/local/bin/carpd", str(carpd)))
     r = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr == "" and r.stdout == ""
-    for key in ("Type=notify", "WatchdogSec=", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW"):
+    caps = "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN"
+    for key in ("Type=notify", "WatchdogSec=", caps):
         assert key in unit
