@@ -14,6 +14,7 @@ The tests share one root and run in the file's order; the last one purges the pa
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -30,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from carpd_lab import bounds
-from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
+from carpd_lab.booted import Booted, booted
+from carpd_lab.cluster import Node, VhidSpec, line_time, render_config, start_master_first
 from carpd_lab.netlab import Lab, LogWatch
 
 ROOT = Path(__file__).parents[2]
@@ -38,8 +40,9 @@ EXAMPLE = ROOT / "examples" / "carpd.toml"
 SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 SUITE = "bookworm"
 MAN_PAGES = (("8", "carpd"), ("8", "carpctl"), ("5", "carpd.toml"))
-# The packages the checks need besides the package's own dependencies: man pages rendered.
-INCLUDE = ("man-db",)
+# The packages the checks need besides the package's own dependencies: man pages rendered,
+# and a systemd to boot the root with (systemd-nspawn) and run the unit under.
+INCLUDE = ("man-db", "systemd", "systemd-sysv", "dbus")
 # The environment of every command in the root: nothing of this machine's (no pyenv, no
 # virtual environment), as systemd or a login shell would give.
 ROOT_ENV = (
@@ -62,6 +65,12 @@ DEBOOTSTRAP_LIMIT = 600
 APT_LIMIT = 300
 # One command in the root: an interpreter starting cold (pydantic imported), man and groff.
 RUN_LIMIT = 60
+# The root booted by systemd-nspawn until its boot ends (carpd's unit started and READY
+# included), or powered off. About 5 s here.
+BOOT_LIMIT = 120
+# systemd-analyze security's exposure score for the unit (0 safest, 10 least): 5.5 before
+# issue 26's sandbox, 2.8 after (systemd 252). It is computed from the unit, not measured.
+EXPOSURE_LIMIT = 3.0
 
 # The first test pays for the build, debootstrap and the install (its fixtures): pytest's
 # 120 s per test (pyproject.toml) would cut it short on a cold machine with an empty pip
@@ -506,6 +515,104 @@ def test_an_upgrade_under_a_running_master_then_its_restart_hands_over(root: Pat
             "adverts_received", 1, timeout=checkout.vhids[0].advert_interval + bounds.REACTION
         )
         assert not pkg_host.has_address(VIP)
+    assert mounts_under(root) == []
+
+
+def carpd_status(box: Booted) -> dict[str, str]:
+    """carpctl in the container: each vhid's state."""
+    out = box.run("carpctl", "--json", "status").stdout
+    return {v["name"]: v["state"] for v in json.loads(out)["vhosts"]}
+
+
+def main_pid(box: Booted) -> int:
+    return int(box.show("carpd.service", "MainPID")["MainPID"])
+
+
+def wait_restarted(box: Booted, restarts: int, timeout: float) -> dict[str, str]:
+    """Until systemd has restarted carpd ``restarts`` times and the unit is active again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        unit = box.show("carpd.service", "ActiveState", "NRestarts", "MainPID")
+        if unit["ActiveState"] == "active" and int(unit["NRestarts"]) >= restarts:
+            return unit
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"carpd.service not restarted within {timeout} s: {unit}")
+        time.sleep(0.05)
+
+
+def test_the_enabled_unit_runs_carpd_at_boot_in_its_sandbox_and_systemd_restarts_it(
+    root: Path, tmp_path: Path
+) -> None:
+    """The packaged unit under a real systemd (the root booted by systemd-nspawn in a lab
+    namespace): configured, the enabled unit starts carpd at boot, READY comes, carpd runs
+    inside the unit's sandbox (seccomp, no new privileges, three capabilities) and becomes
+    MASTER; a crash is restarted by systemd and the restarted carpd comes up BACKUP of the
+    checkout's carpd, which took over; systemctl stop ends it cleanly."""
+    config = root / "etc/carpd/carpd.toml"
+    spec = VhidSpec(addresses=(f"{VIP}/24",))
+    config.write_text(render_config(Path("/run/carpd/carpd.sock"), [spec], control_group="carpd"))
+    try:
+        with Lab("sd") as lab:
+            pkg_host = lab.add_host("pkg", "192.0.2.1/24")
+            src_host = lab.add_host("src", "192.0.2.2/24")
+            checkout = Node(lab, src_host, [VhidSpec(addresses=(f"{VIP}/24",), advskew=100)])
+            with booted(root, pkg_host.ns, tmp_path / "boot.log", BOOT_LIMIT) as box:
+                unit = box.show("carpd.service", "ActiveState", "SubState", "NRestarts")
+                assert unit == {"ActiveState": "active", "SubState": "running", "NRestarts": "0"}
+                # Alone on its segment, it takes the vhid after its master-down interval.
+                box.run("carpctl", "--json", "status")  # READY came: the socket answers
+                pkg_host.wait_address(VIP, timeout=bounds.first_master(spec.master_down))
+                assert carpd_status(box) == {"carp1": "MASTER"}
+
+                # The sandbox: what the kernel says of the running carpd.
+                pid = box.host_pid(main_pid(box))
+                status = dict(
+                    line.split(":\t", 1)
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if ":\t" in line
+                )
+                assert status["Seccomp"] == "2"  # SystemCallFilter= (a filter, mode 2)
+                assert status["NoNewPrivs"] == "1"
+                chown_net_admin_and_raw = (1 << 0) | (1 << 12) | (1 << 13)
+                assert int(status["CapEff"], 16) == chown_net_admin_and_raw
+                assert int(status["CapBnd"], 16) == chown_net_admin_and_raw
+                exposure = box.run("systemd-analyze", "security", "carpd.service").stdout
+                score = float(
+                    re.findall(r"exposure level for carpd.service: ([0-9.]+)", exposure)[0]
+                )
+                assert score <= EXPOSURE_LIMIT, exposure[-2000:]
+
+                # The checkout's carpd joins as BACKUP and hears the packaged one.
+                checkout.start()
+                checkout.wait_state("BACKUP", timeout=bounds.START_UP)
+                checkout.wait_ready()
+                checkout.wait_counter(
+                    "adverts_received", 1, timeout=spec.advert_interval + bounds.REACTION
+                )
+
+                # A crash: the checkout takes over, systemd restarts carpd (Restart=on-failure),
+                # which comes up BACKUP and hears the new MASTER.
+                mark = checkout.mark()
+                before = main_pid(box)
+                box.run("systemctl", "kill", "--kill-whom=main", "--signal=SEGV", "carpd.service")
+                checkout.wait_state(
+                    "MASTER", timeout=bounds.takeover(checkout.master_down), start=mark
+                )
+                restart_sec = int(
+                    box.show("carpd.service", "RestartUSec")["RestartUSec"].rstrip("s")
+                )
+                unit = wait_restarted(box, 1, timeout=restart_sec + bounds.START_UP)
+                assert unit["NRestarts"] == "1" and int(unit["MainPID"]) != before
+                assert carpd_status(box) == {"carp1": "BACKUP"}
+                assert not pkg_host.has_address(VIP)
+
+                # systemctl stop: SIGTERM, a clean exit, the unit inactive, not failed.
+                box.run("systemctl", "stop", "carpd.service", timeout=BOOT_LIMIT)
+                unit = box.show("carpd.service", "ActiveState", "Result")
+                assert unit == {"ActiveState": "inactive", "Result": "success"}
+            checkout.stop()
+    finally:
+        config.unlink()
     assert mounts_under(root) == []
 
 
