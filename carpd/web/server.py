@@ -326,7 +326,7 @@ class _ServerLog:
         hidden = self._limit.allow("bad request", time.monotonic())
         if hidden is not None:
             more = f" ({hidden} more since the last time)" if hidden else ""
-            why = _printable(str(exc_info).splitlines()[0][:120] if str(exc_info) else "")
+            why = _printable(f"{exc_info.code} {exc_info.message}".strip()[:120])
             log.info("web: a malformed request from %s refused: %s%s", *args[:1], why, more)
 
     def debug(self, *args: Any, **kw: Any) -> None:
