@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import grp
 import inspect
 import json
@@ -28,9 +29,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from carpd.daemon.ratelimit import RateLimiter
+
 log = logging.getLogger("carpd")
 
 MAX_REQUEST = 64 * 1024
+BACKLOG = 100  # connections the kernel queues before connect() waits (asyncio's default)
+RETRY = 1.0  # seconds before accept() is tried again when out of file descriptors
+ERROR_LOG = 10.0  # seconds between two log lines of a failing accept()
+CLOSE_WAIT = 1.0  # seconds for open connections to end once the socket closes
 Handler = Callable[[dict[str, Any]], Awaitable[Any] | Any]
 
 
@@ -62,7 +69,10 @@ class ControlServer:
         self.handlers = handlers
         self.mode = mode
         self.gid = grp.getgrnam(group).gr_gid if group else None
-        self._server: asyncio.base_events.Server | None = None
+        self._sock: socket.socket | None = None  # listening
+        self._retry: asyncio.TimerHandle | None = None  # accept() again after EMFILE
+        self._errors = RateLimiter(ERROR_LOG)
+        self._tasks: set[asyncio.Task[None]] = set()  # one per connection
         self._writers: set[asyncio.StreamWriter] = set()  # open connections (followers)
 
     def allowed(self, pid: int, uid: int, gid: int) -> bool:
@@ -90,19 +100,59 @@ class ControlServer:
                 raise OSError(f"{self.path} was replaced after bind(): not a socket")
             if self.gid is not None:
                 os.lchown(self.path, 0, self.gid)
-            self._server = await asyncio.start_unix_server(
-                self._serve, sock=sock, limit=MAX_REQUEST
-            )
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
+        self._sock = sock
+        asyncio.get_running_loop().add_reader(sock, self._accept)
+
+    def _accept(self) -> None:
+        """Our own accept loop rather than asyncio's start_unix_server: out of file
+        descriptors, asyncio's schedules a retry per queued connection and logs a traceback
+        for each (thousands, and as many more when the server closes); here it is one retry
+        and one log line per ERROR_LOG seconds, while the adverts go on."""
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise
+            hidden = self._errors.allow("accept", loop.time())
+            if hidden is not None:
+                more = f" ({hidden} more not logged)" if hidden else ""
+                log.error("control socket %s: accept() failed: %s; retried every %g s%s",
+                          self.path, e.strerror, RETRY, more)  # fmt: skip
+            loop.remove_reader(self._sock)
+            self._retry = loop.call_later(RETRY, loop.add_reader, self._sock, self._accept)
+            return
+        task = asyncio.ensure_future(self._connected(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connected(self, conn: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=conn, limit=MAX_REQUEST)
+        except OSError:
+            conn.close()
+            return
+        await self._serve(reader, writer)
 
     async def close(self) -> None:
+        if self._sock is not None:
+            if self._retry is not None:
+                self._retry.cancel()
+            asyncio.get_running_loop().remove_reader(self._sock)
+            self._sock.close()
+            self._sock = None
         for writer in list(self._writers):  # `carpctl events` would hold on forever
             writer.close()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._tasks:  # their replies written; a handler still busy ends with the loop
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_WAIT)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
