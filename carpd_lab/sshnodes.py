@@ -115,6 +115,8 @@ class SshPair:
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\n"
             "PrintMotd no\nLogLevel INFO\n"
+            # SSH_USER_AUTH: the key a push came with, which the peer journals.
+            "ExposeAuthInfo yes\n"
         )
         node.sshd = node.spawn(SSHD, "-D", "-e", "-f", str(conf), stderr=subprocess.PIPE)
         assert node.sshd.stderr is not None

@@ -129,6 +129,12 @@ def test_diff_push_journal_status_rollback_and_a_refusing_check(pair: SshPair) -
     (mine,), (theirs,) = journal(n1), journal(n2)
     # The peer journals the connection its sshd saw beside the user the pusher names.
     assert theirs["ssh"]["connection"].split()[0] == n1.address  # type: ignore[index]
+    # and the key it came with (sshd's ExposeAuthInfo): the lab client key's fingerprint.
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(pair.keys / "client.pub")],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert theirs["ssh"]["key"] == f"ssh-ed25519 {listed[1]}"  # type: ignore[index]
     assert (n2.path("state/sync").stat().st_mode & 0o777) == 0o700
     for record in (mine, theirs):
         assert record["explanation"] == "allow ssh from the jump host"
