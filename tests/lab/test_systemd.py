@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -61,7 +62,9 @@ def test_ready_reloading_watchdog_and_stopping(lab: Lab, notify: NotifySocket) -
     node.start(env=env)
     ready = notify.wait_for("READY=1", bounds.START_UP)
     node.wait_ready()  # READY=1 comes with the control socket bound, the state decided
-    assert ready[1] == "STATUS=lan BACKUP; demotion 0"
+    # The start-up demotion (until the first service check is done, a moment later) may
+    # still be on: which one READY sees depends on the order of two tasks at start.
+    assert re.fullmatch(r"STATUS=lan BACKUP; demotion (0|240)", ready[1]), ready
     assert ready[2].startswith("MAINPID=")
     # A lone node: MASTER after the master-down interval, and the STATUS follows.
     status = notify.wait_for("STATUS=lan MASTER; demotion 0", bounds.takeover(node.master_down))
