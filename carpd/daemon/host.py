@@ -1,5 +1,5 @@
 """The host lane's own steps: a vhid's addresses (netlink, and its virtual MAC) and the
-announcements, with the effects' steps around them (``Effect.before``/``after``)."""
+announcements, with the effects' steps around them in the order of daemon/plan.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from carpd.core.actions import AddAddresses, Announce, RemoveAddresses
 from carpd.core.announce import gratuitous_arp, unsolicited_na
 from carpd.daemon.events import AddressesApplied, Event
-from carpd.daemon.lanes import Effect, HostAction, Step
+from carpd.daemon.lanes import Effect, HostAction, HostWork, Step
+from carpd.daemon.plan import plan, shown
 from carpd.daemon.vhost import Vhost
 from carpd.daemon.view import VhidView
 from carpd.linux.netlink import Netlink
@@ -38,26 +39,32 @@ class Host:
         self.publish = publish
         self.effects = effects  # replaced on reload: they follow the config
         self.view = view
-        self._pending: list[tuple[Vhost, HostAction]] = []
+        self._pending: list[tuple[Vhost, HostWork]] = []
 
-    def submit(self, vh: Vhost, action: HostAction) -> None:
+    def submit(self, vh: Vhost, work: HostWork) -> None:
         if not self._pending:
             asyncio.get_running_loop().call_soon(self.flush)
-        self._pending.append((vh, action))
+        self._pending.append((vh, work))
 
     def flush(self) -> None:
         """Hand every submitted action to its vhid's lane, in order (also before a
-        settle, so nothing submitted is left behind)."""
+        settle, so nothing submitted is left behind). The effects read the vhid's
+        settings from a view; what the action serves comes with it (``work.cause``)."""
         pending, self._pending = self._pending, []
         views: dict[int, VhidView] = {}
-        for vh, action in pending:
+        for vh, work in pending:
             view = views.get(id(vh))
             if view is None:
                 view = views[id(vh)] = self.view(vh)
-            steps = [s for e in self.effects for s in e.before(action, view)]
-            steps += self._own(vh, action)
-            steps += [s for e in self.effects for s in e.after(action, view)]
+            steps = self.plan(vh, work, view)
+            if work.cause is not None:  # status shows the last transition's plan
+                if work.cause is not vh.plan_cause:
+                    vh.plan_cause, vh.plan = work.cause, ()
+                vh.plan += shown(steps)
             vh.lane.submit(steps)
+
+    def plan(self, vh: Vhost, work: HostWork, view: VhidView) -> list[Step]:
+        return plan(work, view, self.effects, self._own(vh, work.action))
 
     def _own(self, vh: Vhost, action: HostAction) -> list[Step]:
         # A pool's vhid: no gratuitous ARP (it would move every client, not one bucket's);
@@ -67,9 +74,9 @@ class Host:
         if isinstance(action, AddAddresses | RemoveAddresses):
             verb = "add" if isinstance(action, AddAddresses) else "remove"
             run = functools.partial(self._addresses, vh, isinstance(action, AddAddresses))
-            return [Step(f"{verb} addresses", run, NETLINK_DEADLINE)]
-        if isinstance(action, Announce):
-            return [Step("announce", functools.partial(self._announce, vh))]
+            return [Step(f"{verb} addresses", run, NETLINK_DEADLINE, chain="addresses")]
+        if isinstance(action, Announce):  # a send on a raw socket: never waits
+            return [Step("announce", functools.partial(self._announce, vh), chain="addresses")]
         return []  # RunHook: the hooks effect
 
     async def _addresses(self, vh: Vhost, add: bool) -> None:

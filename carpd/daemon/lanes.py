@@ -4,12 +4,15 @@ The wire (adverts) never goes through here: it is sent the moment the core asks.
 host lane carries the address changes, the announcements and everything the effects
 (hooks, and later conntrackd, followed interfaces, routes) add before or after them.
 
-A *blocking* step is awaited before the next step starts. A *background* step (a hook)
-starts when the lane reaches it and runs after the lane's earlier background steps, so
-hooks keep the order of the transitions, but the lane does not wait for it. A step with
-a deadline that runs out is logged and counted, and the lane goes on without it
-(availability first); the late step is not cancelled (a half-applied netlink change or
-conntrackd commit is worse than a late one) and is still awaited by ``settle``.
+A *blocking* step is awaited before the next step starts. A *background* step (a hook,
+an [[action]], conntrackd's resync) starts when the lane reaches it and runs after the
+earlier background steps of its own *chain* (``Step.chain``: one per integration and
+target), so each kind keeps the order of the transitions, but neither the lane nor the
+other chains wait for it: a conntrackd resync that hangs never delays the up hook. A
+step with a deadline that runs out is logged and counted, and the lane (or its chain)
+goes on without it (availability first); the late step is not cancelled (a half-applied
+netlink change or conntrackd commit is worse than a late one) and is still awaited by
+``settle``. The order of the steps is written down in daemon/plan.py.
 """
 
 from __future__ import annotations
@@ -21,12 +24,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from carpd.core.actions import AddAddresses, Announce, RemoveAddresses, RunHook
+from carpd.core.actions import AddAddresses, Announce, RemoveAddresses, RunHook, StateChanged
 from carpd.daemon.view import VhidView
 
 log = logging.getLogger("carpd")
 
 HostAction = AddAddresses | RemoveAddresses | Announce | RunHook
+
+
+@dataclass(frozen=True, slots=True)
+class HostWork:
+    """A host action with the transition it serves, from the same drain of the core
+    (None: an announcement repeated while MASTER, no transition)."""
+
+    action: HostAction
+    cause: StateChanged | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +50,21 @@ class Step:
     # Background steps of one key: one still waiting when a newer one is queued is
     # skipped (last state wins: a pile-up of transitions runs only the latest hook).
     coalesce: str | None = None
+    # The integration it belongs to; a background step runs behind the earlier ones of
+    # its chain only (default: its coalesce key, else its name).
+    chain: str | None = None
+
+    @property
+    def queue(self) -> str:
+        return self.chain or self.coalesce or self.name
 
 
 class Effect(Protocol):
     """Something that acts on the host around a host action (hooks, conntrackd, ...)."""
 
-    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]: ...
+    def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]: ...
 
-    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]: ...
+    def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]: ...
 
     async def close(self) -> None: ...  # stop what it runs by itself (at stop, on reload)
 
@@ -69,7 +88,7 @@ class Lane:
     stats: dict[str, StepStats] = field(default_factory=dict)
     _queue: deque[Step] = field(default_factory=deque)
     _runner: asyncio.Task[None] | None = None
-    _background: asyncio.Task[None] | None = None  # the last background step
+    _background: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # chain -> last
     _stragglers: set[asyncio.Task[None]] = field(default_factory=set)
     _newest: dict[str, int] = field(default_factory=dict)  # coalesce key -> its newest step
 
@@ -81,7 +100,7 @@ class Lane:
     async def settle(self) -> None:
         """Until every step submitted so far, late and background ones included, is done."""
         while True:
-            pending = [t for t in (self._runner, self._background) if t is not None]
+            pending = [t for t in (self._runner, *self._background.values()) if t is not None]
             pending += [t for t in self._stragglers if not t.done()]
             pending = [t for t in pending if not t.done()]
             if not pending:
@@ -133,7 +152,8 @@ class Lane:
             task.add_done_callback(self._stragglers.discard)
 
     def _start_background(self, step: Step) -> None:
-        previous = self._background
+        chain = step.queue
+        previous = self._background.get(chain)
         number = 0
         if step.coalesce is not None:
             number = self._newest[step.coalesce] = self._newest.get(step.coalesce, 0) + 1
@@ -150,10 +170,15 @@ class Lane:
                 return
             task = self.loop.create_task(self._measured(step))
             done, _ = await asyncio.wait({task}, timeout=step.deadline)
-            if not done:  # late: the next background step may start
+            if not done:  # late: the chain's next step may start
                 self._straggle(step, task)
 
-        self._background = self.loop.create_task(chained())
+        task = self._background[chain] = self.loop.create_task(chained())
+        task.add_done_callback(lambda t: self._forget(chain, t))
+
+    def _forget(self, chain: str, task: asyncio.Task[None]) -> None:
+        if self._background.get(chain) is task:  # the chain's last step is done
+            del self._background[chain]
 
     async def _measured(self, step: Step) -> None:
         stats = self._stats(step)

@@ -29,6 +29,7 @@ from carpd.daemon.history import History
 from carpd.daemon.host import Host
 from carpd.daemon.intake import Intake
 from carpd.daemon.lanes import Effect, Lane
+from carpd.daemon.plan import works
 from carpd.daemon.ratelimit import RateLimiter
 from carpd.daemon.receiver import Receiver
 from carpd.daemon.results import Results
@@ -430,13 +431,18 @@ class Daemon:
         around them: hooks, later conntrackd) runs in order, one awaited step at a time.
         A slow netlink call or conntrackd commit must never hold a MASTER's adverts past a
         peer's master-down timer."""
-        for action in vh.machine.drain():
+        drained = vh.machine.drain()
+        host = False
+        for action in drained:
             if isinstance(action, WIRE):
                 self.transmitter.send(vh, action, self.vhosts.values())
             elif isinstance(action, StateChanged):
                 self._transition(vh, action)
             else:
-                self.host.submit(vh, action)
+                host = True
+        if host:  # each host action with the transition it serves, from this drain
+            for work in works(drained):
+                self.host.submit(vh, work)
         self.ticks.arm(vh, vh.machine.get_timer())
 
     async def _settle(self) -> None:

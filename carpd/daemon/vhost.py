@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from carpd.config import CarpConfig
+from carpd.core.actions import StateChanged
 from carpd.core.auth import Authenticator
 from carpd.core.demotion import Demotion
 from carpd.core.machine import VhostSettings, VirtualHost
@@ -26,7 +27,7 @@ from carpd.daemon.lanes import Lane
 from carpd.daemon.sources import advert_sources as advert_sources
 from carpd.daemon.sources import own_sources as own_sources
 from carpd.daemon.sources import refuses_traffic as refuses_traffic
-from carpd.daemon.view import CounterSnapshot, StepReport, VhidView
+from carpd.daemon.view import CounterSnapshot, PlannedStep, StepReport, VhidView
 from carpd.linux.netlink import Link
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 from carpd.linux.vmac import VirtualMac
@@ -108,6 +109,8 @@ class Vhost:
     diagnostics: dict[str, Diagnosis] = field(default_factory=dict)  # by kind
     hinted: dict[str, IPAddress] = field(default_factory=dict)  # diagnosis -> its source
     vmac: VirtualMac | None = None
+    plan: tuple[PlannedStep, ...] = ()  # the host steps of the last transition (Host.flush)
+    plan_cause: StateChanged | None = None  # that transition
 
     @property
     def key(self) -> tuple[str, int]:
@@ -174,4 +177,5 @@ class Vhost:
             history=history.of(self.key) if history else (),
             flapping=history is not None and history.is_flapping(self.key, now + wall_offset),
             transition_counts=dict(history.counts.get(self.key, {})) if history else {},
+            plan=self.plan,
         )

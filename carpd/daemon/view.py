@@ -62,6 +62,24 @@ class StepReport:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """A host step of the last transition's plan (daemon/plan.py), as status shows it."""
+
+    step: str
+    blocking: bool
+    deadline: float | None  # seconds; None: bounded inside (a hook's own timeout)
+    chain: str | None  # its integration; for a background step, the queue it waits in
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "blocking": self.blocking,
+            "deadline": self.deadline,
+            "chain": self.chain,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ActionReport:
     """How a program run for transitions (a hook, an [[action]]) did, the last time."""
 
@@ -140,6 +158,7 @@ class VhidView:
     history: tuple[TransitionRecord, ...] = ()  # the latest last
     flapping: bool = False
     transition_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    plan: tuple[PlannedStep, ...] = ()  # the host steps of the last transition, in order
 
     @property
     def key(self) -> VhidKey:
@@ -237,6 +256,7 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
             }
             for s in v.host_steps
         ],
+        "plan": [p.to_json() for p in v.plan],
     }
 
 

@@ -20,8 +20,8 @@ def recorder(log: list[str], name: str, takes: float = 0.0, fail: bool = False) 
     return Step(name, run)
 
 
-def background(step: Step) -> Step:
-    return Step(step.name, step.run, step.deadline, blocking=False)
+def background(step: Step, chain: str | None = "hooks") -> Step:
+    return Step(step.name, step.run, step.deadline, blocking=False, chain=chain)
 
 
 def test_blocking_steps_run_one_at_a_time_in_order() -> None:
@@ -51,6 +51,45 @@ def test_a_background_step_does_not_hold_the_lane_but_keeps_its_order() -> None:
     asyncio.run(main())
     assert log.index("remove end") < log.index("up hook end")
     assert log.index("up hook end") < log.index("down hook start")
+
+
+def test_background_chains_keep_their_own_order_and_do_not_wait_for_each_other() -> None:
+    """A conntrackd resync that hangs holds the next resync, not the up hook or an action
+    queued behind it in the same lane (review-integrations.md, finding 2)."""
+    log: list[str] = []
+    hang = asyncio.Event()
+
+    async def resync() -> None:
+        log.append("resync start")
+        await hang.wait()
+        log.append("resync end")
+
+    async def main() -> None:
+        lane = Lane("carp1", asyncio.get_running_loop())
+        lane.submit(
+            [
+                recorder(log, "add"),
+                background(Step("resync", resync), "conntrackd"),
+                background(recorder(log, "up hook"), "hooks"),
+                background(recorder(log, "master actions"), "carp1 actions"),
+            ]
+        )
+        lane.submit([background(recorder(log, "resync as backup"), "conntrackd")])
+        await asyncio.sleep(0.1)
+        assert log == [
+            "add start",
+            "add end",
+            "resync start",
+            "up hook start",
+            "master actions start",
+            "up hook end",
+            "master actions end",
+        ]
+        hang.set()
+        await lane.settle()
+
+    asyncio.run(main())
+    assert log[-3:] == ["resync end", "resync as backup start", "resync as backup end"]
 
 
 def test_a_failing_step_is_logged_and_counted_and_the_lane_goes_on(

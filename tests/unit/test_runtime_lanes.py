@@ -24,7 +24,7 @@ from carpd.core.actions import AddAddresses
 from carpd.core.model import Reason, State
 from carpd.daemon.effects.hooks import Hooks
 from carpd.daemon.events import AddressesApplied, Event, RoleChanged
-from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.runtime import Daemon
 from carpd.daemon.view import NodeView, VhidView
 
@@ -69,12 +69,12 @@ class Commit:
         self.takes, self.deadline = takes, deadline
         self.done_at: float | None = None
 
-    def before(self, action: HostAction, vhid: VhidView) -> list[Step]:
-        if not isinstance(action, AddAddresses):
+    def before(self, work: HostWork, vhid: VhidView) -> list[Step]:
+        if not isinstance(work.action, AddAddresses):
             return []
         return [Step("commit", self._commit, self.deadline)]
 
-    def after(self, action: HostAction, vhid: VhidView) -> list[Step]:
+    def after(self, work: HostWork, vhid: VhidView) -> list[Step]:
         return []
 
     async def _commit(self) -> None:

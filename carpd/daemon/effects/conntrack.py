@@ -37,7 +37,7 @@ from typing import Any
 from carpd.config.model import ConntrackdConfig
 from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.core.model import State
-from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidKey, VhidView
 from carpd.linux.conntrackd import (
     Conntrackd,
@@ -59,6 +59,7 @@ COMMIT = "conntrackd commit"
 AS_MASTER = "conntrackd resync as master"
 AS_BACKUP = "conntrackd resync as backup"
 ENSURE = "conntrackd running"
+CHAIN = "conntrackd"  # its steps' chain in the lane (see lanes.Step.chain)
 
 # Why the node is demoted, each with the words of its log line.
 BULK = "state sync bulk start"
@@ -205,20 +206,26 @@ class Conntrack:
             if self.cfg.interface is not None:
                 self._tasks.append(asyncio.ensure_future(self._watch_link(self.cfg.interface)))
 
-    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+    def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         self._start_watching()  # at the first transition: the daemon runs
-        if isinstance(action, AddAddresses):
-            return [Step(COMMIT, self._shared(COMMIT, self._commit), self.cfg.commit_timeout)]
+        if isinstance(work.action, AddAddresses):
+            run = self._shared(COMMIT, self._commit)
+            return [Step(COMMIT, run, self.cfg.commit_timeout, chain=CHAIN)]
         return ()
 
-    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        if isinstance(action, AddAddresses):
+    def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        # Its own chain: a resync that hangs (each command up to command_timeout) holds
+        # only the next resync, never a hook, an action or a followed interface.
+        if isinstance(work.action, AddAddresses):
             self._masters.add(vhid.key)
-            return [Step(AS_MASTER, self._shared(AS_MASTER, self._as_master), blocking=False)]
-        if isinstance(action, RemoveAddresses):
+            run = self._shared(AS_MASTER, self._as_master)
+            return [Step(AS_MASTER, run, blocking=False, chain=CHAIN)]
+        if isinstance(work.action, RemoveAddresses):
             self._masters.discard(vhid.key)
-            if vhid.state is State.BACKUP:
-                return [Step(AS_BACKUP, self._shared(AS_BACKUP, self._as_backup), blocking=False)]
+            # Into BACKUP, not a stop (INIT): the transition this removal serves.
+            if work.cause is not None and work.cause.new is State.BACKUP:
+                run = self._shared(AS_BACKUP, self._as_backup)
+                return [Step(AS_BACKUP, run, blocking=False, chain=CHAIN)]
         return ()
 
     def _shared(

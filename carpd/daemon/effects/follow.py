@@ -11,8 +11,9 @@ on it, and as the MAC is the same, the new master gets the same lease.
   ``release = false``), the interface's addresses and routes flushed, link down, and
   the default route through ``backup_gateway`` (the peer) installed.
 
-Each change is a background step of the target's queue, coalesced (last state wins):
-nothing here holds the adverts or the vhid's own addresses.
+Each change is a background step of the interface's own chain, coalesced (last state
+wins): nothing here holds the adverts or the vhid's own addresses, and nothing else in
+the lane (conntrackd, hooks, actions) holds it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from carpd.config.model import Config, FollowConfig
 from carpd.core.model import State
 from carpd.daemon.effects.roles import Change, RoleFollower
-from carpd.daemon.lanes import Step
+from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidView
 from carpd.linux.dhcp import DhcpClient
 from carpd.linux.netlink import Netlink
@@ -55,15 +56,16 @@ class Follow(RoleFollower):
                     self.clients[cfg.interface] = old.clients.pop(cfg.interface)
         return self
 
-    def changed(self, change: Change, vhid: VhidView) -> Sequence[Step]:
+    def changed(self, change: Change, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         steps = []
         for cfg in (f for f in self.cfgs if f.target == change.target):
             up = change.new is State.MASTER
             run = functools.partial(self._up if up else self._down, cfg)
-            name = f"follow {cfg.interface} {'up' if up else 'down'}"
-            steps.append(
-                Step(name, run, cfg.timeout, blocking=False, coalesce=f"follow {cfg.interface}")
+            name, chain = (
+                f"follow {cfg.interface} {'up' if up else 'down'}",
+                f"follow {cfg.interface}",
             )
+            steps.append(Step(name, run, cfg.timeout, blocking=False, coalesce=chain, chain=chain))
         return steps
 
     async def _link(self, cfg: FollowConfig) -> int:

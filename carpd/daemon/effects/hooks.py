@@ -1,5 +1,7 @@
 """The up and down hooks (ucarp's --upscript/--downscript) as an effect: after the
-addresses, in the background of the vhid's lane, one at a time in transition order."""
+addresses and their announcement, in the background of the vhid's lane, in a chain of
+their own (one at a time, in transition order, behind no other integration); each told
+the transition it serves (``HostWork.cause``)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from collections.abc import Callable, Sequence
 from carpd.core.actions import RemoveAddresses, RunHook
 from carpd.core.model import State
 from carpd.daemon.events import ActionRan, Event
-from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidView
 from carpd.linux.hooks import HookCall, run_hook
 from carpd.linux.process import Outcome
+
+CHAIN = "hooks"
 
 
 class Hooks:
@@ -21,12 +25,11 @@ class Hooks:
         self.timeout = timeout  # global.hook_timeout: run_hook kills the hook after it
         self.publish = publish  # each hook's result, as an [[action]]'s
 
-    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+    def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         """pre_release: leaving MASTER, before the addresses go (bounded)."""
-        cfg = vhid.cfg
-        left = vhid.history[-1] if vhid.history else None
+        cfg, left = vhid.cfg, work.cause
         if (
-            not isinstance(action, RemoveAddresses)
+            not isinstance(work.action, RemoveAddresses)
             or cfg.pre_release is None
             or left is None
             or left.old is not State.MASTER
@@ -40,26 +43,25 @@ class Hooks:
             addresses=[str(a.ip) for a in cfg.addresses],
             xparam=cfg.xparam,
             vhid=cfg.vhid,
-            state=str(vhid.state),
+            state=str(left.new),
             previous=left.old.value,
             reason=str(left.reason),
         )
         run = functools.partial(self._pre_release, call, cfg.pre_release_timeout)
         # The lane's deadline a hair past run_hook's own kill: the kill is the bound.
-        return (Step("pre-release hook", run, cfg.pre_release_timeout + 1.0),)
+        return (Step("pre-release hook", run, cfg.pre_release_timeout + 1.0, chain=CHAIN),)
 
     async def close(self) -> None:
         pass  # a running hook is awaited by its lane's settle
 
-    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+    def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        action, change = work.action, work.cause
         if not isinstance(action, RunHook):
             return ()
         cfg = vhid.cfg
         path = cfg.up if action.kind == "up" else cfg.down
         if not path:
             return ()
-        # The transition that asked for this hook: the latest one into its state.
-        change = next((r for r in reversed(vhid.history) if r.new is action.state), None)
         call = HookCall(
             name=cfg.name,
             kind=action.kind,
@@ -74,7 +76,8 @@ class Hooks:
         )
         run = functools.partial(self._run, call)
         # Up and down hooks share a key: a pile-up of transitions runs only the latest.
-        return (Step(f"{action.kind} hook", run, blocking=False, coalesce="role hook"),)
+        step = Step(f"{action.kind} hook", run, blocking=False, coalesce="role hook", chain=CHAIN)
+        return (step,)
 
     async def _run(self, call: HookCall) -> None:
         await self._measured(call, self.timeout, "master" if call.kind == "up" else "backup")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any
 
 from carpd.config.model import CarpConfig, Config, PoolRef
 from carpd.core.actions import AddAddresses, RemoveAddresses
-from carpd.daemon.lanes import HostAction, Step
+from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidView
 from carpd.linux import nft, sysctl
 from carpd.linux.netlink import Netlink
@@ -129,11 +130,11 @@ class Pools:
         refs = {(c.pool, c.carpdev) for c in config.carp if c.pool is not None}
         return refs == {(p.ref, p.carpdev) for p in self.pools.values()}
 
-    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
+    def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         return ()
 
-    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        ref = vhid.cfg.pool
+    def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        ref, action = vhid.cfg.pool, work.action
         if ref is None or not isinstance(action, AddAddresses | RemoveAddresses):
             return ()
         state = self.pools[ref.name]
@@ -141,7 +142,8 @@ class Pools:
             state.mine.add(ref.index)
         else:
             state.mine.discard(ref.index)
-        return (Step("pool buckets", lambda: self._apply(state, vhid.cfg), NFT_DEADLINE),)
+        run = functools.partial(self._apply, state, vhid.cfg)
+        return (Step("pool buckets", run, NFT_DEADLINE, chain="pool"),)
 
     async def _apply(self, state: PoolState, cfg: CarpConfig) -> None:
         """The buckets as they are now (vhids' lanes run side by side: whichever step

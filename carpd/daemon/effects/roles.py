@@ -4,7 +4,8 @@ for the effects that follow roles: [[action]] lists and [[follow]] interfaces.
 A group is MASTER while every vhid in it is MASTER (the DHCP problem's external NIC
 belongs to the firewall that holds all of its addresses), INIT while every vhid is INIT,
 and BACKUP otherwise. The roles are followed from the host actions themselves (addresses
-added: MASTER; removed: not), so they change in the order the lanes see them.
+added: MASTER; removed: into the state of the transition the removal serves), so they
+change in the order the lanes see them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from carpd.config.model import CarpConfig, Config, Follows
 from carpd.core.actions import AddAddresses, RemoveAddresses, RunHook
 from carpd.core.model import State
-from carpd.daemon.lanes import HostAction, Lane, Step
+from carpd.daemon.lanes import HostWork, Lane, Step
 from carpd.daemon.view import VhidView
 
 
@@ -80,14 +81,15 @@ class Roles:
         return next(iter(states)) if len(states) == 1 else State.BACKUP
 
 
-def role_after(action: HostAction, vhid: VhidView) -> State | None:
-    """The role a host action leaves the vhid in on the host, if it changes one."""
+def role_after(work: HostWork) -> State | None:
+    """The role a host action leaves the vhid in on the host, if it changes one: the
+    transition it serves says which (a stop's removal goes to INIT), never the vhid's
+    state when the steps are planned, which may already be newer."""
+    action, cause = work.action, work.cause
     if isinstance(action, AddAddresses):
         return State.MASTER
     if isinstance(action, RemoveAddresses):
-        # A stop removes the addresses on the way to INIT; a later transition in the
-        # same tick may already be MASTER again, and that has its own AddAddresses.
-        return State.INIT if vhid.state is State.INIT else State.BACKUP
+        return State.INIT if cause is not None and cause.new is State.INIT else State.BACKUP
     if isinstance(action, RunHook) and action.state is State.INIT:
         return State.INIT
     return None
@@ -120,29 +122,31 @@ class RoleFollower:
         carp = {c.name: c for c in config.carp}
         return tuple(self.tables_of(config)) == self.tables and carp == self.carp
 
-    def leaving(self, target: str, vhid: VhidView) -> Sequence[Step]:
+    def leaving(self, target: str, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         """Blocking steps before ``target`` leaves MASTER (its addresses still up)."""
         return ()
 
-    def changed(self, change: Change, vhid: VhidView) -> Sequence[Step]:
+    def changed(self, change: Change, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         raise NotImplementedError
 
-    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        if not isinstance(action, RemoveAddresses):
+    def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        if not isinstance(work.action, RemoveAddresses):
             return ()
-        return [s for t in self.roles.leaving(vhid.name) for s in self.leaving(t, vhid)]
+        return [s for t in self.roles.leaving(vhid.name) for s in self.leaving(t, work, vhid)]
 
-    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        state = role_after(action, vhid)
+    def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        state = role_after(work)
         if state is None:
             return ()
         steps: list[Step] = []
         for change in self.roles.set(vhid.name, state):
             if not runs_on(change):
                 continue
-            new = self.changed(change, vhid)
+            new = self.changed(change, work, vhid)
             if change.target in self.carp:
-                steps += new  # the vhid's own lane, behind its hooks
+                # The vhid's own lane, in the target's own chain: started once the
+                # addresses are up (or gone), behind no hook and no other integration.
+                steps += new
             elif new:
                 self._lane(change.target).submit(new)
         return steps

@@ -3,7 +3,8 @@ on a dummy device as host addresses (/32, /128), so a BGP daemon on the node ann
 them (BIRD's ``protocol direct``, FRR's ``redistribute connected``) and the fabric routes
 them here. Clouds and routed fabrics move an address this way, not by ARP.
 
-- MASTER: after the addresses are up, add them to the device;
+- MASTER: after the addresses are up and announced (the gratuitous ARP never waits for
+  the route), add them to the device;
 - leaving MASTER (BACKUP, stop, a vhid taken down): before the addresses go, remove them
   from the device, so the route is withdrawn first, within ``timeout``.
 """
@@ -11,13 +12,15 @@ them here. Clouds and routed fabrics move an address this way, not by ARP.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
 from collections.abc import Sequence
 
 from carpd.config.model import RouteConfig
-from carpd.core.actions import AddAddresses, RemoveAddresses
-from carpd.daemon.lanes import HostAction, Step
+from carpd.core.actions import Announce, RemoveAddresses
+from carpd.core.model import State
+from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidView
 from carpd.linux.netlink import Netlink
 
@@ -25,6 +28,7 @@ log = logging.getLogger("carpd")
 
 ANNOUNCE = "route announce"
 WITHDRAW = "route withdraw"
+CHAIN = "route"
 
 
 def host_routes(vhid: VhidView) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
@@ -39,14 +43,19 @@ class Routes:
     async def close(self) -> None:
         pass
 
-    def before(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        if isinstance(action, RemoveAddresses):
-            return [Step(WITHDRAW, lambda: self._apply(vhid, False), self.cfg.timeout)]
+    def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        if isinstance(work.action, RemoveAddresses):
+            run = functools.partial(self._apply, vhid, False)
+            return [Step(WITHDRAW, run, self.cfg.timeout, chain=CHAIN)]
         return ()
 
-    def after(self, action: HostAction, vhid: VhidView) -> Sequence[Step]:
-        if isinstance(action, AddAddresses):
-            return [Step(ANNOUNCE, lambda: self._apply(vhid, True), self.cfg.timeout)]
+    def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        # Behind the takeover's announcement, not a repeated one (no cause): the ARP
+        # caches on the segment move first; the fabric's route may take a BGP round.
+        cause = work.cause
+        if isinstance(work.action, Announce) and cause is not None and cause.new is State.MASTER:
+            run = functools.partial(self._apply, vhid, True)
+            return [Step(ANNOUNCE, run, self.cfg.timeout, chain=CHAIN)]
         return ()
 
     async def _apply(self, vhid: VhidView, present: bool) -> None:
