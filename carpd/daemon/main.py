@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from carpd import __version__
+from carpd.daemon.exits import EXIT_CONFIG
 
 if TYPE_CHECKING:
     from carpd.config import Config
 
 DEFAULT_CONFIG = "/etc/carpd/carpd.toml"
-EXIT_CONFIG = 2
-EXIT_ENVIRONMENT = 1
 
 DESCRIPTION = f"""\
 CARP (Common Address Redundancy Protocol) failover daemon.

@@ -19,8 +19,8 @@ from carpd.config.advice import advisories
 from carpd.daemon import commands
 from carpd.daemon.control import ControlServer, Refused
 from carpd.daemon.eventstream import EventStream
+from carpd.daemon.exits import EXIT_CONFIG, EXIT_ENVIRONMENT
 from carpd.daemon.logsetup import setup_logging
-from carpd.daemon.main import EXIT_CONFIG, EXIT_ENVIRONMENT
 from carpd.daemon.notify import Notifier
 from carpd.daemon.runtime import Daemon, StartupError
 from carpd.linux.privileges import missing_capabilities
