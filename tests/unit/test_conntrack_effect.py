@@ -138,6 +138,40 @@ def test_backup_at_start_up_then_master_commits_before_the_addresses(
     assert min(after) >= added
 
 
+def test_a_release_and_a_takeover_in_one_tick_each_get_their_resync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The steps are planned a loop turn after the transitions, when the vhid is MASTER
+    again: the release's resync as backup still happens, because its removal carries the
+    transition it serves (MASTER -> BACKUP), not the state at planning time; then the
+    takeover's, in order in conntrackd's chain."""
+    install(monkeypatch)
+    monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
+    binary, log = fake_conntrackd(tmp_path)
+    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    takeover(daemon, 0.0)  # BACKUP, then MASTER, settled
+    before = len(calls(log))
+
+    async def main() -> None:
+        await started_again(daemon)
+        daemon.force_state("carp1", State.BACKUP)
+        daemon.force_state("carp1", State.MASTER)  # before Host.flush ran
+        await daemon._settle()
+
+    asyncio.run(main())
+    ran = [args for _, what, args in calls(log)[before:] if what == "start" and args != "-s"]
+    assert "-c" in ran  # the commit is blocking: beside the chain, in the lane
+    assert [a for a in ran if a != "-c"] == ["-t", "-n", "-f", "-R", "-B"]
+
+
+async def started_again(daemon: Daemon) -> None:
+    """A new loop for the same daemon (each asyncio.run is one): its lanes follow."""
+    loop = asyncio.get_running_loop()
+    daemon._loop = loop
+    for vh in daemon.vhosts.values():
+        vh.lane.loop = loop
+
+
 def test_a_commit_past_its_deadline_does_not_hold_the_addresses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
