@@ -6,7 +6,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from carpd.config.model import Config
+from carpd.config.document import Config
 
 
 def advisories(config: Config) -> list[str]:

@@ -18,8 +18,8 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 
+from carpd.config.document import Config
 from carpd.config.errors import ConfigError
-from carpd.config.model import Config
 
 # conntrackd's own lexer takes a name of hex digits ("ca", "e1", "dead") for an address
 # and then fails to parse its config: refuse such names here, where we can say why.

@@ -17,7 +17,8 @@ from pydantic import BaseModel, SecretBytes, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from carpd.config.model import INTERNAL, ConfigFile, Conflict, Loc
+from carpd.config.document import ConfigFile
+from carpd.config.values import INTERNAL, Conflict, Loc
 
 
 class ConfigError(Exception):

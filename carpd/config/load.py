@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -13,8 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from carpd.config import overlay
+from carpd.config.document import Config, ConfigFile, expand
 from carpd.config.errors import TOML, ConfigError, Naming, config_error, document_label, key_path
-from carpd.config.model import CarpConfig, Config, ConfigFile, GlobalConfig, Loc
+from carpd.config.files import Files, Kind, Read, wanted
+from carpd.config.tables.global_ import GlobalConfig
+from carpd.config.values import Loc
 
 DEFAULT_PATH = Path("/etc/carpd/carpd.toml")
 
@@ -30,24 +34,40 @@ def validate_config(
     """Validate a TOML-shaped document. Relative paths in it are taken from base_dir."""
     if naming.name is key_path:  # TOML keys: tables named as this document names them
         naming = _labelled(naming, data)
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    context = {
+        "base_dir": base_dir,
+        "credentials": credentials,
+        "files": read_files(ConfigFile, data, base_dir, credentials),
+    }
     try:
-        doc = ConfigFile.model_validate(data, context={"base_dir": base_dir})
+        doc = ConfigFile.model_validate(data, context=context)
     except ValidationError as e:
         # "from None": pydantic's own text would carry the input values, passwords too.
         raise config_error(e, source, naming) from None
-    # Every table of the document, as validated, plus where it came from; a [[pool]]'s
-    # vhids join the [[carp]] ones (checked against them already).
-    tables = {f.alias or name: getattr(doc, name) for name, f in ConfigFile.model_fields.items()}
-    pooled = [CarpConfig.model_validate(t) for p in doc.pool for t in p.vhids()]
-    tables["carp"] = (*doc.carp, *pooled)
-    return Config.model_validate({**tables, "source": source})
+    return expand(doc, source)
+
+
+def read_files(
+    model: type[BaseModel], data: Mapping[str, object], base_dir: Path, credentials: str | None
+) -> Files:
+    """Every file the document names that validation needs (passfiles, the ifstated
+    file), read now, so that the models read nothing: its content, or what reading it
+    raised (validation names the key, the value and the reason)."""
+    files: dict[tuple[Kind, Path], Read] = {}
+    for kind, path in wanted(model, data, base_dir, credentials):
+        try:
+            files[kind, path] = path.read_bytes() if kind == "bytes" else path.read_text()
+        except (OSError, ValueError) as e:  # ValueError: not text in the locale's encoding
+            files[kind, path] = e
+    return files
 
 
 def load_config(path: str | Path = DEFAULT_PATH) -> Config:
     """Read and validate a carpd.toml. Raises ConfigError naming the file and each problem.
 
     Relative paths in the file (passfile, up, down, control_socket) are taken from the
-    file's directory. Passfiles are read now.
+    file's directory. Passfiles and the ifstated file are read now (read_files).
     """
     path = Path(path)
     data, base_dir, naming = _read_document(path)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from carpd.config.errors import ConfigError
-from carpd.config.model import Loc
+from carpd.config.values import Loc
 
 # Arrays of tables that the overlay cannot reach into: they have no names to key by.
 _ARRAYS = ("action", "follow")

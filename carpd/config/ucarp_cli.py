@@ -11,9 +11,10 @@ import ipaddress
 from pathlib import Path
 from typing import NoReturn
 
+from carpd.config.document import Config
 from carpd.config.errors import ConfigError, Naming, show
 from carpd.config.load import validate_config
-from carpd.config.model import Config, Loc
+from carpd.config.values import Loc
 from carpd.core.packet import CARP_GROUP_V4
 
 SOURCE = "command line"
