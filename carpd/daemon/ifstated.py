@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -38,8 +37,8 @@ from carpd.ifstated import (
     parse,
 )
 from carpd.ifstated.parse import LinkState
+from carpd.linux import process
 from carpd.linux.linkwatch import LinkWatcher
-from carpd.linux.process import run_program
 
 log = logging.getLogger("carpd")
 
@@ -167,8 +166,12 @@ class Ifstated:
         while True:
             run = await self._queue.get()
             at = time.time()
-            outcome = await run_program(
-                [SHELL, "-c", run.command], os.environ, "ifstated: run", self.cfg.timeout
+            outcome = await process.run(
+                [SHELL, "-c", run.command],
+                timeout=self.cfg.timeout,
+                capture="stderr",
+                leftovers="leave",
+                label="ifstated: run",
             )
             state = self.engine.current_state or ""
             self.publish(ActionRan("ifstated", run.command, state, state, at, outcome))
@@ -180,11 +183,12 @@ class Ifstated:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            outcome = await run_program(
+            outcome = await process.run(
                 [SHELL, "-c", test.command],
-                os.environ,
-                "ifstated: test",
-                min(test.every, self.cfg.timeout),
+                timeout=min(test.every, self.cfg.timeout),
+                capture="stderr",
+                leftovers="leave",
+                label="ifstated: test",
             )
             self._apply(self.engine.set_external(test, outcome.ok))
             await asyncio.sleep(max(0.0, started + test.every - loop.time()))
@@ -192,7 +196,7 @@ class Ifstated:
     def _stop_test(self, test: ExternalTest) -> None:
         task = self._tests.pop(test, None)
         if task is not None:
-            task.cancel()  # run_program kills a run in progress
+            task.cancel()  # process.run kills a run in progress
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)

@@ -14,9 +14,11 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from carpd.linux.command import CommandResult, run_command
+from carpd.linux import process
+from carpd.linux.process import Outcome
 
 STATS_LINES = 100
+OUTPUT_BYTES = 4096
 DEFAULT_CONFIG = "/etc/conntrackd/conntrackd.conf"  # conntrackd's own, without -C
 
 
@@ -28,14 +30,18 @@ class Conntrackd:
     def argv(self, *args: str) -> list[str]:
         return [str(self.binary), "-C", str(self.config), *args]
 
-    async def run(self, *args: str, timeout: float) -> CommandResult:
+    async def run(self, *args: str, timeout: float) -> Outcome:
         # -s prints about 25 lines; more than a hook's or a check's tail.
-        return await run_command(self.argv(*args), timeout, lines=STATS_LINES)
+        return await process.run(
+            self.argv(*args), timeout=timeout, lines=STATS_LINES, tail_bytes=OUTPUT_BYTES
+        )
 
-    async def start(self, timeout: float) -> CommandResult:
+    async def start(self, timeout: float) -> Outcome:
         """``conntrackd -d``: it forks and its parent exits. The daemon gets no pipe of
         ours to hold open, and its own session, so nothing of carpd's ever kills it."""
-        return await run_command(self.argv("-d"), timeout, capture=False)
+        return await process.run(
+            self.argv("-d"), timeout=timeout, capture="none", leftovers="leave"
+        )
 
 
 _LOCK_FILE = re.compile(r"^\s*LockFile\s+(\S+)", re.MULTILINE)

@@ -15,6 +15,8 @@ import os
 import signal
 from pathlib import Path
 
+from carpd.linux import process
+
 log = logging.getLogger("carpd")
 
 SCRIPT = r"""#!/bin/sh
@@ -156,15 +158,11 @@ class DhcpClient:
             if self.kind == "dhclient" and release:
                 leases, pid = self._files()
                 script = write_script(self.dir)
-                rel = await asyncio.create_subprocess_exec(
+                release_argv = [
                     "dhclient", "-r", "-4", "-sf", str(script), "-lf", leases, "-pf", pid,
                     self.interface,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )  # fmt: skip
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(rel.wait(), STOP_GRACE)
+                ]  # fmt: skip
+                await process.run(release_argv, timeout=STOP_GRACE, capture="none")
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:

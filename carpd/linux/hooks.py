@@ -1,5 +1,6 @@
 """Up/down hooks as ucarp calls them (script <interface> <address> [xparam]), run by
-run_program: never blocking the protocol, killed at a timeout, output logged."""
+process.run: never blocking the protocol, killed at a timeout, output logged, children
+they leave running left alone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from carpd.linux.process import Outcome, run_program
+from carpd.linux.process import Outcome, run
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,5 +63,13 @@ def transition_env(
 
 
 async def run_hook(call: HookCall, timeout: float) -> Outcome:
-    """Run one hook (killed with its children at ``timeout``); see run_program."""
-    return await run_program(call.argv(), call.env(), f"{call.name}: {call.kind} hook", timeout)
+    """Run one hook (killed with its process group at ``timeout``); its stderr's tail kept."""
+    label = f"{call.name}: {call.kind} hook"
+    return await run(
+        call.argv(),
+        timeout=timeout,
+        env=call.env(),
+        capture="stderr",
+        leftovers="leave",
+        label=label,
+    )

@@ -7,7 +7,8 @@ itself by SERVICE_DEMOTION (2**20, high enough that "is it set?" is a bitwise an
 OPNsense runs the scripts one after the other and waits for each. carpd runs them all at
 once as asyncio subprocesses, each in its own session, and kills a check's whole process
 group with SIGKILL when it has not exited within the timeout: a hanging check fails, but
-never stalls the others nor the daemon.
+never stalls the others nor the daemon. Whatever a check leaves running in its process
+group is killed when it exits.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carpd.linux.command import run_command
+from carpd.linux.process import run
 
 log = logging.getLogger("carpd")
 
 SERVICE_DEMOTION = 1 << 20
+OUTPUT_BYTES = 4096  # at most this much of a check's output is kept (its tail) ...
+OUTPUT_LINES = 20  # ... and of that, at most the last this many lines
 
 
 def disruption_message(failed: Sequence[str]) -> str:
@@ -114,10 +117,10 @@ async def run_check(path: Path, timeout: float) -> CheckResult:
     """Run one check with no arguments; never raises for the check's own failures. The
     caller logs the result (log_failure) when it changes, not on every run."""
     name = path.name
-    r = await run_command([str(path)], timeout)
-    if r.error is not None:
-        return CheckResult(name, False, None, False, r.duration, f"could not start: {r.error}")
-    return CheckResult(name, r.ok, r.status, r.timed_out, r.duration, r.output)
+    r = await run([str(path)], timeout=timeout, lines=OUTPUT_LINES, tail_bytes=OUTPUT_BYTES)
+    # r.error: "could not start: ..." or "killed after ..."; a kill has timed_out to say it.
+    output = r.error if r.error is not None and not r.timed_out else r.output
+    return CheckResult(name, r.ok, r.status, r.timed_out, r.duration, output)
 
 
 def log_failure(result: CheckResult, timeout: float) -> None:

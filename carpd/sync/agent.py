@@ -22,11 +22,10 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from carpd import __version__
 from carpd.sync.files import (
@@ -45,8 +44,12 @@ from carpd.sync.journal import Journal, now
 from carpd.sync.mask import mask
 from carpd.sync.scope import NotSynced, Scope
 
+if TYPE_CHECKING:
+    from carpd.linux.process import Leftovers
+
 PROTOCOL = 1
 COMMAND_TIMEOUT = 60.0  # a check or an after-command on the peer
+OUTPUT_BYTES = 2000  # the tail of its output kept, before masking
 HIDDEN = "output not shown (file marked secret)"
 # What a pusher may say about a push in this node's journal; the rest is this node's.
 CLAIMED = ("user", "from", "to", "explanation", "diff", "files")
@@ -64,16 +67,24 @@ def unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
-def run(argv: tuple[str, ...], new: str | None, path: str) -> tuple[int, str]:
-    """A check or an after-command: {new} and {path} filled in; its status and output."""
+def run(argv: tuple[str, ...], new: str | None, path: str, leftovers: Leftovers) -> tuple[int, str]:
+    """A check or an after-command: {new} and {path} filled in; its status (127: it did
+    not start, or was killed at COMMAND_TIMEOUT) and the tail of its output. Done when it
+    exits: a child it leaves running is killed, or left ("leave") without being waited
+    for, as is one that holds its output open."""
+    import asyncio  # here: carpctl's other commands start without asyncio
+
+    from carpd.linux import process
+
     args = [a.replace("{new}", new or path).replace("{path}", path) for a in argv]
-    try:
-        r = subprocess.run(
-            args, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, stdin=subprocess.DEVNULL
+    r = asyncio.run(
+        process.run(
+            args, timeout=COMMAND_TIMEOUT, leftovers=leftovers, lines=None, tail_bytes=OUTPUT_BYTES
         )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return 127, str(e)
-    return r.returncode, (r.stdout + r.stderr)[-2000:]
+    )
+    if r.status is None:
+        return 127, r.error or ""
+    return r.status, r.output
 
 
 def ssh_identity(environ: Mapping[str, str]) -> dict[str, str] | None:
@@ -189,7 +200,7 @@ class Agent:
                     staged.append((place, tmp, digest(data)))
                     if root.check:
                         new = os.path.join(place.dir_path, tmp)
-                        status, out = run(root.check, new, place.path)
+                        status, out = run(root.check, new, place.path, "kill")
                         if status != 0:
                             shown = self._shown(place.path, out)
                             raise Refused(f"check of {place.path} failed ({status}): {shown}")
@@ -204,7 +215,8 @@ class Agent:
         afters = []
         for root, f in zip(roots, files, strict=True):
             if root.after:
-                status, out = run(root.after, None, f["path"])
+                # An after-command may (re)start a daemon: that one keeps running.
+                status, out = run(root.after, None, f["path"], "leave")
                 shown = self._shown(f["path"], out)
                 afters.append({"path": f["path"], "status": status, "output": shown})
         return afters

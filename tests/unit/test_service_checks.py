@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from carpd.linux.command import OUTPUT_BYTES, OUTPUT_LINES
 from carpd.linux.service_checks import (
+    OUTPUT_BYTES,
+    OUTPUT_LINES,
     SERVICE_DEMOTION,
     ServiceReport,
     disruption_message,

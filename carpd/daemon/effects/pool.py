@@ -38,7 +38,7 @@ from carpd.config.model import CarpConfig, Config, PoolRef
 from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidView
-from carpd.linux import nft, sysctl
+from carpd.linux import nft, process, sysctl
 from carpd.linux.netlink import Netlink
 
 log = logging.getLogger("carpd")
@@ -203,10 +203,9 @@ class Pools:
 
 
 async def _ip(*args: str) -> None:
-    """iproute2 for what rtnetlink has no message for (a link-layer multicast address)."""
-    proc = await asyncio.create_subprocess_exec(
-        "ip", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await proc.communicate()
-    if proc.returncode != 0 and b"File exists" not in err:
-        raise RuntimeError(f"ip {' '.join(args)}: {err.decode(errors='replace').strip()}")
+    """iproute2 for what rtnetlink has no message for (a link-layer multicast address).
+    Done when ip exits, even if something it left running holds its stderr."""
+    # ip answers in milliseconds unless the kernel is stuck; never wait on it for good.
+    r = await process.run(["ip", *args], timeout=10.0, capture="stderr", lines=None)
+    if not r.ok and "File exists" not in r.output:
+        raise RuntimeError(f"ip {' '.join(args)}: {r.error or r.output.strip()}")
