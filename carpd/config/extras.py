@@ -13,6 +13,12 @@ EXTRAS = {
 }
 
 
+def absent() -> dict[str, str | None]:
+    """Why each extra cannot be used here (None: it can), for validation context
+    ``extras``: the loader looks, the models only read the answer."""
+    return {extra: missing(extra) for extra in EXTRAS}
+
+
 def missing(extra: str) -> str | None:
     """Why ``extra``'s libraries cannot be used here, or None when they are installed."""
     absent = [name for name in EXTRAS[extra] if find_spec(name) is None]

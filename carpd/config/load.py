@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from carpd.config import overlay
+from carpd.config import extras, overlay
 from carpd.config.document import Config, ConfigFile, expand
 from carpd.config.errors import TOML, ConfigError, Naming, config_error, document_label, key_path
 from carpd.config.files import Files, Kind, Read, wanted
@@ -39,6 +39,7 @@ def validate_config(
         "base_dir": base_dir,
         "credentials": credentials,
         "files": read_files(ConfigFile, data, base_dir, credentials),
+        "extras": extras.absent(),
     }
     try:
         doc = ConfigFile.model_validate(data, context=context)

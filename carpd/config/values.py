@@ -109,6 +109,13 @@ def context(info: ValidationInfo) -> dict[str, Any]:
     return info.context if isinstance(info.context, dict) else {}
 
 
+def missing_extra(info: ValidationInfo, extra: str) -> str | None:
+    """Why an extra's libraries cannot be used (context ``extras``, as the loader found
+    them), or None: installed, or validated without the loader (the import fails later)."""
+    extras = context(info).get("extras")
+    return extras.get(extra) if isinstance(extras, dict) else None
+
+
 def _control_character(text: str) -> str | None:
     """The first control character in ``text``, spelled as Python would (None: none)."""
     return next((repr(c)[1:-1] for c in text if c < " " or "\x7f" <= c <= "\x9f"), None)

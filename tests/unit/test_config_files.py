@@ -1,6 +1,7 @@
 """The config models read no file: the loader (carpd.config.load) reads every file a
-document names for validation (passfiles, the ifstated file) and hands the contents
-in through validation context; the errors still name the file, key, value and reason."""
+document names for validation (passfiles, the ifstated file), looks up which extras are
+installed, and hands both in through validation context; the errors still name the
+file, key, value and reason."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from carpd.config import ConfigError, load_config
+from carpd.config import ConfigError, extras, load_config
 from carpd.config.document import ConfigFile
 from carpd.config.load import read_files
 from carpd.config.tables.ifstated import IfstatedConfig
@@ -22,28 +23,37 @@ MODELS = [
     CONFIG / "document.py",
     *sorted((CONFIG / "tables").glob("*.py")),
 ]
-# Calls that read a file or the environment.
-READS = {"open", "read_bytes", "read_text", "getenv", "environ", "scandir", "listdir"}
+# Calls that read a file, the environment or the installed packages.
+READS = {
+    "open", "read_bytes", "read_text", "getenv", "environ", "scandir", "listdir", "find_spec",
+}  # fmt: skip
+# The modules that do it for them.
+READERS = {"os", "importlib", "carpd.config.extras", "carpd.config.load"}
 
 CARP = '[[carp]]\nname = "lan"\nvhid = 7\ncarpdev = "eth0"\naddresses = ["192.0.2.100"]\n'
 PROGRAM = 'init-state a\nstate a {\n\tif lan.link.up\n\t\trun "true"\n}\n'
 
 
 def names(tree: ast.AST) -> set[str]:
-    """Every name and attribute used in the module."""
+    """Every name and attribute the module uses, and every module it imports."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             found.add(node.attr)
         elif isinstance(node, ast.Name):
             found.add(node.id)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
     return found
 
 
 def test_the_models_read_no_file_and_no_environment() -> None:
     assert len(MODELS) > 5
     for path in MODELS:
-        used = names(ast.parse(path.read_text())) & READS
+        used = names(ast.parse(path.read_text())) & (READS | READERS)
         assert not used, f"{path.relative_to(CONFIG)} uses {used}"
 
 
@@ -103,6 +113,29 @@ def test_a_file_problem_is_reported_with_the_other_problems(tmp_path: Path) -> N
         "state 'b' not declared",
         f'{path}: carp "lan".vhid = 300: allowed range is 1-255',
         f'{path}: carp "lan".passfile = "absent": cannot read it: No such file or directory',
+    ]
+
+
+def test_a_missing_extra_is_named_as_the_loader_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[web] on and an [ifstated] file need libraries that are extras: without them the
+    config is refused at load time, naming the key and the extra to install."""
+    monkeypatch.setattr(extras, "find_spec", lambda name: None)  # nothing installed
+    (tmp_path / "ifstated.conf").write_text(PROGRAM)
+    path = tmp_path / "carpd.toml"
+    path.write_text(
+        '[web]\nenabled = true\n[ifstated]\nfile = "ifstated.conf"\n' + CARP + 'pass = "x"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        f"{path}: web.enabled = true: needs aiohttp, prometheus_client, not installed: "
+        "install carpd with its 'web' extra (pip install 'carpd[web]'; the Debian package "
+        "has every extra)",
+        f'{path}: ifstated.file = "ifstated.conf": needs lark, not installed: install carpd '
+        "with its 'ifstated' extra (pip install 'carpd[ifstated]'; the Debian package has "
+        "every extra)",
     ]
 
 

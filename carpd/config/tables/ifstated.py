@@ -9,9 +9,8 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from carpd.config.extras import missing
 from carpd.config.files import FileInput, content
-from carpd.config.values import Frozen, base_dir, resolve_path
+from carpd.config.values import Frozen, base_dir, missing_extra, resolve_path
 
 
 def _path(value: object, base: Path | None, credentials: str | None) -> object:
@@ -27,7 +26,7 @@ def _ifstated_file(value: object, info: ValidationInfo) -> object:
     text = content(info, "text", path, "file_unreadable")
     if not isinstance(text, str):
         return path  # validated without the loader, which reads it (IfstatedConfig(file=...))
-    if (why := missing("ifstated")) is not None:
+    if (why := missing_extra(info, "ifstated")) is not None:
         raise PydanticCustomError("missing_extra", "{why}", {"why": why})
     from carpd.ifstated import IfstatedError, parse  # lark: only for a config that has one
 

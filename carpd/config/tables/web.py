@@ -5,9 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
-from carpd.config.extras import missing
 from carpd.config.values import (
     AddressValue,
     Conflict,
@@ -16,6 +15,7 @@ from carpd.config.values import (
     PathSetting,
     StrictBool,
     conflicts,
+    missing_extra,
     one_or_more,
 )
 
@@ -52,12 +52,12 @@ class WebConfig(Frozen):
     slow clients cannot crowd out the page."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> WebConfig:
+    def _consistent(self, info: ValidationInfo) -> WebConfig:
         found = []
         if (self.tls_cert is None) != (self.tls_key is None):
             key, other = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
             found.append(Conflict((key,), str(getattr(self, key)), "needs {other}", (other,)))
-        if self.enabled and (why := missing("web")) is not None:
+        if self.enabled and (why := missing_extra(info, "web")) is not None:
             found.append(Conflict(("enabled",), True, why))
         seen: set[IPAddr] = set()
         for i, address in enumerate(self.listen):
