@@ -1,19 +1,26 @@
-"""nft and the pool's `ip maddr` are done when the program exits, not when its output
-pipe closes: a child it left running that holds the pipe once kept them waiting
-(communicate()), nft up to its 10 s timeout and then an error, ip for good. Fake
-programs stand in for both (unit tests never run the host's nft nor touch its links)."""
+"""nft, the pool's `ip maddr` and sync's checks and after-commands are done when the
+program exits, not when its output pipe closes: a child it left running that holds the
+pipe once kept them waiting (communicate()): nft up to its 10 s timeout and then an
+error, ip for good, sync up to its 60 s and then a failure. Fake programs stand in for
+nft and ip (unit tests never run the host's nft nor touch its links)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 from test_service_checks import gone, read_pid, script
+from test_sync import agent_apply
 
 from carpd.daemon.effects.pool import _ip
 from carpd.linux import nft
+from carpd.sync import agent as agent_module
+from carpd.sync.agent import Agent
+from carpd.sync.scope import Root, Scope
 
 PROMPT = 2.0  # seconds: the runner's output and kill graces, and some
 
@@ -63,3 +70,34 @@ def test_pool_ip_failures_still_raise_but_file_exists_does_not(
         RuntimeError, match=r'^ip maddr del .* dev eth9: Cannot find device "eth9"$'
     ):
         asyncio.run(_ip("maddr", "del", "00:00:5e:00:01:01", "dev", "eth9"))
+
+
+def test_sync_check_and_after_command_do_not_wait_for_a_leftover_holding_the_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer's agent once ran them with subprocess.run, which waits for the pipe: a
+    check's or an after-command's child kept the push waiting up to COMMAND_TIMEOUT
+    (then a "failed" check, 127). A check's leftover is killed; an after-command's (a
+    daemon it restarted) keeps running."""
+    conf = tmp_path / "app.conf"
+    conf.write_text("old\n")
+    checked, restarted = tmp_path / "check.pid", tmp_path / "after.pid"
+    check = ("sh", "-c", f"sleep 60 & echo $! > {checked}; echo checked {{new}}")
+    after = ("sh", "-c", f"sleep 60 & echo $! > {restarted}; echo restarted")
+    agent = Agent(tmp_path / "state", 5.0, Scope([Root(str(conf), check=check, after=after)]))
+    monkeypatch.setattr(agent_module, "COMMAND_TIMEOUT", 5.0)  # before: 5 s each, then 127
+    expect = agent.scope.info(str(conf))
+    assert expect is not None
+    start = time.monotonic()
+    answer = agent_apply(agent, conf, b"new\n", expect=expect.sha256)
+    took = time.monotonic() - start
+    child = read_pid(restarted)
+    try:
+        assert answer["ok"] is True, answer
+        assert took < 2 * PROMPT, f"the push waited {took:.1f} s for leftover children"
+        assert answer["after"] == [{"path": str(conf), "status": 0, "output": "restarted"}]
+        assert conf.read_text() == "new\n"
+        assert gone(read_pid(checked)), "the check's leftover child survived"
+        assert not gone(child, within=0), "the after-command's daemon was killed"
+    finally:
+        os.kill(child, signal.SIGKILL)
