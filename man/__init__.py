@@ -2,5 +2,5 @@
 
 The options come from the real argparse parsers and the keys from the config model, so
 the pages cannot drift from the programs; the prose around them is in the ``*.in``
-templates here, and each key's own text is its docstring in carpd/config/model.py.
+templates here, and each key's own text is its docstring in carpd/config/tables/.
 """
