@@ -93,12 +93,12 @@ class Inlet:
 class Intake:
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
-        receiver.verified = self.verified
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inlets: dict[tuple[str, int], Inlet] = {}  # (carpdev, family)
 
     def open(self, dev: Carpdev, family: int, pinned: frozenset[IPAddress]) -> None:
         """The carpdev's sockets for ``family`` (dev.sock4/sock6 sends adverts)."""
-        if family in dev.inlets:
+        if (dev.name, family) in self._inlets:
             return
         self._loop = asyncio.get_running_loop()
         others: AdvertSocket
@@ -110,31 +110,35 @@ class Intake:
         peers = type(others)(dev.name, dev.link.index, queue=PEER_QUEUE)
         bucket = Bucket(BUDGET_RATE, BUDGET_BURST, BUDGET_BURST, self.receiver.now())
         inlet = Inlet(dev, family, others, peers, bucket, pinned)
-        dev.inlets[family] = inlet
+        self._inlets[(dev.name, family)] = inlet
         self._refilter(inlet)
         self._loop.add_reader(peers.fileno(), self._on_peers, inlet)
         self._loop.add_reader(others.fileno(), self._on_others, inlet)
 
     def close(self, dev: Carpdev) -> None:
-        for inlet in dev.inlets.values():
+        for key in [k for k in self._inlets if k[0] == dev.name]:
+            inlet = self._inlets.pop(key)
             assert self._loop is not None
             self._loop.remove_reader(inlet.peers.fileno())
             self._loop.remove_reader(inlet.others.fileno())
             inlet.close()
-        dev.inlets.clear()
 
-    def verified(self, dev: Carpdev, family: int, src: IPAddress) -> None:
-        """An advert from ``src`` verified: its next ones come through the peers socket."""
-        inlet = dev.inlets.get(family)
-        if inlet is None or src in inlet.pinned:
-            return
-        if src in inlet.known:
-            inlet.known.move_to_end(src)
-            return
-        inlet.known[src] = None
-        while len(inlet.known) + len(inlet.pinned) > MAX_PEERS:
-            inlet.known.popitem(last=False)
-        self._refilter(inlet)
+    def _verified(self, inlet: Inlet, sources: list[IPAddress]) -> None:
+        """Adverts from ``sources`` verified: their next ones come through the peers
+        socket (once per batch: the filter changes once for a new source)."""
+        new = False
+        for src in sources:
+            if src in inlet.pinned:
+                continue
+            if src in inlet.known:
+                inlet.known.move_to_end(src)
+                continue
+            inlet.known[src] = None
+            new = True
+            while len(inlet.known) + len(inlet.pinned) > MAX_PEERS:
+                inlet.known.popitem(last=False)
+        if new:
+            self._refilter(inlet)
 
     def _refilter(self, inlet: Inlet) -> None:
         # The peers socket takes the new source first: for a moment both may deliver
@@ -144,11 +148,17 @@ class Intake:
         inlet.others.set_filter(bpf.source_filter(inlet.family, sources, accept=False))
 
     def _on_peers(self, inlet: Inlet) -> None:
-        self.receiver.read(inlet.dev, inlet.peers, BATCH)
+        _, verified = self.receiver.read(inlet.dev, inlet.peers, BATCH)
+        if verified:
+            self._verified(inlet, verified)
 
     def _on_others(self, inlet: Inlet) -> None:
         allowed = min(BATCH, inlet.bucket.available(self.receiver.now()))
-        read = self.receiver.read(inlet.dev, inlet.others, allowed) if allowed else 0
+        read, verified = (
+            self.receiver.read(inlet.dev, inlet.others, allowed) if allowed else (0, [])
+        )
+        if verified:
+            self._verified(inlet, verified)
         inlet.bucket.spend(read)
         if allowed and not read:
             return  # nothing was queued after all

@@ -40,16 +40,21 @@ class Receiver:
         self.limiter = limiter
         self.now = now
         self.process = process  # the vhid's machine may have something to do
-        # An advert from this source verified (the intake reads its next ones apart).
-        self.verified: Callable[[Carpdev, int, IPAddress], None] = lambda dev, fam, src: None
 
-    def read(self, dev: Carpdev, sock: AdvertSocketV4 | AdvertSocketV6, limit: int) -> int:
-        """Up to ``limit`` datagrams off ``sock``; fewer means its queue is empty."""
+    def read(
+        self, dev: Carpdev, sock: AdvertSocketV4 | AdvertSocketV6, limit: int
+    ) -> tuple[int, list[IPAddress]]:
+        """Up to ``limit`` datagrams off ``sock`` (fewer: its queue is empty), and the
+        sources whose adverts verified among them (the intake reads their next ones apart:
+        it asks, and this module never calls back up)."""
+        verified: list[IPAddress] = []
         if isinstance(sock, AdvertSocketV4):
-            return self._read_v4(dev, sock, limit)
-        return self._read_v6(dev, sock, limit)
+            return self._read_v4(dev, sock, limit, verified), verified
+        return self._read_v6(dev, sock, limit, verified), verified
 
-    def _read_v4(self, dev: Carpdev, sock: AdvertSocketV4, limit: int) -> int:
+    def _read_v4(
+        self, dev: Carpdev, sock: AdvertSocketV4, limit: int, verified: list[IPAddress]
+    ) -> int:
         for n in range(limit):
             try:
                 data = sock.recv()
@@ -63,10 +68,13 @@ class Receiver:
             except PacketError as e:
                 self._dropped(dev, e, "?")
                 continue
-            self._datagram(dev, dg)
+            if self._datagram(dev, dg):
+                verified.append(dg.src)
         return limit
 
-    def _read_v6(self, dev: Carpdev, sock: AdvertSocketV6, limit: int) -> int:
+    def _read_v6(
+        self, dev: Carpdev, sock: AdvertSocketV6, limit: int, verified: list[IPAddress]
+    ) -> int:
         for n in range(limit):
             try:
                 data, src, dst, hoplimit = sock.recv()
@@ -75,10 +83,12 @@ class Receiver:
             except OSError as e:
                 self._recv_error(dev, e)
                 return n
-            self._datagram(dev, ipv6_datagram(data, src, dst, hoplimit))
+            dg = ipv6_datagram(data, src, dst, hoplimit)
+            if self._datagram(dev, dg):
+                verified.append(dg.src)
         return limit
 
-    def _datagram(self, dev: Carpdev, dg: Datagram) -> None:
+    def _datagram(self, dev: Carpdev, dg: Datagram) -> bool:
         """The core's receive path (classify): version, vhid, protocol, TTL rule."""
         vhosts = dev.by_family[dg.family]
         try:
@@ -88,15 +98,16 @@ class Receiver:
             text = f"vhid {e.vhid} is also used by {other} at {dg.src}"
             self.diagnose(vhosts[e.vhid], "vhid-clash", text)
             self._dropped(dev, e, dg.src)
-            return
+            return False
         except PacketError as e:
             self._dropped(dev, e, dg.src)
-            return
-        self._receive(vh, pkt, dg.family, dg.src)
+            return False
+        return self._receive(vh, pkt, dg.family, dg.src)
 
     def _receive(
         self, vh: Vhost, pkt: CarpPacket | VrrpPacket, family: int, src: IPAddress
-    ) -> None:
+    ) -> bool:
+        """Whether the advert verified (and so was handed to the vhid's machine)."""
         try:
             vh.machine.receive(pkt, family, src, self.now())
         except PacketError as e:
@@ -112,9 +123,9 @@ class Receiver:
                     self.diagnose(vh, e.reason, hint.format(src=src, vhid=vh.cfg.vhid))
                 else:
                     self.diagnose(vh, e.reason, vh.diagnostics[e.reason].text)
-            return
-        self.verified(vh.dev, family, src)
+            return False
         self.process(vh)
+        return True
 
     def diagnose(
         self, vh: Vhost, kind: str, text: str, level: Level = "warning", heard: int | None = None

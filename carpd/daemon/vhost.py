@@ -8,7 +8,7 @@ import ipaddress
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from carpd.config import CarpConfig
 from carpd.core.actions import StateChanged
@@ -31,9 +31,6 @@ from carpd.daemon.view import CounterSnapshot, PlannedStep, StepReport, VhidView
 from carpd.linux.netlink import Link
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6, Announcer
 from carpd.linux.vmac import VirtualMac
-
-if TYPE_CHECKING:
-    from carpd.daemon.intake import Inlet
 
 
 def settings_for(cfg: CarpConfig) -> VhostSettings | VrrpSettings:
@@ -83,7 +80,6 @@ class Carpdev:
     sock6: AdvertSocketV6 | None = None
     by_family: dict[int, dict[int, Vhost]] = field(default_factory=lambda: {4: {}, 6: {}})
     dropped: dict[str, int] = field(default_factory=dict)
-    inlets: dict[int, Inlet] = field(default_factory=dict)  # by family: its receiving sockets
 
     @property
     def name(self) -> str:
