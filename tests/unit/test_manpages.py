@@ -319,7 +319,7 @@ def test_each_key_says_what_it_does_and_what_it_takes(built: Path) -> None:
         assert re.search(r"Default: |Required\.", flat(block)), f"{header} {key}: no default"
     model_docs = {(t.header, k.name): k.doc for t in man_config.tables() for k in t.keys}
     undocumented = sorted(k for k, doc in model_docs.items() if not doc)
-    assert not undocumented, f"keys without a docstring in carpd/config/model.py: {undocumented}"
+    assert not undocumented, f"keys without a docstring in carpd/config/tables/: {undocumented}"
     for where, doc in model_docs.items():
         first = " ".join(doc.replace("``", "").split()[:6])
         assert first in flat(blocks[where]), f"{where}: {first!r}"
