@@ -20,8 +20,9 @@ ALLOWED = {
     # own loader (carpd.config.load_global; only when a config is named), never the
     # daemon's runtime.
     "ctl": {"ctl", "web", "sync", "config"},
-    # Keeping files the same on the peer: a command beside the daemon, never in it.
-    "sync": {"core", "config", "sync"},
+    # Keeping files the same on the peer: a command beside the daemon, never in it. Its
+    # checks and after-commands run by carpd's one program runner (carpd.linux.process).
+    "sync": {"core", "config", "sync", "linux"},
     # The status page reads the daemon through its view and command handlers.
     "web": {"core", "config", "daemon", "web"},
     # ifstated.conf's language, sans-IO: the config checks a file with it.
