@@ -245,10 +245,10 @@ class Conntrack:
     async def _cmd(self, *args: str, timeout: float | None = None) -> bool:
         r = await self.client.run(*args, timeout=timeout or self.cfg.command_timeout)
         what = f"conntrackd {' '.join(args)}"
+        if r.timed_out:  # before error, which says "killed after" too
+            raise RuntimeError(f"{what}: killed after {timeout or self.cfg.command_timeout} s")
         if r.error is not None:
             raise RuntimeError(f"{what}: cannot run {self.cfg.binary}: {r.error}")
-        if r.timed_out:
-            raise RuntimeError(f"{what}: killed after {timeout or self.cfg.command_timeout} s")
         if not r.ok:
             tail = f": {r.output.strip()}" if r.output.strip() else ""
             log.warning("carp: %s failed with exit status %s%s", what, r.status, tail)
