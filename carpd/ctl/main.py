@@ -145,50 +145,15 @@ def format_status(result: dict[str, Any], now: float | None = None) -> str:
         if reasons:
             parts = ", ".join(f"{r['reason']} {r['amount']}" for r in reasons)
             lines.append(f"\tdemoted {vh['demotion']}: {parts}")
-    sync = result.get("state_sync")
-    if sync:
-        lines.append(format_state_sync(sync))
-    for pool in (result.get("pools") or {}).values():
-        serving = ", ".join(
-            f"{b} ({v})" for b, v in zip(pool["serving"], pool["vhids"], strict=True)
-        )
-        lines.append(
-            f"pool {pool['name']}: {pool['address']} on {pool['carpdev']}, balancing "
-            f"{pool['mode']} ({pool['mac']}): serving {len(pool['serving'])} of "
-            f"{pool['buckets']} buckets{': ' + serving if serving else ''}"
-        )
-    ifs = result.get("ifstated")
-    if ifs:
-        tests = ", ".join(
-            f'"{t["test"]}" {"ok" if t["ok"] else "FAILING"}' for t in ifs["tests"] if t["active"]
-        )
-        lines.append(f"ifstated: state {ifs['state']}{'; ' + tests if tests else ''}")
+    # Each integration's own lines (conntrackd, pools, ifstated, ...), rendered by its
+    # report in the daemon: carpctl knows none of them.
+    lines.extend(result.get("report_lines") or [])
     drift = result.get("config_sync")
     if drift:
         lines.append(format_config_sync(drift))
-    rt = result.get("realtime")
-    if rt and rt["realtime_priority"] is not None:
-        lines.append(format_realtime(rt))
     if result.get("maintenance"):
         lines.append("maintenance mode is on (carpctl maintenance off)")
     return "\n".join(lines)
-
-
-def format_realtime(rt: dict[str, Any]) -> str:
-    """``realtime: SCHED_FIFO priority 50`` or why carpd runs under the normal policy."""
-    prio = rt["realtime_priority"]
-    if rt["policy"] == "fifo":
-        text = f"realtime: SCHED_FIFO priority {prio}"
-    elif rt["refused"]:
-        text = f"realtime: realtime_priority {prio} refused ({rt['refused']}): normal policy"
-    else:
-        text = f"realtime: realtime_priority {prio}: normal policy for now"
-    if rt["budget_exceeded"]:
-        text += (
-            f"; back to the normal policy {rt['budget_exceeded']} time(s) after "
-            f"{rt['budget_s']:g} s of CPU without sleeping"
-        )
-    return text
 
 
 HISTORY_SHOWN = 3  # transitions per vhid in text status (--json has them all)
@@ -217,38 +182,6 @@ def format_config_sync(d: dict[str, Any]) -> str:
     files = [*map(printable, d["differ"]), *(f"{printable(p)} (only here)" for p in d["only_here"])]
     files += [f"{printable(p)} (only on the peer)" for p in d["only_peer"]]
     return f"config sync: {d['drift']} file(s) differ from {peer} ({when}): {', '.join(files)}"
-
-
-def format_state_sync(sync: dict[str, Any]) -> str:
-    """One line for conntrackd: is it there, has the peer's table arrived, its counters."""
-    running = {True: "running", False: "NOT RUNNING", None: "not asked yet"}[sync["running"]]
-    line = f"state sync: conntrackd {running}, bulk resync {sync['bulk']}"
-    if sync.get("link"):
-        line += f", sync link {sync['link']}"
-    if sync.get("stall"):
-        line += f"; STALLED: {sync['stall']}"
-    if sync.get("demoted_by"):
-        line += f"; demoted for: {', '.join(sync['demoted_by'])}"
-    s = sync.get("stats")
-    if s:
-        line += (
-            f"; ours {s['internal']}, the peer's {s['external']}; lost {s['lost']}, "
-            f"malformed {s['malformed']}, send errors {s['send_errors']}, "
-            f"receive errors {s['recv_errors']}"
-        )
-    if sync.get("started_by_carpd"):
-        line += "\n\t" + format_started(sync["started_by_carpd"], sync["stop_with_carpd"])
-    return line
-
-
-def format_started(pid: int, stop: bool) -> str:
-    """What becomes of the conntrackd carpd started when carpd stops, and why."""
-    if stop:
-        return f"conntrackd (pid {pid}) was started by carpd and stops with it (stop_with_carpd)"
-    return (
-        f"conntrackd (pid {pid}) was started by carpd and keeps running when carpd stops, so "
-        "a restart keeps the connection table ([conntrackd] stop_with_carpd = true stops it)"
-    )
 
 
 def format_services(result: dict[str, Any]) -> str:
@@ -467,6 +400,8 @@ def _main(argv: list[str] | None = None) -> int:
     except Usage as e:
         print(f"carpctl: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "status" and not as_json:
+        req["text"] = True  # the integrations' lines too (the JSON stays as it is)
     try:
         reply = request(path, req, timeout=120.0)
     except Unreachable as e:

@@ -11,8 +11,9 @@ from carpd.daemon.runtime import Daemon
 from carpd.daemon.view import to_json, vhid_json
 
 
-def status(daemon: Daemon, _req: dict[str, Any]) -> dict[str, Any]:
-    return to_json(daemon.view())
+def status(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
+    """``text``: carpctl's text status, with the integrations' own lines."""
+    return to_json(daemon.view(), text=req.get("text") is True)
 
 
 def _vhid(daemon: Daemon, name: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from carpd.config.model import IfstatedConfig
@@ -53,7 +54,42 @@ def read_program(cfg: IfstatedConfig) -> tuple[str, Program]:
     return text, parse(text, str(cfg.file), cfg.defines)
 
 
+@dataclass(frozen=True, slots=True)
+class IfstatedTest:
+    test: str  # its command
+    every: int
+    ok: bool
+    active: bool  # the current state runs it
+
+
+@dataclass(frozen=True, slots=True)
+class IfstatedReport:
+    """For status: the file, the state, each test's last result."""
+
+    file: str
+    state: str | None  # None: before it starts
+    tests: tuple[IfstatedTest, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "state": self.state,
+            "tests": [
+                {"test": t.test, "every": t.every, "ok": t.ok, "active": t.active}
+                for t in self.tests
+            ],
+        }
+
+    def lines(self) -> list[str]:
+        tests = ", ".join(
+            f'"{t.test}" {"ok" if t.ok else "FAILING"}' for t in self.tests if t.active
+        )
+        return [f"ifstated: state {self.state}{'; ' + tests if tests else ''}"]
+
+
 class Ifstated:
+    name = "ifstated"  # its key in status
+
     def __init__(
         self, cfg: IfstatedConfig, publish: Callable[[Event], None], text: str, program: Program
     ) -> None:
@@ -75,17 +111,16 @@ class Ifstated:
         text, program = await asyncio.to_thread(read_program, cfg)
         return cls(cfg, publish, text, program)
 
-    def report(self) -> dict[str, Any]:
-        """For status: the file, the state, each test's last result."""
+    def report(self) -> IfstatedReport:
         active = set(self.engine.active_external_tests())
-        return {
-            "file": str(self.cfg.file),
-            "state": self.engine.current_state,
-            "tests": [
-                {"test": t.command, "every": t.every, "ok": ok, "active": t in active}
+        return IfstatedReport(
+            file=str(self.cfg.file),
+            state=self.engine.current_state,
+            tests=tuple(
+                IfstatedTest(t.command, t.every, ok, t in active)
                 for t, ok in self.engine.test_results().items()
-            ],
-        }
+            ),
+        )
 
     # -- events from the runtime ------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """What every reader of the node's state sees: a frozen snapshot, never a live object.
 
-`carpctl status` (and its JSON), and later the status page and the metrics, all read a
-`NodeView` built in one place (``Daemon.view``); nothing reaches into the machines.
+`carpctl status` (and its JSON), the status page and the metrics all read a `NodeView`
+built in one place (``Daemon.view``); nothing reaches into the machines. Each
+integration's part is its own typed report (daemon/integration.py), keyed by its name.
 Counters are copied into the view, so they are pulled when someone looks, never pushed
 as events (a flood of forged adverts is not a flood of events).
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from carpd.config import CarpConfig
 from carpd.core.model import IPAddress, Reason, State
+from carpd.daemon.integration import Report
 
 VhidKey = tuple[str, int]  # (carpdev, vhid)
 
@@ -180,15 +182,30 @@ class NodeView:
     services: Mapping[str, Any] | None  # the last service check report
     vhids: tuple[VhidView, ...]
     dropped: Mapping[str, Mapping[str, int]]  # per carpdev, before a vhid was known
-    state_sync: Mapping[str, Any] | None = None  # conntrackd, when [conntrackd] enables it
     actions: tuple[ActionReport, ...] = ()  # hooks and [[action]]s, by target and name
     config_sync: Mapping[str, Any] | None = None  # the last `carpctl sync status`
-    pools: Mapping[str, Any] | None = None  # [[pool]]s: which buckets this node serves
-    ifstated: Mapping[str, Any] | None = None  # [ifstated]: its state and tests
-    realtime: Mapping[str, Any] | None = None  # realtime_priority: the policy carpd runs
+    reports: Mapping[str, Report] = field(default_factory=dict)  # each integration's
+    # Until Daemon.view passes ``reports`` (Integrations.reports()): the reports it passes
+    # one by one today, folded into ``reports`` under their names. Read ``reports`` only.
+    state_sync: Any = None
+    pools: Any = None
+    ifstated: Any = None
+    realtime: Any = None
+
+    def __post_init__(self) -> None:
+        legacy = {k: getattr(self, k) for k in LEGACY}
+        if any(r is not None for r in legacy.values()):
+            folded = {k: r for k, r in legacy.items() if r is not None}
+            object.__setattr__(self, "reports", {**folded, **self.reports})
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
+
+
+LEGACY = ("state_sync", "pools", "ifstated", "realtime")
+# Keys the page and scripts have always found in status, None while their integration is
+# off; one added later is there only while it reports.
+ALWAYS_SHOWN = ("state_sync", "pools", "ifstated", "realtime")
 
 
 def when(wall: float | None, ms: bool = False) -> str | None:
@@ -260,8 +277,15 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
     }
 
 
-def to_json(view: NodeView) -> dict[str, Any]:
-    """`carpctl status --json`."""
+def to_json(view: NodeView, text: bool = False) -> dict[str, Any]:
+    """`carpctl status --json`; ``text``: with ``report_lines``, the integrations' lines
+    for carpctl's text status (which cannot import their reports: it knows only this)."""
+    shown: dict[str, Any] = {
+        **dict.fromkeys(ALWAYS_SHOWN),
+        **{name: r.to_json() for name, r in view.reports.items()},
+    }
+    if text:
+        shown["report_lines"] = [line for r in view.reports.values() for line in r.lines()]
     return {
         "node": view.node,
         "pid": view.pid,
@@ -272,12 +296,9 @@ def to_json(view: NodeView) -> dict[str, Any]:
         "services": dict(view.services) if view.services is not None else None,
         "vhosts": [vhid_json(v) for v in view.vhids],
         "dropped": {dev: dict(d) for dev, d in view.dropped.items()},
-        "state_sync": dict(view.state_sync) if view.state_sync is not None else None,
         "actions": [a.to_json() for a in view.actions],
         "config_sync": config_sync_json(view.config_sync),
-        "pools": dict(view.pools) if view.pools else None,
-        "ifstated": dict(view.ifstated) if view.ifstated is not None else None,
-        "realtime": dict(view.realtime) if view.realtime is not None else None,
+        **shown,
     }
 
 

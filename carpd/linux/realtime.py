@@ -20,6 +20,7 @@ import os
 import resource
 import signal
 import time
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("carpd")
@@ -30,8 +31,49 @@ RETRY = 10.0  # seconds under the normal policy after SIGXCPU
 SETTLE = 0.0001  # one short sleep after switching (see _fifo)
 
 
+@dataclass(frozen=True, slots=True)
+class RealtimeReport:
+    """For status: the policy carpd runs under, and why not SCHED_FIFO if it was asked."""
+
+    priority: int | None  # configured
+    policy: str  # "fifo" or "normal"
+    refused: str | None
+    budget_exceeded: int  # SIGXCPUs taken
+    budget_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "realtime_priority": self.priority,
+            "policy": self.policy,
+            "refused": self.refused,
+            "budget_exceeded": self.budget_exceeded,
+            "budget_s": self.budget_s,
+        }
+
+    def lines(self) -> list[str]:
+        """``realtime: SCHED_FIFO priority 50`` or why carpd runs under the normal policy
+        (nothing without realtime_priority)."""
+        prio = self.priority
+        if prio is None:
+            return []
+        if self.policy == "fifo":
+            text = f"realtime: SCHED_FIFO priority {prio}"
+        elif self.refused:
+            text = f"realtime: realtime_priority {prio} refused ({self.refused}): normal policy"
+        else:
+            text = f"realtime: realtime_priority {prio}: normal policy for now"
+        if self.budget_exceeded:
+            text += (
+                f"; back to the normal policy {self.budget_exceeded} time(s) after "
+                f"{self.budget_s:g} s of CPU without sleeping"
+            )
+        return [text]
+
+
 class Realtime:
     """The process's scheduling policy, set from the configuration."""
+
+    name = "realtime"  # its key in status
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -56,14 +98,8 @@ class Realtime:
             return
         self._fifo()
 
-    def report(self) -> dict[str, Any]:
-        return {
-            "realtime_priority": self.priority,
-            "policy": self.policy,
-            "refused": self.refused,
-            "budget_exceeded": self.fallbacks,
-            "budget_s": BUDGET,
-        }
+    def report(self) -> RealtimeReport:
+        return RealtimeReport(self.priority, self.policy, self.refused, self.fallbacks, BUDGET)
 
     def close(self) -> None:
         """Stopping: the last adverts are out; what remains is no hurry."""

@@ -28,6 +28,7 @@ from carpd.core.demotion import (
     ifdown_source,
 )
 from carpd.core.model import State
+from carpd.daemon.effects.conntrack import StateSyncReport
 from carpd.daemon.view import NodeView, VhidView, config_sync_json
 
 STATE_VALUE = {State.INIT: 0, State.BACKUP: 1, State.MASTER: 2}
@@ -130,36 +131,39 @@ class ViewCollector(Collector):
             )
 
     def _state_sync(self, view: NodeView) -> Iterator[Metric]:
-        sync = view.state_sync
-        if sync is None:
+        sync = view.reports.get("state_sync")
+        if not isinstance(sync, StateSyncReport):
             return
         yield GaugeMetricFamily(
-            "carpd_state_sync_up", "1 while conntrackd answers", value=int(bool(sync["running"]))
+            "carpd_state_sync_up", "1 while conntrackd answers", value=int(bool(sync.running))
         )
         yield GaugeMetricFamily(
             "carpd_state_sync_bulk_done", "1 once the peer's table has arrived",
-            value=int(sync["bulk"] == "done"),
+            value=int(sync.bulk == "done"),
         )  # fmt: skip
         yield GaugeMetricFamily(
             "carpd_state_sync_stalled", "1 while nothing comes from the peer's conntrackd",
-            value=int(bool(sync["stall"])),
+            value=int(bool(sync.stall)),
         )  # fmt: skip
-        stats = sync.get("stats")
-        if not stats:
+        stats = sync.stats
+        if stats is None:
             return
-        for key, doc in (("internal", "ours"), ("external", "the peer's")):
+        for key, doc, value in (
+            ("internal", "ours", stats.internal),
+            ("external", "the peer's", stats.external),
+        ):
             yield GaugeMetricFamily(
                 f"carpd_state_sync_{key}_connections",
                 f"Connections in conntrackd's {key} cache ({doc})",
-                value=stats[key],
+                value=value,
             )
-        for key, doc in (
-            ("lost", "Messages from the peer that never arrived"),
-            ("malformed", "Messages from the peer that made no sense"),
-            ("send_errors", "Errors sending to the peer"),
-            ("recv_errors", "Errors receiving from the peer"),
+        for key, doc, value in (
+            ("lost", "Messages from the peer that never arrived", stats.lost),
+            ("malformed", "Messages from the peer that made no sense", stats.malformed),
+            ("send_errors", "Errors sending to the peer", stats.send_errors),
+            ("recv_errors", "Errors receiving from the peer", stats.recv_errors),
         ):
-            yield CounterMetricFamily(f"carpd_state_sync_{key}", doc, value=stats[key])
+            yield CounterMetricFamily(f"carpd_state_sync_{key}", doc, value=value)
 
 
 def demotion_sources(view: NodeView) -> dict[str, int]:
@@ -168,7 +172,7 @@ def demotion_sources(view: NodeView) -> dict[str, int]:
     group's carpdemote count."""
     known = [MAINTENANCE, SERVICES, STARTUP, SENDERR]
     known += [ifdown_source(v.cfg.carpdev) for v in view.vhids]
-    known += [STATE_SYNC] if view.state_sync is not None else []
+    known += [STATE_SYNC] if "state_sync" in view.reports else []
     sources = {**dict.fromkeys(known, 0), **view.demotion}
     sources.update((group_source(g), n) for g, n in view.groups.items())
     return sources

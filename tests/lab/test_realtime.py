@@ -57,7 +57,7 @@ SPIN = textwrap.dedent(
         while rt.policy != "fifo" and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         print(json.dumps({"before": before, "spun": spun, "after": after,
-                          "again": os.sched_getscheduler(0), "report": rt.report()}))
+                          "again": os.sched_getscheduler(0), "report": rt.report().to_json()}))
         rt.close()
 
     asyncio.run(main())

@@ -10,12 +10,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from fakes import FakeNetlink, config, install, started, takeover
 
 from carpd.core.model import State
-from carpd.ctl.main import format_state_sync
 from carpd.daemon.effects import conntrack
 from carpd.daemon.runtime import Daemon
 from carpd.daemon.view import to_json
@@ -279,7 +279,7 @@ def test_status_shows_conntrackd_and_its_counters(
     binary, log = fake_conntrackd(tmp_path)
     Path(str(log) + ".external").write_text("200")
     daemon, _, _ = run_takeover(tmp_path, table(binary), 0.3)
-    status = to_json(daemon.view())
+    status = to_json(daemon.view(), text=True)  # as carpctl status asks for it
     sync = status["state_sync"]
     received = sync["stats"].pop("received")
     assert received > 0  # the fake peer's keep-alives
@@ -300,11 +300,11 @@ def test_status_shows_conntrackd_and_its_counters(
             "lost": 116,
         },
     }
-    assert format_state_sync(sync) == (
+    assert status["report_lines"] == [
         "state sync: conntrackd running, bulk resync running; "
         "demoted for: state sync bulk start; ours 4, the peer's 200; "
         "lost 116, malformed 0, send errors 3, receive errors 0"
-    )
+    ]
 
 
 def test_status_without_conntrackd_has_no_state_sync(
@@ -536,7 +536,8 @@ def life(
 ) -> tuple[Daemon, FakeNetlink, Path, dict[str, object]]:
     """carpd starts conntrackd (the fake's -d leaves a daemon behind), takes over, is
     reloaded with ``reload_extra`` if given, then exits as at SIGTERM. Returns the daemon,
-    netlink's log, the fake's log, and what status said before the exit."""
+    netlink's log, the fake's log, and what status said before the exit (its text status
+    lines under "lines")."""
     install(monkeypatch)
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, log = fake_conntrackd(tmp_path)
@@ -553,7 +554,8 @@ def life(
         await daemon._settle()
         if reload_extra is not None:
             await daemon.reload(config(tmp_path, table(binary, reload_extra)))
-        seen.update(to_json(daemon.view())["state_sync"])
+        status = to_json(daemon.view(), text=True)
+        seen.update(status["state_sync"], lines=status["report_lines"])
         await daemon._shutdown()
 
     asyncio.run(main())
@@ -592,10 +594,11 @@ def test_a_conntrackd_carpd_started_keeps_running_after_it_and_status_says_so(
     finally:
         os.close(fd)
     assert (sync["started_by_carpd"], sync["stop_with_carpd"]) == (pid, False)
-    assert format_state_sync(sync).splitlines()[1] == (
+    assert sync["lines"] == [
+        mock.ANY,
         f"\tconntrackd (pid {pid}) was started by carpd and keeps running when carpd stops, "
-        "so a restart keeps the connection table ([conntrackd] stop_with_carpd = true stops it)"
-    )
+        "so a restart keeps the connection table ([conntrackd] stop_with_carpd = true stops it)",
+    ]
     assert (
         f"carp: conntrackd (pid {pid}), started by carpd, keeps running: a restart of carpd "
         "keeps the connection table (the unit's KillMode=process); [conntrackd] "
@@ -618,9 +621,10 @@ def test_stop_with_carpd_stops_it_after_the_hand_over(
     _, netlink, log, sync = life(tmp_path, monkeypatch, reload_extra="stop_with_carpd = true\n")
     pid = int(Path(str(log) + ".daemon").read_text())
     assert (sync["started_by_carpd"], sync["stop_with_carpd"]) == (pid, True)
-    assert format_state_sync(sync).splitlines()[1] == (
-        f"\tconntrackd (pid {pid}) was started by carpd and stops with it (stop_with_carpd)"
-    )
+    assert sync["lines"] == [
+        mock.ANY,
+        f"\tconntrackd (pid {pid}) was started by carpd and stops with it (stop_with_carpd)",
+    ]
     terminated = float(Path(str(log) + ".term").read_text())
     removed = [t for t, verb, _ in netlink.log if verb == "remove"]
     assert removed and max(removed) < terminated  # the hand-over came first
@@ -656,7 +660,8 @@ def test_stop_with_carpd_never_stops_a_conntrackd_carpd_did_not_start(
         async def main() -> None:
             await started(daemon)
             await daemon._settle()
-            sync.update(to_json(daemon.view())["state_sync"])
+            status = to_json(daemon.view(), text=True)
+            sync.update(status["state_sync"], lines=status["report_lines"])
             await daemon._shutdown()
 
         asyncio.run(main())
@@ -664,7 +669,7 @@ def test_stop_with_carpd_never_stops_a_conntrackd_carpd_did_not_start(
     finally:
         theirs.kill()
         theirs.wait()
-    assert sync["started_by_carpd"] is None and len(format_state_sync(sync).splitlines()) == 1
+    assert sync["started_by_carpd"] is None and sync["lines"] == [mock.ANY]
     assert (
         "carp: conntrackd was not started by this carpd: left running "
         "(stop_with_carpd stops only the one carpd started)"

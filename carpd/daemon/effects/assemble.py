@@ -1,6 +1,11 @@
 """Which effects a config asks for, in the order their steps run, and which of the
 current ones a reload keeps (conntrackd's knows whether it synced; a follower knows its
-targets' roles and its DHCP clients)."""
+targets' roles and its DHCP clients).
+
+The one place an integration that acts around host actions is registered: one that is
+also an ``Integration`` (a ``name`` and a ``report()``: conntrackd's, the pools') shows
+in status through ``integration.Integrations``, which reads these effects; nothing else
+names it."""
 
 from __future__ import annotations
 
@@ -27,7 +32,9 @@ class Needs:
     netlink: Netlink
     publish: Callable[[Event], None]
     state_sync_demotion: Callable[[int, str], None]
-    extra: tuple[Effect, ...] = ()  # beside those the config asks for (tests, plugins)
+    # Beside those the config asks for (tests, plugins); an Integration among them shows
+    # in status too.
+    extra: tuple[Effect, ...] = ()
 
 
 def effects_for(

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from carpd.config.model import ConntrackdConfig
@@ -67,7 +68,67 @@ DOWN = "state sync conntrackd down"
 LINK = "state sync link down"
 
 
+@dataclass(frozen=True, slots=True)
+class StateSyncReport:
+    """For status: is conntrackd there, is the bulk resync done, its counters."""
+
+    running: bool | None  # None: not asked yet
+    bulk: str  # "done", "running" or "not started"
+    link: str | None  # the sync link: "up", "down"; None: not configured, or not seen
+    stall: str | None  # why the peer seems silent, while it does
+    demoted_by: tuple[str, ...]
+    stats: ConntrackdStats | None
+    started_by_carpd: int | None  # the pid of the conntrackd this carpd started
+    stop_with_carpd: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "bulk": self.bulk,
+            "link": self.link,
+            "stall": self.stall,
+            "demoted_by": list(self.demoted_by),
+            "stats": self.stats.to_json() if self.stats is not None else None,
+            "started_by_carpd": self.started_by_carpd,
+            "stop_with_carpd": self.stop_with_carpd,
+        }
+
+    def lines(self) -> list[str]:
+        running = {True: "running", False: "NOT RUNNING", None: "not asked yet"}[self.running]
+        line = f"state sync: conntrackd {running}, bulk resync {self.bulk}"
+        if self.link:
+            line += f", sync link {self.link}"
+        if self.stall:
+            line += f"; STALLED: {self.stall}"
+        if self.demoted_by:
+            line += f"; demoted for: {', '.join(self.demoted_by)}"
+        s = self.stats
+        if s is not None:
+            line += (
+                f"; ours {s.internal}, the peer's {s.external}; lost {s.lost}, "
+                f"malformed {s.malformed}, send errors {s.send_errors}, "
+                f"receive errors {s.recv_errors}"
+            )
+        if not self.started_by_carpd:
+            return [line]
+        return [line, "\t" + self._started(self.started_by_carpd)]
+
+    def _started(self, pid: int) -> str:
+        """What becomes of the conntrackd carpd started when carpd stops, and why."""
+        if self.stop_with_carpd:
+            return (
+                f"conntrackd (pid {pid}) was started by carpd and stops with it (stop_with_carpd)"
+            )
+        return (
+            f"conntrackd (pid {pid}) was started by carpd and keeps running when carpd stops, "
+            "so a restart keeps the connection table ([conntrackd] stop_with_carpd = true "
+            "stops it)"
+        )
+
+
 class Conntrack:
+    name = "state_sync"  # its key in status
+
     def __init__(
         self,
         cfg: ConntrackdConfig,
@@ -103,18 +164,17 @@ class Conntrack:
     def synced(self) -> bool:
         return self._synced
 
-    def report(self) -> dict[str, Any]:
-        """For status: is conntrackd there, is the bulk resync done, its counters."""
-        return {
-            "running": self.answering,
-            "bulk": "done" if self._synced else "running" if self._bulk else "not started",
-            "link": None if self.link_up is None else "up" if self.link_up else "down",
-            "stall": self.stall,
-            "demoted_by": sorted(self._reasons),
-            "stats": self.stats.to_json() if self.stats is not None else None,
-            "started_by_carpd": self._started_pid(),
-            "stop_with_carpd": self.cfg.stop_with_carpd,
-        }
+    def report(self) -> StateSyncReport:
+        return StateSyncReport(
+            running=self.answering,
+            bulk="done" if self._synced else "running" if self._bulk else "not started",
+            link=None if self.link_up is None else "up" if self.link_up else "down",
+            stall=self.stall,
+            demoted_by=tuple(sorted(self._reasons)),
+            stats=self.stats,
+            started_by_carpd=self._started_pid(),
+            stop_with_carpd=self.cfg.stop_with_carpd,
+        )
 
     def _started_pid(self) -> int | None:
         """The pid of the conntrackd this carpd started, while it runs."""

@@ -103,20 +103,67 @@ class PoolState:
     up: bool = False  # the address, the MAC and the tables are in place
     saved: dict[str, str] = field(default_factory=dict)  # sysctls before us
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> PoolReport:
+        return PoolReport(
+            name=self.ref.name,
+            address=str(self.ref.address),
+            mode=self.ref.mode,
+            mac=self.ref.mac if self.ref.mode == "ip" else "each vhid's",
+            carpdev=self.carpdev,
+            buckets=self.ref.count,
+            serving=tuple((i, self.names[i]) for i in sorted(self.mine)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolReport:
+    """For status: which of a pool's buckets this node serves."""
+
+    name: str
+    address: str
+    mode: str
+    mac: str
+    carpdev: str
+    buckets: int
+    serving: tuple[tuple[int, str], ...]  # (bucket, its vhid's name), MASTER here
+
+    def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.ref.name,
-            "address": str(self.ref.address),
-            "mode": self.ref.mode,
-            "mac": self.ref.mac if self.ref.mode == "ip" else "each vhid's",
+            "name": self.name,
+            "address": self.address,
+            "mode": self.mode,
+            "mac": self.mac,
             "carpdev": self.carpdev,
-            "buckets": self.ref.count,
-            "serving": sorted(self.mine),
-            "vhids": [self.names[i] for i in sorted(self.mine)],
+            "buckets": self.buckets,
+            "serving": [b for b, _ in self.serving],
+            "vhids": [v for _, v in self.serving],
         }
+
+    def line(self) -> str:
+        serving = ", ".join(f"{b} ({v})" for b, v in self.serving)
+        return (
+            f"pool {self.name}: {self.address} on {self.carpdev}, balancing {self.mode} "
+            f"({self.mac}): serving {len(self.serving)} of {self.buckets} buckets"
+            f"{': ' + serving if serving else ''}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolsReport:
+    """Every [[pool]], by name."""
+
+    pools: tuple[PoolReport, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {p.name: p.to_json() for p in self.pools}
+
+    def lines(self) -> list[str]:
+        return [p.line() for p in self.pools]
 
 
 class Pools:
+    name = "pools"  # its key in status
+
     def __init__(self, config: Config, netlink: Netlink) -> None:
         self.netlink = netlink
         self.pools: dict[str, PoolState] = {}
@@ -198,8 +245,10 @@ class Pools:
                 with contextlib.suppress(OSError):
                     sysctl.write("ipv4", state.carpdev, key, value)
 
-    def report(self) -> dict[str, Any]:
-        return {name: p.report() for name, p in self.pools.items()}
+    def report(self) -> PoolsReport | None:
+        if not self.pools:
+            return None
+        return PoolsReport(tuple(p.report() for p in self.pools.values()))
 
 
 async def _ip(*args: str) -> None:

@@ -1,0 +1,216 @@
+"""The integration contract (daemon/integration.py): one registration point, typed
+reports, and status (JSON and carpctl's text) rendered from them with today's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carpd.config import Config, load_config
+from carpd.ctl.main import format_status
+from carpd.daemon.effects.assemble import Needs, effects_for
+from carpd.daemon.effects.conntrack import StateSyncReport
+from carpd.daemon.effects.pool import Pools
+from carpd.daemon.ifstated import IfstatedReport, IfstatedTest
+from carpd.daemon.integration import Integration, Integrations, Report
+from carpd.daemon.lanes import HostWork, Step
+from carpd.daemon.view import NodeView, VhidView, to_json
+from carpd.linux.conntrackd import ConntrackdStats
+from carpd.linux.realtime import RealtimeReport
+
+VHID = '[[carp]]\nvhid = 1\ncarpdev = "eth0"\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
+POOL = """
+[[pool]]
+name = "web"
+carpdev = "eth0"
+address = "192.0.2.80/24"
+nodes = ["3:0", "4:100", "5:200"]
+pass = "s3cret"
+"""
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "carpd.toml"
+    path.write_text(f'[global]\nstate_dir = "{tmp_path}/state"\n{text}')
+    return load_config(path)
+
+
+def node(reports: dict[str, Report]) -> NodeView:
+    return NodeView(
+        node="fw1",
+        pid=1,
+        config="carpd.toml",
+        maintenance=False,
+        demotion={},
+        groups={},
+        services=None,
+        vhids=(),
+        dropped={},
+        reports=reports,
+    )
+
+
+# -- a trivial integration: no config table, one module (here), one registration ------
+
+
+@dataclass(frozen=True, slots=True)
+class ToyReport:
+    beats: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"beats": self.beats}
+
+    def lines(self) -> list[str]:
+        return [f"toy: {self.beats} beat(s)"]
+
+
+class Toy:
+    """An effect that counts the host actions it saw, and shows the count."""
+
+    name = "toy"
+
+    def __init__(self) -> None:
+        self.beats = 0
+
+    def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        self.beats += 1
+        return ()
+
+    def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
+        return ()
+
+    def report(self) -> ToyReport:
+        return ToyReport(self.beats)
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_trivial_integration_shows_in_status_from_its_one_registration(
+    tmp_path: Path,
+) -> None:
+    """Registered through Needs.extra only (the effects assemble returns are the
+    registry), the toy's report is in the view, the JSON under its name, and carpctl's
+    text, with no line anywhere else naming it."""
+    toy = Toy()
+    needs = Needs(None, lambda _: None, lambda *_: None, extra=(toy,))  # type: ignore[arg-type]
+    effects = effects_for(load(tmp_path, VHID), [], needs, {})
+    assert isinstance(toy, Integration)
+    registry = Integrations(lambda: effects)
+    toy.beats = 2
+    view = node(registry.reports())
+    assert view.reports == {"toy": ToyReport(2)}
+    status = to_json(view, text=True)
+    assert status["toy"] == {"beats": 2}
+    assert format_status(status).splitlines()[-1] == "toy: 2 beat(s)"
+    assert "report_lines" not in to_json(view)  # --json and /api/status: as they were
+
+
+def test_integrations_beside_the_lanes_are_added_and_removed_by_their_starter() -> None:
+    """ifstated and the real-time policy are started by serve: added after the effects,
+    in order, and gone once removed (a reload that drops [ifstated])."""
+    toy = Toy()
+
+    class Beside:
+        name = "beside"
+
+        def report(self) -> ToyReport:
+            return ToyReport(7)
+
+        def close(self) -> None:
+            pass
+
+    registry = Integrations(lambda: [toy, object()])  # an effect with no report: not shown
+    beside = Beside()
+    registry.add(beside)
+    assert list(registry.reports()) == ["toy", "beside"]
+    registry.discard(beside)
+    assert list(registry.reports()) == ["toy"]
+
+
+def test_status_keeps_its_keys_while_an_integration_is_off() -> None:
+    """The page and scripts read state_sync, pools, ifstated and realtime as null when
+    off, as before the reports were typed."""
+    status = to_json(node({}))
+    assert {k: status[k] for k in ("state_sync", "pools", "ifstated", "realtime")} == dict.fromkeys(
+        ("state_sync", "pools", "ifstated", "realtime")
+    )
+    assert "report_lines" not in status
+
+
+def test_the_view_runtime_py_builds_today_files_its_reports_under_their_names() -> None:
+    """Until Daemon.view passes ``reports``: what it passes one by one is read as typed."""
+    rt = RealtimeReport(10, "fifo", None, 0, 1.0)
+    view = NodeView(
+        node="fw1", pid=1, config="c", maintenance=False, demotion={}, groups={},
+        services=None, vhids=(), dropped={}, realtime=rt,
+    )  # fmt: skip
+    assert view.reports == {"realtime": rt}
+    assert to_json(view)["realtime"] == rt.to_json()
+
+
+def test_each_report_renders_what_status_showed_before(tmp_path: Path) -> None:
+    """The JSON under each key and carpctl's lines, as the hand-written readers made them."""
+    stats = ConntrackdStats(4, 200, 3, 0, 0, 116, 9)
+    sync = StateSyncReport(True, "done", "up", None, (), stats, 42, True)
+    pools = Pools(load(tmp_path, POOL), None)  # type: ignore[arg-type]
+    pools.pools["web"].mine.update({0, 2})
+    ifs = IfstatedReport(
+        "/etc/ifstated.conf", "demoted", (IfstatedTest("ping -c1 x", 10, False, True),)
+    )
+    rt = RealtimeReport(10, "normal", "Operation not permitted", 2, 1.0)
+    pools_report = pools.report()
+    assert pools_report is not None
+    status = to_json(
+        node({"state_sync": sync, "pools": pools_report, "ifstated": ifs, "realtime": rt}),
+        text=True,
+    )
+    assert status["state_sync"] == {
+        "running": True,
+        "bulk": "done",
+        "link": "up",
+        "stall": None,
+        "demoted_by": [],
+        "stats": {
+            "internal": 4, "external": 200, "send_errors": 3, "recv_errors": 0,
+            "malformed": 0, "lost": 116, "received": 9,
+        },
+        "started_by_carpd": 42,
+        "stop_with_carpd": True,
+    }  # fmt: skip
+    assert status["pools"] == {
+        "web": {
+            "name": "web",
+            "address": "192.0.2.80/24",
+            "mode": "ip",
+            "mac": "01:00:5e:00:01:03",
+            "carpdev": "eth0",
+            "buckets": 3,
+            "serving": [0, 2],
+            "vhids": ["web-3", "web-5"],
+        }
+    }
+    assert status["ifstated"] == {
+        "file": "/etc/ifstated.conf",
+        "state": "demoted",
+        "tests": [{"test": "ping -c1 x", "every": 10, "ok": False, "active": True}],
+    }
+    assert status["realtime"] == {
+        "realtime_priority": 10,
+        "policy": "normal",
+        "refused": "Operation not permitted",
+        "budget_exceeded": 2,
+        "budget_s": 1.0,
+    }
+    assert status["report_lines"] == [
+        "state sync: conntrackd running, bulk resync done, sync link up; ours 4, the peer's "
+        "200; lost 116, malformed 0, send errors 3, receive errors 0",
+        "\tconntrackd (pid 42) was started by carpd and stops with it (stop_with_carpd)",
+        "pool web: 192.0.2.80/24 on eth0, balancing ip (01:00:5e:00:01:03): serving 2 of 3 "
+        "buckets: 0 (web-3), 2 (web-5)",
+        'ifstated: state demoted; "ping -c1 x" FAILING',
+        "realtime: realtime_priority 10 refused (Operation not permitted): normal policy; "
+        "back to the normal policy 2 time(s) after 1 s of CPU without sleeping",
+    ]
