@@ -96,16 +96,14 @@ class Intake:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inlets: dict[tuple[str, int], Inlet] = {}  # (carpdev, family)
 
-    def open(self, dev: Carpdev, family: int, pinned: frozenset[IPAddress]) -> None:
-        """The carpdev's sockets for ``family`` (dev.sock4/sock6 sends adverts)."""
+    def open(
+        self, dev: Carpdev, family: int, pinned: frozenset[IPAddress], others: AdvertSocket
+    ) -> None:
+        """Read the carpdev's adverts of ``family``: ``others`` is the socket they are sent
+        from (the caller opened it); the known peers' socket is opened here, of its type."""
         if (dev.name, family) in self._inlets:
             return
         self._loop = asyncio.get_running_loop()
-        others: AdvertSocket
-        if family == 4:
-            others = dev.sock4 = AdvertSocketV4(dev.name, dev.link.index)
-        else:
-            others = dev.sock6 = AdvertSocketV6(dev.name, dev.link.index)
         # Receive only: adverts are sent from the other socket.
         peers = type(others)(dev.name, dev.link.index, queue=PEER_QUEUE)
         bucket = Bucket(BUDGET_RATE, BUDGET_BURST, BUDGET_BURST, self.receiver.now())

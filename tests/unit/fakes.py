@@ -8,15 +8,15 @@ import asyncio
 import dataclasses
 import ipaddress
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import pytest
-
 from carpd.config import Config, load_config
 from carpd.core.model import State
-from carpd.daemon import intake, runtime
 from carpd.daemon.runtime import Daemon
+from carpd.daemon.setup import Ports
+from carpd.linux.linkwatch import LinkEvent
 from carpd.linux.netlink import IPInterface, Link
 
 ETH0 = Link(name="eth0", index=2, mac=bytes.fromhex("020000000001"), up=True)
@@ -104,30 +104,67 @@ class FakeAnnouncer(FakeSocket):
     pass
 
 
-def install(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, bytes]]:
-    """Swap the runtime's sockets for fakes; the list their sends land in."""
+class FakeLinkWatcher:
+    """The links as a test sets them (eth0 up at first); the host's are never read."""
+
+    def __init__(self) -> None:
+        self.links = {ETH0.name: ETH0.up}
+        self._events: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+
+    def set(self, name: str, up: bool) -> None:
+        """A link goes up or down: the daemon hears it as an rtnetlink event."""
+        self.links[name] = up
+        self._events.put_nowait(LinkEvent(name, ETH0.index, up))
+
+    async def heard(self) -> None:
+        """Until the daemon has handled every event set so far."""
+        await self._events.join()
+
+    async def start(self) -> None:
+        pass
+
+    def is_up(self, name: str) -> bool | None:
+        return self.links.get(name)
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        while (event := await self._events.get()) is not None:
+            yield event
+            self._events.task_done()
+
+    async def close(self) -> None:
+        self._events.put_nowait(None)
+
+
+@dataclass(frozen=True)
+class FakePorts(Ports):
+    """The daemon's ports with no kernel behind them: a FakeNetlink unless given one;
+    ``watcher`` is the link watcher the daemon gets."""
+
+    netlink: Any = field(default_factory=FakeNetlink)
+    socket4: Any = FakeV4
+    socket6: Any = FakeV6
+    announcer: Any = FakeAnnouncer
+    watcher: FakeLinkWatcher = field(default_factory=FakeLinkWatcher)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "link_watcher", lambda: self.watcher)
+
+
+def install() -> list[tuple[float, str, bytes]]:
+    """A fresh record of the fake sockets' sends (and none failing); the list."""
     FakeSocket.sent, FakeSocket.failing = [], set()
-    monkeypatch.setattr(intake, "AdvertSocketV4", FakeV4)
-    monkeypatch.setattr(intake, "AdvertSocketV6", FakeV6)
-    monkeypatch.setattr(runtime, "Announcer", FakeAnnouncer)
     return FakeSocket.sent
 
 
 def config(tmp_path: Any, table: str) -> Config:
+    """One vhid on eth0; no service checks, so no start-up demotion to wait out."""
     path = tmp_path / "carpd.toml"
     path.write_text(
         f'[global]\nstate_dir = "{tmp_path}/state"\nservice_checks = "{tmp_path}/checks"\n'
+        "startup_demotion_factor = 0\nservice_interval = 0\n"
         f'\n[[carp]]\ncarpdev = "eth0"\n{table}'
     )
     return load_config(path)
-
-
-async def started(daemon: Daemon) -> None:
-    """What Daemon.run does before the control socket, without the link watcher (it would
-    read the host's interfaces)."""
-    daemon._loop = asyncio.get_running_loop()
-    for cfg in daemon.config.carp:
-        await daemon._start_vhost(cfg, daemon.config)
 
 
 def takeover(daemon: Daemon, wait: float, *, settle: bool = True) -> float:
@@ -136,13 +173,13 @@ def takeover(daemon: Daemon, wait: float, *, settle: bool = True) -> float:
     time of the takeover."""
 
     async def main() -> float:
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
         t0 = asyncio.get_running_loop().time()
         daemon.force_state("carp1", State.MASTER)
         await asyncio.sleep(wait)
         if settle:
-            await daemon._settle()
+            await daemon.settle()
         return t0
 
     return asyncio.run(main())

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
 from carpd.daemon.effects.roles import Roles
@@ -62,7 +62,7 @@ def daemon_with(tmp_path: Path, actions: str) -> tuple[Daemon, FakeNetlink, Reco
         'addresses = ["198.51.100.100/24"]\ngroups = ["up"]\n' + actions
     )
     netlink = FakeNetlink()
-    daemon = Daemon(config(tmp_path, text), netlink=netlink)  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(netlink))
     recorder = Recorder()
     daemon.publisher.subscribers.append(recorder)
     return daemon, netlink, recorder
@@ -76,7 +76,7 @@ def action(name: str, target: str, on: str, command: str, timeout: float = 10.0)
 
 
 async def settle(daemon: Daemon) -> None:
-    await daemon._settle()
+    await daemon.settle()
     for effect in daemon.host.effects:  # a group's own lane
         await effect.close()
 
@@ -84,7 +84,7 @@ async def settle(daemon: Daemon) -> None:
 def test_vhid_and_group_actions_run_on_their_edges_with_the_transition_in_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     log = tmp_path / "runs"
     daemon, _, recorder = daemon_with(
         tmp_path,
@@ -94,7 +94,7 @@ def test_vhid_and_group_actions_run_on_their_edges_with_the_transition_in_env(
     )
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         await settle(daemon)  # at start: BACKUP, once, as keepalived's notify_backup
         daemon.force_state("lan", M)
         await settle(daemon)  # the group is not MASTER yet: wan is BACKUP
@@ -124,7 +124,7 @@ ENDED = 'import time; open("{}", "w").write(str(time.monotonic()))'
 def test_pre_release_runs_before_the_addresses_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     log = tmp_path / "runs"
     daemon, netlink, _ = daemon_with(
         tmp_path,
@@ -138,7 +138,7 @@ def test_pre_release_runs_before_the_addresses_go(
     )
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         daemon.force_state("lan", M)
         daemon.force_state("wan", M)
         await settle(daemon)
@@ -158,7 +158,7 @@ def test_pre_release_runs_before_the_addresses_go(
 def test_a_burst_of_transitions_runs_in_order_and_the_last_state_last(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     log = tmp_path / "runs"
     slow = f"sleep 0.3; {RECORD.format(log=log)}"
     daemon, _, recorder = daemon_with(
@@ -168,7 +168,7 @@ def test_a_burst_of_transitions_runs_in_order_and_the_last_state_last(
     )
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         await asyncio.sleep(0.05)  # the start's backup action is running
         for state in (M, B, M, B, M):  # piles up behind it
             daemon.force_state("lan", state)
@@ -187,7 +187,7 @@ def test_a_burst_of_transitions_runs_in_order_and_the_last_state_last(
 def test_results_killed_failed_and_argv_without_a_shell_show_in_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     daemon, _, recorder = daemon_with(
         tmp_path,
         action("hang", 'vhid = "lan"', '["backup"]', "echo going to hang >&2; sleep 30", 0.5)
@@ -197,7 +197,7 @@ def test_results_killed_failed_and_argv_without_a_shell_show_in_status(
     )
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         await settle(daemon)
 
     asyncio.run(main())

@@ -13,7 +13,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from fakes import FakeNetlink, config, install, started, takeover
+from fakes import FakeNetlink, FakePorts, config, install, takeover
 
 from carpd.core.model import State
 from carpd.daemon.effects import conntrack
@@ -113,14 +113,14 @@ def table(binary: Path, extra: str = "") -> str:
 def run_takeover(tmp_path: Path, text: str, wait: float) -> tuple[Daemon, FakeNetlink, float]:
     """Start as BACKUP, then take over; the daemon, netlink's log, and when it took over."""
     netlink = FakeNetlink()
-    daemon = Daemon(config(tmp_path, text), netlink=netlink)  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(netlink))
     return daemon, netlink, takeover(daemon, wait)
 
 
 def test_backup_at_start_up_then_master_commits_before_the_addresses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)  # no bulk polls in this test
     binary, log = fake_conntrackd(tmp_path, commit=0.3)
     _, netlink, _ = run_takeover(tmp_path, table(binary), 0.5)
@@ -145,10 +145,10 @@ def test_a_release_and_a_takeover_in_one_tick_each_get_their_resync(
     again: the release's resync as backup still happens, because its removal carries the
     transition it serves (MASTER -> BACKUP), not the state at planning time; then the
     takeover's, in order in conntrackd's chain."""
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, log = fake_conntrackd(tmp_path)
-    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, table(binary)), FakePorts(FakeNetlink()))
     takeover(daemon, 0.0)  # BACKUP, then MASTER, settled
     before = len(calls(log))
 
@@ -156,7 +156,7 @@ def test_a_release_and_a_takeover_in_one_tick_each_get_their_resync(
         await started_again(daemon)
         daemon.force_state("carp1", State.BACKUP)
         daemon.force_state("carp1", State.MASTER)  # before Host.flush ran
-        await daemon._settle()
+        await daemon.settle()
 
     asyncio.run(main())
     ran = [args for _, what, args in calls(log)[before:] if what == "start" and args != "-s"]
@@ -175,7 +175,7 @@ async def started_again(daemon: Daemon) -> None:
 def test_a_commit_past_its_deadline_does_not_hold_the_addresses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     binary, log = fake_conntrackd(tmp_path, commit=3.0)
     daemon, netlink, t0 = run_takeover(tmp_path, table(binary, "commit_timeout = 0.5\n"), 1.0)
     added = next(t for t, verb, _ in netlink.log if verb == "add")
@@ -190,7 +190,7 @@ def test_a_commit_past_its_deadline_does_not_hold_the_addresses(
 def test_a_failing_conntrackd_is_logged_and_the_takeover_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    install(monkeypatch)
+    install()
     binary, _ = fake_conntrackd(tmp_path, status=1)
     daemon, netlink, _ = run_takeover(tmp_path, table(binary), 0.3)
     assert [verb for _, verb, _ in netlink.log] == ["remove", "add"]
@@ -204,21 +204,21 @@ def test_a_node_is_demoted_until_the_bulk_resync_is_done(
 ) -> None:
     """pfsync's bulk demotion: raised at start-up, lifted once the peer's table (the
     external cache) has stopped growing."""
-    install(monkeypatch)
+    install()
     # The table grows every 0.2 s, far inside BULK_QUIET even on a loaded machine (each
     # look spawns the fake conntrackd, a Python process: 0.1-0.3 s on a busy CI).
     monkeypatch.setattr(conntrack, "BULK_POLL", 0.05)
     monkeypatch.setattr(conntrack, "BULK_QUIET", 1.5)
     binary, log = fake_conntrackd(tmp_path)
     external = Path(str(log) + ".external")
-    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, table(binary)), FakePorts(FakeNetlink()))
     seen: list[int] = []
     quiet: list[float] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
         seen.append(daemon.ledger.sources.get("state sync", 0))
         for n in (10, 120, 200):  # the peer's table arriving
             external.write_text(str(n))
@@ -241,15 +241,15 @@ def test_a_node_is_demoted_until_the_bulk_resync_is_done(
 def test_a_bulk_resync_that_never_ends_is_given_up_after_bulk_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 0.05)
     binary, log = fake_conntrackd(tmp_path)
     external = Path(str(log) + ".external")
     text = table(binary, "bulk_timeout = 0.5\n")
-    daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         for n in range(30):  # the peer keeps sending, for longer than bulk_timeout
             external.write_text(str(n))
             await asyncio.sleep(0.05)
@@ -263,7 +263,7 @@ def test_a_flush_that_conntrackd_ignored_is_noticed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """conntrackd 1.4.7 ignores -f right after a commit and exits 0: the effect looks."""
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, log = fake_conntrackd(tmp_path)
     Path(str(log) + ".external").write_text("7")  # the fake's -f flushes nothing
@@ -274,7 +274,7 @@ def test_a_flush_that_conntrackd_ignored_is_noticed(
 def test_status_shows_conntrackd_and_its_counters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, log = fake_conntrackd(tmp_path)
     Path(str(log) + ".external").write_text("200")
@@ -310,7 +310,7 @@ def test_status_shows_conntrackd_and_its_counters(
 def test_status_without_conntrackd_has_no_state_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     text = 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
     daemon, _, _ = run_takeover(tmp_path, text, 0.1)
     assert to_json(daemon.view())["state_sync"] is None
@@ -319,12 +319,12 @@ def test_status_without_conntrackd_has_no_state_sync(
 def test_a_conntrackd_that_dies_demotes_its_node_until_it_is_back_and_resynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    install(monkeypatch)
+    install()
     for name, value in (("BULK_POLL", 0.05), ("BULK_QUIET", 0.2), ("STATS_INTERVAL", 0.1)):
         monkeypatch.setattr(conntrack, name, value)
     binary, log = fake_conntrackd(tmp_path)
     dead = Path(str(log) + ".dead")
-    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, table(binary)), FakePorts(FakeNetlink()))
     seen: list[int] = []
 
     def demotion() -> int:
@@ -337,8 +337,8 @@ def test_a_conntrackd_that_dies_demotes_its_node_until_it_is_back_and_resynced(
             await asyncio.sleep(0.05)
 
     async def main() -> None:
-        await started(daemon)
-        await daemon._settle()  # BACKUP: the bulk resync has started...
+        await daemon.start()
+        await daemon.settle()  # BACKUP: the bulk resync has started...
         await until(0)  # ... and is done
         seen.append(demotion())
         dead.touch()  # it dies (and leaves its lock file: the fake's -d made one)
@@ -383,7 +383,7 @@ def test_a_conntrackd_that_runs_but_does_not_answer_gets_no_twin(
 ) -> None:
     """A hung conntrackd still holds its lock: removing it and starting a second one
     beside it (primary-backup.sh would) makes two daemons fight over one socket."""
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, log = fake_conntrackd(tmp_path)
     Path(str(log) + ".dead").touch()
@@ -398,11 +398,11 @@ def test_a_conntrackd_that_runs_but_does_not_answer_gets_no_twin(
     try:
         wait_for_argv(hung.pid, b"conntrackd")
         assert running(conf) == [hung.pid]
-        daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+        daemon = Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
 
         async def main() -> None:
-            await started(daemon)
-            await daemon._settle()
+            await daemon.start()
+            await daemon.settle()
 
         asyncio.run(main())
     finally:
@@ -423,17 +423,17 @@ def test_a_stale_lock_file_is_removed_and_conntrackd_started(
     """A killed conntrackd leaves its LockFile, and a new one refuses to start while it is
     there: carpd removes it (the one its conntrackd.conf names) when conntrackd does not
     answer, as primary-backup.sh does."""
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, log = fake_conntrackd(tmp_path)
     Path(str(log) + ".dead").touch()
     lock = Path(str(log) + ".lock")
     lock.write_text("")
-    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, table(binary)), FakePorts(FakeNetlink()))
 
     async def main() -> None:
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
 
     asyncio.run(main())
     assert f"carp: removing conntrackd's stale lock file {lock}" in caplog.messages
@@ -447,16 +447,16 @@ def test_a_silent_peer_is_a_stall_and_its_bulk_resync_fails(
     """No keep-alive from the peer's conntrackd: an empty external cache that does not
     grow is not a finished bulk resync (the peer never sent one), and the silence is
     diagnosed by name."""
-    install(monkeypatch)
+    install()
     for name, value in (("BULK_POLL", 0.05), ("BULK_QUIET", 0.1), ("STATS_INTERVAL", 0.1)):
         monkeypatch.setattr(conntrack, name, value)
     binary, log = fake_conntrackd(tmp_path)
     Path(str(log) + ".silent").touch()
     text = table(binary, "bulk_timeout = 0.8\n")
-    daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         for _ in range(40):
             if daemon.ledger.sources.get("state sync", 240) == 0:
                 break
@@ -476,11 +476,11 @@ def test_the_sync_link_down_demotes_and_its_return_resyncs(
     """pfsync's link down: demoted while the sync interface is down; back up, the peer's
     table is asked for again and the node stays demoted until it has arrived. (The
     watcher itself is real netlink: the firewall-pair lab cuts a real link.)"""
-    install(monkeypatch)
+    install()
     for name, value in (("BULK_POLL", 0.05), ("BULK_QUIET", 0.2)):
         monkeypatch.setattr(conntrack, name, value)
     binary, _ = fake_conntrackd(tmp_path)
-    daemon = Daemon(config(tmp_path, table(binary)), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, table(binary)), FakePorts(FakeNetlink()))
     effect = next(e for e in daemon.host.effects if isinstance(e, conntrack.Conntrack))
     seen: list[tuple[int, list[str]]] = []
 
@@ -494,7 +494,7 @@ def test_the_sync_link_down_demotes_and_its_return_resyncs(
             await asyncio.sleep(0.05)
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         await until_lifted()  # the start-up bulk resync
         await effect._link_changed("sync0", True)  # the first look: nothing to do
         await effect._link_changed("sync0", False)
@@ -538,25 +538,25 @@ def life(
     reloaded with ``reload_extra`` if given, then exits as at SIGTERM. Returns the daemon,
     netlink's log, the fake's log, and what status said before the exit (its text status
     lines under "lines")."""
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, log = fake_conntrackd(tmp_path)
     Path(str(log) + ".dead").touch()  # not running: carpd starts it
     Path(str(log) + ".daemon").touch()
     netlink = FakeNetlink()
-    daemon = Daemon(config(tmp_path, table(binary, extra)), netlink=netlink)  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, table(binary, extra)), FakePorts(netlink))
     seen: dict[str, object] = {}
 
     async def main() -> None:
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
         daemon.force_state("carp1", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         if reload_extra is not None:
             await daemon.reload(config(tmp_path, table(binary, reload_extra)))
         status = to_json(daemon.view(), text=True)
         seen.update(status["state_sync"], lines=status["report_lines"])
-        await daemon._shutdown()
+        await daemon.stop()
 
     asyncio.run(main())
     return daemon, netlink, log, seen
@@ -643,7 +643,7 @@ def test_stop_with_carpd_never_stops_a_conntrackd_carpd_did_not_start(
     """One already running (systemd's, a user's): carpd leaves it be, even told to stop
     the one it started."""
     caplog.set_level("INFO")
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(conntrack, "BULK_POLL", 3600.0)
     binary, _ = fake_conntrackd(tmp_path)
     conf = binary.parent / "conntrackd.conf"
@@ -654,15 +654,15 @@ def test_stop_with_carpd_never_stops_a_conntrackd_carpd_did_not_start(
     try:
         wait_for_argv(theirs.pid, b"conntrackd")
         text = table(binary, "stop_with_carpd = true\n")
-        daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+        daemon = Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
         sync: dict[str, object] = {}
 
         async def main() -> None:
-            await started(daemon)
-            await daemon._settle()
+            await daemon.start()
+            await daemon.settle()
             status = to_json(daemon.view(), text=True)
             sync.update(status["state_sync"], lines=status["report_lines"])
-            await daemon._shutdown()
+            await daemon.stop()
 
         asyncio.run(main())
         assert theirs.poll() is None  # still running

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.config import Config, ConfigError, load_config
 from carpd.core.model import State
@@ -36,7 +36,7 @@ def vrrp(extra: str = "") -> str:
 
 async def master(daemon: Daemon) -> None:
     """Started alone: MASTER once the master-down interval passes in silence."""
-    await started(daemon)
+    await daemon.start()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT
     while next(iter(daemon.vhosts.values())).machine.state is not State.MASTER:
@@ -51,10 +51,10 @@ def diagnoses(daemon: Daemon) -> tuple[DiagnosisView, ...]:
 def test_a_lone_first_master_says_so_as_a_note_until_it_hears_an_advert(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
 
     async def main() -> None:
-        daemon = Daemon(config(tmp_path, vrrp()), netlink=FakeNetlink())  # type: ignore[arg-type]
+        daemon = Daemon(config(tmp_path, vrrp()), FakePorts(FakeNetlink()))
         await master(daemon)
         (d,) = diagnoses(daemon)
         assert (d.kind, d.level) == ("silence", "info")
@@ -76,11 +76,11 @@ def test_a_lone_first_master_says_so_as_a_note_until_it_hears_an_advert(
 def test_a_master_that_never_heard_its_unicast_peers_is_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
 
     async def main() -> None:
         cfg = config(tmp_path, vrrp(f'peers = ["{PEER}"]\n'))
-        daemon = Daemon(cfg, netlink=FakeNetlink())  # type: ignore[arg-type]
+        daemon = Daemon(cfg, FakePorts(FakeNetlink()))
         await master(daemon)
         (d,) = diagnoses(daemon)
         assert (d.kind, d.level) == ("silence", "warning")
@@ -96,12 +96,12 @@ def test_a_master_that_never_heard_its_unicast_peers_is_a_warning(
 def test_a_diagnosis_from_refused_adverts_holds_while_they_recur_and_then_clears(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
 
     async def main() -> None:
         cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
-        daemon = Daemon(cfg, netlink=FakeNetlink())  # type: ignore[arg-type]
-        await started(daemon)
+        daemon = Daemon(cfg, FakePorts(FakeNetlink()))
+        await daemon.start()
         vh = next(iter(daemon.vhosts.values()))
         now = daemon.now()
         daemon.receiver.diagnose(vh, "bad_hmac", "adverts from 192.0.2.66 fail the HMAC check")
@@ -123,12 +123,12 @@ def test_a_diagnosis_from_refused_adverts_holds_while_they_recur_and_then_clears
 def test_the_node_is_named_by_node_name_or_the_host_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     table = 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
 
     async def node(cfg: Config) -> str:
-        daemon = Daemon(cfg, netlink=FakeNetlink())  # type: ignore[arg-type]
-        await started(daemon)
+        daemon = Daemon(cfg, FakePorts(FakeNetlink()))
+        await daemon.start()
         return str(to_json(daemon.view())["node"])
 
     assert asyncio.run(node(config(tmp_path, table))) == socket.gethostname()

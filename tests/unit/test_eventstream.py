@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
 from carpd.ctl.main import follow
@@ -23,9 +23,9 @@ from carpd_lab import bounds
 def test_carpctl_events_prints_each_transition_as_it_happens(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     text = 'name = "lan"\nvhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
-    daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
     stream = EventStream()
     daemon.publisher.subscribers.append(stream)
     path = tmp_path / "control.sock"
@@ -39,19 +39,19 @@ def test_carpctl_events_prints_each_transition_as_it_happens(
             await asyncio.sleep(0.01)
 
     async def main() -> int:
-        await started(daemon)
+        await daemon.start()
         server = ControlServer(path, {**commands.handlers(daemon), "events": stream.follow})
         await server.start()
         client = asyncio.ensure_future(asyncio.to_thread(follow, str(path), out))
         while not stream._followers:  # the client is following
             await asyncio.sleep(0.01)
         daemon.force_state("lan", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         # As it happens: printed while the daemon is still MASTER, not once it is over.
         await printed('"to": "MASTER"')
         assert '"to": "BACKUP"' not in out.getvalue()
         daemon.force_state("lan", State.BACKUP)
-        await daemon._settle()
+        await daemon.settle()
         await printed('"present": false')  # the last event: the addresses gone
         await server.close()  # closes the follower's connection too
         return await client
@@ -70,14 +70,14 @@ def test_carpctl_events_prints_each_transition_as_it_happens(
 def test_a_follower_that_falls_behind_is_dropped_not_waited_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     monkeypatch.setattr(eventstream, "QUEUE", 5)
     text = 'name = "lan"\nvhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
-    daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
     stream = EventStream()
 
     async def main() -> list[dict[str, object]]:
-        await started(daemon)
+        await daemon.start()
         follower = stream.follow({})
         first = asyncio.ensure_future(follower.__anext__())
         await asyncio.sleep(0)  # registered, never reading again

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import Reason, State
 from carpd.ctl.main import format_status
@@ -22,9 +22,9 @@ KEY = ("eth0", 1)
 
 @pytest.fixture
 def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Daemon:
-    install(monkeypatch)
+    install()
     text = 'name = "lan"\nvhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
-    return Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+    return Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
 
 
 def change(
@@ -40,7 +40,7 @@ def change(
 
 
 def test_a_takeover_records_the_silence_before_it(daemon: Daemon) -> None:
-    asyncio.run(started(daemon))
+    asyncio.run(daemon.start())
     h = history.History()
     event = change(
         State.BACKUP, State.MASTER, Reason.MASTER_TIMED_OUT, 1004.2, 1000.0, 1 + 100 / 256
@@ -56,7 +56,7 @@ def test_a_takeover_records_the_silence_before_it(daemon: Daemon) -> None:
 def test_flapping_is_logged_once_with_the_gaps_then_its_end(
     daemon: Daemon, caplog: pytest.LogCaptureFixture
 ) -> None:
-    asyncio.run(started(daemon))
+    asyncio.run(daemon.start())
     h = history.History()
     t = 5000.0
     for i in range(history.FLAP_COUNT + 2):  # adverts lost now and then: back and forth
@@ -207,9 +207,9 @@ def test_flapping_shows_until_a_window_without_a_network_transition() -> None:
 
 def test_the_history_is_in_status_json_and_text(daemon: Daemon) -> None:
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         daemon.force_state("lan", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
 
     asyncio.run(main())
     status = to_json(daemon.view())
@@ -222,11 +222,11 @@ def test_the_history_is_in_status_json_and_text(daemon: Daemon) -> None:
 
 def test_the_runtime_hands_the_last_advert_heard_to_the_history(daemon: Daemon) -> None:
     async def main() -> float:
-        await started(daemon)
+        await daemon.start()
         machine = daemon.vhosts[KEY].machine
         machine.last_heard, machine.heard_interval = daemon.now() - 3.0, 1.0
         daemon.force_state("lan", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         return machine.last_heard
 
     heard = asyncio.run(main())

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import Reason, State
 from carpd.daemon.events import Lifecycle, RoleChanged
@@ -40,9 +40,9 @@ def received(sock: socket.socket) -> list[str]:
 
 
 def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Daemon:
-    install(monkeypatch)
+    install()
     text = 'name = "lan"\nvhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
-    return Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+    return Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
 
 
 def test_ready_status_and_stopping_reach_the_socket(
@@ -57,10 +57,10 @@ def test_ready_status_and_stopping_reach_the_socket(
     d.publisher.subscribers.append(notifier)
 
     async def main() -> None:
-        await started(d)  # BACKUP: not ready yet, so no STATUS
+        await d.start()  # BACKUP: not ready yet, so no STATUS
         notifier.notify(Lifecycle("ready"), d.view())  # as Daemon.run publishes it
         d.force_state("lan", State.MASTER)
-        await d._settle()
+        await d.settle()
         notifier.notify(Lifecycle("stopping"), d.view())
 
     asyncio.run(main())
@@ -81,7 +81,7 @@ def test_a_burst_of_transitions_sends_one_status_with_the_last_state(
     d = daemon(tmp_path, monkeypatch)
 
     async def main() -> None:
-        await started(d)
+        await d.start()
         notifier.notify(Lifecycle("ready"), d.view())
         d.publisher.subscribers.append(notifier)
         for new in (State.MASTER, State.BACKUP, State.MASTER):  # in one loop iteration
@@ -111,7 +111,7 @@ def test_a_reload_says_reloading_with_the_monotonic_clock_then_ready(
     usec = int(lines[1].removeprefix("MONOTONIC_USEC="))
     assert before <= usec < before + 2_000_000
     d = daemon(tmp_path, monkeypatch)
-    asyncio.run(started(d))
+    asyncio.run(d.start())
     notifier.reloaded(d.view())
     assert received(sock)[0] == "READY=1"
 
@@ -163,7 +163,7 @@ def test_without_systemd_nothing_is_sent() -> None:
 
 def test_status_line_names_every_vhid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = daemon(tmp_path, monkeypatch)
-    asyncio.run(started(d))
+    asyncio.run(d.start())
     assert status_line(d.view()) == "lan BACKUP; demotion 0"
 
 

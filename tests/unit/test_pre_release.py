@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
 from carpd.daemon.runtime import Daemon
@@ -32,16 +32,16 @@ def run(tmp_path: Path, sleep: float, timeout: float) -> tuple[FakeNetlink, Daem
         f'pre_release = "{script}"\npre_release_timeout = {timeout}\n'
     )
     netlink = FakeNetlink()
-    daemon = Daemon(config(tmp_path, text), netlink=netlink)  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(netlink))
 
     async def main() -> None:
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
         daemon.force_state("lan", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         netlink.log.clear()
         daemon.force_state("lan", State.BACKUP)
-        await daemon._settle()
+        await daemon.settle()
 
     asyncio.run(main())
     return netlink, daemon, log
@@ -50,7 +50,7 @@ def run(tmp_path: Path, sleep: float, timeout: float) -> tuple[FakeNetlink, Daem
 def test_it_runs_before_the_addresses_go_and_is_told_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     netlink, daemon, log = run(tmp_path, sleep=0.3, timeout=5.0)
     (line,) = log.read_text().splitlines()  # not at start-up: it never was MASTER then
     ended, told = line.split(" ", 1)
@@ -65,7 +65,7 @@ def test_it_runs_before_the_addresses_go_and_is_told_why(
 def test_a_hanging_one_is_killed_at_its_timeout_and_the_addresses_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     netlink, daemon, _ = run(tmp_path, sleep=30, timeout=0.5)
     assert [verb for _, verb, _ in netlink.log] == ["remove"]
     stats = daemon.vhosts[("eth0", 1)].lane.stats["pre-release hook"]

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fakes import DUMMY, ETH0, FakeNetlink, config, install, started
+from fakes import DUMMY, ETH0, FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
 from carpd.daemon.runtime import Daemon
@@ -20,18 +20,18 @@ TEXT = (
 def test_the_addresses_are_announced_while_master_and_withdrawn_before_they_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     netlink = FakeNetlink()
-    daemon = Daemon(config(tmp_path, TEXT), netlink=netlink)  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, TEXT), FakePorts(netlink))
 
     async def main() -> None:
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
         netlink.changes.clear()  # start-up: BACKUP, nothing of ours on the dummy
         daemon.force_state("lan", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         daemon.force_state("lan", State.BACKUP)
-        await daemon._settle()
+        await daemon.settle()
 
     asyncio.run(main())
     vips = ["192.0.2.100/24", "2001:db8::100/64"]

@@ -11,12 +11,12 @@ import pytest
 from fakes import (
     FakeAnnouncer,
     FakeNetlink,
+    FakePorts,
     FakeSocket,
     FakeV4,
     added_at,
     config,
     install,
-    started,
     takeover,
 )
 
@@ -36,13 +36,13 @@ ON_TIME = 0.25
 def test_a_new_masters_adverts_keep_their_schedule_while_netlink_is_slow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent = install(monkeypatch)
+    sent = install()
     netlink = FakeNetlink(delay=SLOW)
     cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
 
     async def main() -> float:
-        daemon = Daemon(cfg, netlink=netlink)  # type: ignore[arg-type]
-        await started(daemon)
+        daemon = Daemon(cfg, FakePorts(netlink))
+        await daemon.start()
         t0 = asyncio.get_running_loop().time()
         daemon.force_state("carp1", State.MASTER)
         await asyncio.sleep(2 * SLOW + 0.5)  # the removal at start, then the add
@@ -85,14 +85,14 @@ class Commit:
 def run_takeover(tmp_path: Path, effect: Commit, wait: float) -> tuple[Daemon, FakeNetlink, float]:
     netlink = FakeNetlink()
     cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
-    daemon = Daemon(cfg, netlink=netlink, effects=(effect,))  # type: ignore[arg-type]
+    daemon = Daemon(cfg, FakePorts(netlink), effects=(effect,))
     return daemon, netlink, takeover(daemon, wait, settle=False)
 
 
 def test_a_blocking_step_precedes_the_addresses_and_the_adverts_do_not_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent = install(monkeypatch)
+    sent = install()
     commit = Commit(takes=SLOW)
     daemon, netlink, t0 = run_takeover(tmp_path, commit, SLOW + 0.5)
     assert commit.done_at is not None
@@ -107,7 +107,7 @@ def test_a_blocking_step_precedes_the_addresses_and_the_adverts_do_not_wait(
 def test_a_step_past_its_deadline_is_logged_counted_and_the_lane_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    install(monkeypatch)
+    install()
     deadline = 0.5
     commit = Commit(takes=SLOW, deadline=deadline)
     daemon, netlink, t0 = run_takeover(tmp_path, commit, deadline + 0.5)
@@ -136,17 +136,17 @@ class Broken:
 def test_subscribers_see_the_role_then_the_addresses_and_cannot_break_the_daemon(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    install(monkeypatch)
+    install()
     cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
-    daemon = Daemon(cfg, netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(cfg, FakePorts(FakeNetlink()))
     recorder = Recorder()
     daemon.publisher.subscribers += [Broken(), recorder]
 
     async def main() -> None:
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
         daemon.force_state("carp1", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
 
     asyncio.run(main())
     events = [e for e, _ in recorder.seen if isinstance(e, RoleChanged | AddressesApplied)]
@@ -175,7 +175,7 @@ def test_subscribers_see_the_role_then_the_addresses_and_cannot_break_the_daemon
 def test_reload_re_derives_the_effects_groups_and_the_changed_vhids(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     netlink = FakeNetlink()
     vhid = 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
     before = config(tmp_path, vhid)
@@ -183,14 +183,14 @@ def test_reload_re_derives_the_effects_groups_and_the_changed_vhids(
     after = after.model_copy(
         update={"global_": after.global_.model_copy(update={"hook_timeout": 7.0})}
     )
-    daemon = Daemon(before, netlink=netlink)  # type: ignore[arg-type]
+    daemon = Daemon(before, FakePorts(netlink))
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         daemon.force_state("carp1", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         await daemon.reload(after)
-        await daemon._settle()
+        await daemon.settle()
 
     asyncio.run(main())
     hooks = [e for e in daemon.host.effects if isinstance(e, Hooks)]
@@ -206,12 +206,12 @@ def test_reload_re_derives_the_effects_groups_and_the_changed_vhids(
 def test_adverts_sent_counts_what_the_kernel_took_not_what_was_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent = install(monkeypatch)
+    sent = install()
     cfg = config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
-    daemon = Daemon(cfg, netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(cfg, FakePorts(FakeNetlink()))
 
     async def main() -> tuple[int, int]:
-        await started(daemon)
+        await daemon.start()
         daemon.force_state("carp1", State.MASTER)  # one advert at once
         counters = daemon.vhosts[("eth0", 1)].machine.counters
         ok = counters.adverts_sent

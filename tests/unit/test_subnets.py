@@ -9,7 +9,7 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from fakes import ETH0, FakeNetlink, install, started
+from fakes import ETH0, FakeNetlink, FakePorts, install
 
 from carpd.config import Config, ConfigError, config_from_ucarp_args, load_config
 from carpd.core.model import State
@@ -121,21 +121,21 @@ class Spy(FakeNetlink):
 def test_the_daemon_adds_it_with_the_carpdev_prefix_and_removes_it_in_any_prefix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    install(monkeypatch)
+    install()
     netlink = Spy()  # eth0 has 192.0.2.1/24 (fakes.OWN)
     config = ucarp("192.0.2.107")
     g = config.global_.model_copy(
         update={"state_dir": tmp_path / "state", "service_checks": tmp_path / "checks"}
     )
-    daemon = Daemon(config.model_copy(update={"global_": g}), netlink=netlink)  # type: ignore[arg-type]
+    daemon = Daemon(config.model_copy(update={"global_": g}), FakePorts(netlink))
 
     async def main() -> None:
-        await started(daemon)
-        await daemon._settle()
+        await daemon.start()
+        await daemon.settle()
         daemon.force_state("carp0", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         daemon.force_state("carp0", State.BACKUP)
-        await daemon._settle()
+        await daemon.settle()
 
     with caplog.at_level("INFO", logger="carpd"):
         asyncio.run(main())

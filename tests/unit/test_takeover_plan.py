@@ -164,21 +164,21 @@ def test_the_docs_table_is_the_plan() -> None:
 
 def test_status_json_shows_the_last_transitions_plan(tmp_path: Path, monkeypatch: Any) -> None:
     """carpctl status --json: per vhid, the plan of its last transition."""
-    from fakes import install, started
+    from fakes import FakePorts, install
 
     from carpd.daemon.runtime import Daemon
     from carpd.daemon.view import to_json
 
-    install(monkeypatch)
+    install()
     daemon = Daemon(
         config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'),
-        netlink=FakeNetlink(),
-    )  # type: ignore[arg-type]
+        FakePorts(),
+    )
 
     async def main() -> dict[str, Any]:
-        await started(daemon)
+        await daemon.start()
         daemon.force_state("carp1", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
         return to_json(daemon.view())
 
     (vhid,) = asyncio.run(main())["vhosts"]

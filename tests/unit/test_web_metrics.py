@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fakes import FakeNetlink, config, install, started
+from fakes import FakeNetlink, FakePorts, config, install
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,15 +21,15 @@ PASSWORD = "never-in-metrics"
 
 
 def exposition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    install(monkeypatch)
+    install()
     text = f'name = "lan"\nvhid = 7\npass = "{PASSWORD}"\naddresses = ["192.0.2.100/24"]\n'
     text += 'groups = ["uplink"]\n'
-    daemon = Daemon(config(tmp_path, text), netlink=FakeNetlink())  # type: ignore[arg-type]
+    daemon = Daemon(config(tmp_path, text), FakePorts(FakeNetlink()))
 
     async def main() -> None:
-        await started(daemon)
+        await daemon.start()
         daemon.force_state("lan", State.MASTER)
-        await daemon._settle()
+        await daemon.settle()
 
     asyncio.run(main())
     return generate_latest(registry(daemon.view)).decode()
@@ -81,13 +81,15 @@ def test_every_known_demotion_source_is_there_at_0_so_alerts_need_no_absent(
 def test_a_demoting_source_and_group_show_their_amounts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
+    install()
     text = 'name = "lan"\nvhid = 7\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
-    daemon = Daemon(config(tmp_path, text + 'groups = ["uplink"]\n'), netlink=FakeNetlink())  # type: ignore[arg-type]
+    ports = FakePorts(FakeNetlink())
+    daemon = Daemon(config(tmp_path, text + 'groups = ["uplink"]\n'), ports)
 
     async def main() -> None:
-        await started(daemon)
-        daemon.link_event("eth0", up=False)
+        await daemon.start()
+        ports.watcher.set("eth0", up=False)
+        await ports.watcher.heard()
         daemon.adjust_group("uplink", 128)
 
     asyncio.run(main())
