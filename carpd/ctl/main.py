@@ -145,12 +145,10 @@ def format_status(result: dict[str, Any], now: float | None = None) -> str:
         if reasons:
             parts = ", ".join(f"{r['reason']} {r['amount']}" for r in reasons)
             lines.append(f"\tdemoted {vh['demotion']}: {parts}")
-    # Each integration's own lines (conntrackd, pools, ifstated, ...), rendered by its
-    # report in the daemon: carpctl knows none of them.
-    lines.extend(result.get("report_lines") or [])
-    drift = result.get("config_sync")
-    if drift:
-        lines.append(format_config_sync(drift))
+    # Each integration's own lines (conntrackd, pools, ifstated, config sync, ...),
+    # rendered by its report in the daemon: carpctl knows none of them. Some hold a
+    # peer's or a file's words: escaped one by one, so none can forge a line.
+    lines.extend(printable(line, "\t") for line in result.get("report_lines") or [])
     if result.get("maintenance"):
         lines.append("maintenance mode is on (carpctl maintenance off)")
     return "\n".join(lines)
@@ -168,20 +166,6 @@ def format_transition(r: dict[str, Any]) -> str:
         return text + "; no advert heard before)"
     missed = f", {r['adverts_missed']} missed" if r["adverts_missed"] else ""
     return text + f"; last advert {r['gap']:.2f} s before{missed})"
-
-
-def format_config_sync(d: dict[str, Any]) -> str:
-    """``config sync: 2 file(s) differ from root@fw2 (checked ...): /etc/a, /etc/b``.
-    The paths and the error come from the peer: escaped, a newline too."""
-    when = f"checked {d['checked']}"
-    peer = printable(d["peer"])
-    if d["error"]:
-        return f"config sync: {printable(d['error'])} ({when})"
-    if d["in_sync"]:
-        return f"config sync: in sync with {peer} ({when})"
-    files = [*map(printable, d["differ"]), *(f"{printable(p)} (only here)" for p in d["only_here"])]
-    files += [f"{printable(p)} (only on the peer)" for p in d["only_peer"]]
-    return f"config sync: {d['drift']} file(s) differ from {peer} ({when}): {', '.join(files)}"
 
 
 def format_services(result: dict[str, Any]) -> str:

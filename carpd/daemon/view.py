@@ -16,6 +16,7 @@ from typing import Any
 
 from carpd.config import CarpConfig
 from carpd.core.model import IPAddress, Reason, State
+from carpd.daemon.configsync import ConfigSyncReport
 from carpd.daemon.integration import Report
 
 VhidKey = tuple[str, int]  # (carpdev, vhid)
@@ -183,17 +184,19 @@ class NodeView:
     vhids: tuple[VhidView, ...]
     dropped: Mapping[str, Mapping[str, int]]  # per carpdev, before a vhid was known
     actions: tuple[ActionReport, ...] = ()  # hooks and [[action]]s, by target and name
-    config_sync: Mapping[str, Any] | None = None  # the last `carpctl sync status`
     reports: Mapping[str, Report] = field(default_factory=dict)  # each integration's
     # Until Daemon.view passes ``reports`` (Integrations.reports()): the reports it passes
     # one by one today, folded into ``reports`` under their names. Read ``reports`` only.
     state_sync: Any = None
     pools: Any = None
     ifstated: Any = None
+    config_sync: Mapping[str, Any] | None = None  # Drift.report(): the file's dict
     realtime: Any = None
 
     def __post_init__(self) -> None:
         legacy = {k: getattr(self, k) for k in LEGACY}
+        if self.config_sync is not None:
+            legacy["config_sync"] = ConfigSyncReport.read(self.config_sync)
         if any(r is not None for r in legacy.values()):
             folded = {k: r for k, r in legacy.items() if r is not None}
             object.__setattr__(self, "reports", {**folded, **self.reports})
@@ -202,10 +205,10 @@ class NodeView:
         return next(v for v in self.vhids if v.name == name)
 
 
-LEGACY = ("state_sync", "pools", "ifstated", "realtime")
+LEGACY = ("state_sync", "pools", "ifstated", "config_sync", "realtime")
 # Keys the page and scripts have always found in status, None while their integration is
 # off; one added later is there only while it reports.
-ALWAYS_SHOWN = ("state_sync", "pools", "ifstated", "realtime")
+ALWAYS_SHOWN = ("state_sync", "pools", "ifstated", "config_sync", "realtime")
 
 
 def when(wall: float | None, ms: bool = False) -> str | None:
@@ -297,23 +300,10 @@ def to_json(view: NodeView, text: bool = False) -> dict[str, Any]:
         "vhosts": [vhid_json(v) for v in view.vhids],
         "dropped": {dev: dict(d) for dev, d in view.dropped.items()},
         "actions": [a.to_json() for a in view.actions],
-        "config_sync": config_sync_json(view.config_sync),
         **shown,
     }
 
 
 def config_sync_json(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Drift from the peer's files: what differs, when it was checked."""
-    if report is None:
-        return None
-    drift = [*report.get("differ", ()), *report.get("only_here", ()), *report.get("only_peer", ())]
-    return {
-        "peer": report.get("peer"),
-        "checked": when(report.get("checked")),
-        "in_sync": not drift and not report.get("error"),
-        "drift": len(drift),
-        "differ": list(report.get("differ", ())),
-        "only_here": list(report.get("only_here", ())),
-        "only_peer": list(report.get("only_peer", ())),
-        "error": report.get("error"),
-    }
+    """Drift from the peer's files (Drift.report()), as status shows it."""
+    return None if report is None else ConfigSyncReport.read(report).to_json()

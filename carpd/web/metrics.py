@@ -28,8 +28,9 @@ from carpd.core.demotion import (
     ifdown_source,
 )
 from carpd.core.model import State
+from carpd.daemon.configsync import ConfigSyncReport
 from carpd.daemon.effects.conntrack import StateSyncReport
-from carpd.daemon.view import NodeView, VhidView, config_sync_json
+from carpd.daemon.view import NodeView, VhidView
 
 STATE_VALUE = {State.INIT: 0, State.BACKUP: 1, State.MASTER: 2}
 DISABLED = 3
@@ -109,25 +110,24 @@ class ViewCollector(Collector):
         yield from (transitions, steps, failed, late)
 
     def _config_sync(self, view: NodeView) -> Iterator[Metric]:
-        d = config_sync_json(view.config_sync)
-        if d is None:
+        d = view.reports.get("config_sync")
+        if not isinstance(d, ConfigSyncReport):
             return
         yield GaugeMetricFamily(
             "carpd_config_sync_in_sync",
             "1 if the last carpctl sync status found the peer's files the same",
-            value=int(d["in_sync"]),
+            value=int(d.in_sync),
         )
         yield GaugeMetricFamily(
             "carpd_config_sync_drift_files",
             "Files that differ from the peer, or exist on one side only",
-            value=d["drift"],
+            value=d.drift,
         )
-        checked = (view.config_sync or {}).get("checked")
-        if isinstance(checked, int | float):
+        if d.checked is not None:
             yield GaugeMetricFamily(
                 "carpd_config_sync_checked_timestamp_seconds",
                 "When carpctl sync status last compared the files",
-                value=checked,
+                value=d.checked,
             )
 
     def _state_sync(self, view: NodeView) -> Iterator[Metric]:

@@ -10,13 +10,14 @@ from typing import Any
 
 from carpd.config import Config, load_config
 from carpd.ctl.main import format_status
+from carpd.daemon.configsync import ConfigSyncReport
 from carpd.daemon.effects.assemble import Needs, effects_for
 from carpd.daemon.effects.conntrack import StateSyncReport
 from carpd.daemon.effects.pool import Pools
 from carpd.daemon.ifstated import IfstatedReport, IfstatedTest
 from carpd.daemon.integration import Integration, Integrations, Report
 from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.view import NodeView, VhidView, to_json
+from carpd.daemon.view import NodeView, VhidView, to_json, when
 from carpd.linux.conntrackd import ConntrackdStats
 from carpd.linux.realtime import RealtimeReport
 
@@ -161,12 +162,17 @@ def test_each_report_renders_what_status_showed_before(tmp_path: Path) -> None:
         "/etc/ifstated.conf", "demoted", (IfstatedTest("ping -c1 x", 10, False, True),)
     )
     rt = RealtimeReport(10, "normal", "Operation not permitted", 2, 1.0)
+    drift = ConfigSyncReport.read(
+        {"checked": 1_700_000_000, "peer": "root@fw2", "differ": ["/etc/a"],
+         "only_here": ["/etc/c"], "only_peer": ["/etc/b"], "error": None}
+    )  # fmt: skip
     pools_report = pools.report()
     assert pools_report is not None
-    status = to_json(
-        node({"state_sync": sync, "pools": pools_report, "ifstated": ifs, "realtime": rt}),
-        text=True,
-    )
+    reports: dict[str, Report] = {
+        "state_sync": sync, "pools": pools_report, "ifstated": ifs, "config_sync": drift,
+        "realtime": rt,
+    }  # fmt: skip
+    status = to_json(node(reports), text=True)
     assert status["state_sync"] == {
         "running": True,
         "bulk": "done",
@@ -197,6 +203,16 @@ def test_each_report_renders_what_status_showed_before(tmp_path: Path) -> None:
         "state": "demoted",
         "tests": [{"test": "ping -c1 x", "every": 10, "ok": False, "active": True}],
     }
+    assert status["config_sync"] == {
+        "peer": "root@fw2",
+        "checked": when(1_700_000_000),
+        "in_sync": False,
+        "drift": 3,
+        "differ": ["/etc/a"],
+        "only_here": ["/etc/c"],
+        "only_peer": ["/etc/b"],
+        "error": None,
+    }
     assert status["realtime"] == {
         "realtime_priority": 10,
         "policy": "normal",
@@ -211,6 +227,20 @@ def test_each_report_renders_what_status_showed_before(tmp_path: Path) -> None:
         "pool web: 192.0.2.80/24 on eth0, balancing ip (01:00:5e:00:01:03): serving 2 of 3 "
         "buckets: 0 (web-3), 2 (web-5)",
         'ifstated: state demoted; "ping -c1 x" FAILING',
+        f"config sync: 3 file(s) differ from root@fw2 (checked {when(1_700_000_000)}): "
+        "/etc/a, /etc/c (only here), /etc/b (only on the peer)",
         "realtime: realtime_priority 10 refused (Operation not permitted): normal policy; "
         "back to the normal policy 2 time(s) after 1 s of CPU without sleeping",
+    ]
+
+
+def test_carpctl_escapes_each_reports_line_so_none_forges_another() -> None:
+    """A report line holds words from a peer or a file (a drifted path, an ifstated
+    test): a newline or an escape in it is shown escaped, never as a line of its own."""
+    drift = ConfigSyncReport.read(
+        {"checked": None, "peer": "fw2", "differ": ["/etc/a\nvhid1: MASTER\x1b[2J"]}
+    )
+    text = format_status(to_json(node({"config_sync": drift}), text=True))
+    assert text.splitlines() == [
+        "config sync: 1 file(s) differ from fw2 (checked None): /etc/a\\nvhid1: MASTER\\x1b[2J"
     ]

@@ -108,7 +108,7 @@ def test_the_overlay_gives_a_node_its_own_values_and_names_itself_in_errors(tmp_
 
 
 def test_drift_reaches_status_from_the_file_status_writes(tmp_path: Path) -> None:
-    from carpd.ctl.main import format_config_sync
+    from carpd.daemon.configsync import ConfigSync
     from carpd.daemon.drift import Drift
     from carpd.daemon.view import config_sync_json
 
@@ -120,6 +120,8 @@ def test_drift_reaches_status_from_the_file_status_writes(tmp_path: Path) -> Non
     (tmp_path / "sync" / "status.json").write_text(json.dumps(report))
     shown = config_sync_json(drift.report())
     assert shown is not None and (shown["in_sync"], shown["drift"]) == (False, 2)
-    line = format_config_sync(shown)
+    found = ConfigSync(lambda: drift).report()
+    assert found is not None and found.to_json() == shown
+    [line] = found.lines()  # carpctl status's
     assert line.startswith("config sync: 2 file(s) differ from root@fw2 (checked ")
     assert line.endswith("/etc/a, /etc/b (only on the peer)")

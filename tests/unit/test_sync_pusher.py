@@ -15,8 +15,8 @@ import pytest
 from helpers_sync import b64, peer_config, sha
 
 from carpd.ctl import main as ctl
+from carpd.daemon.configsync import ConfigSync
 from carpd.daemon.drift import Drift
-from carpd.daemon.view import config_sync_json
 from carpd.sync.journal import Journal
 from carpd.sync.mask import mask, unified
 
@@ -163,11 +163,14 @@ def test_a_hostile_peers_paths_stay_in_the_synced_roots_and_its_escapes_are_show
         f"only on the peer: {root}/\\x1b]0;owned\\x07\\x1b[2J",
     ]
 
-    # carpctl status shows the drift status wrote, and the daemon's own strings, escaped.
-    drift = config_sync_json(Drift(tmp_path / "state").report())
+    # carpctl status shows the drift status wrote (its line rendered by the daemon, as
+    # the status command's "text" asks), and the daemon's own strings, escaped.
+    found = ConfigSync(lambda: Drift(tmp_path / "state")).report()
+    assert found is not None
     vhost = {"name": f"lan{ESCAPE}", "state": "MASTER", "carpdev": "lan0", "vhid": 1,
              "advbase": 1, "advskew": 0, "addresses": ["192.0.2.1/24"]}  # fmt: skip
-    reply = {"ok": True, "result": {"vhosts": [vhost], "config_sync": drift}}
+    result = {"vhosts": [vhost], "config_sync": found.to_json(), "report_lines": found.lines()}
+    reply = {"ok": True, "result": result}
     monkeypatch.setattr(ctl, "request", lambda *a, **k: reply)
     assert ctl.main(["--socket", str(tmp_path / "sock"), "status"]) == 0
     out, err = capsys.readouterr()
