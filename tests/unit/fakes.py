@@ -1,6 +1,7 @@
-"""Fake netlink and sockets around the real runtime (carpd.daemon.runtime), for unit
-tests of its ordering and timing on the event loop: no root, no namespaces, no packets
-leave the process."""
+"""Fake ports (netlink, sockets, link watcher) for the real runtime (carpd.daemon.runtime),
+for unit tests of its ordering and timing on the event loop: ``Daemon(config,
+FakePorts())``, then its public start(), settle() and stop(). No root, no namespaces, no
+packets leave the process."""
 
 from __future__ import annotations
 
@@ -67,9 +68,12 @@ class FakeSocket:
 
     sent: ClassVar[list[tuple[float, str, bytes]]] = []
     failing: ClassVar[set[str]] = set()  # class names whose sends raise, as a dead NIC's
+    opened: ClassVar[list[FakeSocket]] = []  # every one, closed or not
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._r, self._w = os.pipe()
+        self.closed = False
+        FakeSocket.opened.append(self)
 
     def fileno(self) -> int:
         return self._r
@@ -90,6 +94,7 @@ class FakeSocket:
     def close(self) -> None:
         for fd in (self._r, self._w):
             os.close(fd)
+        self.closed = True
 
 
 class FakeV4(FakeSocket):
@@ -152,7 +157,7 @@ class FakePorts(Ports):
 
 def install() -> list[tuple[float, str, bytes]]:
     """A fresh record of the fake sockets' sends (and none failing); the list."""
-    FakeSocket.sent, FakeSocket.failing = [], set()
+    FakeSocket.sent, FakeSocket.failing, FakeSocket.opened = [], set(), []
     return FakeSocket.sent
 
 

@@ -225,3 +225,28 @@ def test_adverts_sent_counts_what_the_kernel_took_not_what_was_asked(
     assert after == ok
     view = daemon.vhosts[("eth0", 1)].machine.counters
     assert view.dropped["send_error"] == 2
+
+
+def test_the_daemon_reaches_the_host_only_through_its_ports(tmp_path: Path) -> None:
+    """start(), a link going down as the link watcher says, stop(): the vhid followed the
+    link, and every socket the ports opened is closed at the end."""
+    install()
+    ports = FakePorts(FakeNetlink())
+    daemon = Daemon(
+        config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'), ports
+    )
+
+    async def main() -> list[State]:
+        await daemon.start()
+        states = [daemon.find("carp1").machine.state]
+        ports.watcher.set("eth0", up=False)
+        await ports.watcher.heard()
+        states.append(daemon.find("carp1").machine.state)
+        await daemon.stop()
+        return states
+
+    assert asyncio.run(main()) == [State.BACKUP, State.INIT]
+    opened = [type(s).__name__ for s in FakeSocket.opened]
+    assert sorted(opened) == ["FakeAnnouncer", "FakeV4", "FakeV4"]  # send, known peers
+    assert all(s.closed for s in FakeSocket.opened)
+    assert daemon.ledger.sources == {"carpdev eth0 down": 240}
