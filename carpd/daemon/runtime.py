@@ -18,15 +18,16 @@ from carpd.config import CarpConfig, Config
 from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
 from carpd.core.demotion import Demotion
 from carpd.core.model import Reason
+from carpd.daemon.configsync import ConfigSync
 from carpd.daemon.drift import Drift
 from carpd.daemon.effects.assemble import Needs, effects_for
 from carpd.daemon.effects.conntrack import Conntrack
-from carpd.daemon.effects.pool import Pools
 from carpd.daemon.events import Lifecycle, Publisher
 from carpd.daemon.health import Health
 from carpd.daemon.history import History
 from carpd.daemon.host import Host
 from carpd.daemon.intake import Intake
+from carpd.daemon.integration import Integrations
 from carpd.daemon.lanes import Effect, Lane
 from carpd.daemon.levers import Levers
 from carpd.daemon.plan import works
@@ -86,8 +87,10 @@ class Daemon:
         self.publisher.subscribers.append(self.history)
         self.results = Results()  # the last result of each hook and action
         self.drift = Drift(config.global_.state_dir)  # what `carpctl sync status` found
-        # Integrations beside the runtime that status shows (ifstated): set by serve.
-        self.reports: dict[str, Callable[[], dict[str, Any]]] = {}
+        # What status shows of each integration: the effects', config drift, and those
+        # serve starts (ifstated, the real-time policy).
+        self.integrations = Integrations(lambda: self.host.effects)
+        self.integrations.add(ConfigSync(lambda: self.drift))
         self.publisher.subscribers.append(self.results)
         self._needs = Needs(self.netlink, self.publisher.publish, lv.state_sync_demotion, effects)
         self.host = Host(
@@ -284,12 +287,6 @@ class Daemon:
                 vh.view(self.ledger, now, offset, self.history) for vh in self.vhosts.values()
             ),
             dropped={d.name: dict(d.dropped) for d in self.devs.values()},
-            state_sync=next(
-                (e.report() for e in self.host.effects if isinstance(e, Conntrack)), None
-            ),
             actions=self.results.reports(),
-            pools=next((e.report() for e in self.host.effects if isinstance(e, Pools)), None),
-            config_sync=self.drift.report(),
-            ifstated=self.reports["ifstated"]() if "ifstated" in self.reports else None,
-            realtime=self.reports["realtime"]() if "realtime" in self.reports else None,
+            reports=self.integrations.reports(),
         )

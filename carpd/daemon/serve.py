@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from carpd import __version__
 from carpd.config import Config, ConfigError
@@ -20,7 +20,6 @@ from carpd.daemon import commands
 from carpd.daemon.control import ControlServer, Refused
 from carpd.daemon.eventstream import EventStream
 from carpd.daemon.exits import EXIT_CONFIG, EXIT_ENVIRONMENT
-from carpd.daemon.integration import Integration
 from carpd.daemon.logsetup import setup_logging
 from carpd.daemon.notify import Notifier
 from carpd.daemon.runtime import Daemon, StartupError
@@ -33,17 +32,6 @@ if TYPE_CHECKING:
     from carpd.web.server import WebServer
 
 log = logging.getLogger("carpd")
-
-
-def shown(daemon: Daemon, integration: Integration) -> None:
-    """Status shows ``integration``'s report. Until Daemon.integrations (runtime.py):
-    Daemon.view passes these reports to NodeView, which files them under their names."""
-    daemon.reports[integration.name] = cast(Callable[[], dict[str, Any]], integration.report)
-
-
-def hidden(daemon: Daemon, integration: Integration) -> None:
-    """Status no longer shows ``integration`` (stopped on a reload)."""
-    daemon.reports.pop(integration.name, None)
 
 
 def advised(config: Config) -> Config:
@@ -84,7 +72,7 @@ async def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
 
     new = await Ifstated.open(cfg, daemon.publisher.publish)
     daemon.publisher.subscribers.append(new)
-    shown(daemon, new)
+    daemon.integrations.add(new)
     return new
 
 
@@ -104,7 +92,7 @@ async def _reload_ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | N
             daemon.publisher.subscribers.remove(old)
             await old.close()
             if new is None:
-                hidden(daemon, old)
+                daemon.integrations.discard(old)
         if new is not None:
             new.begin(daemon.view())
     return new
@@ -167,7 +155,7 @@ async def serve(daemon: Daemon, reload_config: Callable[[], Config] | None) -> i
     logged = _logging(started)  # and the log set up with (a reload applies a change)
     realtime = Realtime(loop)  # [global] realtime_priority: SCHED_FIFO for short adverts
     realtime.apply(daemon.config.global_.realtime_priority)
-    shown(daemon, realtime)
+    daemon.integrations.add(realtime)
     # One reload at a time: SIGHUPs that arrive during one are merged into one more.
     reload_wanted = asyncio.Event()
     # `carpctl reload`s waiting for the next reload's outcome: (why it was refused, what

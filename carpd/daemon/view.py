@@ -185,27 +185,11 @@ class NodeView:
     dropped: Mapping[str, Mapping[str, int]]  # per carpdev, before a vhid was known
     actions: tuple[ActionReport, ...] = ()  # hooks and [[action]]s, by target and name
     reports: Mapping[str, Report] = field(default_factory=dict)  # each integration's
-    # Until Daemon.view passes ``reports`` (Integrations.reports()): the reports it passes
-    # one by one today, folded into ``reports`` under their names. Read ``reports`` only.
-    state_sync: Any = None
-    pools: Any = None
-    ifstated: Any = None
-    config_sync: Mapping[str, Any] | None = None  # Drift.report(): the file's dict
-    realtime: Any = None
-
-    def __post_init__(self) -> None:
-        legacy = {k: getattr(self, k) for k in LEGACY}
-        if self.config_sync is not None:
-            legacy["config_sync"] = ConfigSyncReport.read(self.config_sync)
-        if any(r is not None for r in legacy.values()):
-            folded = {k: r for k, r in legacy.items() if r is not None}
-            object.__setattr__(self, "reports", {**folded, **self.reports})
 
     def vhid(self, name: str) -> VhidView:
         return next(v for v in self.vhids if v.name == name)
 
 
-LEGACY = ("state_sync", "pools", "ifstated", "config_sync", "realtime")
 # Keys the page and scripts have always found in status, None while their integration is
 # off; one added later is there only while it reports.
 ALWAYS_SHOWN = ("state_sync", "pools", "ifstated", "config_sync", "realtime")

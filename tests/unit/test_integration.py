@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fakes import FakeNetlink, FakePorts, install, takeover
+from fakes import config as carp_config
+
 from carpd.config import Config, load_config
 from carpd.ctl.main import format_status
 from carpd.daemon.configsync import ConfigSyncReport
@@ -17,6 +20,7 @@ from carpd.daemon.effects.pool import Pools
 from carpd.daemon.ifstated import IfstatedReport, IfstatedTest
 from carpd.daemon.integration import Integration, Integrations, Report
 from carpd.daemon.lanes import HostWork, Step
+from carpd.daemon.runtime import Daemon
 from carpd.daemon.view import NodeView, VhidView, to_json, when
 from carpd.linux.conntrackd import ConntrackdStats
 from carpd.linux.realtime import RealtimeReport
@@ -109,6 +113,22 @@ def test_a_trivial_integration_shows_in_status_from_its_one_registration(
     assert "report_lines" not in to_json(view)  # --json and /api/status: as they were
 
 
+def test_a_trivial_integration_shows_in_the_running_daemons_status(tmp_path: Path) -> None:
+    """The same toy, given to the real Daemon as its extra effect: Daemon.view() has its
+    report after a takeover, `carpctl status --json` its JSON and the text its line."""
+    install()
+    toy = Toy()
+    cfg = carp_config(tmp_path, 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n')
+    daemon = Daemon(cfg, FakePorts(FakeNetlink()), effects=(toy,))
+    takeover(daemon, 0.0)
+    beats = toy.beats
+    assert beats >= 2  # the start-up's address removal, then the takeover's addresses
+    assert daemon.view().reports["toy"] == ToyReport(beats)
+    status = to_json(daemon.view(), text=True)
+    assert status["toy"] == {"beats": beats}
+    assert f"toy: {beats} beat(s)" in format_status(status).splitlines()
+
+
 def test_integrations_beside_the_lanes_are_added_and_removed_by_their_starter() -> None:
     """ifstated and the real-time policy are started by serve: added after the effects,
     in order, and gone once removed (a reload that drops [ifstated])."""
@@ -139,17 +159,6 @@ def test_status_keeps_its_keys_while_an_integration_is_off() -> None:
         ("state_sync", "pools", "ifstated", "realtime")
     )
     assert "report_lines" not in status
-
-
-def test_the_view_runtime_py_builds_today_files_its_reports_under_their_names() -> None:
-    """Until Daemon.view passes ``reports``: what it passes one by one is read as typed."""
-    rt = RealtimeReport(10, "fifo", None, 0, 1.0)
-    view = NodeView(
-        node="fw1", pid=1, config="c", maintenance=False, demotion={}, groups={},
-        services=None, vhids=(), dropped={}, realtime=rt,
-    )  # fmt: skip
-    assert view.reports == {"realtime": rt}
-    assert to_json(view)["realtime"] == rt.to_json()
 
 
 def test_each_report_renders_what_status_showed_before(tmp_path: Path) -> None:
