@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from carpd.core.actions import AddAddresses, Announce, RemoveAddresses
 from carpd.core.announce import gratuitous_arp, unsolicited_na
 from carpd.daemon.events import AddressesApplied, Event
-from carpd.daemon.lanes import Effect, HostAction, HostWork, Step
+from carpd.daemon.lanes import Claimant, Effect, HostAction, HostWork, Step
 from carpd.daemon.plan import plan, shown
 from carpd.daemon.vhost import Vhost
 from carpd.daemon.view import VhidView
@@ -64,13 +64,11 @@ class Host:
             vh.lane.submit(steps)
 
     def plan(self, vh: Vhost, work: HostWork, view: VhidView) -> list[Step]:
-        return plan(work, view, self.effects, self._own(vh, work.action))
+        return plan(work, view, self.effects, self._own(vh, work.action, view))
 
-    def _own(self, vh: Vhost, action: HostAction) -> list[Step]:
-        # A pool's vhid: no gratuitous ARP (it would move every client, not one bucket's);
-        # in ip mode the address is the pool effect's, in arp mode the vhid's (macvlan).
-        if vh.cfg.pool is not None and (vh.cfg.pool.mode == "ip" or isinstance(action, Announce)):
-            return []
+    def _own(self, vh: Vhost, action: HostAction, view: VhidView) -> list[Step]:
+        if any(isinstance(e, Claimant) and e.claims(action, view) for e in self.effects):
+            return []  # an effect does it its own way (a pool's buckets)
         if isinstance(action, AddAddresses | RemoveAddresses):
             verb = "add" if isinstance(action, AddAddresses) else "remove"
             run = functools.partial(self._addresses, vh, isinstance(action, AddAddresses))

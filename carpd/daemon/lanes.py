@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from carpd.core.actions import AddAddresses, Announce, RemoveAddresses, RunHook, StateChanged
 from carpd.daemon.view import VhidView
@@ -67,6 +67,15 @@ class Effect(Protocol):
     def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]: ...
 
     async def close(self) -> None: ...  # stop what it runs by itself (at stop, on reload)
+
+
+@runtime_checkable
+class Claimant(Protocol):
+    """An effect that carries out one of the host's own steps itself, or forbids it (a
+    pool's vhid: the pool puts up its buckets, and announces nothing): the host lane
+    then plans none of its own for that action, and knows nothing of why."""
+
+    def claims(self, action: HostAction, vhid: VhidView) -> bool: ...
 
 
 @dataclass(slots=True)

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carpd.config.model import CarpConfig, Config, PoolRef
-from carpd.core.actions import AddAddresses, RemoveAddresses
-from carpd.daemon.lanes import HostWork, Step
+from carpd.core.actions import AddAddresses, Announce, RemoveAddresses
+from carpd.daemon.lanes import HostAction, HostWork, Step
 from carpd.daemon.view import VhidView
 from carpd.linux import nft, process, sysctl
 from carpd.linux.netlink import Netlink
@@ -176,6 +176,13 @@ class Pools:
     def same(self, config: Config) -> bool:
         refs = {(c.pool, c.carpdev) for c in config.carp if c.pool is not None}
         return refs == {(p.ref, p.carpdev) for p in self.pools.values()}
+
+    def claims(self, action: HostAction, vhid: VhidView) -> bool:
+        """A pool's vhid sends no gratuitous ARP (it would move every client, not one
+        bucket's); in ip mode its address is the pool's (a bucket rule, not netlink), in
+        arp mode the vhid's own (its macvlan)."""
+        ref = vhid.cfg.pool
+        return ref is not None and (ref.mode == "ip" or isinstance(action, Announce))
 
     def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         return ()
