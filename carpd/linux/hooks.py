@@ -1,14 +1,13 @@
-"""Up/down hooks as ucarp calls them (script <interface> <address> [xparam]), run by
-process.run: never blocking the protocol, killed at a timeout, output logged, children
-they leave running left alone."""
+"""Up/down hooks as ucarp calls them (script <interface> <address> [xparam]), and the
+environment of every program run for a transition (a hook or an [[action]]). They are
+run as [[action]]s are (effects/actions.run_programs): never blocking the protocol,
+killed at a timeout, output logged, children they leave running left alone."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from carpd.linux.process import Outcome, run
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +29,10 @@ class HookCall:
         if self.xparam is not None:
             args.append(self.xparam)
         return args
+
+    @property
+    def label(self) -> str:  # its log lines': "carp1: up hook"
+        return f"{self.name}: {self.kind} hook"
 
     def env(self) -> dict[str, str]:
         return transition_env(
@@ -60,16 +63,3 @@ def transition_env(
         env["CARP_REASON"] = reason
     env.update(extra)
     return env
-
-
-async def run_hook(call: HookCall, timeout: float) -> Outcome:
-    """Run one hook (killed with its process group at ``timeout``); its stderr's tail kept."""
-    label = f"{call.name}: {call.kind} hook"
-    return await run(
-        call.argv(),
-        timeout=timeout,
-        env=call.env(),
-        capture="stderr",
-        leftovers="leave",
-        label=label,
-    )

@@ -1,4 +1,5 @@
-"""Up/down hooks (carpd.linux.hooks): real subprocesses, no network."""
+"""Up/down hooks (carpd.linux.hooks), run as [[action]]s are (effects/actions.run_programs,
+through effects/hooks.program): real subprocesses, no network."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from pathlib import Path
 import pytest
 from test_service_checks import gone, read_pid, script
 
-from carpd.linux.hooks import HookCall, run_hook
+from carpd.daemon.effects.actions import run_programs
+from carpd.daemon.effects.hooks import program
+from carpd.daemon.events import ActionRan, Event
+from carpd.linux.hooks import HookCall
+from carpd.linux.process import Outcome
 
 
 def call(path: Path) -> HookCall:
@@ -28,6 +33,15 @@ def call(path: Path) -> HookCall:
     )
 
 
+def run_hook(call: HookCall, timeout: float, published: list[Event] | None = None) -> Outcome:
+    """The hook run as the Hooks effect runs it: its outcome."""
+    out = published if published is not None else []
+    ((_, outcome),) = asyncio.run(
+        run_programs([program(call, timeout)], "master", "MASTER", out.append)
+    )
+    return outcome
+
+
 def test_a_hook_that_leaves_a_background_child_is_done_when_it_exits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -38,7 +52,7 @@ def test_a_hook_that_leaves_a_background_child_is_done_when_it_exits(
     hook = script(tmp_path, "up", f"sleep 30 & echo $! > {pidfile}\necho started it")
     caplog.set_level(logging.INFO, logger="carpd")
     start = time.monotonic()
-    status = asyncio.run(run_hook(call(hook), timeout=5.0)).status
+    status = run_hook(call(hook), timeout=5.0).status
     took = time.monotonic() - start
     child = read_pid(pidfile)
     try:
@@ -57,7 +71,7 @@ def test_a_hook_that_does_not_exit_is_killed_with_its_children(
     pidfile = tmp_path / "child.pid"
     hook = script(tmp_path, "up", f"sleep 30 & echo $! > {pidfile}\necho waiting\nsleep 30")
     caplog.set_level(logging.INFO, logger="carpd")
-    outcome = asyncio.run(run_hook(call(hook), timeout=0.5))
+    outcome = run_hook(call(hook), timeout=0.5)
     assert (outcome.status, outcome.error) == (None, "killed after 0.5 s")
     assert f"carp1: up hook {hook} killed after 0.5 s" in caplog.messages
     assert "carp1: up hook: waiting" in caplog.messages
@@ -69,8 +83,14 @@ def test_a_failing_hook_reports_its_status_and_output(
 ) -> None:
     hook = script(tmp_path, "up", "echo no luck\nprintf 'no newline' >&2\nexit 3")
     caplog.set_level(logging.INFO, logger="carpd")
-    outcome = asyncio.run(run_hook(call(hook), timeout=5.0))
+    published: list[Event] = []
+    outcome = run_hook(call(hook), 5.0, published)
     assert (outcome.status, outcome.stderr, outcome.ok) == (3, "no newline", False)
+    ran = [e for e in published if isinstance(e, ActionRan)]
+    assert ran == published
+    assert [(e.target, e.action, e.phase, e.state, e.outcome) for e in ran] == [
+        ("carp1", "up hook", "master", "MASTER", outcome)
+    ]
     assert caplog.messages[-3:] == [
         "carp1: up hook: no luck",
         "carp1: up hook: no newline",

@@ -8,6 +8,10 @@ happens (last state wins). An action is killed at its ``timeout``; nothing in a 
 holds the adverts or the addresses, except ``pre-release``, which runs before a
 target's addresses go, bounded by its actions' timeouts. Each result is logged and
 published (ActionRan).
+
+The up, down and pre_release hooks (effects/hooks.py) are run by the same machinery:
+a ``Program`` each, ``run_programs`` to run and publish them, ``pre_release_step`` for
+the blocking step before the addresses go.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from carpd.config.model import ActionConfig, Config
 from carpd.core.model import State
@@ -23,11 +28,62 @@ from carpd.daemon.events import ActionRan, Event
 from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidView
 from carpd.linux.hooks import transition_env
-from carpd.linux.process import run_program
+from carpd.linux.process import Outcome, run_program
 
-# A pre-release step's lane deadline past the sum of its actions' timeouts: each kill
+# A pre-release step's lane deadline past the sum of its programs' timeouts: each kill
 # is the bound, this is only the lane's backstop.
 KILL_MARGIN = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A program run for a transition: an [[action]], or a hook."""
+
+    target: str  # ActionRan's: the vhid's name, or "group NAME"
+    name: str  # ActionRan's: the [[action]]'s name, or "up hook"
+    label: str  # its log lines': "carp1: action m", "carp1: up hook"
+    argv: Sequence[str]
+    env: Mapping[str, str]  # transition_env's
+    timeout: float  # killed with its process group after it
+
+
+Ran = list[tuple[Program, Outcome]]
+
+
+async def run_programs(
+    programs: Sequence[Program], phase: str, state: str, publish: Callable[[Event], None]
+) -> Ran:
+    """``programs`` one after the other, each to its end or its timeout, each result
+    published (ActionRan, as ``phase`` run for ``state``); their outcomes."""
+    ran: Ran = []
+    for p in programs:
+        at = time.time()
+        outcome = await run_program(p.argv, p.env, p.label, p.timeout)
+        publish(ActionRan(p.target, p.name, phase, state, at, outcome))
+        ran.append((p, outcome))
+    return ran
+
+
+def pre_release_step(
+    step: str,
+    programs: Sequence[Program],
+    state: str,
+    chain: str,
+    publish: Callable[[Event], None],
+    failed: Callable[[Ran], str],
+) -> Step:
+    """The blocking step that runs ``programs`` before the addresses go, bounded by their
+    timeouts; if any fails, the step fails with ``failed``'s words (counted and shown in
+    host_steps), and the addresses go anyway."""
+
+    async def run() -> None:
+        ran = await run_programs(programs, "pre-release", state, publish)
+        bad = [(p, o) for p, o in ran if not o.ok]
+        if bad:
+            raise RuntimeError(failed(bad))
+
+    deadline = sum(p.timeout for p in programs) + KILL_MARGIN
+    return Step(step, run, deadline, chain=chain)
 
 
 class Actions(RoleFollower):
@@ -50,41 +106,52 @@ class Actions(RoleFollower):
         if not cfgs:
             return ()
         change = Change(target, State.MASTER, State.BACKUP)
-        run = functools.partial(self._run, change, "pre-release", cfgs, work, vhid)
-        deadline = sum(a.timeout for a in cfgs) + KILL_MARGIN
-        return (Step("pre-release actions", run, deadline, chain=f"{target} actions"),)
+        programs = self._programs(change, "pre-release", cfgs, work, vhid)
+        return (
+            pre_release_step(
+                "pre-release actions",
+                programs,
+                change.new.value,
+                f"{target} actions",
+                self.publish,
+                lambda bad: _failed("pre-release", bad),
+            ),
+        )
 
     def changed(self, change: Change, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         cfgs = self._actions(change.target, change.phase)
         if not cfgs:
             return ()
-        run = functools.partial(self._run, change, change.phase, cfgs, work, vhid)
+        programs = self._programs(change, change.phase, cfgs, work, vhid)
+        run = functools.partial(self._run, change, programs)
         chain = f"{change.target} actions"
         return (Step(f"{change.phase} actions", run, blocking=False, coalesce=chain, chain=chain),)
 
-    async def _run(
+    async def _run(self, change: Change, programs: Sequence[Program]) -> None:
+        ran = await run_programs(programs, change.phase, change.new.value, self.publish)
+        bad = [(p, o) for p, o in ran if not o.ok]
+        if bad:  # counted in host_steps too; the next action still ran
+            raise RuntimeError(_failed(change.phase, bad))
+
+    def _programs(
         self,
         change: Change,
         phase: str,
         cfgs: list[ActionConfig],
         work: HostWork,
         vhid: VhidView,
-    ) -> None:
-        """The phase's actions one after the other, each to its end or its timeout."""
-        failed = []
-        for a in cfgs:
-            at = time.time()
-            outcome = await run_program(
+    ) -> list[Program]:
+        return [
+            Program(
+                change.target,
+                a.name,
+                f"{change.target}: action {a.name}",
                 a.argv,
                 self._env(change, phase, a, work, vhid),
-                f"{change.target}: action {a.name}",
                 a.timeout,
             )
-            self.publish(ActionRan(change.target, a.name, phase, change.new.value, at, outcome))
-            if not outcome.ok:
-                failed.append(a.name)
-        if failed:  # counted in host_steps too; the next action still ran
-            raise RuntimeError(f"{phase} actions failed: {', '.join(failed)}")
+            for a in cfgs
+        ]
 
     def _env(
         self, change: Change, phase: str, a: ActionConfig, work: HostWork, vhid: VhidView
@@ -103,3 +170,7 @@ class Actions(RoleFollower):
             str(last.reason) if last is not None else None,
             **extra,
         )
+
+
+def _failed(phase: str, bad: Ran) -> str:
+    return f"{phase} actions failed: {', '.join(p.name for p, _ in bad)}"

@@ -1,28 +1,35 @@
 """The up and down hooks (ucarp's --upscript/--downscript) as an effect: after the
 addresses and their announcement, in the background of the vhid's lane, in a chain of
 their own (one at a time, in transition order, behind no other integration); each told
-the transition it serves (``HostWork.cause``)."""
+the transition it serves (``HostWork.cause``). They run as [[action]]s run
+(effects/actions: one Program each, run_programs, pre_release_step); what stays their
+own is when (the core's RunHook, ``neutral``), ucarp's argv, their chain and names."""
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Sequence
 
 from carpd.core.actions import RemoveAddresses, RunHook
 from carpd.core.model import State
-from carpd.daemon.events import ActionRan, Event
+from carpd.daemon.effects.actions import Program, Ran, pre_release_step, run_programs
+from carpd.daemon.events import Event
 from carpd.daemon.lanes import HostWork, Step
 from carpd.daemon.view import VhidView
-from carpd.linux.hooks import HookCall, run_hook
-from carpd.linux.process import Outcome
+from carpd.linux.hooks import HookCall
 
 CHAIN = "hooks"
 
 
+def program(call: HookCall, timeout: float) -> Program:
+    """A hook as the program run for it: published as "<kind> hook" of its vhid."""
+    name = f"{call.kind} hook"
+    return Program(call.name, name, call.label, call.argv(), call.env(), timeout)
+
+
 class Hooks:
     def __init__(self, timeout: float, publish: Callable[[Event], None]) -> None:
-        self.timeout = timeout  # global.hook_timeout: run_hook kills the hook after it
+        self.timeout = timeout  # global.hook_timeout: the hook is killed after it
         self.publish = publish  # each hook's result, as an [[action]]'s
 
     def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
@@ -47,9 +54,11 @@ class Hooks:
             previous=left.old.value,
             reason=str(left.reason),
         )
-        run = functools.partial(self._pre_release, call, cfg.pre_release_timeout)
-        # The lane's deadline a hair past run_hook's own kill: the kill is the bound.
-        return (Step("pre-release hook", run, cfg.pre_release_timeout + 1.0, chain=CHAIN),)
+        hook = program(call, cfg.pre_release_timeout)
+        step = pre_release_step(
+            "pre-release hook", (hook,), call.state, CHAIN, self.publish, _failed
+        )
+        return (step,)
 
     async def close(self) -> None:
         pass  # a running hook is awaited by its lane's settle
@@ -80,17 +89,11 @@ class Hooks:
         return (step,)
 
     async def _run(self, call: HookCall) -> None:
-        await self._measured(call, self.timeout, "master" if call.kind == "up" else "backup")
+        # Its failure is logged and published, not a failed lane step.
+        phase = "master" if call.kind == "up" else "backup"
+        await run_programs((program(call, self.timeout),), phase, call.state, self.publish)
 
-    async def _pre_release(self, call: HookCall, timeout: float) -> None:
-        outcome = await self._measured(call, timeout, "pre-release")
-        if not outcome.ok:  # counted and shown (host_steps); the addresses go anyway
-            raise RuntimeError(
-                f"pre-release hook {call.path} ended with {outcome.error or outcome.status}"
-            )
 
-    async def _measured(self, call: HookCall, timeout: float, phase: str) -> Outcome:
-        at = time.time()
-        outcome = await run_hook(call, timeout)
-        self.publish(ActionRan(call.name, f"{call.kind} hook", phase, call.state, at, outcome))
-        return outcome
+def _failed(bad: Ran) -> str:
+    (hook, outcome), *_ = bad
+    return f"pre-release hook {hook.argv[0]} ended with {outcome.error or outcome.status}"
