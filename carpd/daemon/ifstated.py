@@ -5,7 +5,7 @@ engine (carpd.ifstated, sans-IO) is fed from the runtime's events, and what it a
 runs beside the protocol: ``run`` commands one at a time in order, in a queue of their
 own (each killed at ``[ifstated] timeout``), external tests on their own schedules. A
 vhid is an interface by its name: ``lan.link.up`` while MASTER, ``.down`` while BACKUP,
-``.unknown`` in INIT; other interfaces are watched through rtnetlink. Each command's
+``.unknown`` in INIT; other interfaces through the daemon's link service. Each command's
 result is published like an action's (target "ifstated"): `carpctl events`, status.
 
 A Subscriber of the runtime (RoleChanged, Lifecycle) beside it, never inside it.
@@ -39,7 +39,7 @@ from carpd.ifstated import (
 )
 from carpd.ifstated.parse import LinkState
 from carpd.linux import process
-from carpd.linux.linkwatch import LinkWatcher
+from carpd.linux.linkwatch import LinkEvent, LinkService
 
 log = logging.getLogger("carpd")
 
@@ -91,25 +91,36 @@ class Ifstated:
     name = "ifstated"  # its key in status
 
     def __init__(
-        self, cfg: IfstatedConfig, publish: Callable[[Event], None], text: str, program: Program
+        self,
+        cfg: IfstatedConfig,
+        publish: Callable[[Event], None],
+        text: str,
+        program: Program,
+        links: LinkService | None = None,
     ) -> None:
         self.cfg = cfg
         self.publish = publish
+        self.links = links  # the daemon's link watch (None, as in a test: none watched)
         self.text = text
         self.engine = Engine(program)
         self._queue: asyncio.Queue[Run] = asyncio.Queue()
         self._tests: dict[ExternalTest, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._vhids: set[str] = set()
-        self._watcher: LinkWatcher | None = None
+        self._unwatch: Callable[[], None] = lambda: None
         self._started = False
 
     @classmethod
-    async def open(cls, cfg: IfstatedConfig, publish: Callable[[Event], None]) -> Ifstated:
+    async def open(
+        cls,
+        cfg: IfstatedConfig,
+        publish: Callable[[Event], None],
+        links: LinkService | None = None,
+    ) -> Ifstated:
         """A runner for ``cfg``'s file, read and parsed in a thread: a long file, or macros
         near their bounds (tenths of a second), never hold up the adverts."""
         text, program = await asyncio.to_thread(read_program, cfg)
-        return cls(cfg, publish, text, program)
+        return cls(cfg, publish, text, program, links)
 
     def report(self) -> IfstatedReport:
         active = set(self.engine.active_external_tests())
@@ -156,23 +167,20 @@ class Ifstated:
             if v.name in names:
                 self.engine.set_link(v.name, LINK[v.state])
         others = names - self._vhids
-        if others:
-            self._watcher = LinkWatcher()
-            await self._watcher.start()
+        if others and self.links is not None:
+            await self.links.start()
+            self._unwatch = self.links.watch(others, self._link_changed)
             for name in others:
-                up = self._watcher.is_up(name)
+                up = self.links.is_up(name)
                 if up is not None:
                     self.engine.set_link(name, "up" if up else "down")
-            self._spawn(self._watch_links(others))
         self._spawn(self._runner())
         log.info("ifstated: %s loaded", self.cfg.file)
         self._apply(self.engine.start())
 
-    async def _watch_links(self, names: frozenset[str]) -> None:
-        assert self._watcher is not None
-        async for event in self._watcher.events():
-            if event.name in names and event.name not in self._vhids:
-                self._apply(self.engine.set_link(event.name, "up" if event.up else "down"))
+    def _link_changed(self, event: LinkEvent) -> None:
+        if event.name not in self._vhids:
+            self._apply(self.engine.set_link(event.name, "up" if event.up else "down"))
 
     # -- what the engine asks for -----------------------------------------------------
 
@@ -250,5 +258,4 @@ class Ifstated:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._watcher is not None:
-            await self._watcher.close()
+        self._unwatch()

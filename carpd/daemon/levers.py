@@ -14,7 +14,7 @@ from carpd.core.demotion import SENDERR, STATE_SYNC, Demotion, ifdown_source
 from carpd.core.model import State
 from carpd.daemon.events import DemotionChanged, Event, LinkChanged
 from carpd.daemon.vhost import Carpdev, Vhost
-from carpd.linux.linkwatch import LinkWatcher
+from carpd.linux.linkwatch import LinkService
 
 log = logging.getLogger("carpd")
 
@@ -33,6 +33,7 @@ class Levers:
         self.vhosts, self.devs, self.ledger = vhosts, devs, ledger
         self._settings, self._publish, self._now, self._process = settings, publish, now, process
         self.running = False  # no vhid to tell before the loop runs
+        self.unwatch_links: Callable[[], None] = lambda: None
 
     def apply_demotion(self) -> None:
         """The ledger changed: give every vhid its new total (a MASTER advertises it)."""
@@ -93,18 +94,13 @@ class Levers:
         if self.ledger.set_source(ifdown_source(name), 0 if up else factor):
             self.apply_demotion()
 
-    async def watch_links(self, watcher: LinkWatcher) -> None:
-        """Feed link_event from rtnetlink until cancelled."""
-        await watcher.start()
-        try:
-            # Whatever changed between our first look and the subscription.
-            for name in list(self.devs):
-                up = watcher.is_up(name)
-                self.link_event(name, bool(up))
-            async for event in watcher.events():
-                self.link_event(event.name, event.up)
-        finally:
-            await watcher.close()
+    async def watch_links(self, links: LinkService) -> None:
+        """Feed link_event from the daemon's link service until unwatch_links()."""
+        self.unwatch_links = links.watch(None, lambda event: self.link_event(event.name, event.up))
+        await links.start()
+        # Whatever changed between our first look and the subscription.
+        for name in list(self.devs):
+            self.link_event(name, bool(links.is_up(name)))
 
     def find(self, name: str) -> Vhost:
         for vh in self.vhosts.values():

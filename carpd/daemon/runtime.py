@@ -41,6 +41,7 @@ from carpd.daemon.transitions import Transitions
 from carpd.daemon.transmit import Transmitter
 from carpd.daemon.vhost import Carpdev, Vhost, make_router
 from carpd.daemon.view import NodeView
+from carpd.linux.linkwatch import LinkService
 
 log = logging.getLogger("carpd")
 
@@ -55,6 +56,7 @@ class Daemon:
         self.config = config
         self.ports = ports or Ports()
         self.netlink = self.ports.netlink
+        self.links = LinkService(self.ports.link_watcher())  # the one link watch, for all
         self.vhosts: dict[tuple[str, int], Vhost] = {}
         self.ledger = Demotion()
         self.ledger.declare_groups(g for c in config.carp for g in c.all_groups)
@@ -92,7 +94,9 @@ class Daemon:
         self.integrations = Integrations(lambda: self.host.effects)
         self.integrations.add(ConfigSync(lambda: self.drift))
         self.publisher.subscribers.append(self.results)
-        self._needs = Needs(self.netlink, self.publisher.publish, lv.state_sync_demotion, effects)
+        self._needs = Needs(
+            self.netlink, self.publisher.publish, lv.state_sync_demotion, self.links, effects
+        )
         self.host = Host(
             self.netlink,
             self.publisher.publish,
@@ -123,8 +127,7 @@ class Daemon:
         for cfg in self.config.carp:
             await self._start_vhost(cfg, self.config)
         self.health.start_checks()
-        watch = self.levers.watch_links(self.ports.link_watcher())
-        self._watch = self._loop.create_task(watch)
+        self._watch = self._loop.create_task(self.levers.watch_links(self.links))
 
     async def run(self, ready: Callable[[], Any] | None = None) -> int:
         await self.start()
@@ -145,6 +148,7 @@ class Daemon:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        self.levers.unwatch_links()
         await self.health.close()
         for vh in list(self.vhosts.values()):
             self._stop_vhost(vh, Reason.SHUTDOWN)
@@ -153,6 +157,7 @@ class Daemon:
             await effect.close()
             if isinstance(effect, Conntrack):  # after the hand-over: never before it
                 await effect.at_exit()
+        await self.links.close()  # after the effects: conntrackd's sync link until then
         await self.setup.restore([vh.vmac for vh in self.vhosts.values() if vh.vmac])
         self.ticks.close()
         await self.netlink.close()

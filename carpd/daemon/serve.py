@@ -70,7 +70,7 @@ async def _ifstated(daemon: Daemon, old: Ifstated | None) -> Ifstated | None:
         return None
     from carpd.daemon.ifstated import Ifstated  # lark (carpd[ifstated]): only with a file
 
-    new = await Ifstated.open(cfg, daemon.publisher.publish)
+    new = await Ifstated.open(cfg, daemon.publisher.publish, daemon.links)
     daemon.publisher.subscribers.append(new)
     daemon.integrations.add(new)
     return new

@@ -37,14 +37,19 @@ buffer), dumps the links again and yields the differences, so the stream stays r
 ``events()`` is meant for one consumer at a time, which should keep reading (pyroute2
 queues what arrives meanwhile without bound); it ends when ``close()`` is called.
 Everything happens in the current network namespace (the socket is opened there).
+
+Inside the daemon that one consumer is a ``LinkService``: one subscription and one dump
+for everyone (the carpdevs, conntrackd's sync link, ifstated's interfaces), which hands
+each event to those watching its interface.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from socket import AF_UNSPEC
 from typing import Any
@@ -218,3 +223,64 @@ class LinkWatcher:
         for index, (name, up) in now.items():
             events += self._update(index, name, up)
         return events
+
+
+class LinkService:
+    """One watcher's events, handed to every subscriber of the interface they are about.
+
+    ``watch(names, callback)`` (``None``: every interface) calls ``callback`` in the
+    order the events arrive, from the one task reading them: a callback must not block
+    (one that awaits queues the event for a task of its own). Subscribe, then read
+    ``is_up``: with no await between them, nothing falls in between."""
+
+    def __init__(self, watcher: LinkWatcher) -> None:
+        self._watcher = watcher
+        self._subs: list[tuple[frozenset[str] | None, Callable[[LinkEvent], None]]] = []
+        self._started: asyncio.Future[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Subscribe and dump, once: a second caller waits for the first one's."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
+        await self._watcher.start()
+        self._pump = asyncio.get_running_loop().create_task(self._run())
+        self._pump.add_done_callback(_failed)
+
+    def watch(
+        self, names: Collection[str] | None, callback: Callable[[LinkEvent], None]
+    ) -> Callable[[], None]:
+        """Hear the changes of ``names``' links; the function returned unsubscribes."""
+        sub = (None if names is None else frozenset(names), callback)
+        self._subs.append(sub)
+        return lambda: self._subs.remove(sub) if sub in self._subs else None
+
+    def is_up(self, name: str) -> bool | None:
+        return self._watcher.is_up(name)
+
+    async def _run(self) -> None:
+        async for event in self._watcher.events():
+            for names, callback in list(self._subs):
+                if names is None or event.name in names:
+                    try:
+                        callback(event)
+                    except Exception:  # one subscriber's bug must not deafen the others
+                        log.exception("link event %s", event)
+
+    async def close(self) -> None:
+        if self._started is not None and not self._started.done():
+            self._started.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._started
+        await self._watcher.close()  # events() ends, and so does the task reading them
+        if self._pump is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+
+
+def _failed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("link watch stopped: %s", task.exception())

@@ -115,6 +115,7 @@ class FakeLinkWatcher:
     def __init__(self) -> None:
         self.links = {ETH0.name: ETH0.up}
         self._events: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+        self.starts = 0  # subscriptions opened: one for the whole daemon
 
     def set(self, name: str, up: bool) -> None:
         """A link goes up or down: the daemon hears it as an rtnetlink event."""
@@ -122,11 +123,11 @@ class FakeLinkWatcher:
         self._events.put_nowait(LinkEvent(name, ETH0.index, up))
 
     async def heard(self) -> None:
-        """Until the daemon has handled every event set so far."""
+        """Until the daemon's link service has handed on every event set so far."""
         await self._events.join()
 
     async def start(self) -> None:
-        pass
+        self.starts += 1
 
     def is_up(self, name: str) -> bool | None:
         return self.links.get(name)

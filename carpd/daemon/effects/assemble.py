@@ -22,6 +22,7 @@ from carpd.daemon.effects.pool import Pools
 from carpd.daemon.effects.route import Routes
 from carpd.daemon.events import Event
 from carpd.daemon.lanes import Effect
+from carpd.linux.linkwatch import LinkService
 from carpd.linux.netlink import Netlink
 
 
@@ -32,6 +33,8 @@ class Needs:
     netlink: Netlink
     publish: Callable[[Event], None]
     state_sync_demotion: Callable[[int, str], None]
+    # The daemon's one link watch: an effect watches an interface through it.
+    links: LinkService | None = None
     # Beside those the config asks for (tests, plugins); an Integration among them shows
     # in status too.
     extra: tuple[Effect, ...] = ()
@@ -47,7 +50,9 @@ def effects_for(
         if old is None or old.cfg != config.conntrackd:
             synced = old is not None and old.synced
             started = old.started if old is not None else None  # stopped only at exit
-            old = Conntrack(config.conntrackd, needs.state_sync_demotion, synced, started)
+            old = Conntrack(
+                config.conntrackd, needs.state_sync_demotion, synced, started, needs.links
+            )
         effects.append(old)
     elif old is not None:  # state sync turned off: no longer a reason to be demoted
         needs.state_sync_demotion(0, "state sync off")

@@ -48,7 +48,7 @@ from carpd.linux.conntrackd import (
     parse_stats,
     running,
 )
-from carpd.linux.linkwatch import LinkWatcher
+from carpd.linux.linkwatch import LinkEvent, LinkService
 
 log = logging.getLogger("carpd")
 
@@ -135,8 +135,10 @@ class Conntrack:
         demote: Callable[[int, str], None],
         synced: bool = False,
         started: Started | None = None,
+        links: LinkService | None = None,
     ) -> None:
         self.cfg = cfg
+        self.links = links  # the daemon's link watch (None, as in a test: no sync link watch)
         # The conntrackd this carpd started (a reload hands it on): it outlives carpd
         # unless stop_with_carpd, and no other is ever stopped.
         self.started = started
@@ -263,7 +265,7 @@ class Conntrack:
     def _start_watching(self) -> None:
         if not self._tasks:
             self._tasks.append(asyncio.ensure_future(self._poll()))
-            if self.cfg.interface is not None:
+            if self.cfg.interface is not None and self.links is not None:
                 self._tasks.append(asyncio.ensure_future(self._watch_link(self.cfg.interface)))
 
     def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
@@ -472,15 +474,17 @@ class Conntrack:
     async def _watch_link(self, name: str) -> None:
         """pfsync's link down: demoted while the sync link is down; when it is back the
         peer's table may have moved on without us, so a bulk resync."""
-        watcher = LinkWatcher()
-        await watcher.start()
+        assert self.links is not None
+        await self.links.start()
+        # Queued: the service calls back in its own task, and a resync awaits.
+        events: asyncio.Queue[LinkEvent] = asyncio.Queue()
+        unwatch = self.links.watch([name], events.put_nowait)
         try:
-            await self._link_changed(name, bool(watcher.is_up(name)))
-            async for event in watcher.events():
-                if event.name == name:
-                    await self._link_changed(name, event.up)
+            await self._link_changed(name, bool(self.links.is_up(name)))
+            while True:
+                await self._link_changed(name, (await events.get()).up)
         finally:
-            await watcher.close()
+            unwatch()
 
     async def _link_changed(self, name: str, up: bool) -> None:
         if up == self.link_up:
