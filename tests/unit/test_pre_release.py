@@ -71,3 +71,5 @@ def test_a_hanging_one_is_killed_at_its_timeout_and_the_addresses_go(
     stats = daemon.vhosts[("eth0", 1)].lane.stats["pre-release hook"]
     assert stats.failed == 1 and stats.last_duration is not None
     assert 0.5 <= stats.last_duration < 0.5 + 1.0
+    script = tmp_path / "pre-release.sh"  # host_steps names the hook and how it ended
+    assert stats.last_error == f"pre-release hook {script} ended with killed after 0.5 s"
