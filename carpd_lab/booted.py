@@ -23,6 +23,9 @@ ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LAN
 # How often to look for the container's PID 1 while nspawn sets it up (a fork, then a
 # few mounts): there is no event for it before it is there.
 POLL = 0.02
+# What systemd-nspawn creates on the machine it runs on (systemd 252), deepest first.
+NSPAWN_RUN = Path("/run/systemd/nspawn")
+NSPAWN_DIRS = (NSPAWN_RUN / "locks", NSPAWN_RUN / "propagate", NSPAWN_RUN)
 
 
 class BootError(AssertionError):
@@ -107,6 +110,9 @@ def booted(root: Path, netns: str, log: Path, limit: float) -> Iterator[Booted]:
         "--capability=CAP_NET_ADMIN",
         f"--machine={netns}",
     ]
+    # nspawn leaves its (empty) lock and propagation folders on this machine: those it
+    # made go with the container.
+    made = [d for d in NSPAWN_DIRS if not d.exists()]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -133,7 +139,12 @@ def booted(root: Path, netns: str, log: Path, limit: float) -> Iterator[Booted]:
             time.sleep(POLL)
         yield box
     finally:
-        _power_off(proc, init, limit)
+        try:
+            _power_off(proc, init, limit)
+        finally:
+            for d in made:  # deepest first; only if nspawn left nothing in them
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
 
 def _comm(pid: int) -> str:

@@ -549,6 +549,8 @@ def test_the_enabled_unit_runs_carpd_at_boot_in_its_sandbox_and_systemd_restarts
     MASTER; a crash is restarted by systemd and the restarted carpd comes up BACKUP of the
     checkout's carpd, which took over; systemctl stop ends it cleanly."""
     config = root / "etc/carpd/carpd.toml"
+    nspawn_run = Path("/run/systemd/nspawn")  # nspawn's folders on this machine
+    had_nspawn_run = nspawn_run.exists()
     spec = VhidSpec(addresses=(f"{VIP}/24",))
     config.write_text(render_config(Path("/run/carpd/carpd.sock"), [spec], control_group="carpd"))
     try:
@@ -614,6 +616,7 @@ def test_the_enabled_unit_runs_carpd_at_boot_in_its_sandbox_and_systemd_restarts
     finally:
         config.unlink()
     assert mounts_under(root) == []
+    assert nspawn_run.exists() == had_nspawn_run  # nothing of the boot left behind
 
 
 def test_remove_keeps_the_group_and_purge_removes_state_and_group(root: Path) -> None:
