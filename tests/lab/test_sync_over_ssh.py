@@ -207,34 +207,83 @@ def test_two_pushes_at_once_are_serialized(pair: SshPair) -> None:
     assert n2.path("etc/carpd.toml").read_text() == n1.path("etc/carpd.toml").read_text()
 
 
+# The pusher's own bounds until the peer applies: the first answer (ssh's handshake, the
+# peer's carpctl starting) within twice the timeout, the listing and the read within one
+# each. Then the peer stages each file and runs its check, a helper process.
+REACHES_APPLY = 4 * TIMEOUT
+STAGES_FILE = bounds.COMMAND
+
+
+def serve_pid(node: SshNode, deadline: float) -> int:
+    """The peer's end of a push: the ``carpctl sync ... serve`` the pusher's ssh started."""
+    while time.monotonic() < deadline:
+        for pid in pids(node.host):
+            with contextlib.suppress(OSError):
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if b"sync" in args and args[-2:] == [b"serve", b""]:
+                    return pid
+        time.sleep(0.01)
+    raise TimeoutError(f"{node.host.name}: no sync serve")
+
+
 def test_an_interrupted_push_leaves_every_file_old_or_new(pair: SshPair) -> None:
+    """The peer's end dies (a crash, a cut connection) at three moments of one push of 16
+    files: as it starts, while it stages the replacements, and while it renames them
+    into place (some files replaced, some not yet). Each time the push fails, every file
+    is the old or the new version, and the next push completes and leaves no temporary
+    file behind. The moments are awaited, not slept for: with a sleep, the push ran
+    anywhere from before the peer's end existed to after it had finished."""
     n1, n2 = setup_nodes(pair, FILES.format(root=pair.root))
     rng = random.Random(13)
     for node in (n1, n2):
         node.path("etc/fw").mkdir()
+    fw = n2.path("etc/fw")
     names = [f"f{i:02d}" for i in range(16)]
-    old = {n: bytes([i]) * 300_000 for i, n in enumerate(names)}
-    new = {n: bytes([i + 100]) * 300_000 for i, n in enumerate(names)}
+    # Not UTF-8: the diff says "Binary files ... differ" instead of diffing and masking
+    # megabytes of text, which took 25 s a push and is no part of this claim.
+    old = {n: bytes([0x80 + i]) * 300_000 for i, n in enumerate(names)}
+    new = {n: bytes([0xA0 + i]) * 300_000 for i, n in enumerate(names)}
     for n in names:
         n1.path(f"etc/fw/{n}").write_bytes(new[n])
         n2.path(f"etc/fw/{n}").write_bytes(old[n])
+
+    def staged() -> int:
+        return sum(p.name.startswith(".carpd-sync-") for p in fw.iterdir())
+
+    def reached(moment: str, k: int, before: dict[str, int]) -> bool:
+        if moment == "staging":  # k replacements written beside their files
+            return staged() >= k
+        if moment == "committing":  # k files renamed into place
+            return sum((fw / n).stat().st_ino != ino for n, ino in before.items()) >= k
+        return True  # as the peer's end starts
+
     argv = sync_argv(n1, "push", "-m", "big")
-    for attempt in range(3):
+    for attempt, moment in enumerate(("start", "staging", "committing")):
+        before = {n: (fw / n).stat().st_ino for n in names}
+        pending = sum((fw / n).read_bytes() == old[n] for n in names)
+        # Never the last step of a stage: the push is still under way when the peer dies.
+        k = rng.randint(1, pending // 2 if moment == "committing" else pending - 1)
         push = n1.spawn(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.2))  # the moment of the interruption is the input
-        # The peer's end dies, as with a crash or a cut connection, wherever it is.
-        for pid in pids(n2.host):
-            with contextlib.suppress(OSError):
-                if b"sync\0serve" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.kill(pid, signal.SIGKILL)
-        push.wait(timeout=60)
+        deadline = time.monotonic() + REACHES_APPLY + len(names) * STAGES_FILE
+        pid = serve_pid(n2, time.monotonic() + 2 * TIMEOUT)
+        while not reached(moment, k, before):
+            assert time.monotonic() < deadline, f"{moment}: the push never got there"
+            time.sleep(0.001)
+        os.kill(pid, signal.SIGKILL)
+        assert push.wait(timeout=3 * TIMEOUT) != 0, f"{moment}: the push was not interrupted"
         for n in names:
-            data = n2.path(f"etc/fw/{n}").read_bytes()
-            assert data in (old[n], new[n]), f"attempt {attempt}: {n} is half written"
+            data = (fw / n).read_bytes()
+            assert data in (old[n], new[n]), f"attempt {attempt} ({moment}): {n} is half written"
+        now_new = sum((fw / n).read_bytes() == new[n] for n in names)
+        if moment == "committing":  # some replaced, some not yet
+            assert len(names) - pending + k <= now_new < len(names), (k, now_new)
+        else:
+            assert now_new == len(names) - pending, (moment, now_new)
+    assert staged() > 0  # the killed ones' replacements, left behind
     r = sync(n1, "push", "-m", "again")
     assert r.returncode == 0, r.stderr
-    assert all(n2.path(f"etc/fw/{n}").read_bytes() == new[n] for n in names)
-    assert not list(n2.path("etc/fw").glob(".carpd-sync-*"))  # the interrupted ones' temps
+    assert all((fw / n).read_bytes() == new[n] for n in names)
+    assert staged() == 0  # the interrupted ones' temps, removed
 
 
 OVERLAY_FILES = """
