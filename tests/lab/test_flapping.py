@@ -2,8 +2,11 @@
 and on either node; the same number of transitions caused by lost adverts is one, flagged
 at the fifth within 60 s ("more than 4", docs/operations.md).
 
-n1 (advskew 0 / priority 200) and n2 (advskew 100 / priority 100), preempt on, so every
-lever on n1 moves the role both ways.
+n1 (advskew 0 / priority 200) and n2 (advskew 1 / priority 100), preempt on, so every
+lever on n1 moves the role both ways. The claims are counts, not seconds, so each protocol
+runs at its shortest interval: CARP's whole second (n2's advskew only just behind n1's),
+VRRPv3's tenth of a second (the least carpd runs at without a real-time policy,
+docs/keepalived.md).
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from carpd_lab.netlab import Lab
 VIP = "192.0.2.100"
 CYCLES = 3  # of each lever; and of partitions: 6 transitions, more than FLAP_COUNT
 PROTOCOLS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "carp": ({"advskew": 0}, {"advskew": 100}),
+    "carp": ({"advskew": 0}, {"advskew": 1}),
     "vrrp3": (
-        {"extra": {"protocol": "vrrp3", "priority": 200}},
-        {"extra": {"protocol": "vrrp3", "priority": 100}},
+        {"extra": {"protocol": "vrrp3", "priority": 200, "advbase": 0.1}},
+        {"extra": {"protocol": "vrrp3", "priority": 100, "advbase": 0.1}},
     ),
 }
 # n2 no longer hears anything of protocol 112 (CARP and VRRP alike): adverts lost on the
