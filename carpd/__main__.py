@@ -1,3 +1,3 @@
-from carpd.daemon.main import main
+from carpd.daemon.service.main import main
 
 raise SystemExit(main())

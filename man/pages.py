@@ -11,7 +11,7 @@ from carpd import __version__
 from carpd.config import ucarp_cli
 from carpd.config.model import CarpConfig
 from carpd.ctl.main import make_parser as carpctl_parser
-from carpd.daemon.main import make_parser as carpd_parser
+from carpd.daemon.service.main import make_parser as carpd_parser
 from man import cli, config, names
 from man.roff import bold, escape, fill, prose, quoted
 

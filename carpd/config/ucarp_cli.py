@@ -128,7 +128,7 @@ def config_from_ucarp_args(argv: list[str]) -> Config:
 def without_prefix(addrs: list[str]) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
     """The -a addresses given without a prefix. ucarp adds none itself (its up-script
     does, mostly as ``$2/24``), so such an address takes the prefix of the carpdev's
-    subnet that holds it, looked up when the vhid starts (carpd.daemon.subnets)."""
+    subnet that holds it, looked up when the vhid starts (carpd.daemon.runtime.subnets)."""
     return tuple(ip for text in addrs if "/" not in text and (ip := _ip(text)) is not None)
 
 

@@ -21,7 +21,10 @@ import resource
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carpd.config.model import Config
 
 log = logging.getLogger("carpd")
 
@@ -97,6 +100,9 @@ class Realtime:
                 log.info("realtime: realtime_priority removed, back to the normal policy")
             return
         self._fifo()
+
+    async def reconfigure(self, config: Config) -> None:
+        self.apply(config.global_.realtime_priority)
 
     def report(self) -> RealtimeReport:
         return RealtimeReport(self.priority, self.policy, self.refused, self.fallbacks, BUDGET)

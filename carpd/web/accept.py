@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carpd.daemon.ratelimit import RateLimiter
+from carpd.daemon.seam.ratelimit import RateLimiter
 
 log = logging.getLogger("carpd")
 

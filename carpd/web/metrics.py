@@ -28,9 +28,8 @@ from carpd.core.demotion import (
     ifdown_source,
 )
 from carpd.core.model import State
-from carpd.daemon.configsync import ConfigSyncReport
-from carpd.daemon.effects.conntrack import StateSyncReport
-from carpd.daemon.view import NodeView, VhidView
+from carpd.daemon.seam.integration import Sampled
+from carpd.daemon.seam.view import NodeView, VhidView
 
 STATE_VALUE = {State.INIT: 0, State.BACKUP: 1, State.MASTER: 2}
 DISABLED = 3
@@ -63,8 +62,7 @@ class ViewCollector(Collector):
             "carpd_maintenance", "1 while persistent maintenance mode is on",
             value=int(view.maintenance),
         )  # fmt: skip
-        yield from self._state_sync(view)
-        yield from self._config_sync(view)
+        yield from self._reports(view)
 
     def _vhids(self, view: NodeView) -> Iterator[Metric]:
         def gauge(name: str, doc: str) -> GaugeMetricFamily:
@@ -109,61 +107,14 @@ class ViewCollector(Collector):
         yield from (state, master, demotion, flapping, last, sent, received, rejected)
         yield from (transitions, steps, failed, late)
 
-    def _config_sync(self, view: NodeView) -> Iterator[Metric]:
-        d = view.reports.get("config_sync")
-        if not isinstance(d, ConfigSyncReport):
-            return
-        yield GaugeMetricFamily(
-            "carpd_config_sync_in_sync",
-            "1 if the last carpctl sync status found the peer's files the same",
-            value=int(d.in_sync),
-        )
-        yield GaugeMetricFamily(
-            "carpd_config_sync_drift_files",
-            "Files that differ from the peer, or exist on one side only",
-            value=d.drift,
-        )
-        if d.checked is not None:
-            yield GaugeMetricFamily(
-                "carpd_config_sync_checked_timestamp_seconds",
-                "When carpctl sync status last compared the files",
-                value=d.checked,
-            )
-
-    def _state_sync(self, view: NodeView) -> Iterator[Metric]:
-        sync = view.reports.get("state_sync")
-        if not isinstance(sync, StateSyncReport):
-            return
-        yield GaugeMetricFamily(
-            "carpd_state_sync_up", "1 while conntrackd answers", value=int(bool(sync.running))
-        )
-        yield GaugeMetricFamily(
-            "carpd_state_sync_bulk_done", "1 once the peer's table has arrived",
-            value=int(sync.bulk == "done"),
-        )  # fmt: skip
-        yield GaugeMetricFamily(
-            "carpd_state_sync_stalled", "1 while nothing comes from the peer's conntrackd",
-            value=int(bool(sync.stall)),
-        )  # fmt: skip
-        stats = sync.stats
-        if stats is None:
-            return
-        for key, doc, value in (
-            ("internal", "ours", stats.internal),
-            ("external", "the peer's", stats.external),
-        ):
-            yield GaugeMetricFamily(
-                f"carpd_state_sync_{key}_connections",
-                f"Connections in conntrackd's {key} cache ({doc})",
-                value=value,
-            )
-        for key, doc, value in (
-            ("lost", "Messages from the peer that never arrived", stats.lost),
-            ("malformed", "Messages from the peer that made no sense", stats.malformed),
-            ("send_errors", "Errors sending to the peer", stats.send_errors),
-            ("recv_errors", "Errors receiving from the peer", stats.recv_errors),
-        ):
-            yield CounterMetricFamily(f"carpd_state_sync_{key}", doc, value=value)
+    def _reports(self, view: NodeView) -> Iterator[Metric]:
+        """Each integration's figures, as its report gives them (Sampled)."""
+        for report in view.reports.values():
+            if not isinstance(report, Sampled):
+                continue
+            for s in report.samples():
+                kind = GaugeMetricFamily if s.kind == "gauge" else CounterMetricFamily
+                yield kind(s.name, s.doc, value=s.value)
 
 
 def demotion_sources(view: NodeView) -> dict[str, int]:

@@ -43,8 +43,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from carpd.config.model import IPAddr, WebConfig
-from carpd.daemon.ratelimit import RateLimiter
-from carpd.daemon.view import NodeView, to_json
+from carpd.daemon.seam.ratelimit import RateLimiter
+from carpd.daemon.seam.view import NodeView, to_json
 from carpd.web.accept import Acceptor, source_of
 from carpd.web.auth import Authenticator, Busy, load_users
 from carpd.web.metrics import registry
@@ -277,7 +277,7 @@ class WebServer:
     # -- buttons ------------------------------------------------------------------------
 
     async def _run(self, command: str, req: dict[str, Any]) -> web.Response:
-        from carpd.daemon.control import Refused
+        from carpd.daemon.service.control import Refused
 
         try:
             result = self.handlers[command](req)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from carpd.daemon.history import FLAP_COUNT, FLAP_WINDOW
+from carpd.daemon.observers.history import FLAP_COUNT, FLAP_WINDOW
 from carpd_lab import bounds
 from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first
 from carpd_lab.netlab import Lab

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from carpd.daemon import intake
+from carpd.daemon.runtime import intake
 from carpd_lab.cluster import Node, VhidSpec, start_master_first
 from carpd_lab.netlab import Lab
 

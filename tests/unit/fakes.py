@@ -1,4 +1,4 @@
-"""Fake ports (netlink, sockets, link watcher) for the real runtime (carpd.daemon.runtime),
+"""Fake ports (netlink, sockets, link watcher) for the real runtime (carpd.daemon.runtime.runtime),
 for unit tests of its ordering and timing on the event loop: ``Daemon(config,
 FakePorts())``, then its public start(), settle() and stop(). No root, no namespaces, no
 packets leave the process."""
@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 from carpd.config import Config, load_config
 from carpd.core.model import State
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.setup import Ports
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.runtime.setup import Ports
 from carpd.linux.linkwatch import LinkEvent
 from carpd.linux.netlink import IPInterface, Link
 

@@ -12,10 +12,10 @@ import pytest
 from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
-from carpd.daemon.effects.roles import Roles
-from carpd.daemon.events import ActionRan, Event
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import NodeView, to_json
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.events import ActionRan, Event
+from carpd.daemon.seam.roles import Change, HostRoles, Roles
+from carpd.daemon.seam.view import NodeView, to_json
 
 M, B, I = State.MASTER, State.BACKUP, State.INIT  # noqa: E741
 
@@ -27,21 +27,31 @@ RECORD = (
 
 
 def test_a_group_is_master_only_while_all_of_its_vhids_are() -> None:
-    roles = Roles({"group up": frozenset({"a", "b"}), "a": frozenset({"a"})})
-    assert [(c.target, c.old, c.new) for c in roles.set("a", B)] == [
+    host = HostRoles()
+    roles = Roles({"group up": frozenset({"a", "b"}), "a": frozenset({"a"})}, host)
+
+    def set_(vhid: str, state: State) -> list[Change]:
+        host.set(vhid, state)  # the host lane's, in the takeover plan
+        return roles.changed(vhid)
+
+    assert [(c.target, c.old, c.new) for c in set_("a", B)] == [
         ("group up", I, B),
         ("a", I, B),
     ]
-    assert [(c.target, c.new) for c in roles.set("a", M)] == [("a", M)]  # b is not
-    assert [(c.target, c.new) for c in roles.set("b", M)] == [("group up", M)]
+    assert [(c.target, c.new) for c in set_("a", M)] == [("a", M)]  # b is not
+    assert [(c.target, c.new) for c in set_("b", M)] == [("group up", M)]
     assert sorted(roles.leaving("b")) == ["group up"]
     assert sorted(roles.leaving("a")) == ["a", "group up"]
-    assert [(c.target, c.new) for c in roles.set("b", I)] == [("group up", B)]
+    assert [(c.target, c.new) for c in set_("b", I)] == [("group up", B)]
     assert roles.leaving("b") == []
+    assert host.masters() == {"a"}
 
 
-def test_a_reload_seeds_the_roles_so_a_master_target_is_not_new() -> None:
-    roles = Roles({"group up": frozenset({"a", "b"})}, {"a": M, "b": M})
+def test_a_reload_reads_the_hosts_roles_so_a_master_target_is_not_new() -> None:
+    host = HostRoles()
+    host.set("a", M)
+    host.set("b", M)
+    roles = Roles({"group up": frozenset({"a", "b"})}, host)
     assert roles.state("group up") is M
     assert roles.leaving("a") == ["group up"]
 

@@ -13,8 +13,8 @@ from carpd.config import load_config
 from carpd.core.model import State
 from carpd.ctl.main import format_status
 from carpd.ctl.main import main as carpctl
-from carpd.daemon.main import main as carpd
-from carpd.daemon.view import accepting
+from carpd.daemon.seam.view import accepting
+from carpd.daemon.service.main import main as carpd
 from carpd.linux import ifaddrs
 from carpd.linux.privileges import effective_capabilities
 

@@ -10,7 +10,7 @@ import pytest
 
 from carpd.config import load_config
 from carpd.config.advice import advisories
-from carpd.daemon.main import main as carpd
+from carpd.daemon.service.main import main as carpd
 
 
 def carp(passfile: Path) -> str:

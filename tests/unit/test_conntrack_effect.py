@@ -17,8 +17,8 @@ from fakes import FakeNetlink, FakePorts, config, install, takeover
 
 from carpd.core.model import State
 from carpd.daemon.effects import conntrack
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import to_json
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.view import to_json
 from carpd.linux.conntrackd import running
 from carpd_lab import bounds
 

@@ -13,7 +13,7 @@ import pytest
 
 from carpd.config import ConfigError, load_config
 from carpd.config.conntrackd_conf import render
-from carpd.daemon.main import main as carpd
+from carpd.daemon.service.main import main as carpd
 from carpd.linux import ifaddrs
 from carpd.linux.conntrackd import ConntrackdStats, lock_file, parse_stats
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from carpd.ctl.main import request
-from carpd.daemon.control import ControlServer
-from carpd.daemon.ratelimit import RateLimiter
+from carpd.daemon.seam.ratelimit import RateLimiter
+from carpd.daemon.service.control import ControlServer
 
 
 async def exchange(path: Path, lines: list[bytes]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, logging, os, resource, sys
     from pathlib import Path
-    from carpd.daemon.control import ControlServer
+    from carpd.daemon.service.control import ControlServer
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s %(message)s")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from carpd.daemon.control import MAX_REQUEST, ControlServer
+from carpd.daemon.service.control import MAX_REQUEST, ControlServer
 
 
 def test_deeply_nested_json_gets_an_error_and_the_socket_keeps_serving(

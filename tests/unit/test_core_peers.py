@@ -17,10 +17,10 @@ from carpd.core.model import State
 from carpd.core.packet import VRRP_TOS, build_ipv4
 from carpd.core.receive import Datagram, ipv4_datagram
 from carpd.core.vrrp import VrrpPacket
-from carpd.daemon.lanes import Lane
-from carpd.daemon.ratelimit import RateLimiter
-from carpd.daemon.receiver import Receiver
-from carpd.daemon.vhost import Carpdev, Vhost, make_router
+from carpd.daemon.runtime.receiver import Receiver
+from carpd.daemon.runtime.vhost import Carpdev, Vhost, make_router
+from carpd.daemon.seam.lanes import Lane
+from carpd.daemon.seam.ratelimit import RateLimiter
 from carpd.linux.netlink import Link
 from carpd.linux.sockets import Announcer
 

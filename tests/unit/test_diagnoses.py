@@ -16,9 +16,9 @@ from carpd.config import Config, ConfigError, load_config
 from carpd.core.model import State
 from carpd.core.vrrp import VrrpPacket
 from carpd.ctl.main import format_status
-from carpd.daemon.diagnosis import QUIET
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import DiagnosisView, to_json
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.diagnosis import QUIET
+from carpd.daemon.seam.view import DiagnosisView, to_json
 
 # VRRPv3 at 50 ms, priority 100: master-down is 3 x 0.05 + 156/256 x 0.05 = 0.18 s.
 ADVBASE = 0.05

@@ -12,11 +12,12 @@ from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
 from carpd.ctl.main import follow
-from carpd.daemon import commands, eventstream
-from carpd.daemon.control import ControlServer
-from carpd.daemon.events import Lifecycle
-from carpd.daemon.eventstream import EventStream
-from carpd.daemon.runtime import Daemon
+from carpd.daemon.observers import eventstream
+from carpd.daemon.observers.eventstream import EventStream
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.events import Lifecycle
+from carpd.daemon.service import commands
+from carpd.daemon.service.control import ControlServer
 from carpd_lab import bounds
 
 

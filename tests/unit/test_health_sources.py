@@ -10,7 +10,7 @@ import pytest
 
 from carpd.config import ConfigError, GlobalConfig, load_config
 from carpd.core.demotion import Demotion
-from carpd.daemon.health import MAINTENANCE, SERVICES, STARTUP, Health
+from carpd.daemon.runtime.health import MAINTENANCE, SERVICES, STARTUP, Health
 
 
 def make(tmp_path: Path, **settings: object) -> tuple[Health, Demotion, list[tuple[bool, int]]]:

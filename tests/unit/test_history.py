@@ -13,10 +13,10 @@ from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import Reason, State
 from carpd.ctl.main import format_status
-from carpd.daemon import history
-from carpd.daemon.events import RoleChanged
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import NodeView, to_json
+from carpd.daemon.observers import history
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.events import RoleChanged
+from carpd.daemon.seam.view import NodeView, to_json
 
 KEY = ("eth0", 1)
 

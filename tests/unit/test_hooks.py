@@ -15,7 +15,7 @@ from test_service_checks import gone, read_pid, script
 
 from carpd.daemon.effects.actions import run_programs
 from carpd.daemon.effects.hooks import program
-from carpd.daemon.events import ActionRan, Event
+from carpd.daemon.seam.events import ActionRan, Event
 from carpd.linux.hooks import HookCall
 from carpd.linux.process import Outcome
 

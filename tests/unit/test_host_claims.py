@@ -10,11 +10,11 @@ from pathlib import Path
 from fakes import FakeNetlink, FakePorts, config, install, takeover
 
 from carpd.core.actions import Announce
-from carpd.daemon.lanes import Claimant, HostAction, HostWork, Step
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import VhidView
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.lanes import Claimant, HostAction, HostWork, Step
+from carpd.daemon.seam.view import VhidView
 
-HOST = Path(__file__).parents[2] / "carpd" / "daemon" / "host.py"
+HOST = Path(__file__).parents[2] / "carpd" / "daemon" / "runtime" / "host.py"
 VHID = 'name = "carp1"\nvhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
 
 

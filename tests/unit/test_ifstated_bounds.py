@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import carpd.daemon.ifstated as runner
+import carpd.daemon.observers.ifstated as runner
 from carpd.config.model import IfstatedConfig
 from carpd.ifstated import Engine, IfstatedError, parse
 from carpd.ifstated.parse import MAX_DEPTH, MAX_EXPANDED, Not

@@ -78,8 +78,8 @@ def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
     """What the check below relies on: main imports serve inside a function, and serve's
     Daemon comes from runtime."""
     edges = graph()
-    assert "carpd.daemon.serve" in edges["carpd.daemon.main"]
-    assert "carpd.daemon.runtime" in edges["carpd.daemon.serve"]
+    assert "carpd.daemon.service.serve" in edges["carpd.daemon.service.main"]
+    assert "carpd.daemon.runtime.runtime" in edges["carpd.daemon.service.serve"]
 
 
 def test_no_import_circle_in_carpd() -> None:

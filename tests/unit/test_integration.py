@@ -3,25 +3,28 @@ reports, and status (JSON and carpctl's text) rendered from them with today's sh
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fakes import FakeNetlink, FakePorts, install, takeover
 from fakes import config as carp_config
 
 from carpd.config import Config, load_config
 from carpd.ctl.main import format_status
-from carpd.daemon.configsync import ConfigSyncReport
-from carpd.daemon.effects.assemble import Needs, effects_for
 from carpd.daemon.effects.conntrack import StateSyncReport
 from carpd.daemon.effects.pool import Pools
-from carpd.daemon.ifstated import IfstatedReport, IfstatedTest
-from carpd.daemon.integration import Integration, Integrations, Report
-from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import NodeView, VhidView, to_json, when
+from carpd.daemon.observers.configsync import ConfigSyncReport
+from carpd.daemon.observers.ifstated import IfstatedReport, IfstatedTest
+from carpd.daemon.registry import Needs, effects_for
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.events import Lifecycle
+from carpd.daemon.seam.integration import Integration, Integrations, Report
+from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.view import NodeView, VhidView, to_json, when
 from carpd.linux.conntrackd import ConntrackdStats
 from carpd.linux.realtime import RealtimeReport
 
@@ -96,12 +99,12 @@ class Toy:
 def test_a_trivial_integration_shows_in_status_from_its_one_registration(
     tmp_path: Path,
 ) -> None:
-    """Registered through Needs.extra only (the effects assemble returns are the
+    """Registered through Needs.extra only (the effects registry.effects_for returns are the
     registry), the toy's report is in the view, the JSON under its name, and carpctl's
     text, with no line anywhere else naming it."""
     toy = Toy()
     needs = Needs(None, lambda _: None, lambda *_: None, extra=(toy,))  # type: ignore[arg-type]
-    effects = effects_for(load(tmp_path, VHID), [], needs, {})
+    effects = effects_for(load(tmp_path, VHID), [], needs)
     assert isinstance(toy, Integration)
     registry = Integrations(lambda: effects)
     toy.beats = 2
@@ -129,26 +132,55 @@ def test_a_trivial_integration_shows_in_the_running_daemons_status(tmp_path: Pat
     assert f"toy: {beats} beat(s)" in format_status(status).splitlines()
 
 
-def test_integrations_beside_the_lanes_are_added_and_removed_by_their_starter() -> None:
-    """ifstated and the real-time policy are started by serve: added after the effects,
-    in order, and gone once removed (a reload that drops [ifstated])."""
-    toy = Toy()
+def test_a_reload_reaches_the_integrations_beside_the_lanes_from_daemon_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ifstated and the real-time policy are made by Daemon.start and told each config by
+    Daemon.reload (not by serve): a changed ifstated file starts a new runner at once,
+    one broken on disk keeps the running one, a config without [ifstated] stops it, and
+    Daemon.stop closes them. Status shows them in registration order."""
+    install()
+    rules = tmp_path / "ifstated.conf"
+    rule = "state {} {{\n\tif eth0.link.down\n\t\tset-state {}\n}}\n"
+    rules.write_text(rule.format("one", "one"))
+    vhid = 'vhid = 1\npass = "x"\naddresses = ["192.0.2.100/24"]\n'
+    with_file = vhid + f'\n[ifstated]\nfile = "{rules}"\n'
+    daemon = Daemon(carp_config(tmp_path, with_file), FakePorts(FakeNetlink()))
 
-    class Beside:
-        name = "beside"
+    def shown() -> tuple[str | None, ...]:
+        status = to_json(daemon.view())
+        return tuple(None if status[k] is None else status[k].get("state", "on")
+                     for k in ("ifstated", "realtime"))  # fmt: skip
 
-        def report(self) -> ToyReport:
-            return ToyReport(7)
+    async def begun(state: str) -> tuple[str | None, ...]:
+        """Once the runner's start (a task of its own) entered ``state``."""
+        for _ in range(1000):
+            if shown()[0] == state:
+                break
+            await asyncio.sleep(0)
+        return shown()
 
-        def close(self) -> None:
-            pass
+    order: list[str] = []
 
-    registry = Integrations(lambda: [toy, object()])  # an effect with no report: not shown
-    beside = Beside()
-    registry.add(beside)
-    assert list(registry.reports()) == ["toy", "beside"]
-    registry.discard(beside)
-    assert list(registry.reports()) == ["toy"]
+    async def main() -> list[tuple[str | None, ...]]:
+        await daemon.start()
+        daemon.publisher.publish(Lifecycle("ready"))
+        seen = [await begun("one")]
+        order.extend(daemon.integrations.reports())  # no drift file: no config_sync
+        rules.write_text(rule.format("two", "two"))  # read again on a reload, as ifstated does
+        await daemon.reload(carp_config(tmp_path, with_file))
+        seen.append(await begun("two"))
+        rules.write_text("state {\n")  # broken after the config was checked
+        await daemon.reload(daemon.config)
+        seen.append(shown())
+        await daemon.reload(carp_config(tmp_path, vhid))
+        seen.append(shown())
+        await daemon.stop()
+        return seen
+
+    assert asyncio.run(main()) == [("one", "on"), ("two", "on"), ("two", "on"), (None, "on")]
+    assert "ifstated: " in caplog.text and "keeping the running one" in caplog.text
+    assert order == ["ifstated", "realtime"]
 
 
 def test_status_keeps_its_keys_while_an_integration_is_off() -> None:

@@ -1,4 +1,4 @@
-"""carpd.daemon.lanes.Lane on its own: order, background steps, failures."""
+"""carpd.daemon.seam.lanes.Lane on its own: order, background steps, failures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from carpd.daemon.lanes import Lane, Step
+from carpd.daemon.seam.lanes import Lane, Step
 
 
 def recorder(log: list[str], name: str, takes: float = 0.0, fail: bool = False) -> Step:

@@ -23,7 +23,8 @@ ALLOWED = {
     # Keeping files the same on the peer: a command beside the daemon, never in it. Its
     # checks and after-commands run by carpd's one program runner (carpd.linux.process).
     "sync": {"core", "config", "sync", "linux"},
-    # The status page reads the daemon through its view and command handlers.
+    # The status page reads the daemon through its view (the seam) and its command
+    # handlers (the service's).
     "web": {"core", "config", "daemon", "web"},
     # ifstated.conf's language, sans-IO: the config checks a file with it.
     "ifstated": {"ifstated"},
@@ -51,7 +52,7 @@ def carpd_imports(path: Path) -> set[str]:
 
 # The composition root: where the daemon is put together with the integrations beside
 # it (the status page), which in turn read the daemon. Nothing else may look up.
-ROOTS = {"daemon/serve.py": {"web"}}
+ROOTS = {"daemon/service/serve.py": {"web"}}
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
@@ -62,6 +63,89 @@ def test_layer_imports_only_what_is_below_it(layer: str) -> None:
         extra = ROOTS.get(str(path.relative_to(PACKAGE)), set())
         wrong = carpd_imports(path) - ALLOWED[layer] - extra
         assert not wrong, f"{path.relative_to(PACKAGE)} imports carpd.{wrong}"
+
+
+# Inside carpd/daemon, by folder. The seam is what the rest is written against (host
+# steps and lanes, the view, events, the integration contract, the takeover plan). An
+# effect (steps around host actions) and an observer (a subscriber to events, a report)
+# are written against the seam alone: never the runtime, never another effect or
+# observer, so each can be read, replaced or removed on its own. The registry is the
+# one module that names the integrations; the runtime drives the seam and makes its
+# integrations through the registry; the service puts the process together.
+DAEMON = {
+    "seam": {"seam"},
+    "effects": {"seam"},
+    "observers": {"seam"},
+    "registry": {"seam", "effects", "observers"},
+    "runtime": {"seam", "observers", "runtime", "registry"},
+    "service": {"seam", "observers", "runtime", "service"},
+}
+# Which parts of carpd.daemon the other layers may use.
+DAEMON_USERS = {"web": {"seam", "service"}}
+ALONE = {"effects", "observers"}  # a module here imports no sibling
+
+
+def daemon_imports(path: Path) -> set[str]:
+    """The carpd.daemon modules ``path`` imports, as "seam.lanes", "registry", ..."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = (
+                [node.module]
+                if node.module != "carpd.daemon"
+                else [f"carpd.daemon.{a.name}" for a in node.names]
+            )
+        found |= {n.removeprefix("carpd.daemon.") for n in names if n.startswith("carpd.daemon.")}
+    return found
+
+
+def daemon_folder(path: Path) -> str:
+    rel = path.relative_to(PACKAGE / "daemon")
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def test_the_daemon_has_its_folders_and_nothing_beside_them() -> None:
+    found = {daemon_folder(p) for p in (PACKAGE / "daemon").rglob("*.py")} - {"__init__"}
+    assert found == set(DAEMON)
+
+
+@pytest.mark.parametrize("folder", sorted(DAEMON))
+def test_each_daemon_folder_imports_only_what_it_is_written_against(folder: str) -> None:
+    paths = [p for p in (PACKAGE / "daemon").rglob("*.py") if daemon_folder(p) == folder]
+    assert paths, f"no carpd/daemon/{folder}"
+    for path in paths:
+        for name in daemon_imports(path):
+            top = name.split(".")[0]
+            assert top in DAEMON[folder], f"{path.relative_to(PACKAGE)} imports {name}"
+            if folder in ALONE and top == folder:
+                raise AssertionError(f"{path.relative_to(PACKAGE)} imports {name}: a sibling")
+
+
+@pytest.mark.parametrize("layer", sorted(DAEMON_USERS))
+def test_layers_beside_the_daemon_use_only_its_seam_and_service(layer: str) -> None:
+    for path in (PACKAGE / layer).rglob("*.py"):
+        for name in daemon_imports(path):
+            assert name.split(".")[0] in DAEMON_USERS[layer], f"{path.name} imports {name}"
+
+
+def test_the_runtime_stays_small() -> None:
+    """Host setup, the operator's levers, transitions and the integrations live beside
+    it: runtime.py feeds the core and routes what it asks for."""
+    lines = (PACKAGE / "daemon" / "runtime" / "runtime.py").read_text().count("\n")
+    assert lines < 300
+
+
+def test_the_folder_rules_catch_an_effect_that_imports_the_runtime(tmp_path: Path) -> None:
+    """The check itself: a module that breaks the rule is found."""
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from carpd.daemon.runtime.runtime import Daemon\nfrom carpd.daemon import registry\n"
+    )
+    assert daemon_imports(bad) == {"runtime.runtime", "registry"}
+    assert not daemon_imports(bad) <= DAEMON["effects"]
 
 
 @pytest.mark.parametrize("directory", sorted(OUTSIDE))

@@ -14,8 +14,8 @@ from test_conntrack_effect import fake_conntrackd, table
 from carpd.config.model import IfstatedConfig
 from carpd.core.model import State
 from carpd.daemon.effects import conntrack
-from carpd.daemon.ifstated import Ifstated
-from carpd.daemon.runtime import Daemon
+from carpd.daemon.observers.ifstated import Ifstated
+from carpd.daemon.runtime.runtime import Daemon
 from carpd.linux import linkwatch
 
 IFSTATED = """state synced {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from carpd.daemon.logsetup import setup_logging
+from carpd.daemon.service.logsetup import setup_logging
 
 log = logging.getLogger("carpd")
 

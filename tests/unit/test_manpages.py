@@ -24,7 +24,7 @@ from pydantic import BaseModel, SecretBytes
 from carpd.config.model import INTERNAL, CarpConfig, ConfigFile
 from carpd.config.ucarp_cli import make_ucarp_parser
 from carpd.ctl.main import make_parser as carpctl_parser
-from carpd.daemon.main import make_parser as carpd_parser
+from carpd.daemon.service.main import make_parser as carpd_parser
 from man import config as man_config
 from man import names
 

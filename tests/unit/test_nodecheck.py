@@ -1,4 +1,4 @@
-"""carpd --check on this node: what the file names must be here (carpd.daemon.nodecheck),
+"""carpd --check on this node: what the file names must be here (carpd.daemon.service.nodecheck),
 named like config errors, exit 2; --other-node for a file meant for another node. This
 node's interfaces are faked (the lab checks the real ones, in a namespace)."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from carpd.config.errors import show
-from carpd.daemon.main import main as carpd
+from carpd.daemon.service.main import main as carpd
 from carpd.linux import ifaddrs
 
 ip = ipaddress.ip_address

@@ -16,9 +16,9 @@ import pytest
 from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import Reason, State
-from carpd.daemon.events import Lifecycle, RoleChanged
-from carpd.daemon.notify import Notifier, status_line
-from carpd.daemon.runtime import Daemon
+from carpd.daemon.observers.notify import Notifier, status_line
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.events import Lifecycle, RoleChanged
 
 ROOT = Path(__file__).resolve().parents[2]
 

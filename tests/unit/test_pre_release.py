@@ -10,7 +10,7 @@ import pytest
 from fakes import FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
-from carpd.daemon.runtime import Daemon
+from carpd.daemon.runtime.runtime import Daemon
 
 SCRIPT = """#!{python}
 import os, time

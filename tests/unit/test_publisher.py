@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from carpd.daemon.events import AddressesApplied, Event, Publisher
-from carpd.daemon.view import NodeView
+from carpd.daemon.seam.events import AddressesApplied, Event, Publisher
+from carpd.daemon.seam.view import NodeView
 
 
 class Reader:

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from carpd.daemon.intake import BUDGET_BURST, BUDGET_RATE, MAX_PEERS, Bucket
+from carpd.daemon.runtime.intake import BUDGET_BURST, BUDGET_RATE, MAX_PEERS, Bucket
 from carpd.linux import bpf
 
 

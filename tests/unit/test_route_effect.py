@@ -9,7 +9,7 @@ import pytest
 from fakes import DUMMY, ETH0, FakeNetlink, FakePorts, config, install
 
 from carpd.core.model import State
-from carpd.daemon.runtime import Daemon
+from carpd.daemon.runtime.runtime import Daemon
 
 TEXT = (
     'name = "lan"\nvhid = 1\npass = "x"\naddresses = ["192.0.2.100/24", "2001:db8::100/64"]\n'

@@ -23,10 +23,10 @@ from fakes import (
 from carpd.core.actions import AddAddresses
 from carpd.core.model import Reason, State
 from carpd.daemon.effects.hooks import Hooks
-from carpd.daemon.events import AddressesApplied, Event, RoleChanged
-from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.view import NodeView, VhidView
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.events import AddressesApplied, Event, RoleChanged
+from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.view import NodeView, VhidView
 
 SLOW = 2.5  # seconds for one netlink address change: a conntrackd commit can take that
 # How late an advert may be on a busy machine: a timer woken late, far from SLOW.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from carpd.daemon.main import main
+from carpd.daemon.service.main import main
 
 RUNTIME = {"asyncio", "pyroute2"}  # what only running the daemon may load
 CONFIG = {"pydantic", "carpd.config.model"}
@@ -29,7 +29,7 @@ def modules_after(code: str) -> set[str]:
 
 
 def after_main(*argv: str) -> set[str]:
-    return modules_after(f"from carpd.daemon.main import main\nrc = main({list(argv)!r})\n")
+    return modules_after(f"from carpd.daemon.service.main import main\nrc = main({list(argv)!r})\n")
 
 
 def test_version_loads_neither_the_runtime_nor_the_config() -> None:
@@ -49,7 +49,7 @@ def test_check_loads_the_config_but_not_the_runtime(tmp_path: Path) -> None:
 
 
 def test_the_daemon_loads_pyroute2_rtnetlink_without_ndb_and_ipdb() -> None:
-    loaded = modules_after("import carpd.daemon.serve")
+    loaded = modules_after("import carpd.daemon.service.serve")
     assert {"asyncio", "pyroute2.iproute.linux", "pyroute2.netlink.rtnl"} <= loaded
     assert not {"pyroute2.ndb", "pyroute2.ipdb", "pyroute2.ethtool"} & loaded
 
@@ -57,7 +57,7 @@ def test_the_daemon_loads_pyroute2_rtnetlink_without_ndb_and_ipdb() -> None:
 def test_the_daemon_loads_no_extra_unless_its_config_asks() -> None:
     """The status page's and ifstated's libraries are extras (carpd[web], carpd[ifstated]):
     a daemon without [web] or an [ifstated] file runs without them."""
-    loaded = modules_after("import carpd.daemon.serve")
+    loaded = modules_after("import carpd.daemon.service.serve")
     assert not {"aiohttp", "prometheus_client", "lark"} & loaded
 
 

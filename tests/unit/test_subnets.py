@@ -1,5 +1,5 @@
 """A ucarp command line's -a without a prefix takes the carpdev's subnet's prefix, looked
-up when the vhid starts (carpd.daemon.subnets); what the vhid leaves on leaving MASTER is
+up when the vhid starts (carpd.daemon.runtime.subnets); what the vhid leaves on leaving MASTER is
 tested in the lab (tests/lab/test_ucarp_mode.py)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from fakes import ETH0, FakeNetlink, FakePorts, install
 
 from carpd.config import Config, ConfigError, config_from_ucarp_args, load_config
 from carpd.core.model import State
-from carpd.daemon.main import main as carpd
-from carpd.daemon.runtime import Daemon
-from carpd.daemon.subnets import with_carpdev_prefixes
+from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.runtime.subnets import with_carpdev_prefixes
+from carpd.daemon.service.main import main as carpd
 from carpd.linux import ifaddrs
 
 UCARP = ["-i", "eth0", "-s", "192.0.2.1", "-v", "7", "-p", "secret"]

@@ -108,9 +108,7 @@ def test_the_overlay_gives_a_node_its_own_values_and_names_itself_in_errors(tmp_
 
 
 def test_drift_reaches_status_from_the_file_status_writes(tmp_path: Path) -> None:
-    from carpd.daemon.configsync import ConfigSync
-    from carpd.daemon.drift import Drift
-    from carpd.daemon.view import config_sync_json
+    from carpd.daemon.observers.configsync import ConfigSync, ConfigSyncReport, Drift
 
     drift = Drift(tmp_path)
     assert drift.report() is None  # never checked: nothing shown
@@ -118,8 +116,10 @@ def test_drift_reaches_status_from_the_file_status_writes(tmp_path: Path) -> Non
     report = {"checked": 1_700_000_000, "peer": "root@fw2", "differ": ["/etc/a"],
               "only_here": [], "only_peer": ["/etc/b"], "error": None}  # fmt: skip
     (tmp_path / "sync" / "status.json").write_text(json.dumps(report))
-    shown = config_sync_json(drift.report())
-    assert shown is not None and (shown["in_sync"], shown["drift"]) == (False, 2)
+    found_file = drift.report()
+    assert found_file is not None
+    shown = ConfigSyncReport.read(found_file).to_json()
+    assert (shown["in_sync"], shown["drift"]) == (False, 2)
     found = ConfigSync(lambda: drift).report()
     assert found is not None and found.to_json() == shown
     [line] = found.lines()  # carpctl status's

@@ -15,8 +15,7 @@ import pytest
 from helpers_sync import b64, peer_config, sha
 
 from carpd.ctl import main as ctl
-from carpd.daemon.configsync import ConfigSync
-from carpd.daemon.drift import Drift
+from carpd.daemon.observers.configsync import ConfigSync, Drift
 from carpd.sync.journal import Journal
 from carpd.sync.mask import mask, unified
 

@@ -1,4 +1,4 @@
-"""The takeover plan (carpd.daemon.plan): the host steps of a takeover, a release and a
+"""The takeover plan (carpd.daemon.seam.plan): the host steps of a takeover, a release and a
 stop, top to bottom, for a config that uses every integration, from the core's own
 drains. The tables here are the ones in docs/architecture.md: change both together."""
 
@@ -13,11 +13,11 @@ from fakes import FakeNetlink, config
 
 from carpd.core.demotion import Demotion
 from carpd.core.model import Reason, State
-from carpd.daemon.effects.assemble import Needs, effects_for
-from carpd.daemon.host import Host
-from carpd.daemon.lanes import Lane
-from carpd.daemon.plan import shown, works
-from carpd.daemon.vhost import Vhost, make_router
+from carpd.daemon.registry import Needs, effects_for
+from carpd.daemon.runtime.host import Host
+from carpd.daemon.runtime.vhost import Vhost, make_router
+from carpd.daemon.seam.lanes import Lane
+from carpd.daemon.seam.plan import shown, works
 
 # lan: conntrackd, [route], a [[follow]]ed interface, up/down/pre_release hooks and
 # master, backup and pre-release [[action]]s; web: a vhid of a [[pool]].
@@ -105,8 +105,9 @@ def plans(tmp_path: Path) -> dict[str, list[Row]]:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         needs = Needs(FakeNetlink(), lambda e: None, lambda amount, why: None)  # type: ignore[arg-type]
-        effects = effects_for(cfg, (), needs, {})
-        host = Host(needs.netlink, needs.publish, effects, lambda vh: vh.view(Demotion(), 0, 0))
+        effects = effects_for(cfg, (), needs)
+        view = lambda vh: vh.view(Demotion(), 0, 0)  # noqa: E731
+        host = Host(needs.netlink, needs.publish, effects, view, needs.roles)
         source = {4: ipaddress.ip_address("192.0.2.1")}
         vhs = {c.name: Vhost(c, make_router(c, source), None, Lane(c.name, loop)) for c in cfg.carp}  # type: ignore[arg-type]
 
@@ -166,8 +167,8 @@ def test_status_json_shows_the_last_transitions_plan(tmp_path: Path, monkeypatch
     """carpctl status --json: per vhid, the plan of its last transition."""
     from fakes import FakePorts, install
 
-    from carpd.daemon.runtime import Daemon
-    from carpd.daemon.view import to_json
+    from carpd.daemon.runtime.runtime import Daemon
+    from carpd.daemon.seam.view import to_json
 
     install()
     daemon = Daemon(

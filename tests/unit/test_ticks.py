@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from carpd.daemon.ticks import COALESCE, Ticks
+from carpd.daemon.runtime.ticks import COALESCE, Ticks
 
 
 class Record:

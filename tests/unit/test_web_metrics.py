@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from carpd.core.model import State
-from carpd.daemon.runtime import Daemon
+from carpd.daemon.runtime.runtime import Daemon
 from carpd.web.metrics import registry
 
 PASSWORD = "never-in-metrics"

@@ -14,7 +14,7 @@ import pytest
 
 from carpd.config.model import GlobalConfig, WebConfig
 from carpd.ctl import main as ctl
-from carpd.daemon.serve import restart_needed
+from carpd.daemon.service.serve import restart_needed
 from carpd.web.auth import hash_password
 from carpd.web.server import WebError, WebServer
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from helpers_web import USER, basic, free_port, http, self_signed, users_file, web
 
-from carpd.daemon.control import Refused
+from carpd.daemon.service.control import Refused
 from carpd.web.server import WebServer
 
 Run = Callable[[Callable[[WebServer, int], Awaitable[None]]], None]

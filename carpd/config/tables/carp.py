@@ -150,7 +150,7 @@ class CarpConfig(Frozen):
 
     # Set by the ucarp command line for each -a given without a prefix: it takes the prefix
     # of the carpdev's subnet that holds it, looked up when the vhid starts
-    # (carpd.daemon.subnets); until then it is /32 or /128.
+    # (carpd.daemon.runtime.subnets); until then it is /32 or /128.
     prefix_from_carpdev: tuple[IPAddr, ...] = Field(default=(), description=INTERNAL)
 
     @field_validator("prefix_from_carpdev", mode="before")

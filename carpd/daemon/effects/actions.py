@@ -9,88 +9,29 @@ holds the adverts or the addresses, except ``pre-release``, which runs before a
 target's addresses go, bounded by its actions' timeouts. Each result is logged and
 published (ActionRan).
 
-The up, down and pre_release hooks (effects/hooks.py) are run by the same machinery:
-a ``Program`` each, ``run_programs`` to run and publish them, ``pre_release_step`` for
-the blocking step before the addresses go.
+The up, down and pre_release hooks (effects/hooks.py) are run by the same machinery
+(seam/programs.py): a ``Program`` each, ``run_programs`` to run and publish them,
+``pre_release_step`` for the blocking step before the addresses go.
 """
 
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from carpd.config.model import ActionConfig, Config
 from carpd.core.model import State
-from carpd.daemon.effects.roles import Change, RoleFollower
-from carpd.daemon.events import ActionRan, Event
-from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.view import VhidView
+from carpd.daemon.seam.events import Event
+from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.programs import Program, Ran, pre_release_step, run_programs
+from carpd.daemon.seam.roles import Change, HostRoles, RoleFollower
+from carpd.daemon.seam.view import VhidView
 from carpd.linux.hooks import transition_env
-from carpd.linux.process import Outcome, run_program
-
-# A pre-release step's lane deadline past the sum of its programs' timeouts: each kill
-# is the bound, this is only the lane's backstop.
-KILL_MARGIN = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Program:
-    """A program run for a transition: an [[action]], or a hook."""
-
-    target: str  # ActionRan's: the vhid's name, or "group NAME"
-    name: str  # ActionRan's: the [[action]]'s name, or "up hook"
-    label: str  # its log lines': "carp1: action m", "carp1: up hook"
-    argv: Sequence[str]
-    env: Mapping[str, str]  # transition_env's
-    timeout: float  # killed with its process group after it
-
-
-Ran = list[tuple[Program, Outcome]]
-
-
-async def run_programs(
-    programs: Sequence[Program], phase: str, state: str, publish: Callable[[Event], None]
-) -> Ran:
-    """``programs`` one after the other, each to its end or its timeout, each result
-    published (ActionRan, as ``phase`` run for ``state``); their outcomes."""
-    ran: Ran = []
-    for p in programs:
-        at = time.time()
-        outcome = await run_program(p.argv, p.env, p.label, p.timeout)
-        publish(ActionRan(p.target, p.name, phase, state, at, outcome))
-        ran.append((p, outcome))
-    return ran
-
-
-def pre_release_step(
-    step: str,
-    programs: Sequence[Program],
-    state: str,
-    chain: str,
-    publish: Callable[[Event], None],
-    failed: Callable[[Ran], str],
-) -> Step:
-    """The blocking step that runs ``programs`` before the addresses go, bounded by their
-    timeouts; if any fails, the step fails with ``failed``'s words (counted and shown in
-    host_steps), and the addresses go anyway."""
-
-    async def run() -> None:
-        ran = await run_programs(programs, "pre-release", state, publish)
-        bad = [(p, o) for p, o in ran if not o.ok]
-        if bad:
-            raise RuntimeError(failed(bad))
-
-    deadline = sum(p.timeout for p in programs) + KILL_MARGIN
-    return Step(step, run, deadline, chain=chain)
 
 
 class Actions(RoleFollower):
-    def __init__(
-        self, config: Config, publish: Callable[[Event], None], now: Mapping[str, State]
-    ) -> None:
-        super().__init__(config.carp, config.action, now)
+    def __init__(self, config: Config, publish: Callable[[Event], None], roles: HostRoles) -> None:
+        super().__init__(config.carp, config.action, roles)
         self.cfgs = config.action
         self.publish = publish
 

@@ -31,15 +31,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from carpd.config.model import ConntrackdConfig
 from carpd.core.actions import AddAddresses, RemoveAddresses
 from carpd.core.model import State
-from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.view import VhidKey, VhidView
+from carpd.daemon.seam.integration import Sample
+from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.roles import HostRoles
+from carpd.daemon.seam.view import VhidView
 from carpd.linux.conntrackd import (
     Conntrackd,
     ConntrackdStats,
@@ -93,6 +95,43 @@ class StateSyncReport:
             "stop_with_carpd": self.stop_with_carpd,
         }
 
+    def samples(self) -> Iterator[Sample]:
+        yield Sample(
+            "carpd_state_sync_up", "1 while conntrackd answers", "gauge", int(bool(self.running))
+        )
+        yield Sample(
+            "carpd_state_sync_bulk_done",
+            "1 once the peer's table has arrived",
+            "gauge",
+            int(self.bulk == "done"),
+        )
+        yield Sample(
+            "carpd_state_sync_stalled",
+            "1 while nothing comes from the peer's conntrackd",
+            "gauge",
+            int(bool(self.stall)),
+        )
+        s = self.stats
+        if s is None:
+            return
+        for key, doc, value in (
+            ("internal", "ours", s.internal),
+            ("external", "the peer's", s.external),
+        ):
+            yield Sample(
+                f"carpd_state_sync_{key}_connections",
+                f"Connections in conntrackd's {key} cache ({doc})",
+                "gauge",
+                value,
+            )
+        for key, doc, value in (
+            ("lost", "Messages from the peer that never arrived", s.lost),
+            ("malformed", "Messages from the peer that made no sense", s.malformed),
+            ("send_errors", "Errors sending to the peer", s.send_errors),
+            ("recv_errors", "Errors receiving from the peer", s.recv_errors),
+        ):
+            yield Sample(f"carpd_state_sync_{key}", doc, "counter", value)
+
     def lines(self) -> list[str]:
         running = {True: "running", False: "NOT RUNNING", None: "not asked yet"}[self.running]
         line = f"state sync: conntrackd {running}, bulk resync {self.bulk}"
@@ -136,9 +175,11 @@ class Conntrack:
         synced: bool = False,
         started: Started | None = None,
         links: LinkService | None = None,
+        roles: HostRoles | None = None,
     ) -> None:
         self.cfg = cfg
         self.links = links  # the daemon's link watch (None, as in a test: no sync link watch)
+        self.roles = roles or HostRoles()  # which vhids are MASTER on the host
         # The conntrackd this carpd started (a reload hands it on): it outlives carpd
         # unless stop_with_carpd, and no other is ever stopped.
         self.started = started
@@ -153,7 +194,6 @@ class Conntrack:
         self.answering: bool | None = None  # None: not asked yet
         self.link_up: bool | None = None  # None: no sync interface configured, or not seen
         self.stall: str | None = None  # why the peer seems silent, while it does
-        self._masters: set[VhidKey] = set()  # the vhids whose addresses we hold
         if not synced:  # at start-up: demoted before any vhid can preempt
             self._raise(BULK)
         else:  # a reload that changed the table: what the old one demoted for, we'll see
@@ -279,15 +319,13 @@ class Conntrack:
         # Its own chain: a resync that hangs (each command up to command_timeout) holds
         # only the next resync, never a hook, an action or a followed interface.
         if isinstance(work.action, AddAddresses):
-            self._masters.add(vhid.key)
             run = self._shared(AS_MASTER, self._as_master)
             return [Step(AS_MASTER, run, blocking=False, chain=CHAIN)]
-        if isinstance(work.action, RemoveAddresses):
-            self._masters.discard(vhid.key)
-            # Into BACKUP, not a stop (INIT): the transition this removal serves.
-            if work.cause is not None and work.cause.new is State.BACKUP:
-                run = self._shared(AS_BACKUP, self._as_backup)
-                return [Step(AS_BACKUP, run, blocking=False, chain=CHAIN)]
+        # Into BACKUP, not a stop (INIT): the transition this removal serves.
+        cause = work.cause
+        if isinstance(work.action, RemoveAddresses) and cause and cause.new is State.BACKUP:
+            run = self._shared(AS_BACKUP, self._as_backup)
+            return [Step(AS_BACKUP, run, blocking=False, chain=CHAIN)]
         return ()
 
     def _shared(
@@ -443,7 +481,7 @@ class Conntrack:
         would otherwise lack every connection made since."""
         try:
             await self._shared(ENSURE, self._ensure_running)()
-            if self.answering and self._masters:
+            if self.answering and self.roles.masters():
                 for args in (("-R",), ("-B",)):
                     await self._cmd(*args)
         except RuntimeError as e:  # still down: the next look tries again

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from carpd.config.model import Config, FollowConfig
 from carpd.core.model import State
-from carpd.daemon.effects.roles import Change, RoleFollower
-from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.view import VhidView
+from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.roles import Change, HostRoles, RoleFollower
+from carpd.daemon.seam.view import VhidView
 from carpd.linux.dhcp import DhcpClient
 from carpd.linux.netlink import Netlink
 
@@ -35,8 +35,8 @@ log = logging.getLogger("carpd")
 
 
 class Follow(RoleFollower):
-    def __init__(self, config: Config, netlink: Netlink, now: Mapping[str, State]) -> None:
-        super().__init__(config.carp, config.follow, now)
+    def __init__(self, config: Config, netlink: Netlink, roles: HostRoles) -> None:
+        super().__init__(config.carp, config.follow, roles)
         self.cfgs = config.follow
         self.netlink = netlink
         self.state_dir: Path = config.global_.state_dir

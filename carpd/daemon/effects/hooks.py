@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 from carpd.core.actions import RemoveAddresses, RunHook
 from carpd.core.model import State
-from carpd.daemon.effects.actions import Program, Ran, pre_release_step, run_programs
-from carpd.daemon.events import Event
-from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.view import VhidView
+from carpd.daemon.seam.events import Event
+from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.programs import Program, Ran, pre_release_step, run_programs
+from carpd.daemon.seam.view import VhidView
 from carpd.linux.hooks import HookCall
 
 CHAIN = "hooks"

@@ -36,8 +36,8 @@ from typing import Any
 
 from carpd.config.model import CarpConfig, Config, PoolRef
 from carpd.core.actions import AddAddresses, Announce, RemoveAddresses
-from carpd.daemon.lanes import HostAction, HostWork, Step
-from carpd.daemon.view import VhidView
+from carpd.daemon.seam.lanes import HostAction, HostWork, Step
+from carpd.daemon.seam.view import VhidView
 from carpd.linux import nft, process, sysctl
 from carpd.linux.netlink import Netlink
 

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from carpd.config.model import RouteConfig
 from carpd.core.actions import Announce, RemoveAddresses
 from carpd.core.model import State
-from carpd.daemon.lanes import HostWork, Step
-from carpd.daemon.view import VhidView
+from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.view import VhidView
 from carpd.linux.netlink import Netlink
 
 log = logging.getLogger("carpd")

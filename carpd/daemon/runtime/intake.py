@@ -1,0 +1,191 @@
+"""A carpdev's adverts in: the known peers' apart from everyone else's.
+
+Each carpdev and family has two receiving sockets, split by the kernel (linux/bpf.py) on
+the source address:
+
+- **peers**: sources whose adverts have verified (and configured unicast peers). Read
+  whenever there is something, with a queue sized for every vhid's advert at once. A
+  flood from any other source never reaches this queue, so it cannot cost the master's
+  adverts (issue 16: under 140k forged adverts/s the backup used to miss half of them and
+  take over).
+- **others**: every other source, also the socket adverts are sent from. Read within a
+  budget (BUDGET_RATE a second, BUDGET_BURST at once) and at most every OTHERS_GAP; past
+  the budget the reader pauses and the kernel's queue overflows, so a flood costs bounded
+  CPU whatever its rate. What the kernel dropped is counted as ``shed`` and logged,
+  rate-limited. (A full queue refuses before the filter runs, so ``shed`` also counts the
+  known peers' adverts that arrived meanwhile: their own socket has them.) A new peer's
+  first advert comes here; once it verifies, the peer moves to the other socket.
+
+Only a flood that forges a known peer's own source address still shares its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from carpd.core.model import IPAddress
+from carpd.linux import bpf
+from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6
+
+if TYPE_CHECKING:
+    from carpd.daemon.runtime.receiver import Receiver
+    from carpd.daemon.runtime.vhost import Carpdev
+
+log = logging.getLogger("carpd")
+
+BATCH = 64  # datagrams read per wakeup: timers still run between batches under a flood
+BUDGET_RATE = 1_000.0  # datagrams a second from sources that are not known peers (~5 % of a core)
+BUDGET_BURST = 1_000.0  # ...and at once (every vhid's first advert from a new peer)
+MAX_PEERS = 16  # known sources per carpdev and family; the least recently verified go
+PEER_QUEUE = 4 << 20  # bytes: 255 vhids' adverts from every known peer at once
+OTHERS_GAP = 0.01  # seconds between reads of the others socket (a first advert: at once)
+SHED_LOG_INTERVAL = 10.0  # seconds between "adverts shed" lines for one carpdev
+
+AdvertSocket = AdvertSocketV4 | AdvertSocketV6
+
+
+@dataclass
+class Bucket:
+    """A token bucket on the caller's clock."""
+
+    rate: float
+    burst: float
+    tokens: float
+    at: float
+
+    def available(self, now: float) -> int:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return int(self.tokens)
+
+    def spend(self, n: int) -> None:
+        self.tokens -= n
+
+    def wait(self, n: int) -> float:
+        """Seconds until ``n`` tokens are there (after available())."""
+        return max(0.0, (min(n, self.burst) - self.tokens) / self.rate)
+
+
+@dataclass(eq=False)
+class Inlet:
+    """One carpdev's adverts of one family."""
+
+    dev: Carpdev
+    family: int
+    others: AdvertSocket
+    peers: AdvertSocket
+    bucket: Bucket
+    pinned: frozenset[IPAddress]  # configured unicast peers: always known
+    known: OrderedDict[IPAddress, None] = field(default_factory=OrderedDict)
+    paused: asyncio.TimerHandle | None = None
+    shed: int = 0  # the others socket's queue drops, as last read
+
+    def close(self) -> None:
+        if self.paused is not None:
+            self.paused.cancel()
+        self.peers.close()
+
+
+class Intake:
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inlets: dict[tuple[str, int], Inlet] = {}  # (carpdev, family)
+
+    def open(
+        self, dev: Carpdev, family: int, pinned: frozenset[IPAddress], others: AdvertSocket
+    ) -> None:
+        """Read the carpdev's adverts of ``family``: ``others`` is the socket they are sent
+        from (the caller opened it); the known peers' socket is opened here, of its type."""
+        if (dev.name, family) in self._inlets:
+            return
+        self._loop = asyncio.get_running_loop()
+        # Receive only: adverts are sent from the other socket.
+        peers = type(others)(dev.name, dev.link.index, queue=PEER_QUEUE)
+        bucket = Bucket(BUDGET_RATE, BUDGET_BURST, BUDGET_BURST, self.receiver.now())
+        inlet = Inlet(dev, family, others, peers, bucket, pinned)
+        self._inlets[(dev.name, family)] = inlet
+        self._refilter(inlet)
+        self._loop.add_reader(peers.fileno(), self._on_peers, inlet)
+        self._loop.add_reader(others.fileno(), self._on_others, inlet)
+
+    def close(self, dev: Carpdev) -> None:
+        for key in [k for k in self._inlets if k[0] == dev.name]:
+            inlet = self._inlets.pop(key)
+            assert self._loop is not None
+            self._loop.remove_reader(inlet.peers.fileno())
+            self._loop.remove_reader(inlet.others.fileno())
+            inlet.close()
+
+    def _verified(self, inlet: Inlet, sources: list[IPAddress]) -> None:
+        """Adverts from ``sources`` verified: their next ones come through the peers
+        socket (once per batch: the filter changes once for a new source)."""
+        new = False
+        for src in sources:
+            if src in inlet.pinned:
+                continue
+            if src in inlet.known:
+                inlet.known.move_to_end(src)
+                continue
+            inlet.known[src] = None
+            new = True
+            while len(inlet.known) + len(inlet.pinned) > MAX_PEERS:
+                inlet.known.popitem(last=False)
+        if new:
+            self._refilter(inlet)
+
+    def _refilter(self, inlet: Inlet) -> None:
+        # The peers socket takes the new source first: for a moment both may deliver
+        # one of its adverts (harmless), never neither.
+        sources = [*inlet.pinned, *inlet.known]
+        inlet.peers.set_filter(bpf.source_filter(inlet.family, sources, accept=True))
+        inlet.others.set_filter(bpf.source_filter(inlet.family, sources, accept=False))
+
+    def _on_peers(self, inlet: Inlet) -> None:
+        _, verified = self.receiver.read(inlet.dev, inlet.peers, BATCH)
+        if verified:
+            self._verified(inlet, verified)
+
+    def _on_others(self, inlet: Inlet) -> None:
+        allowed = min(BATCH, inlet.bucket.available(self.receiver.now()))
+        read, verified = (
+            self.receiver.read(inlet.dev, inlet.others, allowed) if allowed else (0, [])
+        )
+        if verified:
+            self._verified(inlet, verified)
+        inlet.bucket.spend(read)
+        if allowed and not read:
+            return  # nothing was queued after all
+        # At most one wakeup per OTHERS_GAP: what comes meanwhile is read in one batch
+        # (a wakeup costs more than an advert), and none past the budget.
+        assert self._loop is not None
+        self._loop.remove_reader(inlet.others.fileno())
+        delay = max(OTHERS_GAP, inlet.bucket.wait(BATCH))
+        inlet.paused = self._loop.call_later(delay, self._resume, inlet)
+
+    def _resume(self, inlet: Inlet) -> None:
+        assert self._loop is not None
+        inlet.paused = None
+        self._count_shed(inlet)
+        self._loop.add_reader(inlet.others.fileno(), self._on_others, inlet)
+
+    def _count_shed(self, inlet: Inlet) -> None:
+        drops = inlet.others.queue_drops()
+        if drops == inlet.shed:
+            return
+        dev = inlet.dev
+        dev.dropped["shed"] = dev.dropped.get("shed", 0) + drops - inlet.shed
+        inlet.shed = drops
+        limiter, now = self.receiver.limiter, self.receiver.now()
+        if limiter.allow((dev.name, "shed"), now, SHED_LOG_INTERVAL) is not None:
+            log.warning(
+                "carp: flood on %s: more than %d adverts/s from sources that are not known "
+                "peers; %d dropped unread so far (known peers' adverts are read apart)",
+                dev.name,
+                BUDGET_RATE,
+                dev.dropped["shed"],
+            )
