@@ -30,6 +30,7 @@ SERVICES = "service disruption"
 STARTUP = "startup"
 SENDERR = "send errors"
 STATE_SYNC = "state sync"
+ADDRESSES = "addresses lost"  # a MASTER whose addresses cannot be put back
 
 
 def ifdown_source(carpdev: str) -> str:

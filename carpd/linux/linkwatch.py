@@ -1,4 +1,5 @@
-"""Link state from rtnetlink events (the RTMGRP_LINK multicast group), no polling.
+"""Link state and addresses from rtnetlink events (the RTMGRP_LINK and IFADDR multicast
+groups), no polling.
 
 A link is *up* (usable for CARP) when it is administratively up (``IFF_UP``) and
 operational (``IFF_RUNNING``). The kernel sets ``IFF_RUNNING`` exactly when the RFC 2863
@@ -38,9 +39,15 @@ buffer), dumps the links again and yields the differences, so the stream stays r
 queues what arrives meanwhile without bound); it ends when ``close()`` is called.
 Everything happens in the current network namespace (the socket is opened there).
 
+The same subscription carries the addresses: ``AddressEvent(index, address, present)``
+whenever an address is added to or removed from an interface (an ``ip addr flush``, a
+network manager, an expired lifetime), and ``has_address`` answers from the state the
+stream has reached. A lifetime renewal (another RTM_NEWADDR for the same address) is
+not an event. After an overflow, the addresses are dumped again too.
+
 Inside the daemon that one consumer is a ``LinkService``: one subscription and one dump
-for everyone (the carpdevs, conntrackd's sync link, ifstated's interfaces), which hands
-each event to those watching its interface.
+for everyone (the carpdevs, conntrackd's sync link, ifstated's interfaces, the keeper of
+a MASTER's addresses), which hands each event to those watching it.
 """
 
 from __future__ import annotations
@@ -48,13 +55,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from socket import AF_UNSPEC
 from typing import Any
 
-from carpd.linux.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK, AsyncIPRoute
+from carpd.linux.rtnl import (
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
+    RTMGRP_LINK,
+    AsyncIPRoute,
+)
 
 log = logging.getLogger("carpd")
 
@@ -71,6 +88,31 @@ class LinkEvent:
     exists: bool = True
 
 
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+@dataclass(frozen=True, slots=True)
+class AddressEvent:
+    index: int  # the interface's
+    address: IPInterface
+    present: bool  # added (True) or removed
+
+
+Address = tuple[int, IPInterface]  # (interface index, address/prefix)
+
+
+def address_of(msg: Any) -> Address | None:
+    """An ifaddrmsg's (index, address/prefix); None for a family carpd does not hold."""
+    # IPv4's own address is IFA_LOCAL (IFA_ADDRESS is the peer on a point-to-point link).
+    addr = msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS")
+    if not addr:
+        return None
+    try:
+        return msg["index"], ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}")
+    except ValueError:
+        return None
+
+
 def usable(flags: int) -> bool:
     """The "up" of this module, from an ifinfomsg's flags."""
     return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
@@ -80,7 +122,7 @@ async def _open(rcvbuf: int) -> AsyncIPRoute:
     ipr = AsyncIPRoute(rcvbuf=rcvbuf)
     try:
         # Bind before any request: a netlink socket autobinds on its first send.
-        await ipr.bind(groups=RTMGRP_LINK)
+        await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
     except BaseException:
         ipr.close()
         raise
@@ -92,6 +134,10 @@ async def _dump(ipr: AsyncIPRoute) -> dict[int, tuple[str, bool]]:
         msg["index"]: (msg.get("ifname"), usable(msg["flags"]))
         async for msg in await ipr.link("dump")
     }
+
+
+async def _dump_addresses(ipr: AsyncIPRoute) -> set[Address]:
+    return {a async for msg in await ipr.get_addr() if (a := address_of(msg)) is not None}
 
 
 async def link_is_up(name: str) -> bool | None:
@@ -115,6 +161,7 @@ class LinkWatcher:
         self._ipr: AsyncIPRoute | None = None
         self._closed = False
         self._links: dict[int, tuple[str, bool]] = {}
+        self._addresses: set[Address] = set()
         self.overflows = 0  # how many times events were lost and the state dumped again
 
     async def start(self) -> None:
@@ -123,6 +170,7 @@ class LinkWatcher:
         ipr = await _open(self._rcvbuf)
         try:
             self._links = await _dump(ipr)
+            self._addresses = await _dump_addresses(ipr)
         except BaseException:
             ipr.close()
             raise
@@ -155,8 +203,12 @@ class LinkWatcher:
                 return index
         return None
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
-        """Every change of an interface's (exists, up) from start() on; ends on close()."""
+    def has_address(self, index: int, address: IPInterface) -> bool:
+        return (index, address) in self._addresses
+
+    async def events(self) -> AsyncIterator[LinkEvent | AddressEvent]:
+        """Every change of an interface's (exists, up), and every address added or
+        removed, from start() on; ends on close()."""
         while not self._closed:
             ipr = self._ipr
             if ipr is None:
@@ -180,8 +232,11 @@ class LinkWatcher:
                 for event in await self._resync():
                     yield event
 
-    def _apply(self, msg: Any) -> list[LinkEvent]:
+    def _apply(self, msg: Any) -> list[LinkEvent | AddressEvent]:
         kind = msg["header"]["type"]
+        if kind in (RTM_NEWADDR, RTM_DELADDR):
+            found = address_of(msg)
+            return [] if found is None else self._address(found, kind == RTM_NEWADDR)
         if msg.get("family") != AF_UNSPEC or kind not in (RTM_NEWLINK, RTM_DELLINK):
             return []
         index = msg["index"]
@@ -189,7 +244,16 @@ class LinkWatcher:
             return self._forget(index)
         return self._update(index, msg.get("ifname"), usable(msg["flags"]))
 
-    def _update(self, index: int, name: str, up: bool) -> list[LinkEvent]:
+    def _address(self, found: Address, present: bool) -> list[LinkEvent | AddressEvent]:
+        if (found in self._addresses) == present:
+            return []  # a lifetime renewal, or a removal of what was never seen
+        if present:
+            self._addresses.add(found)
+        else:
+            self._addresses.discard(found)
+        return [AddressEvent(found[0], found[1], present)]
+
+    def _update(self, index: int, name: str, up: bool) -> list[LinkEvent | AddressEvent]:
         old = self._links.get(index)
         if old == (name, up):
             return []
@@ -199,17 +263,18 @@ class LinkWatcher:
         events.append(LinkEvent(name, index, up))
         return events
 
-    def _forget(self, index: int) -> list[LinkEvent]:
+    def _forget(self, index: int) -> list[LinkEvent | AddressEvent]:
         old = self._links.pop(index, None)
         return [] if old is None else [LinkEvent(old[0], index, False, exists=False)]
 
-    async def _resync(self) -> list[LinkEvent]:
+    async def _resync(self) -> list[LinkEvent | AddressEvent]:
         if self._ipr is not None:
             self._ipr.close()
             self._ipr = None
         ipr = await _open(self._rcvbuf)
         try:
             now = await _dump(ipr)
+            addresses = await _dump_addresses(ipr)
         except BaseException:
             ipr.close()
             raise
@@ -217,11 +282,15 @@ class LinkWatcher:
             ipr.close()
             return []
         self._ipr = ipr
-        events: list[LinkEvent] = []
+        events: list[LinkEvent | AddressEvent] = []
         for index in [i for i in self._links if i not in now]:
             events += self._forget(index)
         for index, (name, up) in now.items():
             events += self._update(index, name, up)
+        for gone in self._addresses - addresses:
+            events += self._address(gone, False)
+        for new in addresses - self._addresses:
+            events += self._address(new, True)
         return events
 
 
@@ -236,6 +305,7 @@ class LinkService:
     def __init__(self, watcher: LinkWatcher) -> None:
         self._watcher = watcher
         self._subs: list[tuple[frozenset[str] | None, Callable[[LinkEvent], None]]] = []
+        self._address_subs: list[Callable[[AddressEvent], None]] = []
         self._started: asyncio.Future[None] | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -258,17 +328,30 @@ class LinkService:
         self._subs.append(sub)
         return lambda: self._subs.remove(sub) if sub in self._subs else None
 
+    def watch_addresses(self, callback: Callable[[AddressEvent], None]) -> Callable[[], None]:
+        """Hear every address added or removed; the function returned unsubscribes."""
+        self._address_subs.append(callback)
+        return lambda: (
+            self._address_subs.remove(callback) if callback in self._address_subs else None
+        )
+
     def is_up(self, name: str) -> bool | None:
         return self._watcher.is_up(name)
 
+    def has_address(self, index: int, address: IPInterface) -> bool:
+        return self._watcher.has_address(index, address)
+
     async def _run(self) -> None:
         async for event in self._watcher.events():
-            for names, callback in list(self._subs):
-                if names is None or event.name in names:
-                    try:
-                        callback(event)
-                    except Exception:  # one subscriber's bug must not deafen the others
-                        log.exception("link event %s", event)
+            if isinstance(event, AddressEvent):
+                subs: list[Callable[[Any], None]] = list(self._address_subs)
+            else:
+                subs = [cb for names, cb in self._subs if names is None or event.name in names]
+            for callback in subs:
+                try:
+                    callback(event)
+                except Exception:  # one subscriber's bug must not deafen the others
+                    log.exception("link event %s", event)
 
     async def close(self) -> None:
         if self._started is not None and not self._started.done():

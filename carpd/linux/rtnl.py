@@ -57,14 +57,27 @@ _import_bare("pyroute2")
 from pyroute2.iproute.linux import AsyncIPRoute  # noqa: E402
 from pyroute2.netlink import NLM_F_REQUEST  # noqa: E402
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETADDR, RTM_NEWLINK, RTMGRP_LINK  # noqa: E402
+from pyroute2.netlink.rtnl import (  # noqa: E402
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_GETADDR,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
+    RTMGRP_LINK,
+)
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
 
 __all__ = [
     "NLM_F_REQUEST",
+    "RTMGRP_IPV4_IFADDR",
+    "RTMGRP_IPV6_IFADDR",
     "RTMGRP_LINK",
+    "RTM_DELADDR",
     "RTM_DELLINK",
     "RTM_GETADDR",
+    "RTM_NEWADDR",
     "RTM_NEWLINK",
     "AsyncIPRoute",
     "NetlinkError",

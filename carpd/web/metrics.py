@@ -108,13 +108,20 @@ class ViewCollector(Collector):
         yield from (transitions, steps, failed, late)
 
     def _reports(self, view: NodeView) -> Iterator[Metric]:
-        """Each integration's figures, as its report gives them (Sampled)."""
+        """Each integration's figures, as its report gives them (Sampled): one family per
+        name, with a sample per label set."""
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for report in view.reports.values():
             if not isinstance(report, Sampled):
                 continue
             for s in report.samples():
-                kind = GaugeMetricFamily if s.kind == "gauge" else CounterMetricFamily
-                yield kind(s.name, s.doc, value=s.value)
+                family = families.get(s.name)
+                if family is None:
+                    kind = GaugeMetricFamily if s.kind == "gauge" else CounterMetricFamily
+                    labels = [k for k, _ in s.labels]
+                    family = families[s.name] = kind(s.name, s.doc, labels=labels)
+                family.add_metric([v for _, v in s.labels], s.value)
+        yield from families.values()
 
 
 def demotion_sources(view: NodeView) -> dict[str, int]:

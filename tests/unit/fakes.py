@@ -17,7 +17,7 @@ from carpd.config import Config, load_config
 from carpd.core.model import State
 from carpd.daemon.runtime.runtime import Daemon
 from carpd.daemon.runtime.setup import Ports
-from carpd.linux.linkwatch import LinkEvent
+from carpd.linux.linkwatch import AddressEvent, LinkEvent
 from carpd.linux.netlink import IPInterface, Link
 
 ETH0 = Link(name="eth0", index=2, mac=bytes.fromhex("020000000001"), up=True)
@@ -34,6 +34,9 @@ class FakeNetlink:
     addrs: list[IPInterface] = field(default_factory=lambda: list(OWN))
     # Every change with the device it was on (ETH0.index, or DUMMY.index).
     changes: list[tuple[str, int, str]] = field(default_factory=list)
+    # Given by FakePorts: each change is heard as the kernel's RTM_NEWADDR/RTM_DELADDR.
+    watcher: FakeLinkWatcher | None = None
+    refuse: str | None = None  # every add fails with this, as a vanished device's would
 
     async def link(self, name: str) -> Link | None:
         return ETH0 if name == ETH0.name else None
@@ -43,9 +46,13 @@ class FakeNetlink:
 
     async def _change(self, verb: str, index: int, iface: IPInterface) -> bool:
         await asyncio.sleep(self.delay)
+        if verb == "add" and self.refuse is not None:
+            raise OSError(19, self.refuse)
         if index == ETH0.index:
             self.log.append((asyncio.get_running_loop().time(), verb, str(iface)))
         self.changes.append((verb, index, str(iface)))
+        if self.watcher is not None and self.watcher.has_address(index, iface) != (verb == "add"):
+            self.watcher.set_address(iface, verb == "add", index)
         return True
 
     async def add_address(self, index: int, iface: IPInterface) -> bool:
@@ -114,13 +121,23 @@ class FakeLinkWatcher:
 
     def __init__(self) -> None:
         self.links = {ETH0.name: ETH0.up}
-        self._events: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+        self.addresses: set[tuple[int, IPInterface]] = set()
+        self._events: asyncio.Queue[LinkEvent | AddressEvent | None] = asyncio.Queue()
         self.starts = 0  # subscriptions opened: one for the whole daemon
 
     def set(self, name: str, up: bool) -> None:
         """A link goes up or down: the daemon hears it as an rtnetlink event."""
         self.links[name] = up
         self._events.put_nowait(LinkEvent(name, ETH0.index, up))
+
+    def set_address(self, iface: IPInterface, present: bool, index: int = ETH0.index) -> None:
+        """An address is added or removed (by carpd or another program): heard as an
+        RTM_NEWADDR or RTM_DELADDR."""
+        (self.addresses.add if present else self.addresses.discard)((index, iface))
+        self._events.put_nowait(AddressEvent(index, iface, present))
+
+    def has_address(self, index: int, iface: IPInterface) -> bool:
+        return (index, iface) in self.addresses
 
     async def heard(self) -> None:
         """Until the daemon's link service has handed on every event set so far."""
@@ -132,7 +149,7 @@ class FakeLinkWatcher:
     def is_up(self, name: str) -> bool | None:
         return self.links.get(name)
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
+    async def events(self) -> AsyncIterator[LinkEvent | AddressEvent]:
         while (event := await self._events.get()) is not None:
             yield event
             self._events.task_done()
@@ -154,6 +171,8 @@ class FakePorts(Ports):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "link_watcher", lambda: self.watcher)
+        if isinstance(self.netlink, FakeNetlink) and self.netlink.watcher is None:
+            self.netlink.watcher = self.watcher
 
 
 def install() -> list[tuple[float, str, bytes]]:

@@ -180,7 +180,7 @@ def test_a_reload_reaches_the_integrations_beside_the_lanes_from_daemon_reload(
 
     assert asyncio.run(main()) == [("one", "on"), ("two", "on"), ("two", "on"), (None, "on")]
     assert "ifstated: " in caplog.text and "keeping the running one" in caplog.text
-    assert order == ["ifstated", "realtime"]
+    assert order == ["addresses", "ifstated", "realtime"]
 
 
 def test_status_keeps_its_keys_while_an_integration_is_off() -> None:

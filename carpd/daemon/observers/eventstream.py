@@ -16,6 +16,7 @@ from typing import Any
 from carpd.daemon.seam.events import (
     ActionRan,
     AddressesApplied,
+    AddressesRestored,
     DemotionChanged,
     Event,
     Lifecycle,
@@ -61,6 +62,15 @@ def to_json(event: Event, view: NodeView) -> dict[str, Any]:
             "event": "addresses",
             "at": now,
             "vhid": name(event.key),
+            "present": event.present,
+            "error": event.error,
+        }
+    if isinstance(event, AddressesRestored):
+        return {
+            "event": "addresses kept",
+            "at": now,
+            "vhid": name(event.key),
+            "addresses": list(event.addresses),
             "present": event.present,
             "error": event.error,
         }

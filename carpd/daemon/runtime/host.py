@@ -16,7 +16,17 @@ from carpd.daemon.seam.lanes import Claimant, Effect, HostAction, HostWork, Step
 from carpd.daemon.seam.plan import plan, shown
 from carpd.daemon.seam.roles import HostRoles
 from carpd.daemon.seam.view import VhidView
+from carpd.linux import sysctl
 from carpd.linux.netlink import Netlink
+
+
+def forwards(ifname: str) -> bool:
+    """Does the node route IPv6 on ``ifname`` (its NAs then carry the Router flag)?"""
+    try:
+        return sysctl.read("ipv6", ifname, "forwarding") == "1"
+    except OSError:  # IPv6 off on it, or the interface gone
+        return False
+
 
 # A netlink address change is answered in milliseconds; one that takes this long means
 # the kernel or the system is in trouble, and the lane goes on (the change still lands).
@@ -69,8 +79,15 @@ class Host:
     def plan(self, vh: Vhost, work: HostWork, view: VhidView) -> list[Step]:
         return plan(work, view, self.effects, self._own(vh, work.action, view), self.roles)
 
+    def holds(self, vh: Vhost) -> bool:
+        """Are ``vh``'s addresses this lane's own steps' (not an effect's: a pool's)?"""
+        return not self._claimed(AddAddresses(), self.view(vh))
+
+    def _claimed(self, action: HostAction, view: VhidView) -> bool:
+        return any(isinstance(e, Claimant) and e.claims(action, view) for e in self.effects)
+
     def _own(self, vh: Vhost, action: HostAction, view: VhidView) -> list[Step]:
-        if any(isinstance(e, Claimant) and e.claims(action, view) for e in self.effects):
+        if self._claimed(action, view):
             return []  # an effect does it its own way (a pool's buckets)
         if isinstance(action, AddAddresses | RemoveAddresses):
             verb = "add" if isinstance(action, AddAddresses) else "remove"
@@ -99,12 +116,19 @@ class Host:
             raise RuntimeError(f"cannot {verb} addresses on {vh.dev.name}: {e}") from e
         self.publish(AddressesApplied(vh.key, add, None))
 
+    async def announce(self, vh: Vhost) -> None:
+        """Announce ``vh``'s addresses again, unless an effect forbids it (a pool's)."""
+        if not self._claimed(Announce(), self.view(vh)):
+            await self._announce(vh)
+
     async def _announce(self, vh: Vhost) -> None:
-        announcer, mac = vh.dev.announcer, vh.dev.link.mac
+        announcer, mac, ifname = vh.dev.announcer, vh.dev.link.mac, vh.dev.name
         if vh.vmac is not None and vh.vmac.announcer is not None:
-            announcer, mac = vh.vmac.announcer, vh.vmac.mac
+            announcer, mac, ifname = vh.vmac.announcer, vh.vmac.mac, vh.vmac.name
+        router = None
         for a in vh.cfg.addresses:
             if isinstance(a, ipaddress.IPv4Interface):
                 announcer.send_arp(gratuitous_arp(mac, a.ip))
             else:
-                announcer.send_na(unsolicited_na(mac, a.ip))
+                router = forwards(ifname) if router is None else router
+                announcer.send_na(unsolicited_na(mac, a.ip, router))

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from carpd.config import GlobalConfig
-from carpd.core.demotion import SENDERR, STATE_SYNC, Demotion, ifdown_source
+from carpd.core.demotion import ADDRESSES, SENDERR, STATE_SYNC, Demotion, ifdown_source
 from carpd.core.model import State
 from carpd.daemon.runtime.vhost import Carpdev, Vhost
 from carpd.daemon.seam.events import DemotionChanged, Event, LinkChanged
@@ -50,8 +50,20 @@ class Levers:
 
     def state_sync_demotion(self, amount: int, why: str) -> None:
         """pfsync's carp demotion, in FreeBSD's words: "demoted by 240 to 240 (...)"."""
-        old = self.ledger.sources.get(STATE_SYNC, 0)
-        if self.ledger.set_source(STATE_SYNC, amount):
+        self.source_demotion(STATE_SYNC, amount, why)
+
+    def addresses_lost(self, why: str | None) -> None:
+        """A MASTER cannot keep its addresses (None: it can again): demoted as if its
+        carpdev were down, so a peer takes over instead of a MASTER holding nothing."""
+        amount = self._settings().ifdown_demotion_factor if why else 0
+        self.source_demotion(
+            ADDRESSES, amount, f"addresses lost: {why}" if why else "addresses kept"
+        )
+
+    def source_demotion(self, source: str, amount: int, why: str) -> None:
+        """A named node-wide source now demotes by ``amount`` (0: no longer)."""
+        old = self.ledger.sources.get(source, 0)
+        if self.ledger.set_source(source, amount):
             total = sum(self.ledger.sources.values())
             log.warning("carp: demoted by %d to %d (%s)", amount - old, total, why)
             self.apply_demotion()

@@ -24,6 +24,7 @@ from carpd.daemon.registry import Needs, beside_for, effects_for
 from carpd.daemon.runtime.health import Health
 from carpd.daemon.runtime.host import Host
 from carpd.daemon.runtime.intake import Intake
+from carpd.daemon.runtime.keeper import Keeper
 from carpd.daemon.runtime.levers import Levers
 from carpd.daemon.runtime.receiver import Receiver
 from carpd.daemon.runtime.setup import Ports, Setup
@@ -82,25 +83,27 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._retired: list[Lane] = []  # of vhids stopped on reload
         self.history = History()  # each vhid's recent transitions, and flaps
-        self.publisher.subscribers.append(self.history)
         self.results = Results()  # the last result of each hook and action
+        self.publisher.subscribers += [self.history, self.results]
         self.drift = Drift(config.global_.state_dir)  # what `carpctl sync status` found
         # What status shows of each integration: the effects', config drift, and those
         # beside the lanes (ifstated, the real-time policy: made by start()).
         self.integrations = Integrations(lambda: self.host.effects)
         self.integrations.add(ConfigSync(lambda: self.drift))
-        self.publisher.subscribers.append(self.results)
         pub = self.publisher.publish
         self._needs = Needs(
             self.netlink, pub, lv.state_sync_demotion, self.links, effects, self.view
         )
         self.host = Host(
             self.netlink,
-            self.publisher.publish,
+            pub,
             self._effects(config),
             lambda vh: vh.view(self.ledger, self.now(), self._wall_offset(), self.history),
             self._needs.roles,
         )
+        # A MASTER keeps its addresses; a node that is not MASTER holds none of them.
+        self.keeper = Keeper(self.vhosts, self.host, self.links, lv.addresses_lost, self.now)
+        self.integrations.add(self.keeper)
         self.transmitter = Transmitter(self.limiter, self.now, lv.senderr)
         self.transitions = Transitions(
             self.publisher.publish, self.receiver.diagnose, self.now, self._wall_offset
@@ -126,6 +129,7 @@ class Daemon:
         for cfg in self.config.carp:
             await self._start_vhost(cfg, self.config)
         self.health.start_checks()
+        self.keeper.start()
         self.levers.start_watching(self.links)
 
     async def run(self, ready: Callable[[], Any] | None = None) -> int:
@@ -144,6 +148,7 @@ class Daemon:
         """Hand every vhid over, close the effects, and put the host back as it was."""
         self.publisher.publish(Lifecycle("stopping"))
         await self.levers.stop_watching()
+        self.keeper.close()
         await self.health.close()
         for vh in list(self.vhosts.values()):
             self._stop_vhost(vh, Reason.SHUTDOWN)

@@ -113,6 +113,11 @@ class Vhost:
         return (self.cfg.carpdev, self.cfg.vhid)
 
     @property
+    def address_index(self) -> int:
+        """The interface its addresses are on: its macvlan, or the carpdev."""
+        return self.vmac.index if self.vmac is not None else self.dev.link.index
+
+    @property
     def families(self) -> frozenset[int]:
         return self.machine.families
 

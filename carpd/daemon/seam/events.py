@@ -41,6 +41,17 @@ class AddressesApplied:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressesRestored:
+    """Another program changed a vhid's addresses; carpd put them right: ``present``
+    (put back on a MASTER) or not (taken away from a node that is not MASTER)."""
+
+    key: VhidKey
+    addresses: tuple[str, ...]
+    present: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class DemotionChanged:
     totals: Mapping[VhidKey, int]
 
@@ -68,7 +79,15 @@ class Lifecycle:
     phase: Literal["ready", "reloading", "reloaded", "stopping"]
 
 
-Event = RoleChanged | AddressesApplied | DemotionChanged | LinkChanged | ActionRan | Lifecycle
+Event = (
+    RoleChanged
+    | AddressesApplied
+    | AddressesRestored
+    | DemotionChanged
+    | LinkChanged
+    | ActionRan
+    | Lifecycle
+)
 
 
 @runtime_checkable

@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One figure of a report for /metrics: its full metric name (``carpd_...``), help
-    text, kind, and value (a number, so the daemon needs no metrics library)."""
+    text, kind, value (a number, so the daemon needs no metrics library) and labels
+    (the samples of one name carry the same label names, in the same order)."""
 
     name: str
     doc: str
     kind: Literal["gauge", "counter"]
     value: float
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable
