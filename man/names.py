@@ -18,6 +18,7 @@ NAMES: dict[tuple[str, str], dict[str, str]] = {
         "pfsense": "Status > CARP: Enter Persistent CARP Maintenance Mode"
     },
     ("global", "realtime_priority"): {"keepalived": "vrrp_rt_priority"},
+    ("global", "garp_refresh"): {"keepalived": "vrrp_garp_master_refresh"},
     ("carp", "name"): {"pfsense": "Description", "ifconfig": "the carp interface (carp0)"},
     ("carp", "vhid"): {
         "pfsense": "VHID Group",
@@ -46,6 +47,7 @@ NAMES: dict[tuple[str, str], dict[str, str]] = {
         "keepalived": "virtual_ipaddress",
     },
     ("carp", "preempt"): {"sysctl": "net.inet.carp.preempt", "keepalived": "nopreempt (negated)"},
+    ("carp", "garp_refresh"): {"keepalived": "garp_master_refresh"},
     ("carp", "groups"): {"ifconfig": "group"},
     ("pool", "carpdev"): {"ifconfig": "carpdev"},
     ("pool", "mode"): {"ifconfig": "balancing"},
@@ -74,6 +76,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("carp", "name"): '"carp<vhid>"',
     ("carp", "preempt"): '[global] preempt; true for protocol = "vrrp3"',
     ("carp", "srcip"): "the carpdev's first IPv4 address of its own",
+    ("carp", "garp_refresh"): "[global] garp_refresh",
 }
 
 # Types whose words the annotation does not give (a custom validator parses them).

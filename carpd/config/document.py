@@ -42,22 +42,29 @@ class ConfigFile(Frozen):
 
     @model_validator(mode="before")
     @classmethod
-    def _inherit_preempt(cls, data: Any) -> Any:
+    def _inherit_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         g = data.get("global")
-        preempt = g.get("preempt", False) if isinstance(g, dict) else False
+        g = g if isinstance(g, dict) else {}
         tables = data.get("carp")
-        if type(preempt) is bool and isinstance(tables, list | tuple):
+        if not isinstance(tables, list | tuple):
+            return data
+        preempt, refresh = g.get("preempt", False), g.get("garp_refresh", 0)
+        defaults: list[tuple[str, Any, bool]] = [
             # VRRPv3 preempts by default (RFC 5798 Preempt_Mode); CARP as [global] says.
-            tables = [
-                {"preempt": True if t.get("protocol") == "vrrp3" else preempt, **t}
-                if isinstance(t, dict)
-                else t
-                for t in tables
-            ]
-            data = {**data, "carp": tables}
-        return data
+            ("preempt", preempt, type(preempt) is bool),
+            ("garp_refresh", refresh, type(refresh) in (int, float)),
+        ]
+        out = []
+        for t in tables:
+            if isinstance(t, dict):
+                given = {k: v for k, v, valid in defaults if valid}  # else [global]'s error
+                if "preempt" in given and t.get("protocol") == "vrrp3":
+                    given["preempt"] = True
+                t = {**given, **t}
+            out.append(t)
+        return {**data, "carp": out}
 
     @model_validator(mode="after")
     def _cross_check(self) -> ConfigFile:

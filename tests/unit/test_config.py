@@ -204,7 +204,7 @@ ERRORS = [
         "carp[0] (vhid 7).colour: unknown key (allowed keys: name, vhid, carpdev, pass, passfile, "
         "protocol, advbase, advskew, priority, accept, vmac, peers, peers_routed, "
         "replay_protection, addresses, up, down, pre_release, pre_release_timeout, xparam, "
-        "srcip, preempt, tiebreak, hmac_variant, deadratio, neutral, groups)",
+        "srcip, preempt, garp_refresh, tiebreak, hmac_variant, deadratio, neutral, groups)",
     ),
     ('carpdev = "eth0"', "", "carp[0] (vhid 7).carpdev: missing required key"),
     (
@@ -318,7 +318,10 @@ GLOBAL_ERRORS = [
     ('syslog = "yes"', 'global.syslog = "yes": must be true or false'),
     ("realtime_priority = 0", "global.realtime_priority = 0: allowed range is 1-99"),
     ("realtime_priority = 100", "global.realtime_priority = 100: allowed range is 1-99"),
-    ("color = 1", "global.color: unknown key (allowed keys: control_socket, preempt, log_level"),
+    (
+        "color = 1",
+        "global.color: unknown key (allowed keys: control_socket, preempt, garp_refresh, log_level",
+    ),
 ]
 
 

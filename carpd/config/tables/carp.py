@@ -37,9 +37,9 @@ _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 class CarpConfig(Frozen):
     """One ``[[carp]]`` table: a vhid on a carpdev.
 
-    ``preempt`` is resolved at load time: the table's own ``preempt`` if it has one,
-    otherwise ``[global].preempt``. It is always a bool, so ``==`` between two loads
-    sees a change of the global default too.
+    ``preempt`` and ``garp_refresh`` are resolved at load time: the table's own if it has
+    one, otherwise ``[global]``'s. So ``==`` between two loads sees a change of the global
+    default too.
 
     The password is ``password`` (bytes, from ``pass`` or the first line of
     ``passfile``); it is kept as SecretBytes and appears in no repr, str or dump.
@@ -121,6 +121,9 @@ class CarpConfig(Frozen):
     addresses (they are removed on leaving MASTER)."""
     preempt: StrictBool = False
     """Take over from a MASTER that advertises less often (VRRPv3: RFC 5798 Preempt_Mode)."""
+    garp_refresh: float = Field(default=0, ge=0, le=86400, strict=True, allow_inf_nan=False)
+    """While MASTER, announce the addresses again every this many seconds (0: off); the
+    default is ``[global] garp_refresh``."""
     tiebreak: Tiebreak = "ucarp"
     """CARP only: who wins when two masters advertise the very same advbase and advskew.
     ``ucarp``: the lower source address keeps the role, as ucarp decides (one master with

@@ -22,6 +22,12 @@ class GlobalConfig(Frozen):
     """The default for every [[carp]] without a ``preempt`` of its own: a BACKUP that
     advertises more often than the MASTER (a lower advbase, then advskew) takes over. false,
     as on the BSDs; VRRPv3 vhids preempt unless they say otherwise (RFC 5798)."""
+    garp_refresh: float = Field(default=0, ge=0, le=86400, strict=True, allow_inf_nan=False)
+    """The default for every [[carp]] without a ``garp_refresh`` of its own: a MASTER sends
+    its gratuitous ARPs and unsolicited NAs again every this many seconds (keepalived's
+    ``garp_master_refresh``). 0: off, as keepalived: a MASTER announces on taking over, on
+    a link up, after a resume and after putting back an address; a refresh only helps a
+    switch or a client that forgets or missed those, at a broadcast per address each time."""
     log_level: LogLevel = "info"
     """The least severe messages that are logged. Logs go to stderr (the journal under
     systemd)."""

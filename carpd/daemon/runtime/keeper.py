@@ -28,6 +28,7 @@ from typing import Any
 
 from carpd.core.model import State
 from carpd.daemon.runtime.host import Host
+from carpd.daemon.runtime.reassert import Reasserter
 from carpd.daemon.runtime.vhost import Vhost
 from carpd.daemon.seam.events import AddressesRestored
 from carpd.daemon.seam.integration import Sample
@@ -127,12 +128,16 @@ class Keeper:
         self._limiter = RateLimiter(LOG_EVERY)
         self._queued: set[str] = set()  # vhids with a keep step in their lane
         self._unwatch: Callable[[], None] = lambda: None
+        # And says again where they are: on a link up, after a resume, every garp_refresh.
+        self.reassert = Reasserter(vhosts, host, links, now)
 
     def start(self) -> None:
         self._unwatch = self.links.watch_addresses(self._heard)
+        self.reassert.start()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._unwatch()
+        await self.reassert.close()
 
     def report(self) -> KeeperReport:
         why = "; ".join(f"{n}: {w}" for n, w in sorted(self.failing.items())) or None

@@ -148,7 +148,7 @@ class Daemon:
         """Hand every vhid over, close the effects, and put the host back as it was."""
         self.publisher.publish(Lifecycle("stopping"))
         await self.levers.stop_watching()
-        self.keeper.close()
+        await self.keeper.close()
         await self.health.close()
         for vh in list(self.vhosts.values()):
             self._stop_vhost(vh, Reason.SHUTDOWN)
