@@ -34,9 +34,11 @@ from carpd.linux.linkwatch import LinkEvent, LinkService
 
 log = logging.getLogger("carpd")
 
-TICK = 1.0  # seconds between two looks at the clocks (and the refreshes' granularity)
-# A tick this much later than asked, or this much suspended time, is a resume: a busy
-# machine is milliseconds late, not seconds.
+TICK = 0.5  # seconds between two looks at the clocks (and the refreshes' granularity)
+# Held this long (suspended, or paused), the loop has resumed: a busy machine is
+# milliseconds late, not seconds. A pause shows as a tick late by the pause less up to
+# one TICK (it may begin anywhere in a tick's sleep), so a tick RESUMED - TICK late is
+# one; suspended time is counted exactly.
 RESUMED = 2.0
 
 
@@ -104,7 +106,7 @@ class Reasserter:
             late = time.monotonic() - asked - TICK
             now_suspended = _suspended()
             slept, suspended = now_suspended - suspended, now_suspended
-            if max(late, slept) >= RESUMED:
+            if slept >= RESUMED or late >= RESUMED - TICK:
                 self._resumed(max(late, slept))
             self._refresh()
 
@@ -112,7 +114,7 @@ class Reasserter:
         self.resumes += 1
         masters = self._masters()
         log.warning(
-            "carp: the loop was held for %.1f s (suspended or paused): %d MASTER vhid(s) "
+            "carp: the loop was held for %.1f s or more (suspended or paused): %d MASTER vhid(s) "
             "announce again after one advert interval, if still MASTER",
             held,
             len(masters),
