@@ -9,7 +9,8 @@ import errno
 import functools
 import ipaddress
 import socket
-from collections.abc import Callable, Coroutine
+import struct
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -17,6 +18,13 @@ from carpd.linux.linkwatch import usable
 from carpd.linux.rtnl import NLM_F_REQUEST, RTM_GETADDR, AsyncIPRoute, NetlinkError, ifaddrmsg
 
 IFA_F_NODAD = 0x02
+IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 6, 8
+RTM_NEWADDR_TYPE = 20
+NLMSG_ERROR = 2
+NLM_F_ACK, NLM_F_REPLACE = 0x4, 0x100
+FOREVER = 0xFFFFFFFF  # INFINITY_LIFE_TIME: the lifetime of an address added without one
+RENEW_CHUNK = 64  # requests per sendmsg: their acks fit the default receive buffer
+RENEW_DEADLINE = 5.0  # the kernel acks a batch as it reads it: this is a broken socket
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,6 +43,40 @@ def _route_key(msg: Any) -> dict[str, Any]:
     if msg.get("RTA_PRIORITY") is not None:
         key["priority"] = msg.get("RTA_PRIORITY")
     return key
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    size = 4 + len(data)
+    return struct.pack("=HH", size, kind) + data + bytes(-size % 4)
+
+
+def lifetime_request(seq: int, index: int, iface: IPInterface, lifetime: int | None) -> bytes:
+    """An RTM_NEWADDR with NLM_F_REPLACE (not NLM_F_CREATE: the kernel creates a missing
+    address all the same, so the caller must only ask for one it holds) that gives the
+    address on link ``index`` the lifetime (valid = preferred: an IPv6 address is never
+    deprecated); None: forever, as an address added without one."""
+    v4 = iface.version == 4
+    flags = 0 if v4 else IFA_F_NODAD
+    ip = iface.ip.packed
+    life = FOREVER if lifetime is None else lifetime
+    attrs = (_attr(IFA_LOCAL, ip) if v4 else b"") + _attr(IFA_ADDRESS, ip)
+    attrs += _attr(IFA_CACHEINFO, struct.pack("=IIII", life, life, 0, 0))
+    attrs += _attr(IFA_FLAGS, struct.pack("=I", flags))
+    family = socket.AF_INET if v4 else socket.AF_INET6
+    body = struct.pack("=BBBBi", family, iface.network.prefixlen, flags, 0, index) + attrs
+    kind, request = RTM_NEWADDR_TYPE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE
+    return struct.pack("=IHHII", 16 + len(body), kind, request, seq, 0) + body
+
+
+def acks(data: bytes) -> list[tuple[int, int]]:
+    """The (sequence number, errno) of each NLMSG_ERROR in one netlink datagram."""
+    out, at = [], 0
+    while at + 16 <= len(data):
+        size, kind, _, seq, _ = struct.unpack_from("=IHHII", data, at)
+        if kind == NLMSG_ERROR and size >= 20:
+            out.append((seq, -struct.unpack_from("=i", data, at + 16)[0]))
+        at += max(16, (size + 3) & ~3)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +109,11 @@ class Netlink:
     def __init__(self) -> None:
         self._ipr: AsyncIPRoute | None = None
         self._lock = asyncio.Lock()
+        # The addresses carpd added with a lifetime and has not removed since: the only
+        # ones ``renew`` may touch (under the lock, so never one a removal just took).
+        self._held: set[tuple[int, IPInterface]] = set()
+        self._raw: socket.socket | None = None  # renewals: many requests per sendmsg
+        self._seq = 0
 
     async def _api(self) -> AsyncIPRoute:
         if self._ipr is None:
@@ -75,9 +122,21 @@ class Netlink:
         return self._ipr
 
     async def close(self) -> None:
+        self._held.clear()
         if self._ipr is not None:
             self._ipr.close()
             self._ipr = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def holding(self) -> bool:
+        """Does carpd hold an address with a lifetime (one ``renew`` keeps)?"""
+        return bool(self._held)
+
+    def hold(self, index: int, iface: IPInterface) -> None:
+        """Renew an address carpd added without a lifetime from now on."""
+        self._held.add((index, iface))
 
     @serialized
     async def link(self, name: str) -> Link | None:
@@ -95,6 +154,9 @@ class Netlink:
 
     @serialized
     async def addresses(self, index: int) -> list[IPInterface]:
+        return await self._addresses(index)
+
+    async def _addresses(self, index: int) -> list[IPInterface]:
         ipr = await self._api()
         out: list[IPInterface] = []
         async for msg in await ipr.get_addr(index=index):
@@ -104,24 +166,30 @@ class Netlink:
         return out
 
     @serialized
-    async def add_address(self, index: int, iface: IPInterface) -> bool:
-        """Add; False if it was already there."""
+    async def add_address(
+        self, index: int, iface: IPInterface, lifetime: int | None = None
+    ) -> bool:
+        """Add; False if it was already there. ``lifetime``: seconds (valid and preferred)
+        until the kernel removes it by itself unless ``renew`` renews it; an address that
+        was there already gets it too. None: forever."""
         ipr = await self._api()
         # No duplicate address detection: the address moves between hosts on purpose.
         flags = IFA_F_NODAD if iface.version == 6 else 0
+        spec: dict[str, Any] = {"address": str(iface.ip), "prefixlen": iface.network.prefixlen}
+        if lifetime is not None:
+            spec |= {"valid_lft": lifetime, "preferred_lft": lifetime}
+        added = True
         try:
-            await ipr.addr(
-                "add",
-                index=index,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
-                flags=flags,
-            )
+            await ipr.addr("add", index=index, flags=flags, **spec)
         except NetlinkError as e:
-            if e.code == errno.EEXIST:
-                return False
-            raise
-        return True
+            if e.code != errno.EEXIST:
+                raise
+            added = False
+            if lifetime is not None:  # left by a carpd killed before: ours from now on
+                await ipr.addr("replace", index=index, flags=flags, **spec)
+        if lifetime is not None:
+            self._held.add((index, iface))
+        return added
 
     @serialized
     async def remove_address(
@@ -129,6 +197,7 @@ class Netlink:
     ) -> bool:
         """Remove; False if it was not there. ``any_prefix``: every entry of the address on
         the link, whatever its prefix (a ucarp up-script's ``$2/24`` beside carpd's /32)."""
+        self._held -= {h for h in self._held if h[0] == index and h[1].ip == iface.ip}
         ipr = await self._api()
         if not any_prefix:
             return await self._delete(ipr, index, iface.ip, iface.network.prefixlen)
@@ -143,6 +212,58 @@ class Netlink:
         # IPv6 keeps one entry per address and link, and deletes it only with its length.
         prefixlen = await self._prefixlen(ipr, index, iface.ip)
         return prefixlen is not None and await self._delete(ipr, index, iface.ip, prefixlen)
+
+    @serialized
+    async def renew(
+        self,
+        lifetimes: Mapping[tuple[int, IPInterface], int | None],
+        present: Callable[[int, IPInterface], bool],
+        *,
+        exact: bool = False,
+    ) -> list[tuple[int, IPInterface, int]]:
+        """Renew the lifetime of every address carpd holds (added with one, not removed
+        since) that ``present`` (the link watch) says is there, to ``lifetimes``' value
+        (None: forever, and no longer held); one sendmsg per RENEW_CHUNK requests. Under
+        the lock: a removal queued before this call has already run, and nothing removes
+        an address while it runs. ``exact``: ask the kernel which are there instead (one
+        dump per link), when some may have expired since the link watch last heard (a
+        late renewal). Returns those the kernel refused, with the errno."""
+        todo = [(i, a, lifetimes[(i, a)]) for i, a in self._held if (i, a) in lifetimes]
+        if exact:
+            there: set[tuple[int, IPInterface]] = set()
+            for index in {i for i, _, _ in todo}:
+                there |= {(index, a) for a in await self._addresses(index)}
+            todo = [(i, a, life) for i, a, life in todo if (i, a) in there]
+        else:
+            todo = [(i, a, life) for i, a, life in todo if present(i, a)]
+        if not todo:
+            return []
+        sock = self._raw_socket()
+        loop = asyncio.get_running_loop()
+        failed: list[tuple[int, IPInterface, int]] = []
+        async with asyncio.timeout(RENEW_DEADLINE):  # the kernel acks each at once
+            for start in range(0, len(todo), RENEW_CHUNK):
+                chunk = dict(enumerate(todo[start : start + RENEW_CHUNK], self._seq + 1))
+                self._seq += len(chunk)
+                batch = b"".join(lifetime_request(n, *r) for n, r in chunk.items())
+                await loop.sock_sendall(sock, batch)
+                while chunk:
+                    for seq, code in acks(await loop.sock_recv(sock, 65536)):
+                        done = chunk.pop(seq, None)
+                        if done is not None and code:
+                            failed.append((done[0], done[1], code))
+        for index, iface, life in todo:
+            if life is None:
+                self._held.discard((index, iface))
+        return failed
+
+    def _raw_socket(self) -> socket.socket:
+        if self._raw is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            sock.setblocking(False)
+            sock.bind((0, 0))
+            self._raw = sock
+        return self._raw
 
     @staticmethod
     async def _delete(ipr: AsyncIPRoute, index: int, ip: IPAddress, prefixlen: int | None) -> bool:

@@ -37,6 +37,11 @@ class FakeNetlink:
     # Given by FakePorts: each change is heard as the kernel's RTM_NEWADDR/RTM_DELADDR.
     watcher: FakeLinkWatcher | None = None
     refuse: str | None = None  # every add fails with this, as a vanished device's would
+    # Lifetimes (runtime/lifetimes.py): each address's last lifetime given (None: forever),
+    # the addresses held (added with one, not removed since), and each renewal's batch.
+    lifetimes: dict[tuple[int, str], int | None] = field(default_factory=dict)
+    held: set[tuple[int, IPInterface]] = field(default_factory=set)
+    renewals: list[tuple[float, list[tuple[int, str, int | None]]]] = field(default_factory=list)
 
     async def link(self, name: str) -> Link | None:
         return ETH0 if name == ETH0.name else None
@@ -55,13 +60,46 @@ class FakeNetlink:
             self.watcher.set_address(iface, verb == "add", index)
         return True
 
-    async def add_address(self, index: int, iface: IPInterface) -> bool:
-        return await self._change("add", index, iface)
+    async def add_address(
+        self, index: int, iface: IPInterface, lifetime: int | None = None
+    ) -> bool:
+        done = await self._change("add", index, iface)
+        self.lifetimes[(index, str(iface))] = lifetime
+        if lifetime is not None:
+            self.held.add((index, iface))
+        return done
 
     async def remove_address(
         self, index: int, iface: IPInterface, *, any_prefix: bool = False
     ) -> bool:
+        self.held.discard((index, iface))
         return await self._change("remove", index, iface)
+
+    def holding(self) -> bool:
+        return bool(self.held)
+
+    def hold(self, index: int, iface: IPInterface) -> None:
+        self.held.add((index, iface))
+
+    async def renew(
+        self,
+        lifetimes: Any,
+        present: Any,
+    ) -> list[tuple[int, IPInterface, int]]:
+        """Netlink.renew's contract: the held addresses still wanted and present."""
+        batch = [
+            (i, a, lifetimes[(i, a)])
+            for i, a in sorted(self.held, key=str)
+            if (i, a) in lifetimes and present(i, a)
+        ]
+        for i, a, life in batch:
+            self.lifetimes[(i, str(a))] = life
+            if life is None:
+                self.held.discard((i, a))
+        if batch:
+            now = asyncio.get_running_loop().time()
+            self.renewals.append((now, [(i, str(a), life) for i, a, life in batch]))
+        return []
 
     async def ensure_dummy(self, name: str) -> Link:
         return dataclasses.replace(DUMMY, name=name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -10,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from carpd.config.values import Facility, Frozen, GroupName, LogLevel, PathSetting, StrictBool
 
 SERVICE_INTERVAL_MIN, SERVICE_INTERVAL_MAX = 0.1, 86400  # [global] service_interval
+LIFETIME_MIN, LIFETIME_MAX = 2, 86400  # [global] address_lifetime, in seconds
 
 
 class GlobalConfig(Frozen):
@@ -78,6 +80,28 @@ class GlobalConfig(Frozen):
     )
     """This node's name in status (``carpctl status``, /api/status) and the status page's
     title: letters, digits, ``.``, ``_`` and ``-``, at most 63. Unset: the host name."""
+    address_lifetime: Literal["auto"] | Annotated[int, Field(strict=True)] = "auto"
+    """Seconds a vhid's address lives on the host unless carpd renews it (valid and
+    preferred lifetime: an IPv6 address is never deprecated), so that the kernel removes
+    the addresses of a carpd that died (kill -9, an OOM kill, a crash) by itself instead of
+    two nodes answering for them. ``"auto"``: the vhid's master-down interval rounded up,
+    plus 1 s; renewed every second. 2 to 86400 seconds, or 0 for none (forever, the
+    kernel's default)."""
+
+    @field_validator("address_lifetime", mode="before")
+    @classmethod
+    def _address_lifetime_range(cls, value: object) -> object:
+        if value == "auto" or (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (value == 0 or LIFETIME_MIN <= value <= LIFETIME_MAX)
+        ):
+            return value
+        raise PydanticCustomError(
+            "address_lifetime_range",
+            f"allowed range is {LIFETIME_MIN}-{LIFETIME_MAX} (whole seconds), "
+            '0 for none, or "auto"',
+        )
 
     @field_validator("service_interval")
     @classmethod

@@ -53,6 +53,9 @@ class Host:
         self.effects = effects  # replaced on reload: they follow the config
         self.view = view
         self._pending: list[tuple[Vhost, HostWork]] = []
+        # The lifetime a vhid's addresses are added with (runtime/lifetimes.py); None:
+        # forever, as before the lifetimes start.
+        self.lifetime: Callable[[Vhost], int | None] = lambda vh: None
 
     def submit(self, vh: Vhost, work: HostWork) -> None:
         if not self._pending:
@@ -103,9 +106,10 @@ class Host:
         try:
             if vm is not None and add:
                 await vm.set_up(True)
+            life = self.lifetime(vh) if add else None
             for a in vh.cfg.addresses:
                 if add:
-                    await self.netlink.add_address(index, a)
+                    await self.netlink.add_address(index, a, life)
                 else:  # and an up-script's copy in another prefix (a ucarp $2/24)
                     await self.netlink.remove_address(index, a, any_prefix=True)
             if vm is not None and not add:

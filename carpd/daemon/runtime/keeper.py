@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from carpd.config import GlobalConfig
 from carpd.core.model import State
 from carpd.daemon.runtime.host import Host
+from carpd.daemon.runtime.lifetimes import Lifetimes
 from carpd.daemon.runtime.reassert import Reasserter
 from carpd.daemon.runtime.vhost import Vhost
 from carpd.daemon.seam.events import AddressesRestored
@@ -128,15 +130,21 @@ class Keeper:
         self._limiter = RateLimiter(LOG_EVERY)
         self._queued: set[str] = set()  # vhids with a keep step in their lane
         self._unwatch: Callable[[], None] = lambda: None
+        # And lets the kernel take them away if carpd dies (lifetimes it renews).
+        self.lifetimes = Lifetimes(vhosts, host, links)
         # And says again where they are: on a link up, after a resume, every garp_refresh.
         self.reassert = Reasserter(vhosts, host, links, now)
 
-    def start(self) -> None:
+    def start(self, settings: Callable[[], GlobalConfig] | None = None) -> None:
+        """``settings``: the current [global] table (address_lifetime); None: no lifetimes."""
         self._unwatch = self.links.watch_addresses(self._heard)
+        if settings is not None:
+            self.lifetimes.start(settings)
         self.reassert.start()
 
     async def close(self) -> None:
         self._unwatch()
+        self.lifetimes.close()
         await self.reassert.close()
 
     def report(self) -> KeeperReport:
@@ -183,7 +191,7 @@ class Keeper:
         try:
             for a in wrong:
                 if master:
-                    await self.netlink.add_address(index, a)
+                    await self.netlink.add_address(index, a, self.host.lifetime(vh))
                 else:
                     await self.netlink.remove_address(index, a)
         except Exception as e:

@@ -129,7 +129,7 @@ class Daemon:
         for cfg in self.config.carp:
             await self._start_vhost(cfg, self.config)
         self.health.start_checks()
-        self.keeper.start()
+        self.keeper.start(lambda: self.config.global_)
         self.levers.start_watching(self.links)
 
     async def run(self, ready: Callable[[], Any] | None = None) -> int:
