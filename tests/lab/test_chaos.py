@@ -8,6 +8,7 @@ test says otherwise.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import signal
 import subprocess
@@ -70,6 +71,43 @@ def assert_one_master(nodes: list[Node], master: Node, vips: tuple[str, ...] = D
             node.host.wait_address(vip.split("/")[0], present=node is master)
 
 
+def client(lab: Lab, vips: tuple[str, ...] = DUAL) -> Host:
+    """A client on the bridge with a neighbour entry for each address (pointing at n1)."""
+    host = lab.add_host("cl", "192.0.2.9/24", "2001:db8::9/64")
+    for vip in vips:
+        host.check("ping", "-c", "1", "-W", "1", vip.split("/")[0])
+    return host
+
+
+def mac(host: Host) -> str:
+    return str(json.loads(host.check("ip", "-j", "link", "show", "eth0"))[0]["address"])
+
+
+def assert_clients_reach(
+    lab: Lab, cl: Host, master: Node, vips: tuple[str, ...] = DUAL, within: float = 0.0
+) -> None:
+    """After the fault settled: the client's neighbour entry for each address points at
+    the MASTER (moved there by its announcements; the client sent nothing meanwhile), and
+    the bridge forwards that MAC to the MASTER's port. ``within``: the announcement that
+    puts it right may still be on its way (a garp_refresh)."""
+    right = mac(master.host)
+    deadline = time.monotonic() + within + bounds.COMMAND
+    for vip in (v.split("/")[0] for v in vips):
+        while True:
+            found = json.loads(cl.check("ip", "-j", "neigh", "show", vip, "dev", "eth0") or "[]")
+            lladdr = found[0].get("lladdr") if found else None
+            if lladdr == right:
+                break
+            assert time.monotonic() < deadline, f"{vip}: the client has {lladdr}, not {right}"
+            time.sleep(0.05)
+    fdb = subprocess.run(
+        ["ip", "netns", "exec", lab.switch, "bridge", "-j", "fdb", "show", "br", "br0"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    ports = {e["ifname"] for e in json.loads(fdb) if e.get("mac") == right and "ifname" in e}
+    assert ports == {master.host.port}, (right, ports)
+
+
 # -- 1. packet loss ---------------------------------------------------------------------
 
 LOSS_PERCENT = 10
@@ -112,7 +150,9 @@ def test_ten_percent_loss_for_20_advert_intervals_causes_no_unjustified_transiti
     20 s of advbase 1 is the real case and keeps the suite's time in bounds.
     """
     vips = (f"{VIP}/24",)  # one family: one advert per interval
-    n1, n2 = pair(lab, vips)
+    # A refresh a second: an announcement lost with the adverts is sent again.
+    n1, n2 = pair(lab, vips, garp_refresh=1)
+    cl = client(lab, vips)
     watch = sniff(n2.host)  # the loss is on the way: this is what n2 really gets
     marks = (n1.mark(), n2.mark())
     seen = watch.mark()
@@ -142,6 +182,7 @@ def test_ten_percent_loss_for_20_advert_intervals_causes_no_unjustified_transiti
         assert all("BACKUP -> MASTER (master timed out)" in line for line in takeovers), moved
         assert len(takeovers) <= len(runs), (runs, moved)
     assert_one_master([n1, n2], n1, vips)
+    assert_clients_reach(lab, cl, n1, vips, within=1.0)
 
 
 # -- 2. partition ---------------------------------------------------------------------
@@ -167,6 +208,7 @@ def test_a_partition_of_one_node_from_two_heals_to_one_master_in_one_interval(
     split brain is test_beyond's test_a_healed_partition_keeps_one_master_...)"""
     nodes = cluster(lab, {"n1": 0, "n2": 100, "n3": 200})
     n1, n2, n3 = nodes
+    cl = client(lab)
     marks = {node.name: node.mark() for node in nodes}
     cut_off(lab, n1.host)
     n2.wait_state("MASTER", timeout=bounds.takeover(n2.master_down), start=marks["n2"])
@@ -188,6 +230,8 @@ def test_a_partition_of_one_node_from_two_heals_to_one_master_in_one_interval(
     assert transitions(n1, marks["n1"]) == []  # the better master never yields
     assert transitions(n3, marks["n3"]) == []  # the third node just follows
     assert n1.log is not None and not n1.log.count("carpdev eth0 down")  # no link event
+    # n2's takeover moved the client; n1, winning the split brain, moved it back.
+    assert_clients_reach(lab, cl, n1)
 
 
 # -- 3. a flapping link -----------------------------------------------------------------
@@ -206,6 +250,7 @@ def test_a_link_flapping_20_times_in_5_s_ends_with_one_master_and_no_stray_addre
     second it is a BACKUP that cannot time out, so n2 takes over after its master-down
     interval and, preempt being off, keeps the role."""
     n1, n2 = pair(lab)
+    cl = client(lab)
     marks = (n1.mark(), n2.mark())
 
     def link(up: bool) -> None:
@@ -236,6 +281,7 @@ def test_a_link_flapping_20_times_in_5_s_ends_with_one_master_and_no_stray_addre
     assert st["master"] == "192.0.2.2"
     # n1 only ever went INIT (link down) and back to BACKUP: never MASTER again.
     assert not [x for x in transitions(n1, marks[0]) if "-> MASTER" in x]
+    assert_clients_reach(lab, cl, n2)
 
 
 # -- 4. kill -9 and restart -------------------------------------------------------------
