@@ -89,3 +89,26 @@ def test_a_master_that_cannot_hold_its_ipv6_address_hands_over(lab: Lab) -> None
     assert status["demotion"]["addresses lost"] > 0
     assert status["addresses"]["demoted"].startswith("carp1: cannot put back 2001:db8::100/64")
     n2.host.wait_address("192.0.2.100")
+
+
+def test_a_masters_virtual_mac_interface_deleted_or_set_down_is_made_again(lab: Lab) -> None:
+    h1 = lab.add_host("n1", "192.0.2.1/24", "2001:db8::1/64")
+    client = lab.add_host("cl", "192.0.2.9/24", "2001:db8::9/64")
+    n1 = Node(lab, h1, [VhidSpec(vhid=1, addresses=VIPS, extra={"vmac": True})])
+    n1.start()
+    n1.wait_state("MASTER", timeout=bounds.first_master(n1.master_down))
+
+    def reached() -> None:
+        for vip in ("192.0.2.100", "2001:db8::100"):
+            client.check("ping", "-c", "1", "-W", str(int(bounds.COMMAND)), vip)
+
+    reached()
+    mark = n1.mark()
+    h1.check("ip", "link", "del", "carp1")
+    n1.wait_log(r"carp1: virtual MAC interface carp1 deleted by another program: made again",
+                start=mark, timeout=bounds.COMMAND)  # fmt: skip
+    reached()
+    h1.check("ip", "link", "set", "carp1", "down")  # which also flushes its IPv6 address
+    h1.wait_address("2001:db8::100", present=False)
+    reached()
+    assert n1.states() == {"carp1": "MASTER"}

@@ -13,7 +13,9 @@ link watch hears every address removed or added (RTM_DELADDR, RTM_NEWADDR), and:
   ``ifdown_demotion_factor``: as if its carpdev were down) so that the peer takes over
   instead of a MASTER that holds nothing;
 - an address of a vhid that is not MASTER appeared (added by hand, left by another
-  carpd): removed, and if that is refused, said loudly.
+  carpd): removed, and if that is refused, said loudly;
+- a vhid's macvlan (``vmac``) deleted, or set down while MASTER (or up while not):
+  made again, or set as the role wants it, and the addresses put back.
 
 An effect that claims the vhid's addresses (a pool's buckets) keeps them its own way:
 the host says which vhids' addresses are its own steps' (``Host.holds``).
@@ -36,7 +38,7 @@ from carpd.daemon.seam.events import AddressesRestored
 from carpd.daemon.seam.integration import Sample
 from carpd.daemon.seam.lanes import Step
 from carpd.daemon.seam.ratelimit import RateLimiter
-from carpd.linux.linkwatch import AddressEvent, IPInterface, LinkService
+from carpd.linux.linkwatch import AddressEvent, IPInterface, LinkEvent, LinkService
 
 log = logging.getLogger("carpd")
 
@@ -129,6 +131,7 @@ class Keeper:
         self.failing: dict[str, str] = {}  # vhid -> why its addresses cannot be kept
         self._limiter = RateLimiter(LOG_EVERY)
         self._queued: set[str] = set()  # vhids with a keep step in their lane
+        self._vmac_wrong: set[str] = set()  # vhids whose macvlan is gone or set wrong
         self._unwatch: Callable[[], None] = lambda: None
         # And lets the kernel take them away if carpd dies (lifetimes it renews).
         self.lifetimes = Lifetimes(vhosts, host, links)
@@ -137,7 +140,13 @@ class Keeper:
 
     def start(self, settings: Callable[[], GlobalConfig] | None = None) -> None:
         """``settings``: the current [global] table (address_lifetime); None: no lifetimes."""
-        self._unwatch = self.links.watch_addresses(self._heard)
+        watches = [self.links.watch_addresses(self._heard), self.links.watch(None, self._link)]
+
+        def unwatch() -> None:
+            for u in watches:
+                u()
+
+        self._unwatch = unwatch
         if settings is not None:
             self.lifetimes.start(settings)
         self.reassert.start()
@@ -159,20 +168,34 @@ class Keeper:
             if master != event.present:  # gone from a MASTER, or there on a BACKUP
                 self._queue(vh)
 
+    def _link(self, event: LinkEvent) -> None:
+        for vh in self.vhosts.values():
+            vm = vh.vmac
+            if vm is None or event.name != vm.name:
+                continue
+            master = self.roles.state(vh.cfg.name) is State.MASTER
+            if not event.exists or event.up != master:
+                self._queue(vh, vmac=True)
+
     def _owners(self, index: int, address: IPInterface) -> Iterator[Vhost]:
         for vh in self.vhosts.values():
             if address in vh.cfg.addresses and vh.address_index == index and self.host.holds(vh):
                 yield vh
 
-    def _queue(self, vh: Vhost) -> None:
+    def _queue(self, vh: Vhost, vmac: bool = False) -> None:
         """One keep step per vhid at a time: a flush that removes ten addresses is one."""
         name = vh.cfg.name
+        if vmac:
+            self._vmac_wrong.add(name)
         if name in self._queued:
             return
         self._queued.add(name)
 
         async def keep() -> None:
             self._queued.discard(name)
+            if name in self._vmac_wrong:
+                self._vmac_wrong.discard(name)
+                await self._keep_vmac(vh)
             await self._keep(vh)
 
         vh.lane.submit([Step("keep addresses", keep, RESTORE_DEADLINE, chain="addresses")])
@@ -221,6 +244,37 @@ class Keeper:
             )
         self.publish(AddressesRestored(vh.key, tuple(map(str, wrong)), master, None))
         self._found(name)
+
+    async def _keep_vmac(self, vh: Vhost) -> None:
+        """The macvlan again as the role wants it: made again if it was deleted (with
+        its sockets), up while MASTER, down otherwise."""
+        vm, name = vh.vmac, vh.cfg.name
+        if vm is None or vh.lane is not self._lane_of(vh):
+            return
+        master = self.roles.state(name) is State.MASTER
+        kept = self.kept.setdefault(name, Kept())
+        try:
+            # Asked of the kernel, not of the link watch: its events may be on their way.
+            link = await self.netlink.link(vm.name)
+            if link is None or vm.link is None or link.index != vm.link.index:  # deleted
+                for s in (vm.sock4, vm.announcer):
+                    if s is not None:
+                        s.close()
+                await vm.create(vh.dev.link)
+                kept.last = (
+                    f"virtual MAC interface {vm.name} deleted by another program: made again"
+                )
+                log.warning("carp: %s: %s", name, kept.last)  # rare: never held back
+                link = None
+            if link is None or link.up != master:
+                await vm.set_up(master)
+        except Exception as e:
+            kept.failed += 1
+            line = f"cannot make {vm.name} as it was: {e}"
+            self._say(vh, kept, logging.ERROR, line)
+            if master:
+                self._lost(name, line)
+            raise RuntimeError(line) from e
 
     def _lane_of(self, vh: Vhost) -> object:
         current = self.vhosts.get(vh.key)
