@@ -78,7 +78,9 @@ def effects_for(config: Config, current: Sequence[Effect], needs: Needs) -> list
         )
     if config.route.enabled:
         kept = [e for e in current if isinstance(e, Routes) and e.cfg == config.route]
-        effects.append(kept[0] if kept else Routes(config.route, needs.netlink))
+        effects.append(
+            kept[0] if kept else Routes(config.route, needs.netlink, needs.links, needs.roles)
+        )
     if config.follow:
         follow = next((e for e in current if isinstance(e, Follow)), None)
         if follow is None or not follow.same(config):

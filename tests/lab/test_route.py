@@ -76,3 +76,18 @@ def test_the_router_learns_the_address_from_the_master_only_and_follows_failover
     wait_nexthop(router, "198.51.100.2", limit)
     took = time.monotonic() - crashed
     print(f"crash: the route moved to n2 after {took:.3f} s (BGP hold time {HOLD} s)")
+
+
+def test_a_host_route_removed_on_the_master_is_put_back_and_the_router_keeps_it(
+    fabric: tuple[Node, Node, Host, list[Bird]],
+) -> None:
+    """Another program deletes the /32 from the device (a flush, a network manager): the
+    MASTER puts it back at once, and the router routes the VIP to it again."""
+    n1, _, router, _ = fabric
+    wait_nexthop(router, "198.51.100.1", BGP_UP)
+    mark = n1.mark()
+    n1.host.check("ip", "addr", "del", f"{VIP}/32", "dev", "lo")
+    n1.wait_log(rf"lan: {VIP}/32 removed from lo by another program: put back", start=mark,
+                timeout=bounds.COMMAND)  # fmt: skip
+    assert f"{VIP}/32" in n1.host.check("ip", "-br", "addr", "show", "dev", "lo")
+    wait_nexthop(router, "198.51.100.1", bounds.REACTION + KEEPALIVE_MARGIN)

@@ -6,22 +6,29 @@ them here. Clouds and routed fabrics move an address this way, not by ARP.
 - MASTER: after the addresses are up and announced (the gratuitous ARP never waits for
   the route), add them to the device;
 - leaving MASTER (BACKUP, stop, a vhid taken down): before the addresses go, remove them
-  from the device, so the route is withdrawn first, within ``timeout``.
+  from the device, so the route is withdrawn first, within ``timeout``;
+- while MASTER, a host address another program removed from the device (an ``ip addr
+  flush``, a network manager) is put back at once: the route would be withdrawn from the
+  fabric while the node still holds the address.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import functools
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from carpd.config.model import RouteConfig
 from carpd.core.actions import Announce, RemoveAddresses
 from carpd.core.model import State
 from carpd.daemon.seam.lanes import HostWork, Step
+from carpd.daemon.seam.roles import HostRoles
 from carpd.daemon.seam.view import VhidView
+from carpd.linux.linkwatch import AddressEvent, IPInterface, LinkService
 from carpd.linux.netlink import Netlink
 
 log = logging.getLogger("carpd")
@@ -31,17 +38,57 @@ WITHDRAW = "route withdraw"
 CHAIN = "route"
 
 
-def host_routes(vhid: VhidView) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+def host_routes(vhid: VhidView) -> list[IPInterface]:
     return [ipaddress.ip_interface(f"{a.ip}/{a.max_prefixlen}") for a in vhid.cfg.addresses]
 
 
 class Routes:
-    def __init__(self, cfg: RouteConfig, netlink: Netlink) -> None:
+    def __init__(
+        self,
+        cfg: RouteConfig,
+        netlink: Netlink,
+        links: LinkService | None = None,
+        roles: HostRoles | None = None,
+    ) -> None:
         self.cfg = cfg
         self.netlink = netlink  # the daemon's own: one socket, changes serialized
+        self.roles = roles or HostRoles()
+        self.links = links  # the daemon's link watch (None in a test: nothing kept)
+        self._held: dict[str, tuple[int, list[IPInterface]]] = {}  # vhid -> its device's
+        self._unwatch: Callable[[], None] = lambda: None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.restored = 0
 
     async def close(self) -> None:
-        pass
+        self._unwatch()
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _removed(self, event: AddressEvent) -> None:
+        if event.present:
+            return
+        for name, (index, routes) in self._held.items():
+            ours = index == event.index and event.address in routes
+            if ours and self.roles.state(name) is State.MASTER:
+                task = asyncio.ensure_future(self._put_back(name, event.address))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _put_back(self, name: str, route: IPInterface) -> None:
+        held = self._held.get(name)
+        if held is None or self.roles.state(name) is not State.MASTER:
+            return  # withdrawn meanwhile
+        try:
+            if await self.netlink.add_address(held[0], route):
+                self.restored += 1
+                log.warning(
+                    "%s: %s removed from %s by another program: put back",
+                    name, route, self.cfg.device,
+                )  # fmt: skip
+        except OSError as e:
+            log.error("%s: cannot put back %s on %s: %s", name, route, self.cfg.device, e)
 
     def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         if isinstance(work.action, RemoveAddresses):
@@ -69,8 +116,16 @@ class Routes:
                     'interface, e.g. "lo"'
                 ) from None
             raise
+        if self.links is not None and not self._held and present:
+            self._unwatch()
+            self._unwatch = self.links.watch_addresses(self._removed)
+        routes = host_routes(vhid)
+        if present:
+            self._held[vhid.name] = (link.index, routes)
+        else:
+            self._held.pop(vhid.name, None)  # before the removal: not put back
         changed = []
-        for route in host_routes(vhid):
+        for route in routes:
             if present:
                 done = await self.netlink.add_address(link.index, route)
             else:
