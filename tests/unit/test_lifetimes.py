@@ -22,8 +22,7 @@ from fakes import ETH0, FakeNetlink, FakePorts, config, install
 
 from carpd.config import ConfigError, load_config
 from carpd.core.model import State
-from carpd.daemon.runtime import lifetimes
-from carpd.daemon.runtime.lifetimes import lifetime_of, period_of
+from carpd.daemon.runtime.lifetimes import Lifetimes, lifetime_of, period_of
 from carpd.daemon.runtime.runtime import Daemon
 from carpd.linux.netlink import (
     FOREVER,
@@ -63,10 +62,13 @@ def test_the_lifetime_is_the_master_down_interval_rounded_up_plus_the_margin(
         assert lifetime_of(cfg, "auto") == expected, table
         assert lifetime_of(cfg, 30) == 30
         assert lifetime_of(cfg, 0) is None  # forever
-    # Renewed every second, or three times per lifetime if that is more often: a live
-    # MASTER's address always has at least ceil(master-down) seconds left.
-    assert period_of(4) == 1.0 and period_of(2) == pytest.approx(2 / 3)
-    assert 4 - period_of(4) >= 3
+    # "auto": renewed every second, or three times per lifetime if that is more often,
+    # so a live MASTER's address always has at least ceil(master-down) seconds left.
+    assert period_of(4, 3.0) == 1.0 and period_of(2, 0.04) == pytest.approx(2 / 3)
+    assert period_of(5, 3.39) == 1.0
+    # An explicit lifetime: three times per lifetime, leaving ceil(master-down).
+    assert period_of(30, 3.0) == 10.0 and period_of(6, 3.39) == 2.0
+    assert period_of(3, 3.39) == 1.0  # shorter than the master-down: 3 per lifetime
 
 
 @pytest.mark.parametrize("value", ["1", "-3", "86401", "2.5", "true", '"never"'])
@@ -137,7 +139,7 @@ BOTH = [(ETH0.index, "192.0.2.100/24", 4), (ETH0.index, "2001:db8::100/64", 4)]
 def test_a_masters_addresses_are_added_with_their_lifetime_and_renewed_each_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lifetimes, "MAX_PERIOD", 0.05)
+    monkeypatch.setattr(Lifetimes, "period", lambda self: 0.05)
     daemon, netlink = make(tmp_path)
 
     async def main() -> list[float]:
@@ -188,7 +190,7 @@ def test_the_addresses_are_renewed_while_a_pre_release_hook_runs(
     must not expire before the removal step."""
     import os
 
-    monkeypatch.setattr(lifetimes, "MAX_PERIOD", 0.05)
+    monkeypatch.setattr(Lifetimes, "period", lambda self: 0.05)
     fifo, started = tmp_path / "go", tmp_path / "started"
     os.mkfifo(fifo)
     hook = tmp_path / "pre-release.sh"
@@ -436,3 +438,21 @@ def test_netlink_renews_only_what_the_link_watch_sees_or_late_what_the_kernel_ha
         server.cancel()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("setting", "period"), [('"auto"', 1.0), ("30", 10.0), ("0", 1.0)])
+def test_one_batch_per_shortest_period_among_the_vhids(
+    tmp_path: Path, setting: str, period: float
+) -> None:
+    """An explicit lifetime renews less often (fewer RTM_NEWADDR for every listener)."""
+    two = TABLE + '\n[[carp]]\ncarpdev = "eth0"\nvhid = 2\npass = "x"\nadvbase = 2\n'
+    two += 'addresses = ["192.0.2.102/24"]\n'
+    daemon, _ = make(tmp_path, two, address_lifetime=setting)
+
+    async def main() -> float:
+        await daemon.start()
+        found = daemon.keeper.lifetimes.period()
+        await daemon.stop()
+        return found
+
+    assert asyncio.run(main()) == period

@@ -85,7 +85,8 @@ class GlobalConfig(Frozen):
     preferred lifetime: an IPv6 address is never deprecated), so that the kernel removes
     the addresses of a carpd that died (kill -9, an OOM kill, a crash) by itself instead of
     two nodes answering for them. ``"auto"``: the vhid's master-down interval rounded up,
-    plus 1 s; renewed every second. 2 to 86400 seconds, or 0 for none (forever, the
+    plus 1 s, renewed every second. 2 to 86400 seconds: renewed three times per lifetime
+    (fewer netlink messages, a longer overlap after a crash). 0: none (forever, the
     kernel's default)."""
 
     @field_validator("address_lifetime", mode="before")

@@ -5,24 +5,25 @@ it by itself at about the time the peer takes over, instead of both nodes answer
 it until someone cleans up.
 
 The lifetime (``[global] address_lifetime = "auto"``) is the vhid's master-down interval
-rounded up to whole seconds (the kernel keeps lifetimes in seconds) plus MARGIN, and the
-addresses are renewed every MAX_PERIOD seconds, or three times per lifetime if that is
-more often. So a live MASTER's address always has at least ceil(master-down) seconds
-left: a loop that stalls less than that (the peer's own bound for taking over) never
-loses it; one that stalls longer finds it gone, as its peer found its adverts gone, and
-the keeper puts it back (and announces it) when the loop runs again. After a kill -9 the
-address lives on between ceil(master-down) and lifetime + 1 s (the kernel checks
-lifetimes on whole seconds): the peer takes over after its own master-down interval.
+rounded up to whole seconds (the kernel keeps lifetimes in seconds) plus MARGIN (1 s),
+and the addresses are renewed every MARGIN seconds, or three times per lifetime if that
+is more often (an explicit lifetime: three times per lifetime, or often enough to leave
+ceil(master-down) seconds). So a live MASTER's address always has at least
+ceil(master-down) seconds left: a loop that stalls less than that (the peer's own bound
+for taking over) never loses it; one that stalls longer finds it gone, as its peer found
+its adverts gone, and the keeper puts it back (and announces it) when the loop runs
+again. After a kill -9 the address lives on between ceil(master-down) and lifetime + 1 s
+(the kernel checks lifetimes on whole seconds): the peer takes over after its own
+master-down interval.
 
 What is renewed is what carpd's Netlink holds: the addresses added with a lifetime and
 not removed by carpd since, which the link watch says are there, in one serialized
-netlink call per period (RTM_NEWADDR with NLM_F_REPLACE, many per sendmsg). So a
-renewal never re-creates an address a release has removed (the removal and the renewal
-take the same lock, in order), and an address stays renewed while a ``pre_release``
-hook runs (the role on the host is BACKUP then, but the removal step has not run yet).
-An address another program removed is not renewed (the kernel would re-create it): the
-keeper puts it back, with a lifetime again.
-"""
+netlink call per period (RTM_NEWADDR with NLM_F_REPLACE, many per sendmsg). So a renewal
+never re-creates an address a release has removed (the removal and the renewal take the
+same lock, in order), and an address stays renewed while a ``pre_release`` hook runs
+(the role on the host is BACKUP then, but the removal step has not run yet). An address
+another program removed is not renewed (the kernel would re-create it): the keeper puts
+it back, with a lifetime again."""
 
 from __future__ import annotations
 
@@ -45,9 +46,9 @@ from carpd.linux.netlink import IPInterface
 
 log = logging.getLogger("carpd")
 
-MARGIN = 1  # seconds past ceil(master-down): the renewal period fits in it (see below)
-MAX_PERIOD = 1.0  # seconds between two renewals, at most: never more than MARGIN
-RENEWALS = 3  # per lifetime, at least (an explicit lifetime shorter than 3 s)
+MARGIN = 1  # seconds past ceil(master-down): the renewal period fits in it (period_of)
+RENEWALS = 3  # per lifetime, at least
+IDLE = 1.0  # seconds between two looks while no vhid has a lifetime (address_lifetime = 0)
 LOG_EVERY = 60.0  # seconds between two lines about refused renewals
 # A renewal this close to the shortest lifetime since the last one is late: the kernel,
 # which counts in whole seconds, may have expired an address already.
@@ -69,8 +70,12 @@ def lifetime_of(cfg: CarpConfig, setting: str | int) -> int | None:
     return None if setting == 0 else int(setting)
 
 
-def period_of(lifetime: int) -> float:
-    return min(MAX_PERIOD, lifetime / RENEWALS)
+def period_of(lifetime: int, master_down: float) -> float:
+    """How often addresses of that lifetime are renewed: three times per lifetime, or
+    often enough that a live MASTER's address always has ceil(master-down) seconds left
+    (a loop stalled that long has lost the role too); with "auto", every second."""
+    spare = lifetime - math.ceil(master_down)
+    return lifetime / RENEWALS if spare <= 0 else min(lifetime / RENEWALS, spare)
 
 
 class Lifetimes:
@@ -129,11 +134,19 @@ class Lifetimes:
                 out[(index, a)] = life
         return out
 
+    def period(self) -> float:
+        """The shortest renewal period among the vhids (one batch renews them all)."""
+        setting = self._setting()
+        periods = [
+            period_of(life, master_down(vh.cfg))
+            for vh in self.vhosts.values()
+            if (life := lifetime_of(vh.cfg, setting)) is not None
+        ]
+        return min(periods, default=IDLE)
+
     async def _run(self) -> None:
         while not (self._closing and not self.netlink.holding()):
-            wanted = self.wanted()
-            lives = [life for life in wanted.values() if life is not None]
-            await asyncio.sleep(period_of(min(lives)) if lives else MAX_PERIOD)
+            await asyncio.sleep(self.period())
             await self.renew()
 
     async def renew(self) -> None:
