@@ -209,7 +209,8 @@ def make_parser() -> argparse.ArgumentParser:
         prog="carpctl",
         description="Show and steer a running carpd through its control socket.",
         epilog="Exit codes: 0 success, 1 refused by carpd, 2 usage, 3 carpd not reachable, "
-        "4 (service-status) a service check failed, 5 (reload) reloaded but part of the "
+        "4 (service-status) a service check failed, (doctor) a problem found, 5 (reload) "
+        "reloaded but part of the "
         "change needs a restart of carpd.",
     )
     parser.add_argument(
@@ -269,6 +270,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="follow the daemon: one JSON object per line for every transition, demotion, "
         "address and link change and hook or action result, until Ctrl-C",
     )
+    command(
+        "doctor",
+        "look at this node for what breaks a CARP or firewall pair (nftables, sysctls, "
+        "bridges, conntrackd, and what the running carpd hears): each finding with what "
+        "was seen and the fix; exit 4 if something is wrong. Reads --config's file",
+    )
     sync_args.add_parser(sub)
     wu = sub.add_parser(
         "web-user",
@@ -311,6 +318,34 @@ def web_user(name: str, append: str | None = None) -> int:
     from carpd.ctl.users_file import append_user
 
     return append_user(append, f"{name}:{hash_password(password)}\n")
+
+
+def doctor(socket_path: str | None, config: str | None, as_json: bool) -> int:
+    """`carpctl doctor`: the node's checks, and the running carpd's status if it answers
+    (a config that does not load is the doctor's first finding, not a usage error)."""
+    from carpd.doctor.run import examine
+
+    named = config_file(config, os.environ)
+    path = named[0] if named else sync_args.DEFAULT_CONFIG
+    try:
+        sock, _ = control_socket(socket_path, path, os.environ)
+    except NoConfig:
+        sock = socket_path or DEFAULT_SOCKET
+    status, why = None, None
+    try:
+        reply = request(sock, {"command": "status"}, timeout=10.0)
+        if reply.get("ok"):
+            status = reply["result"]
+        else:
+            why = f"{sock}: {reply.get('error', 'refused')}"
+    except Unreachable as e:
+        why = str(e)
+    report = examine(path, status, why)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        print(printable(report.text(), "\n\t"))
+    return EXIT_CHECK_FAILED if report.problems else EXIT_OK
 
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -371,6 +406,8 @@ def _main(argv: list[str] | None = None) -> int:
         named = config_file(args.config, os.environ)
         args.config = named[0] if named else sync_args.DEFAULT_CONFIG
         return sync_main(args)
+    if args.command == "doctor":
+        return doctor(args.socket, args.config, args.json or args.json_sub)
     try:
         path, source = control_socket(args.socket, args.config, os.environ)
     except NoConfig as e:

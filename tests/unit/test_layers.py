@@ -19,7 +19,12 @@ ALLOWED = {
     # carpctl --config: the control socket from carpd.toml's [global], read by carpd's
     # own loader (carpd.config.load_global; only when a config is named), never the
     # daemon's runtime.
-    "ctl": {"ctl", "web", "sync", "config"},
+    # carpctl doctor: the node's checks (carpd.doctor), run beside the daemon, never in it.
+    "ctl": {"ctl", "web", "sync", "config", "doctor"},
+    # carpctl doctor reads the node and the config with carpd's own readers (the loader,
+    # carpd.linux.ifaddrs' netlink dump) and the daemon only through its status JSON:
+    # never carpd.daemon, so it runs whether carpd does or not.
+    "doctor": {"config", "linux", "doctor"},
     # Keeping files the same on the peer: a command beside the daemon, never in it. Its
     # checks and after-commands run by carpd's one program runner (carpd.linux.process).
     "sync": {"core", "config", "sync", "linux"},
