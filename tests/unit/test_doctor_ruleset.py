@@ -32,7 +32,7 @@ def payload(proto: str, field: str, right: Any, op: str = "==") -> dict[str, Any
 
 
 def document(
-    *chains: tuple[str, str, str | None, str, list[list[dict[str, Any]]]],
+    *chains: tuple[str, str | None, str | None, str, list[list[dict[str, Any]]]],
     family: str = "inet",
     table: str = "fw",
     sets: dict[str, list[Any]] | None = None,
