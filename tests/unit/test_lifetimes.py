@@ -456,3 +456,32 @@ def test_one_batch_per_shortest_period_among_the_vhids(
         return found
 
     assert asyncio.run(main()) == period
+
+
+def test_a_reload_that_sets_a_lifetime_gives_the_masters_addresses_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Added forever under address_lifetime = 0; a reload to "auto": renewed from the next
+    batch on (and back to 0: forever again, no longer renewed)."""
+    monkeypatch.setattr(Lifetimes, "period", lambda self: 0.05)
+    daemon, netlink = make(tmp_path, address_lifetime="0")
+
+    async def main() -> None:
+        await master(daemon, netlink)
+        assert set(netlink.lifetimes.values()) == {None} and not netlink.holding()
+        path = tmp_path / "carpd.toml"
+        path.write_text(
+            path.read_text().replace("address_lifetime = 0", 'address_lifetime = "auto"')
+        )
+        await daemon.reload(load_config(path))
+        assert sorted(await netlink.next_renewal()) == BOTH
+        path.write_text(
+            path.read_text().replace('address_lifetime = "auto"', "address_lifetime = 0")
+        )
+        await daemon.reload(load_config(path))
+        batch = await netlink.next_renewal()
+        assert {life for _, _, life in batch} == {None}
+        assert not netlink.holding()
+        await daemon.stop()
+
+    asyncio.run(main())

@@ -90,6 +90,7 @@ class Lifetimes:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._last: float | None = None  # loop time of the last renewal
+        self._adopted: str | int = 0  # the setting when MASTERs' addresses were last held
         self._limiter = RateLimiter(LOG_EVERY)
 
     def of(self, vh: Vhost) -> int | None:
@@ -106,11 +107,20 @@ class Lifetimes:
         one at the first renewal."""
         self.settings = settings
         self.host.lifetime = self.of
+        self._adopt()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="lifetimes")
+
+    def _adopt(self) -> None:
+        """Renew the MASTERs' addresses added without a lifetime (before the start, or
+        while ``address_lifetime`` was 0: a reload that sets one)."""
+        self._adopted = self._setting()
+        if self._adopted == 0:
+            return
+        masters = self.host.roles.masters()
         for vh in self.vhosts.values():
-            if vh.cfg.name in self.host.roles.masters() and self.host.holds(vh):
+            if vh.cfg.name in masters and self.host.holds(vh):
                 for a in vh.cfg.addresses:
                     self.netlink.hold(vh.address_index, a)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="lifetimes")
 
     def close(self) -> None:
         """Shutting down: renew on until carpd has removed the addresses it holds (a
@@ -147,6 +157,8 @@ class Lifetimes:
     async def _run(self) -> None:
         while not (self._closing and not self.netlink.holding()):
             await asyncio.sleep(self.period())
+            if self._adopted == 0 and not self._closing:
+                self._adopt()
             await self.renew()
 
     async def renew(self) -> None:
