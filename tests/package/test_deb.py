@@ -288,6 +288,15 @@ def test_the_shipped_example_checks_and_a_broken_one_is_refused(root: Path) -> N
         assert 'carp "carp1".vhid = 300: allowed range is 1-255' in refused.stderr
 
 
+def test_the_alerting_rules_and_the_dashboard_are_shipped_as_in_packaging(root: Path) -> None:
+    """docs/status-page.md loads them from /usr/share/carpd (debian/carpd.install)."""
+    for shipped, source in (
+        ("usr/share/carpd/prometheus/carpd-alerts.yml", "packaging/prometheus/carpd-alerts.yml"),
+        ("usr/share/carpd/grafana/carpd-dashboard.json", "packaging/grafana/carpd-dashboard.json"),
+    ):
+        assert (root / shipped).read_bytes() == (ROOT / source).read_bytes(), shipped
+
+
 def test_the_package_has_every_extra_the_status_page_and_ifstated(root: Path) -> None:
     (root / "tmp" / "ifstated.conf").write_text('init-state one\nstate one {\n\trun "true"\n}\n')
     (root / "tmp" / "extras.toml").write_text(
