@@ -150,7 +150,7 @@ def carp_filter(
                 if o.verdict in ("drop", "reject"):
                     bad = True
                     sender = f" from {packet.saddr}" if way == "into" and packet.saddr else ""
-                    saw = f"IPv{family} adverts {way} of {dev}{sender}: {o.verdict} by {o.what()}"
+                    saw = f"IPv{family} adverts {way} {dev}{sender}: {o.verdict} by {o.what()}"
                     fix = _accept_fix(o, f'{key} "{dev}" meta l4proto vrrp accept')
                     yield Finding("carp-filter", dev, False, saw + _doubted(doubts), fix)
         if not bad:
