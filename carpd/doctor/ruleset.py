@@ -384,7 +384,11 @@ def _expr_text(e: Mapping[str, Any]) -> str:
     if "match" in e:
         m = e["match"]
         op = "" if m.get("op") in ("==", "in") else f"{m.get('op')} "
-        return f"{_left_text(m.get('left'))} {op}{_right_text(m.get('right'))}"
+        left, right = m.get("left"), m.get("right")
+        key = left.get("meta", {}).get("key") if isinstance(left, Mapping) else None
+        if key in ("iifname", "oifname", "iif", "oif") and isinstance(right, str):
+            return f'{key} {op}"{right}"'  # as nft lists it
+        return f"{_left_text(left)} {op}{_right_text(right)}"
     for key in ("accept", "drop", "return", "masquerade"):
         if key in e:
             return key

@@ -186,7 +186,7 @@ def test_masquerade_on_the_carpdev_rewrites_adverts_unless_they_are_accepted_fir
     doc = document(("postrouting", "nat", "postrouting", "accept", [masq]), family="ip")
     o = evaluate(parse(doc), "postrouting", V4_OUT, "nat")
     assert o.verdict == "masquerade" and o.rule is not None
-    assert o.rule.text() == "meta oifname eth0 masquerade"
+    assert o.rule.text() == 'oifname "eth0" masquerade'
     # Another family's chain, or filter chains only: not this one.
     assert evaluate(parse(doc), "postrouting", V4_OUT, "filter").verdict is None
     exempt = [payload("ip", "protocol", "vrrp"), ACCEPT]
