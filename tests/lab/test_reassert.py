@@ -81,7 +81,9 @@ def test_after_a_resume_the_master_puts_a_stale_client_right_within_an_advert_in
     finally:
         n1.signal(signal.SIGCONT)
     resumed = time.monotonic()
-    n1.wait_log(r"carp: the loop was held for \d+\.\d s or more", start=mark1, timeout=bounds.COMMAND)
+    n1.wait_log(
+        r"carp: the loop was held for \d+\.\d s or more", start=mark1, timeout=bounds.COMMAND
+    )
     wait_neighbour(client, "192.0.2.100", right, timeout=1 + bounds.COMMAND)
     took = time.monotonic() - resumed
     print(f"client back on n1 {took:.2f} s after the resume")

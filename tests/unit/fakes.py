@@ -85,6 +85,8 @@ class FakeNetlink:
         self,
         lifetimes: Any,
         present: Any,
+        *,
+        exact: bool = False,
     ) -> list[tuple[int, IPInterface, int]]:
         """Netlink.renew's contract: the held addresses still wanted and present."""
         batch = [

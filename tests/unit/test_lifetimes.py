@@ -22,7 +22,7 @@ from fakes import ETH0, FakeNetlink, FakePorts, config, install
 
 from carpd.config import ConfigError, load_config
 from carpd.core.model import State
-from carpd.daemon.runtime.lifetimes import Lifetimes, lifetime_of, period_of
+from carpd.daemon.runtime.lifetimes import BUDGET, Lifetimes, auto_period, lifetime_of, period_of
 from carpd.daemon.runtime.runtime import Daemon
 from carpd.linux.netlink import (
     FOREVER,
@@ -485,3 +485,13 @@ def test_a_reload_that_sets_a_lifetime_gives_the_masters_addresses_one(
         await daemon.stop()
 
     asyncio.run(main())
+
+
+def test_auto_renews_at_most_budget_addresses_a_second(tmp_path: Path) -> None:
+    """A few addresses every second; 255 vhids' 510 so that 20 a second are renewed, the
+    lifetime growing by the period (the rounded master-down interval is always left)."""
+    assert auto_period(2) == auto_period(BUDGET) == 1.0
+    assert auto_period(510) == 510 / BUDGET == 25.5
+    cfg = carp(tmp_path, "").carp[0]
+    assert lifetime_of(cfg, "auto", 2) == 3 + 1
+    assert lifetime_of(cfg, "auto", 510) == 3 + 26

@@ -5,16 +5,16 @@ it by itself at about the time the peer takes over, instead of both nodes answer
 it until someone cleans up.
 
 The lifetime (``[global] address_lifetime = "auto"``) is the vhid's master-down interval
-rounded up to whole seconds (the kernel keeps lifetimes in seconds) plus MARGIN (1 s),
-and the addresses are renewed every MARGIN seconds, or three times per lifetime if that
-is more often (an explicit lifetime: three times per lifetime, or often enough to leave
-ceil(master-down) seconds). So a live MASTER's address always has at least
-ceil(master-down) seconds left: a loop that stalls less than that (the peer's own bound
-for taking over) never loses it; one that stalls longer finds it gone, as its peer found
-its adverts gone, and the keeper puts it back (and announces it) when the loop runs
-again. After a kill -9 the address lives on between ceil(master-down) and lifetime + 1 s
-(the kernel checks lifetimes on whole seconds): the peer takes over after its own
-master-down interval.
+rounded up to whole seconds (the kernel keeps lifetimes in seconds) plus the renewal
+period, and the addresses are renewed every MARGIN seconds (1 s), or less often on a
+node with more than BUDGET addresses, so that at most BUDGET are renewed a second (an
+explicit lifetime: three times per lifetime, or often enough to leave ceil(master-down)
+seconds). So a live MASTER's address always has at least ceil(master-down) seconds left:
+a loop that stalls less than that (the peer's own bound for taking over) never loses it;
+one that stalls longer finds it gone, as its peer found its adverts gone, and the keeper
+puts it back (and announces it) when the loop runs again. After a kill -9 the address
+lives on between ceil(master-down) and lifetime + 1 s (the kernel checks lifetimes on
+whole seconds): the peer takes over after its own master-down interval.
 
 What is renewed is what carpd's Netlink holds: the addresses added with a lifetime and
 not removed by carpd since, which the link watch says are there, in one serialized
@@ -47,6 +47,12 @@ from carpd.linux.netlink import IPInterface
 log = logging.getLogger("carpd")
 
 MARGIN = 1  # seconds past ceil(master-down): the renewal period fits in it (period_of)
+# "auto" renews at most this many addresses a second: each renewal is an RTM_NEWADDR that
+# every netlink listener decodes, carpd's own link watch too (about 0.2 ms each with
+# pyroute2): 255 vhids' 510 addresses renewed every second cost 4.2 % of a core more, 30
+# a second 0.6 %. Past BUDGET addresses, the period and the lifetime grow with their
+# number, and so does how long a dead carpd's addresses outlive it (510: 26 s).
+BUDGET = 20
 RENEWALS = 3  # per lifetime, at least
 IDLE = 1.0  # seconds between two looks while no vhid has a lifetime (address_lifetime = 0)
 LOG_EVERY = 60.0  # seconds between two lines about refused renewals
@@ -63,10 +69,17 @@ def master_down(cfg: CarpConfig) -> float:
     return master_down_interval(int(cfg.advbase), cfg.advskew, cfg.deadratio)
 
 
-def lifetime_of(cfg: CarpConfig, setting: str | int) -> int | None:
-    """Seconds an address of ``cfg`` lives unless renewed; None: forever (setting 0)."""
+def auto_period(count: int) -> float:
+    """How often "auto" renews ``count`` addresses: every MARGIN seconds, or so that at
+    most BUDGET are renewed a second."""
+    return max(float(MARGIN), count / BUDGET)
+
+
+def lifetime_of(cfg: CarpConfig, setting: str | int, count: int = 0) -> int | None:
+    """Seconds an address of ``cfg`` lives unless renewed; None: forever (setting 0).
+    ``count``: how many addresses "auto" renews (their renewal period is in it)."""
     if setting == "auto":
-        return math.ceil(master_down(cfg)) + MARGIN
+        return math.ceil(master_down(cfg)) + math.ceil(auto_period(count))
     return None if setting == 0 else int(setting)
 
 
@@ -95,7 +108,12 @@ class Lifetimes:
 
     def of(self, vh: Vhost) -> int | None:
         """The lifetime ``vh``'s addresses are added with (the host's and keeper's adds)."""
-        return None if self.settings is None else lifetime_of(vh.cfg, self._setting())
+        if self.settings is None:
+            return None
+        return lifetime_of(vh.cfg, self._setting(), self._count())
+
+    def _count(self) -> int:
+        return sum(len(vh.cfg.addresses) for vh in self.vhosts.values())
 
     def _setting(self) -> str | int:
         assert self.settings is not None
@@ -109,6 +127,7 @@ class Lifetimes:
         self.host.lifetime = self.of
         self._adopt()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="lifetimes")
+        self._task.add_done_callback(_stopped)
 
     def _adopt(self) -> None:
         """Renew the MASTERs' addresses added without a lifetime (before the start, or
@@ -136,10 +155,10 @@ class Lifetimes:
 
     def wanted(self) -> dict[tuple[int, IPInterface], int | None]:
         """Each vhid's addresses and their lifetime under the current config."""
-        setting = self._setting()
+        setting, count = self._setting(), self._count()
         out: dict[tuple[int, IPInterface], int | None] = {}
         for vh in self.vhosts.values():
-            life, index = lifetime_of(vh.cfg, setting), vh.address_index
+            life, index = lifetime_of(vh.cfg, setting, count), vh.address_index
             for a in vh.cfg.addresses:
                 out[(index, a)] = life
         return out
@@ -147,6 +166,8 @@ class Lifetimes:
     def period(self) -> float:
         """The shortest renewal period among the vhids (one batch renews them all)."""
         setting = self._setting()
+        if setting == "auto":
+            return auto_period(self._count()) if self.vhosts else IDLE
         periods = [
             period_of(life, master_down(vh.cfg))
             for vh in self.vhosts.values()
@@ -187,6 +208,13 @@ class Lifetimes:
         if suppressed is not None:
             more = f" ({suppressed} more since the last line)" if suppressed else ""
             log.error("carp: %s%s", line, more)
+
+
+def _stopped(task: asyncio.Task[None]) -> None:
+    """A bug must not stop the renewals unseen (the addresses would expire, and the keeper
+    put them back, every lifetime)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("carp: address lifetimes no longer renewed: %r", task.exception())
 
 
 def _name(code: int) -> str:

@@ -54,6 +54,7 @@ class Reasserter:
         self._task: asyncio.Task[None] | None = None
         self._unwatch: Callable[[], None] = lambda: None
         self._refreshed: dict[str, float] = {}  # vhid -> loop time of its last refresh
+        self._later: set[asyncio.TimerHandle] = set()  # announcements after a resume
         self.resumes = 0
 
     def start(self) -> None:
@@ -62,6 +63,8 @@ class Reasserter:
 
     async def close(self) -> None:
         self._unwatch()
+        for later in self._later:
+            later.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -84,9 +87,14 @@ class Reasserter:
 
         steps = [Step("reannounce", run, chain="addresses")]
         if after > 0:
-            asyncio.get_running_loop().call_later(after, vh.lane.submit, steps)
+            later = asyncio.get_running_loop().call_later(after, self._submit, vh, steps)
+            self._later.add(later)
         else:
             vh.lane.submit(steps)
+
+    def _submit(self, vh: Vhost, steps: list[Step]) -> None:
+        self._later = {h for h in self._later if not h.cancelled() and h.when() > self.now()}
+        vh.lane.submit(steps)
 
     # -- the triggers -------------------------------------------------------------------
 
