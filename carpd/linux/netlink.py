@@ -359,6 +359,16 @@ class Netlink:
         return len(routes) + len(addrs)
 
     @serialized
+    async def has_default_route(self, gateway: IPAddress) -> bool:
+        """Is there a default route through ``gateway`` (the main table)?"""
+        ipr = await self._api()
+        family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+        async for r in await ipr.get_routes(family=family):
+            if r["dst_len"] == 0 and r.get("RTA_GATEWAY") == str(gateway):
+                return True
+        return False
+
+    @serialized
     async def default_route(self, gateway: IPAddress, present: bool) -> None:
         """Make (replace) or remove the default route through ``gateway``."""
         ipr = await self._api()

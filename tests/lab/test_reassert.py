@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
 from carpd_lab import bounds
@@ -90,3 +91,43 @@ def test_after_a_resume_the_master_puts_a_stale_client_right_within_an_advert_in
     assert took >= 1.0 - bounds.REACTION  # one advert interval: not before the protocol spoke
     assert not [line for line in n2.log.lines[mark2:] if "state transition" in line]
     assert n1.states() == {"carp1": "MASTER"}
+
+
+def test_a_bridge_that_forwards_the_virtual_mac_to_the_old_port_is_put_right(lab: Lab) -> None:
+    """A vhid with a virtual MAC: an entry of the bridge left pointing the virtual MAC at
+    the BACKUP's port (a failover the bridge missed) is right again within one advert
+    interval, with no garp_refresh: the MASTER's adverts leave from the virtual MAC, so
+    every advert teaches the bridge where it is."""
+    vmac = "00:00:5e:00:01:01"
+    h1 = lab.add_host("n1", "192.0.2.1/24", "2001:db8::1/64")
+    h2 = lab.add_host("n2", "192.0.2.2/24", "2001:db8::2/64")
+    extra = {"vmac": True}
+    n1 = Node(lab, h1, [VhidSpec(vhid=1, advskew=0, addresses=VIPS, extra=extra)])
+    n2 = Node(lab, h2, [VhidSpec(vhid=1, advskew=100, addresses=VIPS, extra=extra)])
+    start_master_first(n1, n2)
+
+    def port_of_vmac() -> set[str]:
+        fdb = lab_fdb(lab)
+        return {e["ifname"] for e in fdb if e.get("mac") == vmac and "ifname" in e}
+
+    subprocess.run(
+        ["ip", "netns", "exec", lab.switch, "bridge", "fdb", "replace", vmac, "dev",
+         h2.port, "master", "dynamic"],
+        check=True,
+    )  # fmt: skip
+    assert port_of_vmac() == {h2.port}
+    start = time.monotonic()
+    while port_of_vmac() != {h1.port}:
+        assert time.monotonic() - start < n1.vhids[0].advert_interval + bounds.COMMAND, (
+            port_of_vmac()
+        )
+        time.sleep(0.02)
+    print(f"the bridge forwards {vmac} to n1 again after {time.monotonic() - start:.2f} s")
+
+
+def lab_fdb(lab: Lab) -> list[dict[str, str]]:
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.switch, "bridge", "-j", "fdb", "show", "br", "br0"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return list(json.loads(out))

@@ -347,6 +347,7 @@ def test_a_conntrackd_that_dies_demotes_its_node_until_it_is_back_and_resynced(
         seen.append(demotion())
         await until(0)  # carpd started it again, and it has the peer's table again
         seen.append(demotion())
+        await daemon.stop()  # as carpd ends: not by the loop cancelling its tasks
 
     asyncio.run(main())
     assert seen == [0, 240, 0]

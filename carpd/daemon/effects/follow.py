@@ -14,10 +14,17 @@ on it, and as the MAC is the same, the new master gets the same lease.
 Each change is a background step of the interface's own chain, coalesced (last state
 wins): nothing here holds the adverts or the vhid's own addresses, and nothing else in
 the lane (conntrackd, hooks, actions) holds it.
+
+While an interface is down, its ``backup_gateway`` route is kept: looked at every
+ROUTE_CHECK seconds and put back if another program removed it. A look, not route
+notifications: on a router that runs BGP, a full table churns thousands of route changes
+a second, and carpd would decode every one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Sequence
@@ -33,6 +40,8 @@ from carpd.linux.netlink import Netlink
 
 log = logging.getLogger("carpd")
 
+ROUTE_CHECK = 5.0  # seconds between two looks at a down interface's backup route
+
 
 class Follow(RoleFollower):
     def __init__(self, config: Config, netlink: Netlink, roles: HostRoles) -> None:
@@ -41,6 +50,9 @@ class Follow(RoleFollower):
         self.netlink = netlink
         self.state_dir: Path = config.global_.state_dir
         self.clients: dict[str, DhcpClient] = {}
+        self._parked: set[str] = set()  # interfaces down, whose backup route is kept
+        self._keeper: asyncio.Task[None] | None = None
+        self.routes_restored = 0
 
     @staticmethod
     def tables_of(config: Config) -> Sequence[FollowConfig]:
@@ -78,6 +90,7 @@ class Follow(RoleFollower):
         return link.index
 
     async def _up(self, cfg: FollowConfig) -> None:
+        self._parked.discard(cfg.interface)
         index = await self._link(cfg)
         if cfg.backup_gateway is not None:
             await self.netlink.default_route(cfg.backup_gateway, False)
@@ -100,9 +113,36 @@ class Follow(RoleFollower):
         await self.netlink.set_up(index, False)
         if cfg.backup_gateway is not None:
             await self.netlink.default_route(cfg.backup_gateway, True)
+            self._parked.add(cfg.interface)
+            if self._keeper is None:
+                self._keeper = asyncio.get_running_loop().create_task(self._keep_routes())
         log.info("%s: down: following %s out of MASTER", cfg.interface, cfg.target)
 
+    async def _keep_routes(self) -> None:
+        while True:
+            await asyncio.sleep(ROUTE_CHECK)
+            for cfg in self.cfgs:
+                gateway = cfg.backup_gateway
+                if gateway is None or cfg.interface not in self._parked:
+                    continue
+                try:
+                    if not await self.netlink.has_default_route(gateway):
+                        await self.netlink.default_route(gateway, True)
+                        self.routes_restored += 1
+                        log.warning(
+                            "%s: the default route through %s was removed by another "
+                            "program: put back",
+                            cfg.interface, gateway,
+                        )  # fmt: skip
+                except OSError as e:
+                    log.error("%s: cannot put back the route through %s: %s",
+                              cfg.interface, gateway, e)  # fmt: skip
+
     async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         await super().close()
         for name, client in list(self.clients.items()):  # a backstop: the stop's step did it
             await client.stop(release=next(f.release for f in self.cfgs if f.interface == name))
