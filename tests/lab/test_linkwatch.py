@@ -13,7 +13,7 @@ from carpd_lab.netlab import Host, Lab, LogWatch
 # the watcher, which ends the event stream, and the script exits 0.
 WATCH = """
 import asyncio, signal, subprocess, sys
-from carpd.linux.linkwatch import LinkWatcher, link_is_up
+from carpd.linux.linkwatch import AddressEvent, LinkWatcher, link_is_up
 
 async def main(mode: str, name: str) -> None:
     watcher = LinkWatcher(rcvbuf=1) if mode == "overflow" else LinkWatcher()
@@ -34,6 +34,10 @@ async def main(mode: str, name: str) -> None:
             subprocess.run(["ip", "link", "set", name, state], check=True)
         print("flapped", flush=True)
     async for ev in watcher.events():
+        if isinstance(ev, AddressEvent):
+            print(f"address {ev.index} {ev.address} present={ev.present} "
+                  f"seen={watcher.has_address(ev.index, ev.address)}", flush=True)
+            continue
         print(f"event {ev.name} up={ev.up} exists={ev.exists} overflows={watcher.overflows}",
               flush=True)
     await task
@@ -128,3 +132,32 @@ def test_lost_events_are_made_up_for_by_a_new_dump(lab: Lab) -> None:
     events = [x for x in log.lines if x.startswith("event")]
     assert events[-1] == "event eth0 up=True exists=True overflows=1"
     assert all(a.split()[2] != b.split()[2] for a, b in itertools.pairwise(events))
+
+
+def test_each_address_added_or_removed_is_one_event_and_a_renewal_none(lab: Lab) -> None:
+    """The same subscription hears addresses: one event for an add, none for a lifetime
+    renewal of the same address (another RTM_NEWADDR), one for its removal."""
+    host = lab.add_host("a", "192.0.2.1/24")
+    proc, log = watch(lab, host, "eth0")
+    at = log.mark()
+    host.check("ip", "addr", "add", "192.0.2.50/24", "dev", "eth0", "valid_lft", "60",
+               "preferred_lft", "60")  # fmt: skip
+    i, added = log.wait_for(r"^address \d+ 192\.0\.2\.50/24 ", timeout=1.0, start=at)
+    assert added.endswith(" present=True seen=True")
+    host.check(
+        "ip",
+        "addr",
+        "change",
+        "192.0.2.50/24",
+        "dev",
+        "eth0",
+        "valid_lft",
+        "90",
+        "preferred_lft",
+        "90",
+    )  # a renewal
+    host.check("ip", "addr", "del", "192.0.2.50/24", "dev", "eth0")
+    _, removed = log.wait_for(r"^address \d+ 192\.0\.2\.50/24 ", timeout=1.0, start=i + 1)
+    assert removed.endswith(" present=False seen=False")
+    stop(lab, proc, log)
+    assert len([x for x in log.lines if x.startswith("address ")]) == 2
