@@ -301,10 +301,14 @@ def test_kill_9_and_restart_leaves_no_stale_address_and_takes_no_role(
     node.signal(signal.SIGKILL)
     assert node.proc is not None
     node.proc.wait(5)
+    left: list[str] = []
     if victim == "master":
         assert n1.host.has_address(VIP) and n1.host.has_address(VIP6)  # left behind
         n2.wait_state("MASTER", timeout=bounds.takeover(n2.master_down), start=mark)
         mark = n2.mark()
+        # Still there, or already gone: their lifetime (address_lifetime "auto") ends
+        # about when the peer takes over.
+        left = [a for a in (VIP, VIP6) if n1.host.has_address(a)]
     node.start()
     node.wait_state("BACKUP", timeout=bounds.START_UP)
     node.wait_ready()
@@ -315,7 +319,8 @@ def test_kill_9_and_restart_leaves_no_stale_address_and_takes_no_role(
     assert len(moved) == 1 and moved[0].endswith("INIT -> BACKUP (initialization complete)")
     assert node.log is not None
     stale = node.log.count(r"carp1: removed stale address")
-    assert stale == (2 if victim == "master" else 0)
+    # Those still there at the restart go at its start-up (one may expire meanwhile).
+    assert stale <= len(left)
 
 
 # -- 5. a storm of reloads --------------------------------------------------------------
