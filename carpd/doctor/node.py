@@ -77,6 +77,13 @@ class Host:
         except OSError:
             return None
 
+    def ports(self, bridge: str) -> list[str]:
+        """The ports of a Linux bridge (/sys/class/net/BRIDGE/brif)."""
+        try:
+            return sorted(p.name for p in (SYS_NET / bridge / "brif").iterdir())
+        except OSError:
+            return []
+
     def master(self, ifname: str) -> str | None:
         path = SYS_NET / ifname / "master"
         return path.resolve().name if path.is_symlink() else None
@@ -389,6 +396,11 @@ def arp(config: Config, host: Host, running: bool) -> Iterator[Finding]:
 
 
 def bridges(config: Config, host: Host) -> Iterator[Finding]:
+    """A Linux bridge that carries the adverts (a carpdev, or a carpdev's bridge) sends
+    IPv4 adverts (224.0.0.18: link-local, never snooped) out of a port only by flooding,
+    and a port with ``mcast_flood off`` gets none. Snooping itself is no fault: without a
+    querier the bridge floods all multicast, and ff02::12 is forwarded to the ports that
+    joined it (carpd joins it)."""
     seen: set[str] = set()
     for dev in carpdevs(config):
         master = host.master(dev)
@@ -396,16 +408,17 @@ def bridges(config: Config, host: Host) -> Iterator[Finding]:
             if br is None or br in seen or host.link_file(br, "bridge/multicast_snooping") is None:
                 continue
             seen.add(br)
-            snooping = host.link_file(br, "bridge/multicast_snooping")
-            querier = host.link_file(br, "bridge/multicast_querier")
             role = "the carpdev" if br == dev else f"{dev}'s bridge"
-            saw = f"{br} ({role}): multicast_snooping {snooping}, multicast_querier {querier}"
-            if snooping == "1" and querier != "1":
-                fix = f"ip link set dev {br} type bridge mcast_snooping 0 (or mcast_querier 1)"
-                yield Finding(
-                    "bridge-snooping", br, False, saw + ": snooping without a querier", fix
+            ports = host.ports(br)
+            closed = [p for p in ports if host.link_file(br, f"brif/{p}/multicast_flood") == "0"]
+            if closed:
+                saw = (
+                    f"{br} ({role}): mcast_flood off on {', '.join(closed)}: the IPv4 adverts "
+                    "(224.0.0.18, flooded, never snooped) do not go out of it"
                 )
+                fix = "; ".join(f"bridge link set dev {p} mcast_flood on" for p in closed)
+                yield Finding("bridge-flood", br, False, saw, fix)
             else:
-                yield Finding("bridge-snooping", br, True, saw)
+                yield Finding("bridge-flood", br, True, f"{br} ({role}): every port floods")
     if not seen:
-        yield Finding("bridge-snooping", None, True, "no carpdev is or is in a Linux bridge")
+        yield Finding("bridge-flood", None, True, "no carpdev is or is in a Linux bridge")

@@ -84,6 +84,9 @@ class FakeHost(node.Host):
     def master(self, ifname: str) -> str | None:
         return self.masters.get(ifname)
 
+    def ports(self, bridge: str) -> list[str]:
+        return sorted(p for p, m in self.masters.items() if m == bridge)
+
     def read(self, path: Path) -> str | None:
         return self.files.get(path)
 
@@ -216,21 +219,25 @@ def test_vmac_carpdev_answering_arp_while_carpd_runs(tmp_path: Path) -> None:
     assert f.ok is True
 
 
-def test_snooping_on_the_carpdevs_bridge_without_a_querier(tmp_path: Path) -> None:
+def test_a_port_of_the_carpdevs_bridge_that_floods_no_multicast(tmp_path: Path) -> None:
+    """Snooping without a querier is no fault (the bridge floods); a port with
+    mcast_flood off gets no IPv4 advert."""
     cfg = config(tmp_path)
-    links = {"br0/bridge/multicast_snooping": "1", "br0/bridge/multicast_querier": "0"}
-    (f,) = node.bridges(cfg, FakeHost(links=links, masters={"eth0": "br0"}))
+    masters = {"eth0": "br0", "vm1": "br0"}
+    snooping = {"br0/bridge/multicast_snooping": "1", "br0/bridge/multicast_querier": "0"}
+    (f,) = node.bridges(cfg, FakeHost(links=snooping, masters=masters))
+    assert f.ok is True and f.saw == "br0 (eth0's bridge): every port floods"
+    closed = {**snooping, "br0/brif/vm1/multicast_flood": "0", "br0/brif/eth0/multicast_flood": "1"}
+    (f,) = node.bridges(cfg, FakeHost(links=closed, masters=masters))
     assert f.ok is False and f.subject == "br0"
     assert f.saw == (
-        "br0 (eth0's bridge): multicast_snooping 1, multicast_querier 0: snooping without a querier"
+        "br0 (eth0's bridge): mcast_flood off on vm1: the IPv4 adverts (224.0.0.18, flooded, "
+        "never snooped) do not go out of it"
     )
-    assert f.fix == "ip link set dev br0 type bridge mcast_snooping 0 (or mcast_querier 1)"
+    assert f.fix == "bridge link set dev vm1 mcast_flood on"
     as_carpdev = config(tmp_path, carpdev="br0")
-    (f,) = node.bridges(as_carpdev, FakeHost(links=links))
+    (f,) = node.bridges(as_carpdev, FakeHost(links=closed, masters={"vm1": "br0"}))
     assert f.ok is False and "(the carpdev)" in f.saw
-    querier = {**links, "br0/bridge/multicast_querier": "1"}
-    (f,) = node.bridges(cfg, FakeHost(links=querier, masters={"eth0": "br0"}))
-    assert f.ok is True
     (f,) = node.bridges(cfg, FakeHost())
     assert f.ok is True and f.subject is None
 
@@ -281,7 +288,7 @@ def test_a_well_node_gives_a_clean_report_and_exit_0(
     ran = {f.check for f in report.findings}
     assert ran == {
         "config", "carp-filter", "snat-adverts", "conntrack-tcp-loose", "conntrackd-port",
-        "rp-filter", "arp-vip", "bridge-snooping", "advert-auth", "vhid-speakers",
+        "rp-filter", "arp-vip", "bridge-flood", "advert-auth", "vhid-speakers",
     }  # fmt: skip
     # carpctl: 0 when well, 4 with a problem; unreachable carpd is said, not a problem.
     for host, code in ((well, 0), (ill, EXIT_CHECK_FAILED)):
