@@ -99,8 +99,10 @@ def test_a_masters_virtual_mac_interface_deleted_or_set_down_is_made_again(lab: 
     n1.wait_state("MASTER", timeout=bounds.first_master(n1.master_down))
 
     def reached() -> None:
+        # -w: echo requests go out until one is answered (the address may still be on
+        # its way back: the interface is made first, then its addresses).
         for vip in ("192.0.2.100", "2001:db8::100"):
-            client.check("ping", "-c", "1", "-W", str(int(bounds.COMMAND)), vip)
+            client.check("ping", "-c", "1", "-w", str(int(2 * bounds.COMMAND)), vip)
 
     reached()
     mark = n1.mark()
