@@ -54,7 +54,7 @@ class ConfigFile(Frozen):
         defaults: list[tuple[str, Any, bool]] = [
             # VRRPv3 preempts by default (RFC 5798 Preempt_Mode); CARP as [global] says.
             ("preempt", preempt, type(preempt) is bool),
-            ("garp_refresh", refresh, type(refresh) in (int, float)),
+            ("garp_refresh", refresh, type(refresh) in (int, float) and 0 <= refresh <= 86400),
         ]
         out = []
         for t in tables:

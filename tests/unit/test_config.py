@@ -317,6 +317,8 @@ GLOBAL_ERRORS = [
     ('syslog_facility = "local8"', 'global.syslog_facility = "local8": allowed values: "auth"'),
     ('syslog = "yes"', 'global.syslog = "yes": must be true or false'),
     ("realtime_priority = 0", "global.realtime_priority = 0: allowed range is 1-99"),
+    ("garp_refresh = -1", "global.garp_refresh = -1: allowed range is 0-86400"),
+    ('garp_refresh = "x"', 'global.garp_refresh = "x": must be a number'),
     ("realtime_priority = 100", "global.realtime_priority = 100: allowed range is 1-99"),
     (
         "color = 1",
