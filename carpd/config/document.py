@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from carpd.config.tables.carp import CarpConfig
+from carpd.config.tables.cluster import ClusterConfig
 from carpd.config.tables.conntrackd import ConntrackdConfig
 from carpd.config.tables.global_ import GlobalConfig
 from carpd.config.tables.ifstated import IfstatedConfig
@@ -35,6 +36,7 @@ class ConfigFile(Frozen):
     route: RouteConfig = RouteConfig()
     ifstated: IfstatedConfig = IfstatedConfig()
     sync: SyncConfig = SyncConfig()
+    cluster: ClusterConfig = ClusterConfig()
     carp: tuple[CarpConfig, ...] = ()
     pool: tuple[PoolConfig, ...] = ()
     action: tuple[ActionConfig, ...] = ()

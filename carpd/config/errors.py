@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from carpd.config.document import ConfigFile
 from carpd.config.values import INTERNAL, Conflict, Loc
+from carpd.core.auth import MAX_PASSWORD_LEN
 
 
 class ConfigError(Exception):
@@ -164,6 +165,8 @@ def _explain(err: ErrorDetails, naming: Naming) -> Iterator[tuple[Loc, str | Non
         yield loc, None, f"exactly one of {a} or {b} is required (found {ctx['found']})"
     elif info is not None and _is_secret(info.annotation):
         yield loc, _hidden(value), _secret_text(kind, ctx, value)
+    elif kind == "url_credentials":  # the value may hold a password: never shown
+        yield loc, _hidden(value), err["msg"]
     else:
         yield loc, show(value), _text(kind, loc, info, ctx, err["msg"])
 
@@ -181,7 +184,8 @@ def _text(kind: str, loc: Loc, info: FieldInfo | None, ctx: dict[str, Any], msg:
         return f"allowed values: {values}"
     if kind == "password_too_long":
         n, most = ctx["actual_length"], ctx["max_length"]
-        return f"the password in it has {n} characters, at most {most} are allowed{_why(most)}"
+        why = _why(most) if most == MAX_PASSWORD_LEN else ""
+        return f"the password in it has {n} characters, at most {most} are allowed{why}"
     if (loc == ("carp",) or loc == ("global",)) and kind in ("tuple_type", "model_type"):
         return f"must be {'an array of tables [[carp]]' if loc[0] == 'carp' else 'a table'}"
     return _TYPE_TEXT.get(kind, msg)

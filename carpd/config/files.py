@@ -23,6 +23,8 @@ from pydantic_core import PydanticCustomError
 from carpd.config.values import base_dir, context, resolve_path
 from carpd.core.auth import MAX_PASSWORD_LEN
 
+MAX_WEB_PASSWORD_LEN = 1024
+
 Kind = Literal["bytes", "text"]
 # What reading a file gave: its content, or what reading it raised.
 Read = bytes | str | Exception
@@ -128,7 +130,7 @@ def passfile_path(value: object, base: Path | None, credentials: str | None) -> 
     return resolve_path(value, base)
 
 
-def _passfile(value: object, info: ValidationInfo) -> PassFile:
+def _read_passfile(value: object, info: ValidationInfo, max_length: int) -> PassFile:
     if isinstance(value, PassFile):
         return value
     path = passfile_path(value, base_dir(info), context(info).get("credentials"))
@@ -139,18 +141,39 @@ def _passfile(value: object, info: ValidationInfo) -> PassFile:
         raise PydanticCustomError("passfile_unread", "not read: carpd.config.load reads it")
     # Like ucarp: the first line, without its newline.
     secret = data.split(b"\n", 1)[0]
-    if len(secret) > MAX_PASSWORD_LEN:
+    if len(secret) > max_length:
         raise PydanticCustomError(
             "password_too_long",
             "the password in it is too long",
-            {"max_length": MAX_PASSWORD_LEN, "actual_length": len(secret)},
+            {"max_length": max_length, "actual_length": len(secret)},
         )
     return PassFile(path, SecretBytes(secret))
+
+
+def _passfile(value: object, info: ValidationInfo) -> PassFile:
+    return _read_passfile(value, info, MAX_PASSWORD_LEN)
+
+
+def _web_passfile(value: object, info: ValidationInfo) -> PassFile:
+    if isinstance(value, PassFile):
+        return value
+    found = _read_passfile(value, info, MAX_WEB_PASSWORD_LEN)
+    if not found.secret.get_secret_value():
+        raise PydanticCustomError("password_empty", "its first line is empty: no password")
+    return found
 
 
 PassFileField = Annotated[
     PassFile,
     PlainValidator(_passfile),
+    PlainSerializer(lambda pf: str(pf.path), return_type=str),
+    FileInput(passfile_path, "bytes"),
+]
+# A password for a peer's status page (HTTP basic): read like a passfile, any length up
+# to MAX_WEB_PASSWORD_LEN, never empty.
+WebPassFileField = Annotated[
+    PassFile,
+    PlainValidator(_web_passfile),
     PlainSerializer(lambda pf: str(pf.path), return_type=str),
     FileInput(passfile_path, "bytes"),
 ]

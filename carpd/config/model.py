@@ -9,6 +9,7 @@ validation context is described in ``values`` and ``files``.
 from carpd.config.document import Config, ConfigFile
 from carpd.config.files import PassFile, PassFileField
 from carpd.config.tables.carp import CarpConfig
+from carpd.config.tables.cluster import ClusterConfig, ClusterPeer
 from carpd.config.tables.conntrackd import ConntrackdConfig
 from carpd.config.tables.global_ import SERVICE_INTERVAL_MAX, SERVICE_INTERVAL_MIN, GlobalConfig
 from carpd.config.tables.ifstated import IfstatedConfig
@@ -50,6 +51,8 @@ __all__ = [
     "AddressSetting",
     "AddressValue",
     "CarpConfig",
+    "ClusterConfig",
+    "ClusterPeer",
     "Config",
     "ConfigFile",
     "Conflict",

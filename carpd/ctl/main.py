@@ -270,6 +270,14 @@ def make_parser() -> argparse.ArgumentParser:
         help="follow the daemon: one JSON object per line for every transition, demotion, "
         "address and link change and hook or action result, until Ctrl-C",
     )
+    cl = command(
+        "cluster",
+        "the pair side by side (carpd reads its [[cluster.peer]]s again first): every "
+        "node's state of each vhid, the verdict (one MASTER, split brain, none) and what "
+        "would happen if this node failed now; exit 4 unless every vhid has one MASTER "
+        "and every peer answers",
+    )
+    cl.add_argument("view", choices=["status"], help="status: the cluster view")
     command(
         "doctor",
         "look at this node for what breaks a CARP or firewall pair (nftables, sysctls, "
@@ -348,6 +356,19 @@ def doctor(socket_path: str | None, config: str | None, as_json: bool) -> int:
     return EXIT_CHECK_FAILED if report.problems else EXIT_OK
 
 
+def cluster_status(status: dict[str, Any], as_json: bool) -> int:
+    """`carpctl cluster status`, from the node's status (its peers just read again)."""
+    from carpd.cluster.verdict import build
+    from carpd.ctl import cluster
+
+    view = build(status)
+    if as_json:
+        print(json.dumps(view, indent=2, sort_keys=True))
+    else:
+        print(printable(cluster.text(view), "\n\t"))
+    return cluster.exit_status(view)
+
+
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "group":
         return group_request(args.group, args.change)
@@ -423,6 +444,8 @@ def _main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "status" and not as_json:
         req["text"] = True  # the integrations' lines too (the JSON stays as it is)
+    if args.command == "cluster":
+        req = {"command": "status", "fresh": True}
     try:
         reply = request(path, req, timeout=120.0)
     except Unreachable as e:
@@ -439,6 +462,8 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"carpctl: {printable(reply.get('error', 'refused'))}", file=sys.stderr)
         return EXIT_REFUSED
     result = reply["result"]
+    if args.command == "cluster":
+        return cluster_status(result, as_json)
     # Names, reasons and hook output in the text come from the config, hooks and peers:
     # no raw terminal escapes (JSON escapes them itself).
     if as_json:

@@ -13,24 +13,27 @@ ALLOWED = {
     "core": {"core"},
     "config": {"core", "config", "ifstated"},
     "linux": {"core", "config", "linux"},
-    "daemon": {"core", "config", "linux", "daemon", "ifstated"},
+    "daemon": {"core", "config", "linux", "daemon", "ifstated", "cluster"},
+    # The pair as one: peers' status read over HTTPS, validated, and the verdict across
+    # the nodes. The daemon reads the peers; carpctl, the page and the drill show it.
+    "cluster": {"config", "cluster"},
     # carpctl web-user writes the status page's users file (carpd.web.auth: stdlib only).
     # carpctl sync: the sync commands (carpd.sync; config only when they run).
     # carpctl --config: the control socket from carpd.toml's [global], read by carpd's
     # own loader (carpd.config.load_global; only when a config is named), never the
     # daemon's runtime.
     # carpctl doctor: the node's checks (carpd.doctor), run beside the daemon, never in it.
-    "ctl": {"ctl", "web", "sync", "config", "doctor"},
+    "ctl": {"ctl", "web", "sync", "config", "doctor", "cluster"},
     # carpctl doctor reads the node and the config with carpd's own readers (the loader,
     # carpd.linux.ifaddrs' netlink dump) and the daemon only through its status JSON:
     # never carpd.daemon, so it runs whether carpd does or not.
-    "doctor": {"config", "linux", "doctor"},
+    "doctor": {"config", "linux", "doctor", "cluster"},
     # Keeping files the same on the peer: a command beside the daemon, never in it. Its
     # checks and after-commands run by carpd's one program runner (carpd.linux.process).
     "sync": {"core", "config", "sync", "linux"},
     # The status page reads the daemon through its view (the seam) and its command
     # handlers (the service's).
-    "web": {"core", "config", "daemon", "web"},
+    "web": {"core", "config", "daemon", "web", "cluster"},
     # ifstated.conf's language, sans-IO: the config checks a file with it.
     "ifstated": {"ifstated"},
 }

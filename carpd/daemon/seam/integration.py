@@ -18,6 +18,7 @@ the real-time policy) is told ``reconfigure(config)``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -76,6 +77,14 @@ class Beside(Integration, Protocol):
     async def reconfigure(self, config: Config) -> None: ...
 
 
+@runtime_checkable
+class Refreshable(Protocol):
+    """An integration whose report can be made true now on request (the cluster view
+    reads its peers again): bounded by its own timeout."""
+
+    async def refresh(self) -> None: ...
+
+
 class Integrations:
     """Every integration, registered in one place. Those that are effects come from
     ``registry.effects_for`` through ``effects`` (read each time: a reload replaces them); those
@@ -106,6 +115,10 @@ class Integrations:
         for b in self._beside:
             if (closing := b.close()) is not None:
                 await closing
+
+    async def refresh(self) -> None:
+        """Each report that can be made true now, at once (`carpctl status --fresh`)."""
+        await asyncio.gather(*(i.refresh() for i in self if isinstance(i, Refreshable)))
 
     def add(self, integration: Integration) -> None:
         self._others[integration.name] = integration

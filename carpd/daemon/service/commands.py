@@ -11,8 +11,11 @@ from carpd.daemon.seam.view import to_json, vhid_json
 from carpd.daemon.service.control import Refused
 
 
-def status(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
-    """``text``: carpctl's text status, with the integrations' own lines."""
+async def status(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
+    """``text``: carpctl's text status, with the integrations' own lines; ``fresh``:
+    the reports that can be made true now are (the peers read again) first."""
+    if req.get("fresh") is True:
+        await daemon.integrations.refresh()
     return to_json(daemon.view(), text=req.get("text") is True)
 
 
