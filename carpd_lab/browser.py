@@ -6,6 +6,8 @@ stdin, one per line, and answers each with one JSON line:
 
     open TAB URL                  a new tab named TAB
     states TAB                    {"vhid name": "MASTER", ...} as the page shows them
+    cluster TAB                   {"vhid name": "ok", ...}: the cluster section's verdicts
+    waitcluster TAB VHID VERDICT SECONDS   until the cluster section shows it
     wait TAB VHID STATE SECONDS   until the page shows it: {"after": seconds}
     click TAB BUTTON_ID           click a button of the page
     text TAB                      the page's visible text
@@ -36,7 +38,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
-def start(user: str | None, password: str | None) -> webdriver.Chrome:
+def start(trust_spki: str | None = None) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
@@ -49,6 +51,8 @@ def start(user: str | None, password: str | None) -> webdriver.Chrome:
         "--disable-extensions",
     ):
         options.add_argument(arg)
+    if trust_spki:  # a self-signed page, pinned: its key is trusted, no other
+        options.add_argument(f"--ignore-certificate-errors-spki-list={trust_spki}")
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
@@ -74,12 +78,23 @@ def states(driver: webdriver.Chrome) -> dict[str, str]:
     return {vhid: state for vhid, state in driver.execute_script(ROWS)}
 
 
+CLUSTER = (
+    "return Array.from(document.querySelectorAll('#cluster [data-vhid]'),"
+    " e => [e.dataset.vhid, e.dataset.verdict])"
+)
+
+
+def cluster(driver: webdriver.Chrome) -> dict[str, str]:
+    return {vhid: verdict for vhid, verdict in driver.execute_script(CLUSTER)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m carpd_lab.browser")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--trust-spki", help="base64 SHA-256 of a certificate's public key")
     args = parser.parse_args()
-    driver = start(args.user, args.password)
+    driver = start(args.trust_spki)
     tabs: dict[str, str] = {}
 
     def answer(**reply: Any) -> None:
@@ -112,6 +127,18 @@ def main() -> int:
         elif cmd == "click":
             driver.find_element(By.ID, rest[1]).click()
             answer(clicked=rest[1])
+        elif cmd == "cluster":  # the cluster section's verdicts: {"vhid name": "ok", ...}
+            answer(cluster=cluster(driver))
+        elif cmd == "waitcluster":
+            _, vhid, verdict, seconds = rest
+            t0 = time.monotonic()
+            try:
+                WebDriverWait(driver, float(seconds), poll_frequency=0.05).until(
+                    lambda d: cluster(d).get(vhid) == verdict
+                )
+                answer(after=round(time.monotonic() - t0, 3))
+            except TimeoutException:
+                answer(after=None, cluster=cluster(driver))
         elif cmd == "text":
             answer(text=driver.find_element(By.TAG_NAME, "body").text)
         elif cmd == "title":

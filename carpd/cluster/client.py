@@ -88,11 +88,11 @@ class PeerClient:
             if r.status != 200:
                 raise PeerError(f"HTTP {r.status} {_reason(r, body)}")
             status = read(json.loads(body))
-        except (aiohttp.ClientError, OSError, PeerError, Unreadable, ValueError) as e:
-            return Seen(self.peer.name, self.peer.url, wall, None, _why(e))
-        except TimeoutError:
+        except TimeoutError:  # before OSError: it is one (and aiohttp's timeouts too)
             why = f"no answer within {self.timeout.total:g} s"
             return Seen(self.peer.name, self.peer.url, wall, None, why)
+        except (aiohttp.ClientError, OSError, PeerError, Unreadable, ValueError) as e:
+            return Seen(self.peer.name, self.peer.url, wall, None, _why(e))
         took = time.monotonic() - start
         return Seen(self.peer.name, self.peer.url, wall, status, None, took, _skew(r, wall, took))
 
@@ -114,10 +114,10 @@ class PeerClient:
                 answer = await p.content.read(65536)
                 if p.status != 200:
                     raise PeerError(f"HTTP {p.status} {_reason(p, answer)}")
+        except TimeoutError:  # before OSError, as above
+            raise PeerError(f"no answer within {self.timeout.total:g} s") from None
         except (aiohttp.ClientError, OSError) as e:
             raise PeerError(_why(e)) from None
-        except TimeoutError:
-            raise PeerError(f"no answer within {self.timeout.total:g} s") from None
 
 
 def _why(e: BaseException) -> str:

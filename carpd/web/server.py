@@ -118,6 +118,7 @@ class WebServer:
         app.router.add_get("/", self._page)
         app.router.add_get("/login", self._login)
         app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/cluster", self._cluster)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/api/maintenance", self._maintenance)
         app.router.add_post("/api/carp/{action:enable|disable}", self._carp)
@@ -269,6 +270,14 @@ class WebServer:
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(to_json(self.view()), headers={"Cache-Control": "no-store"})
+
+    async def _cluster(self, request: web.Request) -> web.Response:
+        """The cluster view (carpd.cluster.verdict) from the status and the peers as
+        last read: the page never waits for a peer."""
+        from carpd.cluster.verdict import build
+
+        view = build(to_json(self.view()))
+        return web.json_response(view, headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.metrics)

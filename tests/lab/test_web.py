@@ -14,12 +14,12 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from carpd.web.auth import hash_password
 from carpd_lab import bounds
+from carpd_lab.browsing import Browser
 from carpd_lab.cluster import Node, VhidSpec, start_master_first
 from carpd_lab.netlab import Host, Lab, LogWatch
 from carpd_lab.probe import sniff
@@ -72,29 +72,8 @@ def pair(lab: Lab) -> Iterator[WebPair]:
             print(f"--- {node.name}'s log", *(node.log.lines if node.log else []), sep="\n")
 
 
-class Browser:
-    """carpd_lab.browser in the client's namespace."""
-
-    def __init__(self, lab: Lab, host: Host) -> None:
-        argv = [sys.executable, "-m", "carpd_lab.browser", "--user", USER, "--password", PASSWORD]
-        self.proc = host.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self.proc.stdout is not None
-        self.log = LogWatch(self.proc.stdout)
-        self.log.wait_for('"ready"', bounds.START_UP * 4)  # chromium's first start is slow
-
-    def ask(self, line: str, timeout: float = bounds.START_UP * 2) -> dict[str, Any]:
-        start = self.log.mark()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-        _, reply = self.log.wait_for(r"^\{", timeout, start)
-        result: dict[str, Any] = json.loads(reply)
-        assert "error" not in result, f"{line}: {result['error']}"
-        return result
-
-
 def test_the_page_in_a_browser_follows_maintenance_on_both_nodes(pair: WebPair, lab: Lab) -> None:
-    browser = Browser(lab, pair.client)
+    browser = Browser(pair.client, USER, PASSWORD)
     browser.ask(f"open n1 {pair.url(pair.n1)}")
     browser.ask(f"open n2 {pair.url(pair.n2)}")
     assert browser.ask("states n1")["states"] == {"lan": "MASTER"}
