@@ -478,12 +478,18 @@ class Conntrack:
     async def _restart(self) -> None:
         """Start conntrackd again (demoted until the peer's table is back in it). On a
         MASTER, it also learns the kernel's table again and sends it to the peer, which
-        would otherwise lack every connection made since."""
+        would otherwise lack every connection made since; on a BACKUP, it asks the peer
+        for its table."""
         try:
             await self._shared(ENSURE, self._ensure_running)()
             if self.answering and self.roles.masters():
                 for args in (("-R",), ("-B",)):
                     await self._cmd(*args)
+            elif self.answering:
+                # A BACKUP's new conntrackd starts with an empty external cache, and
+                # FTFW does not send it the peer's table by itself: without asking, the
+                # bulk resync would end on the peer's keep-alives with nothing in it.
+                await self._cmd("-n")
         except RuntimeError as e:  # still down: the next look tries again
             log.error("carp: %s", e)
 
