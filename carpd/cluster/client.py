@@ -63,8 +63,10 @@ class PeerClient:
         self.base = peer.url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         password = peer.passfile.secret.get_secret_value().decode(errors="replace")
+        # Sent with each request to the peer's URL, never following a redirect: a
+        # redirect elsewhere must not get the credential (nor pass for the peer).
+        self._headers = {"Authorization": _basic(peer.user, password)}
         self._session = aiohttp.ClientSession(
-            auth=aiohttp.BasicAuth(peer.user, password),
             connector=aiohttp.TCPConnector(ssl=tls(peer), limit=2),
             timeout=self.timeout,
             raise_for_status=False,
@@ -74,11 +76,10 @@ class PeerClient:
         await self._session.close()
 
     async def _get(self, path: str) -> tuple[aiohttp.ClientResponse, bytes]:
-        async with self._session.get(self.base + path) as r:
-            body = await r.content.read(MAX_ANSWER + 1)
-            if len(body) > MAX_ANSWER:
-                raise PeerError(f"its answer is larger than {MAX_ANSWER} bytes")
-            return r, body
+        async with self._session.get(
+            self.base + path, headers=self._headers, allow_redirects=False
+        ) as r:
+            return r, await _body(r, MAX_ANSWER)
 
     async def status(self) -> Seen:
         """Its status now, or why not, within the timeout."""
@@ -109,15 +110,35 @@ class PeerClient:
             async with self._session.post(
                 self.base + "/api/maintenance",
                 json={"on": on},
-                headers={"X-CSRF-Token": token},
+                headers={**self._headers, "X-CSRF-Token": token},
+                allow_redirects=False,
             ) as p:
-                answer = await p.content.read(65536)
+                answer = await _body(p, 65536)
                 if p.status != 200:
                     raise PeerError(f"HTTP {p.status} {_reason(p, answer)}")
         except TimeoutError:  # before OSError, as above
             raise PeerError(f"no answer within {self.timeout.total:g} s") from None
         except (aiohttp.ClientError, OSError) as e:
             raise PeerError(_why(e)) from None
+
+
+def _basic(user: str, password: str) -> str:
+    """The Authorization header's value: aiohttp's own encoder (3.14 on; before it,
+    BasicAuth's, which 3.14 deprecates)."""
+    encode = getattr(aiohttp, "encode_basic_auth", None)
+    if encode is not None:
+        return str(encode(user, password))
+    return str(aiohttp.BasicAuth(user, password).encode())
+
+
+async def _body(r: aiohttp.ClientResponse, most: int) -> bytes:
+    """The whole answer, or PeerError once it is longer than ``most`` bytes."""
+    body = bytearray()
+    async for chunk in r.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > most:
+            raise PeerError(f"its answer is larger than {most} bytes")
+    return bytes(body)
 
 
 def _why(e: BaseException) -> str:

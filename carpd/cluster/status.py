@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Text = Annotated[str, Field(max_length=256)]
+MAX_VHIDS = 1024
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -45,13 +46,14 @@ class VhidStatus(_Model):
     @classmethod
     def read(cls, data: Any) -> VhidStatus:
         """From a status's vhost entry: the commit from its host steps."""
+        if not isinstance(data, dict) or "host_steps" not in data:
+            return cls.model_validate(data)  # already this model's own shape
         found = None
-        if isinstance(data, dict):
-            steps = data.get("host_steps")
-            for s in steps if isinstance(steps, list) else ():
-                if isinstance(s, dict) and s.get("name") == "conntrackd commit":
-                    found = s
-        return cls.model_validate({**data, "commit": found} if isinstance(data, dict) else data)
+        steps = data["host_steps"]
+        for s in steps[:64] if isinstance(steps, list) else ():
+            if isinstance(s, dict) and s.get("name") == "conntrackd commit":
+                found = s
+        return cls.model_validate({**data, "commit": found})
 
     @property
     def down_interval(self) -> float:
@@ -60,7 +62,9 @@ class VhidStatus(_Model):
         3 x interval + skew time, RFC 5798)."""
         if self.protocol == "vrrp3":
             return 3 * self.advbase + (256 - self.priority_sent) * self.advbase / 256
-        return 3 * self.advbase + self.advskew_sent / 256
+        # carpd's timer (core.timing): the configured advskew, not the demoted one sent
+        # (and deadratio 3, the default).
+        return 3 * self.advbase + self.advskew / 256
 
     def beats(self, other: VhidStatus) -> bool:
         """Would this node win the election against ``other``, as both advertise now?"""
@@ -99,6 +103,12 @@ class ConfigSync(_Model):
         return not (self.differ or self.only_here or self.only_peer or self.error)
 
 
+class Kept(_Model):
+    """The MASTER keeps its addresses (the ``addresses`` report): why not, if not."""
+
+    demoted: Text | None = None
+
+
 class NodeStatus(_Model):
     """One node as the cluster view sees it."""
 
@@ -106,14 +116,23 @@ class NodeStatus(_Model):
     maintenance: bool = False
     demotion: dict[Text, int] = Field(default_factory=dict, max_length=64)
     services: Services | None = None
-    vhosts: tuple[VhidStatus, ...] = Field(default=(), max_length=1024)
+    vhosts: tuple[VhidStatus, ...] = Field(default=(), max_length=MAX_VHIDS)
     state_sync: StateSync | None = None
     config_sync: ConfigSync | None = None
+    addresses: Kept | None = None
 
     @field_validator("vhosts", mode="before")
     @classmethod
     def _vhosts(cls, value: Any) -> Any:
-        return [VhidStatus.read(v) for v in value] if isinstance(value, list) else value
+        if not isinstance(value, list):
+            return value
+        if len(value) > MAX_VHIDS:  # before reading each: a hostile peer's 100,000
+            raise ValueError(f"more than {MAX_VHIDS} vhids")
+        return [VhidStatus.read(v) for v in value]
+
+    @property
+    def addresses_demoted(self) -> str | None:
+        return self.addresses.demoted if self.addresses else None
 
     @property
     def demoted(self) -> int:
@@ -132,5 +151,16 @@ def read(data: Any) -> NodeStatus:
         return NodeStatus.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the answer"
-        raise Unreadable(f"{where}: {first['msg']}") from None
+        # Where, by this module's own names and positions only: a key of the peer's
+        # (a demotion source) is its words, never repeated.
+        where = ".".join(
+            str(p) if isinstance(p, int) or p in _FIELDS else "?" for p in first["loc"]
+        )
+        raise Unreadable(f"{where or 'the answer'}: {first['msg']}") from None
+
+
+_FIELDS = {
+    name
+    for model in (Commit, VhidStatus, Services, Stats, StateSync, ConfigSync, Kept, NodeStatus)
+    for name in model.model_fields
+}

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from carpd.ctl import sync_args
+from carpd.ctl import drill_cli, sync_args
 from carpd.ctl.hosts import host_name
 from carpd.ctl.socketpath import CONFIG_ENV, DEFAULT_SOCKET, NoConfig, config_file, control_socket
 from carpd.sync.printable import printable
@@ -285,6 +285,7 @@ def make_parser() -> argparse.ArgumentParser:
         "was seen and the fix; exit 4 if something is wrong. Reads --config's file",
     )
     sync_args.add_parser(sub)
+    drill_cli.add_parser(sub)
     wu = sub.add_parser(
         "web-user",
         help="print a users_file line for the status page (asks for the password; "
@@ -354,6 +355,30 @@ def doctor(socket_path: str | None, config: str | None, as_json: bool) -> int:
     else:
         print(printable(report.text(), "\n\t"))
     return EXIT_CHECK_FAILED if report.problems else EXIT_OK
+
+
+def drill(args: argparse.Namespace) -> int:
+    """`carpctl drill`: the config for the peers and the record, carpd for the rest."""
+    named = config_file(args.config, os.environ)
+    config = named[0] if named else sync_args.DEFAULT_CONFIG
+    try:
+        sock, _ = control_socket(args.socket, config, os.environ)
+    except NoConfig as e:
+        print(f"carpctl: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def control(req: dict[str, Any]) -> dict[str, Any]:
+        reply = request(sock, req, timeout=60.0)
+        if not reply.get("ok"):
+            raise RuntimeError(str(reply.get("error", "refused")))
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    try:
+        return drill_cli.main(args, config, control)
+    except Unreachable as e:
+        print(f"carpctl: drill: cannot reach carpd at {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 def cluster_status(status: dict[str, Any], as_json: bool) -> int:
@@ -429,6 +454,8 @@ def _main(argv: list[str] | None = None) -> int:
         return sync_main(args)
     if args.command == "doctor":
         return doctor(args.socket, args.config, args.json or args.json_sub)
+    if args.command == "drill":
+        return drill(args)
     try:
         path, source = control_socket(args.socket, args.config, os.environ)
     except NoConfig as e:

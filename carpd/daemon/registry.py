@@ -25,6 +25,7 @@ from carpd.daemon.effects.hooks import Hooks
 from carpd.daemon.effects.pool import Pools
 from carpd.daemon.effects.route import Routes
 from carpd.daemon.observers.cluster import Cluster
+from carpd.daemon.observers.drill import DrillRecord
 from carpd.daemon.seam.events import Event, Lifecycle
 from carpd.daemon.seam.integration import Beside, Report
 from carpd.daemon.seam.lanes import Effect
@@ -98,7 +99,7 @@ def effects_for(config: Config, current: Sequence[Effect], needs: Needs) -> list
 
 def beside_for(needs: Needs) -> list[Beside]:
     """Made once the daemon runs (in its event loop), told the configuration next."""
-    return [IfstatedSlot(needs), Realtime(asyncio.get_running_loop()), Cluster()]
+    return [IfstatedSlot(needs), Realtime(asyncio.get_running_loop()), Cluster(), DrillRecord()]
 
 
 class IfstatedSlot:

@@ -52,7 +52,7 @@ COMMAND_TIMEOUT = 60.0  # a check or an after-command on the peer
 OUTPUT_BYTES = 2000  # the tail of its output kept, before masking
 HIDDEN = "output not shown (file marked secret)"
 # What a pusher may say about a push in this node's journal; the rest is this node's.
-CLAIMED = ("user", "from", "to", "explanation", "diff", "files")
+CLAIMED = ("user", "from", "to", "explanation", "diff", "files", "drill")
 
 
 class Refused(Exception):
@@ -141,6 +141,8 @@ class Agent:
             return {"records": self.journal.records()}
         if op == "apply":
             return self.apply(req["files"], req["record"])
+        if op == "record":  # a drill's report, in this node's journal too (a claim)
+            return self.record(req["record"])
         if op == "rollback":  # a pusher's check and after are ignored
             return self.rollback(req["path"], req["record"])
         raise Refused(f"unknown request {op!r}")
@@ -150,6 +152,16 @@ class Agent:
         if isinstance(record.get("diff"), str):
             record["diff"] = mask(record["diff"])
         return {**record, "ssh": self.seen}
+
+    def record(self, claimed: dict[str, Any]) -> dict[str, Any]:
+        """A drill run from the other node: its report as that node tells it, beside the
+        ssh connection this node saw. Nothing on this node changes but the journal."""
+        drill = claimed.get("drill")
+        if not isinstance(drill, dict) or not isinstance(drill.get("result"), str):
+            raise Refused("a record needs a drill report")
+        entry = {**self._record(claimed), "at": now(), "result": f"drill {drill['result'][:20]}"}
+        self.journal.append(entry)
+        return {}
 
     def apply(
         self, files: list[dict[str, Any]], claimed: dict[str, Any], rollback: bool = False

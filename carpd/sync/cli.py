@@ -286,7 +286,7 @@ class Sync:
         hashes is broken (a record edited, inserted or removed)."""
         read = self.journal.read()
         for r in read.records:
-            kind = "rollback" if r.get("rollback") else "push"
+            kind = "rollback" if r.get("rollback") else "drill" if r.get("drill") else "push"
             who = f"{r.get('user')}{seen(r)} {kind} {r.get('from')} -> {r.get('to')}"
             print(printable(f"{r.get('at')} {who}: {r.get('result')}"))
             print(printable(f"    {r.get('explanation')}"))

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretBytes
 
-from carpd.cluster.client import PeerClient, Seen
+from carpd.cluster.client import MAX_ANSWER, PeerClient, Seen
 from carpd.cluster.status import Unreadable, read
 from carpd.cluster.verdict import build
 from carpd.config.files import PassFile
@@ -488,7 +488,7 @@ HOSTILE = "hostile-value-7f3a"
         ),
         (
             {"node": "n2", "vhosts": [vhost("BACKUP", name=HOSTILE)] * 10_000},
-            "vhosts: Tuple should have at most 1024 items after validation, not 10000",
+            "vhosts: Value error, more than 1024 vhids",
         ),
         ({"node": [HOSTILE]}, "node: Input should be a valid string"),
         ({"node": HOSTILE * 20}, "node: String should have at most 256 characters"),
@@ -728,3 +728,65 @@ def test_the_report_samples_peer_up_and_each_vhid_master() -> None:
         "cluster: n2 answering: lan MASTER, wan BACKUP",
         "cluster: n3 not answering: no answer within 2 s",
     ]
+
+
+def test_a_status_larger_than_one_read_is_read_whole(tmp_path: Path) -> None:
+    """client.py _get: r.content.read(MAX_ANSWER + 1) returns what is buffered, not up to n."""
+    big = node("n2", *(vhost("BACKUP", name=f"v{i}", vhid=i % 255 + 1) for i in range(300)))
+
+    async def status(request: web.Request) -> web.StreamResponse:
+        return web.json_response(big)
+
+    got = asyncio.run(read_once(tmp_path, status))
+    assert got.error is None and got.status is not None and len(got.status.vhosts) == 300
+
+
+def test_an_answer_larger_than_max_answer_is_refused_for_its_size(tmp_path: Path) -> None:
+    async def huge(request: web.Request) -> web.StreamResponse:
+        return web.Response(text='{"node": "n2"' + " " * MAX_ANSWER + "}")
+
+    got = asyncio.run(read_once(tmp_path, huge))
+    assert got.error == f"its answer is larger than {MAX_ANSWER} bytes", got
+
+
+def test_a_hostile_dict_key_is_not_echoed() -> None:
+    """status.py read(): the loc of a dict value's error holds the peer's key."""
+    with pytest.raises(Unreadable) as info:
+        read({"node": "n2", "demotion": {HOSTILE * 1000: "x"}})
+    assert HOSTILE not in str(info.value)
+
+
+def test_a_redirect_is_not_followed_with_the_credential(tmp_path: Path) -> None:
+    got_auth: list[str | None] = []
+
+    async def run() -> object:
+        async def plain(request: web.Request) -> web.StreamResponse:
+            got_auth.append(request.headers.get("Authorization"))
+            return web.json_response({"node": "impostor"})
+
+        app = web.Application()
+        app.router.add_get("/{x:.*}", plain)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound(f"http://127.0.0.1:{port}/")
+
+        try:
+            return await read_once(tmp_path, redirect)
+        finally:
+            await runner.cleanup()
+
+    got = asyncio.run(run())
+    assert got_auth == [], "the credential went in clear text to another origin"
+    assert got.status is None  # type: ignore[attr-defined]
+
+
+def test_a_demoted_carp_backup_times_out_after_its_configured_advskew() -> None:
+    """carpd.core.machine master_down_interval uses settings.advskew (and deadratio), as
+    FreeBSD does; verdict (status.py down_interval) uses advskew_sent (demotion added)."""
+    n2 = node("n2", vhost("BACKUP", advskew=0, advskew_sent=100))
+    row = lan(view(node("n1", vhost("MASTER")), seen("n2", n2)))
+    assert row["if_this_node_failed"][0].startswith("n2 takes over lan after 3.00 s")

@@ -348,7 +348,8 @@ def test_document_errors(tmp_path: Path) -> None:
     path = write(tmp_path, "extra = 1\n" + MINIMAL)
     assert problems(path) == [
         f"{path}: extra: unknown key "
-        "(allowed keys: global, conntrackd, web, route, ifstated, sync, cluster, carp, pool, action, follow)"
+        "(allowed keys: global, conntrackd, web, route, ifstated, sync, cluster, carp, pool, "
+        "action, follow)"
     ]
 
 

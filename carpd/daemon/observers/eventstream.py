@@ -18,6 +18,7 @@ from carpd.daemon.seam.events import (
     AddressesApplied,
     AddressesRestored,
     DemotionChanged,
+    DrillDone,
     Event,
     Lifecycle,
     LinkChanged,
@@ -93,6 +94,8 @@ def to_json(event: Event, view: NodeView) -> dict[str, Any]:
         }
     if isinstance(event, LinkChanged):
         return {"event": "link", "at": now, "carpdev": event.carpdev, "up": event.up}
+    if isinstance(event, DrillDone):
+        return {"event": "drill", "at": now, "result": event.result, "summary": event.summary}
     assert isinstance(event, Lifecycle)
     return {"event": "lifecycle", "at": now, "phase": event.phase}
 

@@ -75,6 +75,14 @@ class ActionRan:
 
 
 @dataclass(frozen=True, slots=True)
+class DrillDone:
+    """`carpctl drill` ended on this node: passed, failed (rolled back) or refused."""
+
+    result: str
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class Lifecycle:
     phase: Literal["ready", "reloading", "reloaded", "stopping"]
 
@@ -86,6 +94,7 @@ Event = (
     | DemotionChanged
     | LinkChanged
     | ActionRan
+    | DrillDone
     | Lifecycle
 )
 

@@ -7,6 +7,7 @@ from typing import Any
 from carpd.core.demotion import CARPDEMOTE_STEP_MAX
 from carpd.core.model import State
 from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.events import DrillDone
 from carpd.daemon.seam.view import to_json, vhid_json
 from carpd.daemon.service.control import Refused
 
@@ -100,6 +101,16 @@ def set_state(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
     return _vhid(daemon, name)
 
 
+def drill_done(daemon: Daemon, req: dict[str, Any]) -> dict[str, Any]:
+    """`carpctl drill` tells how it ended: an event for the stream (its report is in
+    state_dir, where the drill's report shows it in status and /metrics)."""
+    result, summary = _arg(req, "result", str), _arg(req, "summary", str)
+    if result not in ("passed", "failed", "refused"):
+        raise Refused(f"result {result[:20]!r}: allowed are passed, failed, refused")
+    daemon.publisher.publish(DrillDone(result, summary[:1000]))
+    return {}
+
+
 def handlers(daemon: Daemon) -> dict[str, Any]:
     def bind(fn: Any) -> Any:
         return lambda req: fn(daemon, req)
@@ -112,4 +123,5 @@ def handlers(daemon: Daemon) -> dict[str, Any]:
         "up": bind(set_up),
         "down": bind(set_down),
         "state": bind(set_state),
+        "drill-done": bind(drill_done),
     }
