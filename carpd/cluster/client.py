@@ -165,10 +165,12 @@ def _meta(page: str, name: str) -> str | None:
 
 
 def _skew(r: aiohttp.ClientResponse, sent: float, took: float) -> float | None:
-    """The peer's clock minus ours, from its Date header (whole seconds: +-1 s)."""
+    """The peer's clock minus ours, from its Date header (whole seconds: +-0.5 s, plus
+    half the read's time)."""
     date = r.headers.get("Date")
     try:
         theirs = email.utils.parsedate_to_datetime(date).timestamp() if date else None
     except (TypeError, ValueError):
         return None
-    return None if theirs is None else round(theirs - (sent + took / 2), 1)
+    # The Date header drops the fraction: its second's middle is the best guess (+-0.5 s).
+    return None if theirs is None else round(theirs + 0.5 - (sent + took / 2), 1)

@@ -17,7 +17,7 @@ def text(view: dict[str, Any]) -> str:
     for p in view["peers"]:
         if p["answering"]:
             skew = p.get("clock_skew")
-            clock = f", clock {skew:+.0f} s" if skew is not None else ""
+            clock = f", clock {skew:+.1f} s" if skew is not None else ""
             extra = ", MAINTENANCE" if p.get("maintenance") else ""
             demoted = f", demoted by {p['demotion']}" if p.get("demotion") else ""
             out.append(f"  {p['name']}: answering{clock}{extra}{demoted}")

@@ -419,6 +419,8 @@ class Drill:
                         said.append("left maintenance mode / vhids up again")
         except Refusal as e:
             result, why = "refused", str(e)
+            named = [p.name for p in self.config.cluster.peer if self.opts.peer in (None, p.name)]
+            peer_name = named[0] if len(named) == 1 else None
         return {
             "result": result,
             "why": why,

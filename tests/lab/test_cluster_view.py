@@ -61,6 +61,7 @@ def test_cluster_status_shows_both_nodes_and_what_a_failure_of_this_one_would_do
     rc, text, _ = n1.ctl("cluster", "status")
     assert "lan (vhid 1): OK: n1 is MASTER" in text, text
     assert "if n1 failed now: n2 takes over lan after 3.39 s" in text, text
+    print(text)  # the docs' example
     status = json.dumps(n1.status())
     assert PASSWORD not in text + status
 

@@ -116,6 +116,7 @@ def test_a_drill_through_the_firewall_pair_keeps_every_connection(lab: Lab) -> N
     assert "fw2 is demoted by 240 (state sync 240)" in report["why"], report["why"]
     assert [s["step"] for s in report["steps"]] == ["checks before the drill"]
     assert fw1.states() == {"lan": "MASTER", "wan": "MASTER"}
+    print(fw1.ctl("drill", "--config", str(fw1.config), "--last")[1])  # the docs' report
     # fw2 starts it again and resyncs; then the drill runs, a client probing throughout.
     fw2.wait_log(r"\(state sync bulk done\)", BULK_TIMEOUT + STATS_INTERVAL * 2, start)
     try:
@@ -140,3 +141,4 @@ def test_a_drill_through_the_firewall_pair_keeps_every_connection(lab: Lab) -> N
     assert outage["recovered"] and outage["probes"] > 10, outage
     print(f"drill: probe outage {outage['outage']} s; {outage['failed']} of {outage['probes']}")
     assert fw1.states() == {"lan": "MASTER", "wan": "MASTER"}
+    print(fw1.ctl("drill", "--config", str(fw1.config), "--last")[1])  # the docs' report
