@@ -3,7 +3,9 @@
 firing when it should and silent when it should not), a broken rule fails that test, and
 every metric the rules and the dashboard's panels name is one carpd exports: read from
 /metrics of a real daemon on fake ports with conntrackd (a stand-in), a config sync
-report and an address put back, plus Prometheus's own `up`."""
+report, an address put back, a drill report (written by carpctl's own code) and a
+[[cluster.peer]] that answers over HTTPS with a pinned certificate, plus Prometheus's own
+`up`."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import ipaddress
 import json
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from fakes import FakeNetlink, FakePorts, config, install
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from carpd.core.model import State
+from carpd.ctl import drill
 from carpd.daemon.runtime.runtime import Daemon
+from carpd.daemon.seam.view import to_json
 from carpd.web.metrics import registry
 
 ROOT = Path(__file__).parents[2]
@@ -55,11 +62,30 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 # -- what carpd exports ------------------------------------------------------------
 
 
+def certificate(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A self-signed certificate for the peer (openssl) and its SHA-256 to pin."""
+    cert, key = tmp_path / "peer.pem", tmp_path / "peer.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=fw2", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", str(cert)],
+        check=True, capture_output=True, text=True, timeout=30,
+    ).stdout  # fmt: skip
+    return cert, key, out.strip().split("=", 1)[1]  # "sha256 Fingerprint=AB:CD:..."
+
+
 def exported(tmp_path: Path) -> dict[str, set[str]]:
     """Every series name /metrics gives (a counter's with its _total), with its labels,
     from a daemon that has every report with samples: [conntrackd] (a stand-in that
-    answers `-s` as conntrackd 1.4.7 does), the file `carpctl sync status` writes, and a
-    MASTER's address removed by "another program" and put back."""
+    answers `-s` as conntrackd 1.4.7 does), the file `carpctl sync status` writes, a
+    MASTER's address removed by "another program" and put back, the last drill's report
+    (a passed one, so that its last success is there too, saved by carpctl's own
+    drill.save) and a [[cluster.peer]] "fw2": an HTTPS server on loopback, its
+    certificate pinned, that answers /api/status with this very daemon's status, as a
+    peer's carpd would with its own (so the peer has a vhid, and a Date header)."""
     install()
     binary = tmp_path / "conntrackd"
     (tmp_path / "stats.txt").write_text(STATS)
@@ -70,15 +96,42 @@ def exported(tmp_path: Path) -> dict[str, set[str]]:
     (tmp_path / "state" / "sync").mkdir(parents=True)
     drift = {"checked": time.time(), "peer": "root@fw2", "differ": ["/etc/a"], "error": None}
     (tmp_path / "state" / "sync" / "status.json").write_text(json.dumps(drift))
+    drill.save(tmp_path / "state", {"result": "passed", "why": None, "finished": time.time(),
+                                    "peer": "fw2"})  # fmt: skip
+    cert, key, fingerprint = certificate(tmp_path)
+    (tmp_path / "fw2.pass").write_text("a password\n")
+    listening = socket.create_server(("127.0.0.1", 0))  # its port, for the config
+    port = listening.getsockname()[1]
     vip = ipaddress.ip_interface("192.0.2.100/24")
     table = f'name = "lan"\nvhid = 7\npass = "x"\naddresses = ["{vip}"]\n'
     table += f'\n[conntrackd]\nenabled = true\nbinary = "{binary}"\nconfig = "{conf}"\n'
+    # Read every 60 s: the one read that counts is the refresh below.
+    table += "\n[cluster]\ninterval = 60.0\n"
+    table += f'\n[[cluster.peer]]\nname = "fw2"\nurl = "https://127.0.0.1:{port}"\n'
+    table += f'passfile = "{tmp_path / "fw2.pass"}"\nfingerprint = "{fingerprint}"\n'
     ports = FakePorts(FakeNetlink())
     daemon = Daemon(config(tmp_path, table), ports)
 
+    async def status(request: web.Request) -> web.StreamResponse:
+        return web.json_response(to_json(daemon.view()))
+
     async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/api/status", status)
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await runner.setup()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        await web.SockSite(runner, listening, ssl_context=context).start()
+        try:
+            await run()
+        finally:
+            await runner.cleanup()
+
+    async def run() -> None:
         await daemon.start()
         await daemon.settle()
+        await daemon.integrations.refresh()  # every peer read now (carpctl status --fresh)
         daemon.force_state("lan", State.MASTER)
         await daemon.settle()
         await ports.watcher.heard()
@@ -88,7 +141,10 @@ def exported(tmp_path: Path) -> dict[str, set[str]]:
         await ports.watcher.heard()
         await daemon.stop()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        listening.close()
     text = generate_latest(registry(daemon.view)).decode()
     names: dict[str, set[str]] = dict(PROMETHEUS_SERIES)
     for family in text_string_to_metric_families(text):
@@ -102,6 +158,11 @@ def exported(tmp_path: Path) -> dict[str, set[str]]:
         "carpd_state_sync_external_connections",
         "carpd_config_sync_drift_files",
         "carpd_addresses_restored_total",
+        "carpd_drill_last_result",
+        "carpd_drill_last_success_timestamp_seconds",
+        "carpd_cluster_peer_up",
+        "carpd_cluster_peer_clock_skew_seconds",  # only from a peer that answered
+        "carpd_cluster_peer_master",
     ):
         assert needed in names, f"{needed} missing from /metrics: {sorted(names)}"
     return names
@@ -214,6 +275,12 @@ def test_the_rules_pass_their_promtool_tests_and_every_alert_is_tested_both_ways
         ("CarpdVhidSplitBrain", "on (cluster, name, vhid)", "on (name, vhid)"),
         # The new-series branch never true: a vhid's first restore goes unseen.
         ("CarpdAddressesRestored", "offset 10m == 1", "offset 10m == 2"),
+        # A node whose drills never passed: "and" for "unless" sees only those that did.
+        ("CarpdDrillOverdue", "unless on (instance, job)", "and on (instance, job)"),
+        # The threshold in hours instead of seconds: overdue after 35 hours.
+        ("CarpdDrillOverdue", "> 35 * 86400", "> 35 * 3600"),
+        # A skew only one way: the node whose peer is behind never alerts.
+        ("CarpdClusterClockSkew", "< -5", "< -50"),
     ],
 )
 def test_a_broken_rule_fails_its_promtool_tests(
@@ -285,7 +352,9 @@ def test_the_dashboard_is_current_grafana_json_on_a_chosen_datasource() -> None:
                    "Adverts rejected, by reason", "Host steps failed and late",
                    "Connections: ours and the peer's", "conntrackd, bulk resync, stall",
                    "Config drift (the last carpctl sync status)",
-                   "Addresses put back, taken away, failed"):  # fmt: skip
+                   "Addresses put back, taken away, failed", "Last drill",
+                   "Since the last drill that passed", "Peers answering",
+                   "Clock skew to each peer", "MASTER as each peer says"):  # fmt: skip
         assert wanted in titles, wanted
     for p in graphs:
         assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
