@@ -39,6 +39,9 @@ def advert_checks(status: Mapping[str, Any]) -> Iterator[Finding]:
             yield Finding(name, None, True, f"no advert {what} in the last minute on {n} vhid(s)")
 
 
+NEEDS = "needs the running carpd"
+
+
 def not_running() -> Iterator[Finding]:
     for name in ("advert-auth", "vhid-speakers"):
-        yield Finding(name, None, None, "needs the running carpd")
+        yield Finding(name, None, None, NEEDS)

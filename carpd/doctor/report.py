@@ -10,19 +10,23 @@ from typing import Any
 @dataclass(frozen=True)
 class Finding:
     """One check on one subject: ``ok`` True (well), False (wrong: ``fix`` says what to
-    do) or None (not checked here, ``saw`` says why)."""
+    do) or None (not checked here, ``saw`` says why). ``warning``: a None worth seeing,
+    with a fix (a peer that does not answer: the checks that need it did not run); it is
+    not a problem, and the exit status does not change for it."""
 
     check: str  # stable name, e.g. "carp-filter"
     subject: str | None  # the carpdev, vhid or interface it is about; None: the node
     ok: bool | None
     saw: str  # what was seen: the rule, the sysctl and its value, the source address
     fix: str | None = None  # a command or a config line
+    warning: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "check": self.check,
             "subject": self.subject,
             "ok": self.ok,
+            "warning": self.warning,
             "saw": self.saw,
             "fix": self.fix,
         }
@@ -39,6 +43,10 @@ class Report:
     def problems(self) -> list[Finding]:
         return [f for f in self.findings if f.ok is False]
 
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.warning]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": not self.problems,
@@ -46,14 +54,17 @@ class Report:
             "carpd": self.carpd,
             "running": self.running,
             "problems": len(self.problems),
+            "warnings": len(self.warnings),
             "findings": [f.to_json() for f in self.findings],
         }
 
     def text(self) -> str:
         lines = [f"config {self.config}", f"carpd: {self.carpd}"]
         lines += [line for f in self.findings for line in finding_lines(f)]
-        n = len(self.problems)
+        n, w = len(self.problems), len(self.warnings)
         lines.append(f"{n} problem(s) found" if n else "no problems found")
+        if w:
+            lines[-1] += f", {w} warning(s)"
         return "\n".join(lines)
 
 
@@ -62,7 +73,7 @@ VERDICT = {True: "ok", False: "PROBLEM", None: "skipped"}
 
 def finding_lines(f: Finding) -> Sequence[str]:
     name = f.check + (f" {f.subject}" if f.subject else "")
-    lines = [f"{name}: {VERDICT[f.ok]}: {f.saw}"]
-    if f.fix and f.ok is False:
+    lines = [f"{name}: {'WARNING' if f.warning else VERDICT[f.ok]}: {f.saw}"]
+    if f.fix and (f.ok is False or f.warning):
         lines.append(f"\tfix: {f.fix}")
     return lines

@@ -7,7 +7,7 @@ from typing import Any
 
 from carpd.config import ConfigError
 from carpd.config.load import load_config
-from carpd.doctor import daemon, node
+from carpd.doctor import daemon, node, pair
 from carpd.doctor.report import Finding, Report
 
 
@@ -45,4 +45,5 @@ def examine(
     found += node.arp(config, host, running)
     found += node.bridges(config, host)
     found += daemon.advert_checks(status) if status is not None else daemon.not_running()
+    found += pair.pair_checks(status) if status is not None else pair.skipped(daemon.NEEDS)
     return Report(config_path, carpd, running, tuple(found))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 from carpd_lab import bounds
 from carpd_lab.cluster import Node, VhidSpec, start_master_first
 from carpd_lab.netlab import Host, Lab
+from carpd_lab.pairview import INTERVAL, TIMEOUT, join
 
 ROOT = Path(__file__).parents[2]
 VIPS = ("192.0.2.100/24", "2001:db8::100/64")
@@ -295,7 +297,8 @@ def test_conntrackd_sync_port_and_tcp_loose_offline(lab: Lab) -> None:
     report = assert_clean(host, path)
     assert report["running"] is False and "not reachable" in report["carpd"]
     skipped = {f["check"] for f in report["findings"] if f["ok"] is None}
-    assert skipped == {"advert-auth", "vhid-speakers"}
+    pair = {"pair-peer", "pair-settings", "pair-preempt", "pair-clock"}
+    assert skipped == {"advert-auth", "vhid-speakers", *pair}
 
     # 3. The kernel's default: mid-stream TCP makes connections, synced or not.
     host.check("sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=1")
@@ -346,3 +349,68 @@ def test_the_same_vhid_twice_is_the_loaders_error(lab: Lab) -> None:
     path.write_text(text + text[text.index("[[carp]]") :].replace('"lan"', '"lan2"'))
     f = one_problem(host, path, "config")
     assert "duplicate vhid 1 on carpdev eth0" in f["saw"]
+
+
+def peer_seen(node: Node, done: Callable[[dict[str, Any]], bool]) -> bool:
+    """Whether ``node``'s cluster view has read its one peer, answering, with ``done``
+    true of that peer's status."""
+    peers = node.status().get("cluster", {}).get("peers", [])  # none until the first read
+    return any(p["answering"] and done(p["status"]) for p in peers)
+
+
+def test_the_pair_through_the_cluster_view_advbase_mismatch_and_advskew_tie(lab: Lab) -> None:
+    """Two real nodes that read each other's status page: n2 with advbase 2 and n1's
+    advskew 0. The doctor on n1 names both through the cluster view, with the fix; n2
+    reloaded with advbase 1 and advskew 100, the pair checks are clean on both nodes."""
+    nodes = {}
+    for i, advbase in ((1, 1), (2, 2)):
+        host = lab.add_host(f"n{i}", f"192.0.2.{i}/24")
+        spec = VhidSpec(1, (VIPS[0],), advskew=0, advbase=advbase, name="lan")
+        spec.extra["preempt"] = True  # the preferred node takes its role back (pair-preempt)
+        nodes[f"192.0.2.{i}"] = Node(lab, host, [spec])
+    join(lab, nodes)
+    n1, n2 = nodes.values()
+    start_master_first(n1, n2)  # n1 wins: CARP compares advbase first
+    # n1's next read of n2 (every INTERVAL, each bounded by TIMEOUT) finds it answering.
+    wait_for(
+        "n1 reads n2",
+        INTERVAL + TIMEOUT + bounds.REACTION,
+        lambda: peer_seen(n1, lambda s: s["vhosts"][0]["advbase"] == 2),
+    )
+    code, report = doctor(n1.host, n1.config)
+    assert code == 4
+    found = problems(report)
+    assert [f["check"] for f in found] == ["pair-settings", "pair-preempt"], found
+    settings, tie = found
+    assert settings["subject"] == tie["subject"] == "lan"
+    assert settings["saw"].startswith(
+        "lan: advbase 1 on n1, 2 on n2: the adverts' timing differs and so does the takeover "
+        "bound (master-down 3.00 s on n1, 6.00 s on n2)"
+    )
+    assert settings["fix"] == "advbase = 1 for lan on n2 (or the same other value on both)"
+    assert tie["saw"].startswith("lan: advskew 0 on both n1 and n2: a tie")
+    assert tie["fix"] == "advskew = 100 for lan on the node meant to be BACKUP"
+    ran = {f["check"]: f["ok"] for f in report["findings"] if f["subject"] == "n2"}
+    assert ran == {"pair-peer": True, "pair-clock": True}, report  # one clock in the lab
+
+    # The fixes: n2 gets advbase 1 and advskew 100, and reloads.
+    n2.vhids[0].advbase, n2.vhids[0].advskew = 1, 100
+    n2.write_config()
+    mark = n2.mark()
+    n2.signal(signal.SIGHUP)
+    n2.wait_log("configuration reloaded", bounds.COMMAND, mark)  # a config read, a vhid restart
+    wait_for(
+        "n1 reads n2's new settings",
+        INTERVAL + TIMEOUT + bounds.REACTION,
+        lambda: peer_seen(n1, lambda s: (s["vhosts"][0]["advbase"], s["vhosts"][0]["advskew"])
+                          == (1, 100)),
+    )  # fmt: skip
+    assert n1.states() == {"lan": "MASTER"} and n2.states() == {"lan": "BACKUP"}
+    wait_for("n2 reads n1", INTERVAL + TIMEOUT + bounds.REACTION, lambda: peer_seen(n2, bool))
+    for node, other in ((n1, "n2"), (n2, "n1")):
+        report = assert_clean(node.host, node.config)
+        pair = {f["check"]: f for f in report["findings"] if f["check"].startswith("pair-")}
+        assert {c: f["ok"] for c, f in pair.items()} == dict.fromkeys(
+            ("pair-peer", "pair-settings", "pair-preempt", "pair-clock"), True
+        ), pair
+        assert pair["pair-settings"]["subject"] == other

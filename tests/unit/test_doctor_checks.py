@@ -289,7 +289,11 @@ def test_a_well_node_gives_a_clean_report_and_exit_0(
     assert ran == {
         "config", "carp-filter", "snat-adverts", "conntrack-tcp-loose", "conntrackd-port",
         "rp-filter", "arp-vip", "bridge-flood", "advert-auth", "vhid-speakers",
+        "pair-peer", "pair-settings", "pair-preempt", "pair-clock",
     }  # fmt: skip
+    # No [[cluster.peer]]: the pair checks are skipped, not a problem.
+    pairs = [f for f in report.findings if f.check.startswith("pair-")]
+    assert {(f.ok, f.warning) for f in pairs} == {(None, False)}
     # carpctl: 0 when well, 4 with a problem; unreachable carpd is said, not a problem.
     for host, code in ((well, 0), (ill, EXIT_CHECK_FAILED)):
         monkeypatch.setattr(node, "Host", lambda host=host: host)
@@ -297,4 +301,5 @@ def test_a_well_node_gives_a_clean_report_and_exit_0(
         out = capsys.readouterr().out
         assert f"carpd: not reachable ({tmp_path}/carpd.sock: " in out
         assert "advert-auth: skipped: needs the running carpd" in out
+        assert "pair-settings: skipped: needs the running carpd" in out
     assert "rp-filter eth0: PROBLEM: " in out and "\tfix: sysctl -w net.ipv4.conf.all" in out
