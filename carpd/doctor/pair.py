@@ -188,18 +188,16 @@ def preemption(here: NodeStatus, name: str, peer: NodeStatus) -> Iterator[Findin
             continue
         nodes = ((here.node, v, here), (name, w, peer))
         (best, bv, bs), (other, ov, _) = nodes if _better(v, w) else nodes[::-1]
-        if bv.state == "BACKUP" and ov.state == "MASTER" and bv.preempt:
+        held = []
+        if bs.maintenance:
+            held.append("maintenance mode")
+        if bv.demotion:
+            held.append(f"demotion {bv.demotion}")
+        if bv.state == "BACKUP" and ov.state == "MASTER" and bv.preempt and held:
+            pass  # demoted: preemption works as meant (the demotion has its own findings)
+        elif bv.state == "BACKUP" and ov.state == "MASTER" and bv.preempt:
             bad = True
-            held = []
-            if bs.maintenance:
-                held.append("maintenance mode")
-            if bv.demotion:
-                held.append(f"demotion {bv.demotion}")
-            now = (
-                f"held back now only by its {' and '.join(held)}"
-                if held
-                else "not held back now: a takeover under way"
-            )
+            now = "not held back now: a takeover under way"
             saw = (
                 f"{v.name}: {best} is BACKUP with preempt on and the better {key} "
                 f"({_rank(bv)[1]} against MASTER {other}'s {_rank(ov)[1]}): it takes the role "

@@ -167,20 +167,31 @@ def test_the_same_advskew_or_priority_is_a_tie() -> None:
 
 
 def test_the_preferred_node_backup_with_preempt_on_takes_over_always() -> None:
-    # fw2 has the better advskew and preempt on, yet fw1 is MASTER: demoted.
-    s = status([vhid("MASTER", advskew=100)], [vhid("BACKUP", advskew=0, demotion=50)])
+    # fw2 has the better advskew and preempt on, yet fw1 is MASTER, and nothing holds fw2
+    # back: it takes the role at once, every time it can.
+    s = status([vhid("MASTER", advskew=100)], [vhid("BACKUP", advskew=0)])
     for side in (s, swapped(s)):
         (f,) = problems(side)
         assert f.check == "pair-preempt" and f.subject == "lan"
         assert f.saw == (
             "lan: fw2 is BACKUP with preempt on and the better advskew (0 against MASTER "
-            "fw1's 100): it takes the role at once whenever it can (held back now only by "
-            "its demotion 50), each time"
+            "fw1's 100): it takes the role at once whenever it can (not held back now: a "
+            "takeover under way), each time"
         )
         assert f.fix == (
             "if fw1 is meant to be MASTER, give it the better advskew; if fw2 is, see what "
             "holds it back (carpctl status on fw2)"
         )
+
+
+def test_a_demoted_preferred_node_is_preemption_working_as_meant() -> None:
+    # Demoted (a failing check) or in maintenance: BACKUP is where it belongs for now.
+    s = status([vhid("MASTER", advskew=100)], [vhid("BACKUP", advskew=0, demotion=50)])
+    for side in (s, swapped(s)):
+        assert problems(side) == []
+
+
+def test_a_vrrp_preferred_backup_not_held_back_is_named() -> None:
     here, peer = VRRP
     s = status([{**here[0], "state": "BACKUP"}], [{**peer[0], "state": "MASTER"}])
     (f,) = problems(s)
