@@ -138,6 +138,23 @@ class Drill:
     start: float = field(default_factory=time.monotonic)
     handed: list[str] = field(default_factory=list)  # what rollback must undo
 
+    def __post_init__(self) -> None:
+        # carpd refusing a request (an unknown group) or gone (its socket) is a refusal
+        # before anything was handed over, and a failure, rolled back, after.
+        self.status = self._guarded(self.status)
+        self.control = self._guarded(self.control)
+
+    def _guarded(self, fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        def call(*args: Any) -> dict[str, Any]:
+            try:
+                return fn(*args)
+            except (Refusal, Failed):
+                raise
+            except Exception as e:
+                raise (Failed if self.handed else Refusal)(f"carpd: {e}") from None
+
+        return call
+
     # -- steps ----------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -414,9 +431,12 @@ class Drill:
                     self.drill(here, peer, peer_cfg, vhids)
                 except Failed as e:
                     result, why = "failed", str(e)
-                    with self.step("roll back") as said:
-                        self.undo()
-                        said.append("left maintenance mode / vhids up again")
+                    try:
+                        with self.step("roll back") as said:
+                            self.undo()
+                            said.append("left maintenance mode / vhids up again")
+                    except Failed as undone:  # said in the step; the report still goes out
+                        why += f"; and the roll back failed: {undone}"
         except Refusal as e:
             result, why = "refused", str(e)
             named = [p.name for p in self.config.cluster.peer if self.opts.peer in (None, p.name)]

@@ -759,3 +759,43 @@ def test_the_summary_names_the_probes_outage() -> None:
     probe = {"command": "true", "probes": 10, "failed": 2, "outage": 0.41, "recovered": True}
     report = report_of("failed", 1_765_000_000.0, probe=probe)
     assert drill.summary(report) == "drill failed: exit 1 (probe outage 0.41 s, 2 of 10 failed)"
+
+
+class Broken(Pair):
+    """carpd refuses ``refuse`` requests, and its status breaks once this node is in
+    maintenance mode (``status_breaks``), as carpctl's callables raise."""
+
+    def __init__(self, refuse: str | None = None, status_breaks: bool = False) -> None:
+        super().__init__()
+        self.refuse, self.status_breaks = refuse, status_breaks
+
+    def status(self) -> dict[str, Any]:
+        if self.status_breaks and self.here.get("maintenance"):
+            raise RuntimeError("carpd went away")
+        return super().status()
+
+    def control(self, req: dict[str, Any]) -> dict[str, Any]:
+        if req["command"] == self.refuse:
+            self.requests.append(req)
+            raise RuntimeError(f"no interface group {req.get('group')!r}")
+        return super().control(req)
+
+
+def test_carpd_refusing_a_request_before_the_hand_over_is_a_refusal(tmp_path: Path) -> None:
+    pair = Broken(refuse="group")
+    report = run(tmp_path, pair, group="nosuch")
+    assert report["result"] == "refused", report
+    assert report["why"] == "carpd: no interface group 'nosuch'"
+    assert pair.handing() == []
+
+
+def test_carpd_failing_after_the_hand_over_rolls_back(tmp_path: Path) -> None:
+    pair = Broken(status_breaks=True)
+    report = run(tmp_path, pair)
+    assert report["result"] == "failed", report
+    assert report["why"] == "carpd: carpd went away"
+    assert [(r["command"], r.get("on")) for r in pair.handing()] == [
+        ("maintenance", True),
+        ("maintenance", False),
+    ]
+    assert steps(report)[-1] == ("roll back", True)
