@@ -1,5 +1,5 @@
 """Chaos on real namespaces: loss, partitions, a flapping link, crashes, reload storms and
-floods of forged adverts. Every test is bounded in time; the file runs in about 2.5 min.
+floods of forged adverts. Every test is bounded in time; the file runs in about 2 min.
 
 Two carpd nodes (CARP, advbase 1, n1 advskew 0, n2 advskew 100, preempt off) unless a
 test says otherwise.
@@ -224,8 +224,12 @@ def test_a_partition_of_one_node_from_two_heals_to_one_master_in_one_interval(
     _, line = n2.wait_state("BACKUP", timeout=3 * bound, start=healed_mark)
     took = line_time(line) - healed
     assert took <= bound, f"one master again after {took:.3f} s"
-    n3.wait_counter("adverts_received", 4)
-    assert n3.status()["vhosts"][0]["master"] == "192.0.2.1"
+    # n3 heard the same advert of n1 that n2 yielded to: it names n1 as master within
+    # the same bound (no need to count more of its adverts).
+    deadline = healed + 3 * bound
+    while (master := n3.status()["vhosts"][0]["master"]) != "192.0.2.1":
+        assert time.time() < deadline, f"n3 still names {master} as master"
+        time.sleep(0.05)
     assert_one_master(nodes, n1)
     assert transitions(n1, marks["n1"]) == []  # the better master never yields
     assert transitions(n3, marks["n3"]) == []  # the third node just follows
@@ -274,7 +278,7 @@ def test_a_link_flapping_20_times_in_5_s_ends_with_one_master_and_no_stray_addre
 
     n1.wait_log(r"carpdev eth0 down", timeout=bounds.REACTION, start=marks[0])
     n2.wait_state("MASTER", timeout=bounds.takeover(n2.master_down), start=marks[1])
-    n1.wait_counter("adverts_received", 4)  # n1's link is back: it hears n2 again
+    n1.wait_counter("adverts_received", 2)  # n1's link is back: it hears n2 again (both families)
     assert_one_master([n1, n2], n2)
     st = n1.status()["vhosts"][0]
     assert st["link_up"] is True and st["demotion"] == 0, st  # nothing left demoted
@@ -448,7 +452,9 @@ def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -
     assert flood.wait(5) == 0
     sent = int(done.split()[1])
     assert sent >= FLOOD_RATE * FLOOD_SECONDS * 0.9, done
-    n2.wait_counter("adverts_received", 2)  # and after it, too
+    # And after it, too: the counter is read once the flood has ended, so any advert it
+    # then gains was heard after the flood.
+    n2.wait_counter("adverts_received", 1)
 
     for node, mark in zip((n1, n2), marks, strict=True):
         assert transitions(node, mark) == []
@@ -475,28 +481,7 @@ def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -
     assert n2.status()["vhosts"][0]["master"] == "192.0.2.1"
 
 
-def test_a_vhid_that_keeps_losing_its_adverts_is_reported_flapping(lab: Lab) -> None:
-    """Seed 004's "random flips ... appears to be network timeouts": three short
-    partitions in a row (the backup stops hearing the master for longer than its
-    master-down interval, then hears it again) are six transitions within a minute, more
-    than 4. The backup logs the flap once, at the fifth, with the silences that caused
-    it, and status shows the history."""
-    n1, n2 = pair(lab)
-    mark = n2.mark()
-    for _ in range(3):
-        start = n2.mark()
-        lab.isolate(n1.host)
-        lab.isolate(n2.host)
-        n2.wait_state("MASTER", timeout=bounds.takeover(n2.master_down), start=start)
-        lab.isolate(n1.host, False)
-        lab.isolate(n2.host, False)
-        # n1 advertises more often: n2 yields at the next advert it hears.
-        n2.wait_state("BACKUP", timeout=n1.vhids[0].advert_interval + bounds.REACTION, start=start)
-    _, line = n2.wait_log(r"carp1: flapping: 5 transitions in 60 s", bounds.REACTION, mark)
-    assert "3 adverts missed" in line  # the silences: 3.4 s without n1's adverts
-    status = n2.status()["vhosts"][0]
-    assert status["flapping"] is True
-    takeovers = [r for r in status["history"] if r["to"] == "MASTER"]
-    assert len(takeovers) == 3
-    assert all(r["adverts_missed"] == 3 and r["reason"] == "master timed out" for r in takeovers)
-    assert all(3.0 <= r["gap"] <= n2.master_down + bounds.REACTION for r in takeovers)
+# -- 7. a vhid that keeps losing its adverts -----------------------------------------------
+# Reported flapping at the fifth transition, with the silences: test_flapping's
+# test_the_same_number_of_transitions_from_lost_adverts_is_a_flap_at_the_fifth (the same
+# three partitions on a pair of its own, and every assertion this file made about them).
