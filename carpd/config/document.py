@@ -23,6 +23,7 @@ from carpd.config.tables.pool import PoolConfig, PoolRef
 from carpd.config.tables.roles import ActionConfig, FollowConfig, Follows
 from carpd.config.tables.route import RouteConfig
 from carpd.config.tables.sync import SyncConfig
+from carpd.config.tables.track import TrackConfig
 from carpd.config.tables.web import WebConfig
 from carpd.config.values import Conflict, Frozen, conflicts
 
@@ -41,6 +42,7 @@ class ConfigFile(Frozen):
     pool: tuple[PoolConfig, ...] = ()
     action: tuple[ActionConfig, ...] = ()
     follow: tuple[FollowConfig, ...] = ()
+    track: tuple[TrackConfig, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -89,6 +91,7 @@ class ConfigFile(Frozen):
                 found.append(Conflict(("carp", i, "name"), c.name, msg, ("carp", j)))
         found += self._check_pools(by_vhid)
         found += self._check_targets()
+        found += self._check_trackers()
         if found:
             raise conflicts(*found)
         return self
@@ -107,6 +110,26 @@ class ConfigFile(Frozen):
                 if k != i:
                     msg = f"vhid {vhid} on carpdev {p.carpdev} is also in {{other}}"
                     found.append(Conflict(("pool", i, "nodes"), vhid, msg, ("pool", k)))
+        return found
+
+    def _check_trackers(self) -> list[Conflict]:
+        """[[track]] names are unique, and name vhids and groups that exist."""
+        found = []
+        names = {c.name for c in self.carp}
+        groups = {g for c in self.carp for g in c.all_groups}
+        seen: dict[str, int] = {}
+        for i, t in enumerate(self.track):
+            j = seen.setdefault(t.name, i)
+            if j != i:
+                found.append(Conflict(("track", i, "name"), t.name, "duplicate name (also {other})",
+                                      ("track", j)))  # fmt: skip
+            for k, v in enumerate(t.vhids):
+                if v not in names:
+                    found.append(Conflict(("track", i, "vhids", k), v, "no [[carp]] has this name"))
+            for k, g in enumerate(t.groups):
+                if g not in groups:
+                    found.append(Conflict(("track", i, "groups", k), g,
+                                          "no [[carp]] is in this group"))  # fmt: skip
         return found
 
     def _check_targets(self) -> list[Conflict]:

@@ -10,6 +10,7 @@ from importlib.util import find_spec
 EXTRAS = {
     "web": ("aiohttp", "prometheus_client"),  # the status page, /api/status, /metrics
     "ifstated": ("lark",),  # ifstated.conf's grammar
+    "track": ("icmplib", "dns"),  # [[track]] kinds ping (ICMP echo) and dns (dnspython)
 }
 
 

@@ -17,6 +17,7 @@ from carpd.config.tables.pool import PoolConfig, PoolRef
 from carpd.config.tables.roles import ActionConfig, FollowConfig, Follows, Phase
 from carpd.config.tables.route import RouteConfig
 from carpd.config.tables.sync import SyncConfig, SyncFile
+from carpd.config.tables.track import TrackConfig
 from carpd.config.tables.web import WebConfig
 from carpd.config.values import (
     INTERNAL,
@@ -82,6 +83,7 @@ __all__ = [
     "StrictBool",
     "SyncConfig",
     "SyncFile",
+    "TrackConfig",
     "WebConfig",
     "conflicts",
 ]

@@ -63,6 +63,22 @@ class Demotion:
 
     sources: dict[str, int] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=lambda: {DEFAULT_GROUP: 0})
+    # Sources that demote some vhids only (a [[track]] with vhids or groups): reason ->
+    # (the vhids' names, the groups, the amount).
+    scoped: dict[str, tuple[frozenset[str], frozenset[str], int]] = field(default_factory=dict)
+
+    def set_scoped(
+        self, reason: str, vhids: Iterable[str], groups: Iterable[str], amount: int
+    ) -> bool:
+        """Set (or clear, with 0) a source that demotes only ``vhids`` and the members of
+        ``groups``; True if anything changed."""
+        old = self.scoped.get(reason)
+        new = (frozenset(vhids), frozenset(groups), amount)
+        if amount:
+            self.scoped[reason] = new
+        else:
+            self.scoped.pop(reason, None)
+        return (old[2] if old else 0) != amount or (amount != 0 and old != new)
 
     def set_source(self, reason: str, amount: int) -> bool:
         """Set (or clear, with 0) one node-wide source; True if anything changed."""
@@ -94,12 +110,18 @@ class Demotion:
         self.groups[name] = new
         return new
 
-    def reasons(self, groups: Iterable[str]) -> list[tuple[str, int]]:
-        """What makes up a vhid's demotion: (reason, amount), largest first."""
+    def reasons(self, groups: Iterable[str], name: str | None = None) -> list[tuple[str, int]]:
+        """What makes up the demotion of the vhid ``name`` in ``groups``: (reason,
+        amount), largest first."""
         parts = [(reason, amount) for reason, amount in self.sources.items() if amount]
         unique = dict.fromkeys(groups)
         parts += [(group_source(g), self.groups.get(g, 0)) for g in unique if self.groups.get(g)]
+        parts += [
+            (reason, amount)
+            for reason, (vhids, scoped_groups, amount) in self.scoped.items()
+            if amount and (name in vhids or not scoped_groups.isdisjoint(unique))
+        ]
         return sorted(parts, key=lambda p: (-p[1], p[0]))
 
-    def total(self, groups: Iterable[str]) -> int:
-        return sum(amount for _, amount in self.reasons(groups))
+    def total(self, groups: Iterable[str], name: str | None = None) -> int:
+        return sum(amount for _, amount in self.reasons(groups, name))

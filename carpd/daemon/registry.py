@@ -26,8 +26,9 @@ from carpd.daemon.effects.pool import Pools
 from carpd.daemon.effects.route import Routes
 from carpd.daemon.observers.cluster import Cluster
 from carpd.daemon.observers.drill import DrillRecord
+from carpd.daemon.observers.trackers import Trackers
 from carpd.daemon.seam.events import Event, Lifecycle
-from carpd.daemon.seam.integration import Beside, Report
+from carpd.daemon.seam.integration import Beside, Demoter, Report
 from carpd.daemon.seam.lanes import Effect
 from carpd.daemon.seam.roles import HostRoles
 from carpd.daemon.seam.view import NodeView
@@ -47,7 +48,8 @@ class Needs:
 
     netlink: Netlink
     publish: Callable[[Event], None]
-    state_sync_demotion: Callable[[int, str], None]
+    # The demotion levers an integration pulls (the runtime's Levers).
+    demote: Demoter
     # The daemon's one link watch: an effect watches an interface through it.
     links: LinkService | None = None
     # Beside those the config asks for (tests, plugins); an Integration among them shows
@@ -67,12 +69,12 @@ def effects_for(config: Config, current: Sequence[Effect], needs: Needs) -> list
             synced = old is not None and old.synced
             started = old.started if old is not None else None  # stopped only at exit
             old = Conntrack(
-                config.conntrackd, needs.state_sync_demotion, synced, started, needs.links,
+                config.conntrackd, needs.demote.state_sync_demotion, synced, started, needs.links,
                 needs.roles,
             )  # fmt: skip
         effects.append(old)
     elif old is not None:  # state sync turned off: no longer a reason to be demoted
-        needs.state_sync_demotion(0, "state sync off")
+        needs.demote.state_sync_demotion(0, "state sync off")
     if any(c.pool is not None for c in config.carp):  # its buckets are the addresses
         pools = next((e for e in current if isinstance(e, Pools)), None)
         effects.append(
@@ -99,7 +101,13 @@ def effects_for(config: Config, current: Sequence[Effect], needs: Needs) -> list
 
 def beside_for(needs: Needs) -> list[Beside]:
     """Made once the daemon runs (in its event loop), told the configuration next."""
-    return [IfstatedSlot(needs), Realtime(asyncio.get_running_loop()), Cluster(), DrillRecord()]
+    return [
+        IfstatedSlot(needs),
+        Realtime(asyncio.get_running_loop()),
+        Cluster(),
+        DrillRecord(),
+        Trackers(needs.demote, needs.publish),
+    ]
 
 
 class IfstatedSlot:

@@ -349,7 +349,7 @@ def test_document_errors(tmp_path: Path) -> None:
     assert problems(path) == [
         f"{path}: extra: unknown key "
         "(allowed keys: global, conntrackd, web, route, ifstated, sync, cluster, carp, pool, "
-        "action, follow)"
+        "action, follow, track)"
     ]
 
 

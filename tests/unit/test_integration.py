@@ -39,6 +39,16 @@ pass = "s3cret"
 """
 
 
+class Demote:
+    """No demotion lever is pulled here."""
+
+    def state_sync_demotion(self, amount: int, why: str) -> None:
+        pass
+
+    def scoped_demotion(self, *args: object) -> None:
+        pass
+
+
 def load(tmp_path: Path, text: str) -> Config:
     path = tmp_path / "carpd.toml"
     path.write_text(f'[global]\nstate_dir = "{tmp_path}/state"\n{text}')
@@ -103,7 +113,7 @@ def test_a_trivial_integration_shows_in_status_from_its_one_registration(
     registry), the toy's report is in the view, the JSON under its name, and carpctl's
     text, with no line anywhere else naming it."""
     toy = Toy()
-    needs = Needs(None, lambda _: None, lambda *_: None, extra=(toy,))  # type: ignore[arg-type]
+    needs = Needs(None, lambda _: None, Demote(), extra=(toy,))  # type: ignore[arg-type]
     effects = effects_for(load(tmp_path, VHID), [], needs)
     assert isinstance(toy, Integration)
     registry = Integrations(lambda: effects)

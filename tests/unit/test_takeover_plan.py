@@ -97,6 +97,16 @@ POOL_TAKEOVER = [  # ip mode: the bucket map is the address; no gratuitous ARP
 Row = tuple[str, bool, float | None, str | None]
 
 
+class Demote:
+    """No demotion lever is pulled here."""
+
+    def state_sync_demotion(self, amount: int, why: str) -> None:
+        pass
+
+    def scoped_demotion(self, *args: object) -> None:
+        pass
+
+
 def plans(tmp_path: Path) -> dict[str, list[Row]]:
     """Each transition's rows, planned (never run) from the machines' drains."""
     cfg = config(tmp_path, TEXT)
@@ -104,7 +114,7 @@ def plans(tmp_path: Path) -> dict[str, list[Row]]:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        needs = Needs(FakeNetlink(), lambda e: None, lambda amount, why: None)  # type: ignore[arg-type]
+        needs = Needs(FakeNetlink(), lambda e: None, Demote())  # type: ignore[arg-type]
         effects = effects_for(cfg, (), needs)
         view = lambda vh: vh.view(Demotion(), 0, 0)  # noqa: E731
         host = Host(needs.netlink, needs.publish, effects, view, needs.roles)

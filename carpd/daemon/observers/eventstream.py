@@ -23,6 +23,7 @@ from carpd.daemon.seam.events import (
     Lifecycle,
     LinkChanged,
     RoleChanged,
+    TrackChanged,
 )
 from carpd.daemon.seam.view import NodeView, VhidKey
 
@@ -94,6 +95,15 @@ def to_json(event: Event, view: NodeView) -> dict[str, Any]:
         }
     if isinstance(event, LinkChanged):
         return {"event": "link", "at": now, "carpdev": event.carpdev, "up": event.up}
+    if isinstance(event, TrackChanged):
+        return {
+            "event": "track",
+            "at": now,
+            "track": event.name,
+            "up": event.up,
+            "why": event.why,
+            "demotion": event.demotion,
+        }
     if isinstance(event, DrillDone):
         return {"event": "drill", "at": now, "result": event.result, "summary": event.summary}
     assert isinstance(event, Lifecycle)

@@ -43,7 +43,7 @@ class Levers:
             return
         now = self._now()
         for vh in self.vhosts.values():
-            vh.machine.set_demotion(self.ledger.total(vh.cfg.all_groups), now)
+            vh.machine.set_demotion(self.ledger.total(vh.cfg.all_groups, vh.cfg.name), now)
             self._process(vh)
         totals = {vh.key: vh.machine.demotion for vh in self.vhosts.values()}
         self._publish(DemotionChanged(totals))
@@ -66,6 +66,23 @@ class Levers:
         if self.ledger.set_source(source, amount):
             total = sum(self.ledger.sources.values())
             log.warning("carp: demoted by %d to %d (%s)", amount - old, total, why)
+            self.apply_demotion()
+
+    def scoped_demotion(
+        self, reason: str, vhids: tuple[str, ...], groups: tuple[str, ...], amount: int, why: str
+    ) -> None:
+        """A tracker's demotion: node-wide without vhids and groups, else theirs only."""
+        if not vhids and not groups:
+            self.source_demotion(reason, amount, why)
+            return
+        old = self.ledger.scoped.get(reason, (frozenset(), frozenset(), 0))[2]
+        if self.ledger.set_scoped(reason, vhids, groups, amount):
+            hit = [vh for vh in self.vhosts.values()
+                   if vh.cfg.name in vhids or set(vh.cfg.all_groups) & set(groups)]  # fmt: skip
+            total = max((self.ledger.total(vh.cfg.all_groups, vh.cfg.name) for vh in hit),
+                        default=amount)  # fmt: skip
+            names = ", ".join(vh.cfg.name for vh in hit)
+            log.warning("carp: %s: demoted by %d to %d (%s)", names, amount - old, total, why)
             self.apply_demotion()
 
     def senderr(self, failing: list[str]) -> None:

@@ -91,9 +91,7 @@ class Daemon:
         self.integrations = Integrations(lambda: self.host.effects)
         self.integrations.add(ConfigSync(lambda: self.drift))
         pub = self.publisher.publish
-        self._needs = Needs(
-            self.netlink, pub, lv.state_sync_demotion, self.links, effects, self.view
-        )
+        self._needs = Needs(self.netlink, pub, lv, self.links, effects, self.view)
         self.host = Host(
             self.netlink,
             pub,
@@ -184,7 +182,7 @@ class Daemon:
         vh = await self._new_vhost(cfg, config)
         self.vhosts[(cfg.carpdev, cfg.vhid)] = vh
         now = self.now()
-        vh.machine.set_demotion(self.ledger.total(cfg.all_groups), now)
+        vh.machine.set_demotion(self.ledger.total(cfg.all_groups, cfg.name), now)
         vh.machine.link_changed(vh.dev.link.up, now)
         vh.machine.start(now)
         self._process(vh)

@@ -156,7 +156,7 @@ class Vhost:
             master=m.master,
             params=m.params(),
             demotion=m.demotion,
-            demotion_reasons=tuple(ledger.reasons(self.cfg.all_groups)),
+            demotion_reasons=tuple(ledger.reasons(self.cfg.all_groups, self.cfg.name)),
             preempt=m.settings.preempt,
             enabled=m.enabled,
             link_up=m.link_up,

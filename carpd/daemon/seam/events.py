@@ -75,6 +75,16 @@ class ActionRan:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackChanged:
+    """A [[track]] went up or down (after rise or fall, with its quorum)."""
+
+    name: str
+    up: bool
+    why: str
+    demotion: int  # what it adds now
+
+
+@dataclass(frozen=True, slots=True)
 class DrillDone:
     """`carpctl drill` ended on this node: passed, failed (rolled back) or refused."""
 
@@ -95,6 +105,7 @@ Event = (
     | LinkChanged
     | ActionRan
     | DrillDone
+    | TrackChanged
     | Lifecycle
 )
 

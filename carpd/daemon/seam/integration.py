@@ -77,6 +77,20 @@ class Beside(Integration, Protocol):
     async def reconfigure(self, config: Config) -> None: ...
 
 
+class Demoter(Protocol):
+    """The node's demotion as integrations may move it (the runtime's levers), each
+    change logged in FreeBSD's words: "demoted by 240 to 240 (why)"."""
+
+    def state_sync_demotion(self, amount: int, why: str) -> None: ...
+
+    def scoped_demotion(
+        self, reason: str, vhids: tuple[str, ...], groups: tuple[str, ...], amount: int, why: str
+    ) -> None:
+        """``reason`` demotes by ``amount`` (0: no longer): the vhids ``vhids`` and the
+        members of ``groups``, or, with neither, the whole node."""
+        ...
+
+
 @runtime_checkable
 class Refreshable(Protocol):
     """An integration whose report can be made true now on request (the cluster view

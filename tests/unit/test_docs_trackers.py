@@ -1,0 +1,23 @@
+"""docs/trackers.md's examples, one per kind, are a configuration carpd accepts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from carpd.config import load_config
+from carpd.config.tables.track import TARGETS
+
+DOC = Path(__file__).parents[2] / "docs" / "trackers.md"
+
+
+def test_the_trackers_docs_examples_load_and_show_every_kind(tmp_path: Path) -> None:
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", DOC.read_text(), re.S)]
+    text = block + '\n[[carp]]\nname = "wan"\ncarpdev = "eth0"\nvhid = 1\npass = "x"\n'
+    text += 'addresses = ["192.0.2.100/24"]\n'
+    path = tmp_path / "carpd.toml"
+    path.write_text(text)
+    config = load_config(path)
+    assert {t.kind for t in config.track} == set(TARGETS)
+    uplink = next(t for t in config.track if t.name == "uplink")
+    assert (uplink.quorum, len(uplink.targets), uplink.weight) == (2, 3, 50)
