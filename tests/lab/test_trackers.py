@@ -243,3 +243,78 @@ def test_weights_order_three_nodes_by_their_uplinks(lab: Lab) -> None:
     b.wait_state("MASTER", "lan", b.master_down + bounds.REACTION + 1, mark)
     c.wait_states({"lan": "BACKUP"}, b.vhids[0].advert_interval * 2 + bounds.REACTION)
     assert b.states() == {"lan": "MASTER"}
+
+
+def dns_server(lab: Lab, host: Host) -> subprocess.Popen[bytes]:
+    """dnsmasq answering one name, nothing else (no upstream, no hosts file)."""
+    proc = host.spawn(
+        ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+         "--no-hosts", "--listen-address=192.0.2.53", "--bind-interfaces",
+         "--address=/site.example/192.0.2.80", "--log-facility=-", "--log-queries"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    LogWatch(proc.stdout).wait_for("started", bounds.START_UP)
+    return proc
+
+
+BFD = """\
+    router id {me};
+    protocol device {{ scan time 1; }}
+    protocol bfd {{ neighbor {peer}; interface "eth0" {{ interval 100 ms; multiplier 3; }}; }}
+    """
+
+
+def test_file_process_script_dns_and_bfd_trackers(lab: Lab) -> None:
+    """Every other kind against its real target, each provoked down and back up."""
+    dns = lab.add_host("dns", "192.0.2.53/24")
+    server = dns_server(lab, dns)
+    router = lab.add_host("router", "192.0.2.254/24")
+    rbird = Bird(lab, router, textwrap.dedent(BFD.format(me="192.0.2.254", peer="192.0.2.1")))
+    host = lab.add_host("n1", "192.0.2.1/24")
+    nbird = Bird(lab, host, textwrap.dedent(BFD.format(me="192.0.2.1", peer="192.0.2.254")))
+    level, flag, pidfile = lab.tmp / "level", lab.tmp / "flag", lab.tmp / "worker.pid"
+    level.write_text("0\n")
+    flag.touch()
+    worker = host.spawn(["sleep", "3600"])
+    pidfile.write_text(f"{worker.pid}\n")
+    fast = {"interval": INTERVAL, "timeout": INTERVAL, "rise": 1, "fall": 1}
+    tracks = [
+        {"name": "level", "kind": "file", "targets": str(level), "weight": 1, **fast},
+        {"name": "worker", "kind": "process", "targets": str(pidfile), "weight": 2, **fast},
+        {"name": "flag", "kind": "script", "targets": f"test -e {flag}", "weight": 4, **fast},
+        {"name": "resolver", "kind": "dns", "targets": "192.0.2.53", "query": "site.example",
+         "weight": 8, **fast},
+        {"name": "bfd", "kind": "bfd", "targets": "192.0.2.254", "control": str(nbird.socket),
+         "weight": 16, "interval": INTERVAL, "timeout": INTERVAL, "rise": 1, "fall": 1},
+    ]  # fmt: skip
+    n1 = Node(lab, host, [VhidSpec(1, (LAN,), name="lan")])
+    n1.arrays["track"] = tracks
+    n1.start()
+    n1.wait_ready()
+    # BFD comes up once both BIRDs have talked (100 ms x 3), the others at the first probe.
+    for t in tracks:
+        wait_tracker(n1, t["name"], True, verdict_limit(1) + bounds.START_UP)
+    # Every target down at once: 1 + 2 + 4 + 8 + 16.
+    level.write_text("3\n")
+    lab.kill(worker, 9)
+    worker.wait(bounds.COMMAND)
+    flag.unlink()
+    lab.kill(server, 9)
+    rbird.birdc("disable", "bfd1")
+    for t in tracks:
+        wait_tracker(n1, t["name"], False, verdict_limit(1) + bounds.COMMAND)
+    assert n1.status()["vhosts"][0]["demotion"] == 31
+    details = {t["name"]: t["targets"][0]["detail"] for t in trackers(n1).values()}
+    assert details["level"] == "value 3" and details["flag"] == "exit 1", details
+    assert details["bfd"].startswith("BFD "), details
+    # And back.
+    level.write_text("0\n")
+    flag.touch()
+    worker = host.spawn(["sleep", "3600"])
+    pidfile.write_text(f"{worker.pid}\n")
+    server = dns_server(lab, dns)
+    rbird.birdc("enable", "bfd1")
+    for t in tracks:
+        wait_tracker(n1, t["name"], True, verdict_limit(1) + bounds.START_UP)
+    assert n1.status()["vhosts"][0]["demotion"] == 0
