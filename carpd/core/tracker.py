@@ -83,5 +83,7 @@ class Tracker:
             (s,) = self.states.values()
             word = "up" if self.up else "down"
             return f"track {self.name}: {word}" + (f" ({s.last_detail})" if s.last_detail else "")
+        if self.up:
+            return f"track {self.name}: {self.up_count} of {len(self.targets)} targets up"
         lost = len(self.targets) - self.up_count
         return f"track {self.name}: {lost} of {len(self.targets)} targets lost"
