@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DETAIL_MAX = 200  # characters of a probe's result kept
+
 
 @dataclass
 class Target:
@@ -26,7 +28,8 @@ class Target:
 
     def observe(self, ok: bool, detail: str = "") -> bool:
         """One probe result; True when the target's state changed."""
-        self.last_ok, self.last_detail = ok, detail
+        # A target's words (an HTTP error, BIRD's state) reach status and the log: short.
+        self.last_ok, self.last_detail = ok, detail[:DETAIL_MAX]
         if self.up is None:
             self.up, self.streak = ok, 0
             return True

@@ -82,3 +82,9 @@ def test_a_target_changes_only_after_rise_or_fall_alike_results(
             assert history[-need:] == [ok] * need and t.up is ok
         else:
             assert t.up is before
+
+
+def test_a_targets_words_are_kept_short() -> None:
+    t = Target(rise=1, fall=1)
+    t.observe(False, "x" * 10_000)
+    assert len(t.last_detail) == 200
