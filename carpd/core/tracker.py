@@ -29,7 +29,9 @@ class Target:
     def observe(self, ok: bool, detail: str = "") -> bool:
         """One probe result; True when the target's state changed."""
         # A target's words (an HTTP error, BIRD's state) reach status and the log: short.
-        self.last_ok, self.last_detail = ok, detail[:DETAIL_MAX]
+        # No control characters: a newline from a target would start a forged log line.
+        shown = "".join(c if c.isprintable() else "?" for c in detail[:DETAIL_MAX])
+        self.last_ok, self.last_detail = ok, shown
         if self.up is None:
             self.up, self.streak = ok, 0
             return True

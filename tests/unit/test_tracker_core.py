@@ -88,3 +88,5 @@ def test_a_targets_words_are_kept_short() -> None:
     t = Target(rise=1, fall=1)
     t.observe(False, "x" * 10_000)
     assert len(t.last_detail) == 200
+    t.observe(False, "HTTP 500\ncarp: forged line")
+    assert t.last_detail == "HTTP 500?carp: forged line"
