@@ -81,13 +81,17 @@ def test_http_and_tcp_trackers_follow_a_real_server(lab: Lab) -> None:
         "HTTP 200"
     )
     wait_tracker(n1, "port", True, verdict_limit(1))
+    rc, text, _ = n1.ctl("status")
+    assert rc == 0 and "track site (http): up: track site: up (HTTP 200 in" in text, text
     mark = n1.mark()
     lab.kill(server, 9)
     server.wait(bounds.COMMAND)
     n1.wait_log(r"demoted by 1048576 to \d+ \(track site: down \(", verdict_limit(2), mark)
-    n1.wait_log(r"demoted by 1048576 to 2097152 \(track port: down \(", verdict_limit(2), mark)
+    n1.wait_log(r"demoted by 1048576 to \d+ \(track port: down \(", verdict_limit(2), mark)
     n2.wait_state("MASTER", "lan", takeover_limit(n1) + verdict_limit(2))
     assert n1.status()["demotion"] == {"track site": 1048576, "track port": 1048576}
+    rc, text, _ = n1.ctl("status")
+    assert "track port (tcp): DOWN, demoting node by 1048576: track port: down (" in text, text
     # Back: rise successes, the demotion lifted, n1 preempts again.
     mark = n1.mark()
     server = http_server(lab, web)
