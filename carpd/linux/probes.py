@@ -49,16 +49,18 @@ class Prober:
         except TimeoutError:
             return False, f"no answer within {self.cfg.timeout:g} s"
         except OSError as e:
-            return False, e.strerror or str(e)
+            return False, _reason(e)
+        except Exception as e:  # a probe's own bug: the target is down, the task goes on
+            return False, f"{type(e).__name__}: {e}"
 
     async def _probe(self, target: str) -> Result:
         kind = self.cfg.kind
         if kind == "interface":
             return interface(target)
-        if kind == "file":
-            return number_file(target)
-        if kind == "process":
-            return process(target)
+        if kind == "file":  # off the loop: a FIFO or a slow disk must not stall it
+            return await asyncio.to_thread(number_file, target)
+        if kind == "process":  # a scan of /proc: off the loop (a ms with 100 processes)
+            return await asyncio.to_thread(process, target)
         if kind == "tcp":
             return await tcp(target, self.cfg.interface)
         if kind == "http":
@@ -95,6 +97,11 @@ class Prober:
         return True, f"HTTP {status} in {ms:.0f} ms"
 
 
+def _reason(e: OSError) -> str:
+    """The kernel's words for it ("Connection refused"): asyncio puts its own in strerror."""
+    return os.strerror(e.errno) if e.errno else (e.strerror or str(e))
+
+
 def interface(name: str) -> Result:
     """Up: the kernel says the link is up (operstate), or, where the driver does not
     report one (``unknown``), it has a carrier."""
@@ -112,7 +119,12 @@ def interface(name: str) -> Result:
 def number_file(path: str) -> Result:
     """keepalived's track_file with weight 0: up while the file holds 0."""
     try:
-        text = Path(path).read_text()[:64].strip()
+        # Never blocks on a FIFO (O_NONBLOCK) and reads 64 bytes at most (not /dev/zero).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            text = os.read(fd, 64).decode(errors="replace").strip()
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         return False, "no such file"
     try:
@@ -151,7 +163,7 @@ async def tcp(target: str, interface: str | None) -> Result:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
     except OSError as e:
-        return False, e.strerror or str(e)
+        return False, _reason(e)
     finally:
         sock.close()
     return True, f"connected in {(time.monotonic() - start) * 1000:.0f} ms"

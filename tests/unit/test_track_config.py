@@ -239,3 +239,17 @@ def test_vhids_and_groups_that_no_carp_has_are_refused(tmp_path: Path) -> None:
         f'{path}: track[0].vhids[1] = "mail": no [[carp]] has this name',
         f'{path}: track[0].groups[2] = "dmz": no [[carp]] is in this group',
     ]
+
+
+def test_a_target_with_a_control_character_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from carpd.config.model import TrackConfig
+
+    try:
+        TrackConfig.model_validate({"name": "t", "kind": "bgp", "targets": "up1\nrestart all"})
+    except ValidationError as e:
+        (conflict,) = e.errors()[0]["ctx"]["conflicts"]
+        assert "control character" in conflict.message
+    else:
+        raise AssertionError("a newline in a bgp target was accepted")

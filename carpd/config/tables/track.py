@@ -154,4 +154,6 @@ def _bad_target(kind: str, target: str) -> str | None:
         return "not an interface name"
     elif kind == "file" and not target.startswith("/"):
         return "not an absolute path"
+    if any(c < " " or c == "\x7f" for c in target):
+        return "contains a control character (a newline would be a second command to BIRD)"
     return None
