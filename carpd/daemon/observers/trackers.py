@@ -139,22 +139,16 @@ class Trackers:
             if wanted.get(name) != r.cfg:
                 await self._stop(r)
                 del self.running[name]
-        new = [cfg for name, cfg in wanted.items() if name not in self.running]
-        count = sum(len(cfg.targets) for cfg in new)
-        i = 0
-        for cfg in new:
-            r = self.running[cfg.name] = Running(cfg)
-            for t in cfg.targets:
-                # Spread over the interval: 100 trackers started together would all
-                # probe in the same moment every second (the benchmark saw VRRPv3's
-                # 0.1 s adverts move by 1 ms).
-                r.tasks.append(asyncio.create_task(self._watch(r, t, cfg.interval * i / count)))
-                i += 1
+        for name, cfg in wanted.items():
+            if name not in self.running:
+                r = self.running[name] = Running(cfg)
+                # Together, on one beat: spreading them over the interval cost more (the
+                # benchmark: 8.2 % of a core instead of 3.6, VRRPv3 p99 1.95 ms, not 1.60).
+                r.tasks = [asyncio.create_task(self._watch(r, t)) for t in cfg.targets]
 
-    async def _watch(self, r: Running, target: str, offset: float) -> None:
+    async def _watch(self, r: Running, target: str) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + offset
-        await asyncio.sleep(offset)
+        next_at = loop.time()
         while True:
             ok, detail = await r.prober.probe(target)
             before = r.state.up
