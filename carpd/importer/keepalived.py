@@ -1022,7 +1022,7 @@ class _Translator:
                 "fall": s.fall,
             }
         if kind == "interface":
-            return {"targets": ref, "interval": 0.1, "rise": 1, "fall": 1}
+            return {"targets": ref, "interval": 0.1, "timeout": 0.1, "rise": 1, "fall": 1}
         if kind == "file":
             f = self.files[ref]
             return {"targets": str(f.target), "interval": 1.0, "rise": 1, "fall": 1}
