@@ -49,8 +49,28 @@ def carpd_page() -> str:
         "They stand for one [[carp]] table named carp0 and cannot be mixed with --config."
     )
     options += cli.option_list(theirs, "carpd")
+    importing, import_synopsis = _import_section()
     template = (HERE / "carpd.8.in").read_text()
-    return fill(template, {**header_parts(), "SYNOPSIS": synopsis, "OPTIONS": options})
+    parts = {"SYNOPSIS": synopsis + import_synopsis, "OPTIONS": options, "IMPORT": importing}
+    return fill(template, {**header_parts(), **parts})
+
+
+def _import_section() -> tuple[str, str]:
+    """``carpd import``'s sources, each with its usage, help and options; and their
+    synopsis lines."""
+    from carpd.importer.cli import make_parser as import_parser
+
+    out, synopsis = [], ""
+    for name, help_line, sub in cli.commands(import_parser()):
+        actions = [a for a in cli.shown(sub) if not _is_help(a)]
+        items = [bold(name), *map(cli.usage_item, cli.optionals(actions))]
+        items += map(cli.usage_item, cli.positionals(actions))
+        synopsis += cli.synopsis("carpd import", items)
+        out.append(cli.heading(f"carpd import {name}"))
+        out.append(cli.paragraph(help_line))
+        listed = [a for a in cli.positionals(actions) if a.help] + cli.optionals(actions)
+        out.append(cli.option_list(listed, f"carpd import {name}"))
+    return "".join(out), synopsis
 
 
 def _leaves(parser: argparse.ArgumentParser, words: list[str]) -> list[list[str]]:

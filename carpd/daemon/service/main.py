@@ -162,6 +162,10 @@ def print_conntrackd_conf(config: Config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["import"]:  # an offline translator (carpd.importer): nothing else
+        from carpd.importer.cli import main as import_main
+
+        return import_main(argv[1:])
     if any(a in ("-h", "--help") for a in argv):
         make_parser().print_help()
         return 0
