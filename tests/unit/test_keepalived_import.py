@@ -88,6 +88,17 @@ def test_golden(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     run_case(CORPUS / case, "keepalived", tmp_path, capsys)
 
 
+def test_the_docs_show_what_the_importer_gives() -> None:
+    """docs/keepalived.md and docs/ucarp.md show a corpus case's carpd.toml and report
+    as they are (regenerated, they would change here first)."""
+    docs = Path(__file__).parents[2] / "docs"
+    for case, page in (("pair", "keepalived.md"), ("ucarp-interfaces", "ucarp.md")):
+        text = (docs / page).read_text()
+        report = (CORPUS / case / "report.txt").read_text().rsplit("(exit status", 1)[0]
+        assert (CORPUS / case / "carpd.toml").read_text().rstrip() in text, page
+        assert report.rstrip() in text, page
+
+
 def convert(
     text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, dict[str, object], str]:
