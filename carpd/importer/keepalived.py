@@ -248,6 +248,8 @@ class _Translator:
         self.instances: list[_Instance] = []
         self.uses: list[_Use] = []
         self.actions: list[Table] = []
+        # [[action]]s of notify whose last argument is the priority, known at the end
+        self.pending_priority: list[tuple[dict[str, Value], str, int]] = []
         self.said: set[str] = set()  # the vrrp_scripts whose own findings are reported
 
     def say(self, kind: Kind, node: Node, what: str, keyword: str | None = None) -> None:
@@ -1088,6 +1090,9 @@ class _Translator:
             inst.carp["advskew"] = PRIO_MAX - total
         else:
             inst.carp["priority"] = total
+        for items, target, _ in self.pending_priority:
+            if target == inst.name:
+                items["shell"] = f"{items['shell']}{total}"
         inst.carp.setdefault("advbase", 1)  # keepalived's advert_int default
         ordered = {k: inst.carp[k] for k in _ORDER if k in inst.carp}
         inst.carp.clear()
@@ -1144,14 +1149,19 @@ class _Translator:
             items["on"] = ["master", "backup"]
             items["shell"] = (
                 'case "$CARP_STATE" in INIT) s=FAULT ;; *) s="$CARP_STATE" ;; esac; '
-                f'exec {shlex.join(argv)} {kind} {shlex.quote(kname)} "$s" {prio}'
+                f'exec {shlex.join(argv)} {kind} {shlex.quote(kname)} "$s" '
             )
+            if target[0] == "group":
+                items["shell"] = f"{items['shell']}0"
+            else:
+                self.pending_priority.append((items, target[1], prio))
+            passed = "0" if target[0] == "group" else "the priority with every tracker up"
             self.say(
                 "changed",
                 node,
-                f"run with {kind} {kname} MASTER|BACKUP|FAULT {prio}, "
-                "keepalived's order; the priority is the configured one, and STOP is "
-                "never passed (a stopping MASTER passes FAULT, a BACKUP nothing)",
+                f"run with {kind} {kname} MASTER|BACKUP|FAULT and {passed}, keepalived's "
+                "order (keepalived passes the current priority); STOP is never passed (a "
+                "stopping MASTER passes FAULT, a BACKUP nothing)",
             )
         elif phase is not None:
             items["on"] = ["backup"]
