@@ -10,6 +10,7 @@ report first); 2 the file could not be read or parsed, or the command line is wr
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 
@@ -57,8 +58,9 @@ def make_parser() -> argparse.ArgumentParser:
     ka.add_argument(
         "--host",
         metavar="ID",
-        help="read @ID lines as keepalived -i ID (its config-id) would; default: none, "
-        "so every @ID line is left out and every @^ID line kept",
+        help="read @ID lines as keepalived -i ID (its config-id) would, for the node the "
+        "file is meant for; default: as keepalived on this host, whose config-id is the "
+        "host name up to its first dot",
     )
     uc = sub.add_parser(
         "ucarp-interfaces",
@@ -77,7 +79,8 @@ def main(argv: list[str]) -> int:
 
         warnings: list[ParseWarning] = []
         try:
-            nodes = parse(path, args.host, warnings=warnings)
+            host = args.host if args.host is not None else socket.gethostname().split(".")[0]
+            nodes = parse(path, host, warnings=warnings)
         except ParseError as e:
             print(f"carpd import: {e}", file=sys.stderr)
             return EXIT_UNREADABLE

@@ -5,6 +5,7 @@ daemon nor carpd's config models."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import tomllib
@@ -98,3 +99,17 @@ def test_help_lists_both_sources() -> None:
     done = carpd("import", "--help")
     assert done.returncode == 0
     assert "keepalived" in done.stdout and "ucarp-interfaces" in done.stdout
+
+
+def test_host_lines_are_read_for_the_node_named(tmp_path: Path) -> None:
+    """@ID lines as keepalived -i ID reads them; by default as on this host."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(CLEAN.replace("    priority 150\n", "@lb1 priority 150\n@lb2 priority 100\n"))
+    for host, priority in (("lb1", 150), ("lb2", 100)):
+        done = carpd("import", "keepalived", "--host", host, str(conf))
+        assert tomllib.loads(done.stdout)["carp"][0]["priority"] == priority, done.stderr
+    here = socket.gethostname().split(".")[0]
+    conf.write_text(CLEAN.replace("    priority 150\n", f"@{here} priority 120\n"))
+    assert (
+        tomllib.loads(carpd("import", "keepalived", str(conf)).stdout)["carp"][0]["priority"] == 120
+    )
