@@ -62,8 +62,9 @@ def carpd_imports(path: Path) -> set[str]:
 
 
 # The composition root: where the daemon is put together with the integrations beside
-# it (the status page), which in turn read the daemon. Nothing else may look up.
-ROOTS = {"daemon/service/serve.py": {"web"}}
+# it (the status page), which in turn read the daemon, and the command line that hands
+# `carpd import` to the importer. Nothing else may look up.
+ROOTS = {"daemon/service/serve.py": {"web"}, "daemon/service/main.py": {"importer"}}
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))

@@ -178,6 +178,22 @@ REFUSED = {
         'kind = "ping"\ntargets = "192.0.2.1"\ninterface = "eth1"',
         'track[0].interface = "eth1": only for kind tcp',
     ),
+    "tls_verify on tcp": (
+        'kind = "tcp"\ntargets = "192.0.2.1:80"\ntls_verify = false',
+        "track[0].tls_verify = false: only for kind http",
+    ),
+    "record on ping": (
+        'kind = "ping"\ntargets = "192.0.2.1"\nrecord = "AAAA"',
+        'track[0].record = "AAAA": only for kind dns',
+    ),
+    "daemon on file": (
+        'kind = "file"\ntargets = "/run/level"\ndaemon = "frr"',
+        'track[0].daemon = "frr": only for kind bgp or bfd',
+    ),
+    "status on tcp, as numbers": (
+        'kind = "tcp"\ntargets = "192.0.2.1:80"\nstatus = [200, 204]',
+        'track[0].status = "200, 204": only for kind http',
+    ),
     "dns without a query": (
         'kind = "dns"\ntargets = "192.0.2.53"',
         "track[0].query = None: required for kind dns",

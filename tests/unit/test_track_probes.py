@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from carpd.config.model import TrackConfig
 from carpd.linux import probes
-from carpd.linux.probes import Prober
+from carpd.linux.probes import Prober, ProcessScan
 
 # What a probe may take beyond its timeout: the event loop's turn, a killed shell's exit.
 MARGIN = 1.0
@@ -133,6 +134,33 @@ def test_process_missing_or_empty_pid_file_is_down(tmp_path: Path) -> None:
     )
     (tmp_path / "empty.pid").write_text("")
     assert probe(cfg("process", str(tmp_path / "empty.pid"))) == (False, "no pid in the pid file")
+
+
+def test_process_trackers_probing_together_share_one_scan_of_proc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """20 process trackers on one beat read /proc once, not 20 times (each scan held
+    the loop); a scan a moment later answers from it too, one after FRESH reads again."""
+    scans = ProcessScan()
+    reads = []
+    real = scans._read
+
+    async def counted() -> Counter[bytes]:
+        reads.append(1)
+        return await real()
+
+    monkeypatch.setattr(scans, "_read", counted)
+    comm = Path("/proc/self/comm").read_text().strip().encode()
+
+    async def run() -> list[int]:
+        found = await asyncio.gather(*(scans.names() for _ in range(20)))
+        again = await scans.names()
+        await asyncio.sleep(ProcessScan.FRESH)
+        later = await scans.names()
+        return [n[comm] for n in (*found, again, later)]
+
+    counts = asyncio.run(run())
+    assert all(c >= 1 for c in counts) and len(reads) == 2
 
 
 def test_process_pid_file_of_a_dead_process_is_down(tmp_path: Path) -> None:

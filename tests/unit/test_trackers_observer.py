@@ -14,7 +14,7 @@ import pytest
 
 from carpd.config import Config, load_config
 from carpd.daemon.observers import eventstream
-from carpd.daemon.observers.trackers import Trackers, reason
+from carpd.daemon.observers.trackers import STEP, Trackers, reason
 from carpd.daemon.seam.events import Event, TrackChanged
 from carpd.daemon.seam.integration import Sample
 from carpd.daemon.seam.view import NodeView
@@ -358,3 +358,40 @@ def test_a_track_event_in_carpctl_events_json() -> None:
         "why": "track uplink: 2 of 3 targets lost",
         "demotion": 50,
     }
+
+
+def test_targets_probe_one_after_another_not_in_the_same_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probes started in one moment run in one turn of the loop, and an advert due then
+    waits for all of them: each target gets its own moment, STEP after the previous."""
+    files = [tmp_path / f"f{i}" for i in range(5)]
+    for f in files:
+        f.write_text("0\n")
+    started: list[tuple[float, str]] = []
+
+    async def stamped(self: Prober, target: str) -> Result:
+        started.append((asyncio.get_running_loop().time(), target))
+        return True, "stamped"
+
+    monkeypatch.setattr(Prober, "probe", stamped)
+    trackers = Trackers(FakeDemoter(), lambda e: None)
+    targets = ", ".join(f'"{f}"' for f in files)
+    extra = f'\n[[track]]\nname = "all"\nkind = "file"\ntargets = [{targets}]\ninterval = 1\n'
+
+    begun = []
+
+    async def main() -> None:
+        config = configure(tmp_path, extra)
+        begun.append(asyncio.get_running_loop().time())
+        await trackers.reconfigure(config)
+        try:
+            await until("every target probed", lambda: len(started) == len(files))
+        finally:
+            await trackers.close()
+
+    run(main)
+    # Never before its moment (a loop that woke late may run several at once).
+    assert STEP > 0
+    assert [target for _, target in started] == [str(f) for f in files]
+    assert all(t >= begun[0] + (i + 1) * STEP for i, (t, _) in enumerate(started))

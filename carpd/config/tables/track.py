@@ -114,9 +114,12 @@ class TrackConfig(Frozen):
                 loc = ("targets", i) if len(self.targets) > 1 else ("targets",)
                 found.append(Conflict(loc, t, why))
         for key, kinds in _ONLY.items():
-            if getattr(self, key) not in (None, (), True) and self.kind not in kinds:
-                found.append(Conflict((key,), str(getattr(self, key)),
-                                      f"only for kind {' or '.join(kinds)}"))  # fmt: skip
+            if key in self.model_fields_set and self.kind not in kinds:
+                value = getattr(self, key)
+                if isinstance(value, tuple):
+                    value = ", ".join(map(str, value))
+                shown = value if isinstance(value, str | bool | int | float) else str(value)
+                found.append(Conflict((key,), shown, f"only for kind {' or '.join(kinds)}"))
         if self.kind == "dns" and self.query is None:
             found.append(Conflict(("query",), None, "required for kind dns"))
         if found:
@@ -130,7 +133,10 @@ _ONLY = {
     "max_rtt": ("ping",),
     "status": ("http",),
     "body": ("http",),
+    "tls_verify": ("http",),
     "query": ("dns",),
+    "record": ("dns",),
+    "daemon": ("bgp", "bfd"),
     "control": ("bgp", "bfd"),
 }
 

@@ -21,6 +21,7 @@ from carpd.daemon.seam.integration import Demoter, Sample
 from carpd.linux.probes import Prober
 
 log = logging.getLogger("carpd")
+STEP = 0.001  # between two targets' probes: 100 targets take a tenth of a second
 
 
 def reason(name: str) -> str:
@@ -125,6 +126,7 @@ class Trackers:
     def __init__(self, demote: Demoter, publish: Callable[[Event], None]) -> None:
         self.demote, self.publish = demote, publish
         self.running: dict[str, Running] = {}
+        self._slot = 0
 
     def report(self) -> TrackersReport | None:
         if not self.running:
@@ -142,13 +144,20 @@ class Trackers:
         for name, cfg in wanted.items():
             if name not in self.running:
                 r = self.running[name] = Running(cfg)
-                # Together, on one beat: spreading them over the interval cost more (the
-                # benchmark: 8.2 % of a core instead of 3.6, VRRPv3 p99 1.95 ms, not 1.60).
-                r.tasks = [asyncio.create_task(self._watch(r, t)) for t in cfg.targets]
+                r.tasks = [asyncio.create_task(self._watch(r, t, self._phase(cfg)))
+                           for t in cfg.targets]  # fmt: skip
 
-    async def _watch(self, r: Running, target: str) -> None:
+    def _phase(self, cfg: TrackConfig) -> float:
+        """Each target its own moment, STEP after the previous one's: probes started in
+        the same moment run in one turn of the loop, and an advert due then waits for
+        all of them (100 trackers on one beat: 20 HTTP probes held it up to 26 ms)."""
+        self._slot += 1
+        return (self._slot * STEP) % cfg.interval
+
+    async def _watch(self, r: Running, target: str, phase: float) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        next_at = loop.time() + phase
+        await asyncio.sleep(phase)
         while True:
             ok, detail = await r.prober.probe(target)
             before = r.state.up
