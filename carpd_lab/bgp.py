@@ -10,14 +10,19 @@ one of the lab's processes (killed by its pid when the lab closes).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import subprocess
 import textwrap
 import time
+from collections.abc import Callable
+from typing import Any
 
 from carpd_lab.netlab import Host, Lab, LabError, LogWatch
 
 BIRD = shutil.which("bird") or "/usr/sbin/bird"
+FRR_DAEMONS = "/usr/lib/frr"  # Debian's frr: bgpd, bfdd (vtysh is on the PATH)
 ROUTER_AS, NODES_AS = 65000, 65001
 HOLD = 3  # seconds: a crashed node's routes go when its session does
 KEEPALIVE = 1
@@ -94,3 +99,49 @@ def nexthop(host: Host, prefix: str) -> str | None:
     """The gateway of the router's kernel route to ``prefix``, or None."""
     out = host.run(["ip", "-4", "route", "show", prefix]).stdout.split()
     return out[out.index("via") + 1] if "via" in out else None
+
+
+class Frr:
+    """FRR's bgpd (without zebra: -Z) and bfdd in a lab namespace, with their own
+    config files, pid files and vty sockets in one directory of the lab's (``vty``, what
+    ``vtysh --vty_socket`` and a tracker's ``control`` name). bfdd drops to Debian's frr
+    user, so the directory is frr's and the lab's own may be traversed."""
+
+    def __init__(self, lab: Lab, host: Host, bgpd: str, bfdd: str | None = None) -> None:
+        self.host = host
+        self.vty = lab.tmp / f"frr-{host.name}"
+        self.vty.mkdir()
+        lab.tmp.chmod(0o711)
+        shutil.chown(self.vty, "frr", "frr")
+        common = ["--vty_socket", str(self.vty), "--log", "stdout"]
+        self.procs = [self._start("bgpd", bgpd, ["-Z", "-S", "-n", *common])]
+        if bfdd is not None:
+            control = ["--bfdctl", str(self.vty / "bfdd.sock"), "-u", "frr", "-g", "frr"]
+            self.procs.append(self._start("bfdd", bfdd, [*control, *common]))
+        self.logs = [LogWatch(p.stdout) for p in self.procs if p.stdout is not None]
+
+    def _start(self, daemon: str, config: str, options: list[str]) -> subprocess.Popen[bytes]:
+        conf = self.vty / f"{daemon}.conf"
+        conf.write_text(config)
+        shutil.chown(conf, "frr", "frr")
+        argv = [f"{FRR_DAEMONS}/{daemon}", "-f", str(conf), "-i", str(self.vty / f"{daemon}.pid"),
+                *options]  # fmt: skip
+        return self.host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def vtysh(self, command: str) -> str:
+        r = self.host.run(["vtysh", "--vty_socket", str(self.vty), "-c", command])
+        if r.returncode != 0:
+            raise LabError(f"{self.host.name}: vtysh -c {command!r}: {r.stderr or r.stdout}")
+        return r.stdout
+
+    def wait(self, command: str, found: Callable[[Any], bool], timeout: float) -> None:
+        """Until ``command``'s JSON answer satisfies ``found`` (the daemon may not be
+        listening yet: vtysh fails until it is)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(LabError, ValueError):
+                if found(json.loads(self.vtysh(command))):
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.host.name}: FRR: {command}: not as expected")
+            time.sleep(0.1)

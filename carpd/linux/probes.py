@@ -260,7 +260,7 @@ async def script(command: str, timeout: float) -> Result:
 
 async def routing(kind: str, target: str, cfg: TrackConfig) -> Result:
     if cfg.daemon == "frr":
-        return await _frr(kind, target, cfg.timeout)
+        return await _frr(kind, target, cfg.timeout, cfg.control)
     command = f"show protocols {target}" if kind == "bgp" else "show bfd sessions"
     lines = await bird(cfg.control or BIRD_SOCKET, command)
     if kind == "bgp":
@@ -308,11 +308,12 @@ async def bird(path: str, command: str) -> list[str]:
             await writer.wait_closed()
 
 
-async def _frr(kind: str, target: str, timeout: float) -> Result:
+async def _frr(kind: str, target: str, timeout: float, control: str | None) -> Result:
     from carpd.linux import process as programs
 
     command = f"show bgp neighbor {target} json" if kind == "bgp" else "show bfd peers json"
-    r = await programs.run(["vtysh", "-c", command], timeout=timeout, capture="output",
+    where = ["--vty_socket", control] if control else []
+    r = await programs.run(["vtysh", *where, "-c", command], timeout=timeout, capture="output",
                            lines=None, tail_bytes=1 << 20)  # fmt: skip
     if r.status != 0:
         return False, r.error or f"vtysh exit {r.status}"

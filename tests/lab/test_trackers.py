@@ -1,7 +1,8 @@
 """[[track]] against real targets in namespaces: an HTTP server stopped and started
 (http, tcp); a gateway that drops one echo reply in ten, then all (ping with rise and
 fall); three gateways and a quorum of two; a BGP session to a router down and up
-(bgp, BIRD's control socket); and three nodes whose uplinks' weights order them."""
+(bgp, BIRD's control socket), and FRR's BGP and BFD sessions (vtysh); and three nodes
+whose uplinks' weights order them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from typing import Any
 
 from carpd_lab import bounds
-from carpd_lab.bgp import Bird
+from carpd_lab.bgp import Bird, Frr
 from carpd_lab.cluster import Node, VhidSpec, start_master_first
 from carpd_lab.netlab import Host, Lab, LogWatch
 
@@ -214,6 +215,67 @@ def test_a_bgp_session_down_demotes_and_up_restores(lab: Lab) -> None:
     rbird.birdc("enable", "peer1")
     n1.wait_log(r"demoted by -50 to 0 \(track isp: up", verdict_limit(1) + 3 + bounds.COMMAND)
     n1.wait_state("MASTER", "lan", takeover_limit(n2) + verdict_limit(1))
+
+
+FRR_BGPD = """\
+router bgp 65001
+ bgp router-id 192.0.2.1
+ no bgp ebgp-requires-policy
+ neighbor 192.0.2.254 remote-as 65000
+ neighbor 192.0.2.254 timers 1 3
+ neighbor 192.0.2.254 timers connect 1
+"""
+FRR_BFDD = "bfd\n peer 192.0.2.254\n  receive-interval 100\n  transmit-interval 100\n"
+
+
+def test_frr_bgp_and_bfd_sessions_down_demote_and_up_restore(lab: Lab) -> None:
+    """daemon = "frr": FRR's bgpd and bfdd on the node (read with vtysh --vty_socket),
+    peering with a BIRD router whose BGP protocol and then BFD session are disabled."""
+    router = lab.add_host("router", "192.0.2.254/24")
+    rbird = Bird(lab, router, textwrap.dedent("""\
+        router id 192.0.2.254;
+        protocol device { scan time 1; }
+        protocol bgp peer1 {
+            local 192.0.2.254 as 65000; neighbor 192.0.2.1 as 65001;
+            hold time 3; keepalive time 1; connect retry time 1;
+            ipv4 { import none; export none; };
+        }
+        protocol bfd bfd1 { neighbor 192.0.2.1; interface "eth0" { interval 100 ms; }; }
+        """))  # fmt: skip
+    host1 = lab.add_host("n1", "192.0.2.1/24")
+    frr = Frr(lab, host1, FRR_BGPD, FRR_BFDD)
+    bgp_state = "show bgp neighbor 192.0.2.254 json"
+    frr.wait(bgp_state, lambda j: j["192.0.2.254"]["bgpState"] == "Established",
+             10 + bounds.START_UP)  # fmt: skip
+    frr.wait("show bfd peers json", lambda j: j[0]["status"] == "up", 10 + bounds.START_UP)
+    common = {"daemon": "frr", "control": str(frr.vty), "targets": "192.0.2.254",
+              "interval": INTERVAL, "timeout": INTERVAL, "rise": 1, "fall": 1}  # fmt: skip
+    tracks = [{"name": "isp", "kind": "bgp", "weight": 50, **common},
+              {"name": "isp-bfd", "kind": "bfd", "weight": 20, **common}]  # fmt: skip
+    host2 = lab.add_host("n2", "192.0.2.2/24")
+    n1 = Node(lab, host1, [VhidSpec(1, (LAN,), advskew=0, name="lan", extra={"preempt": True})])
+    n1.arrays["track"] = tracks
+    n2 = Node(lab, host2, [VhidSpec(1, (LAN,), advskew=10, name="lan", extra={"preempt": True})])
+    start_master_first(n1, n2)
+    n2.wait_ready()
+    assert wait_tracker(n1, "isp", True, verdict_limit(1))["targets"][0]["detail"] == (
+        "BGP Established"
+    )
+    assert wait_tracker(n1, "isp-bfd", True, verdict_limit(1))["targets"][0]["detail"] == "BFD up"
+
+    rbird.birdc("disable", "peer1")  # a notification: FRR's session closes at once
+    n1.wait_log(r"demoted by 50 to 50 \(track isp: down \(BGP (Idle|Active|Connect)",
+                verdict_limit(1) + bounds.COMMAND)  # fmt: skip
+    n2.wait_state("MASTER", "lan", takeover_limit(n1) + verdict_limit(1))
+    rbird.birdc("enable", "peer1")
+    n1.wait_log(r"demoted by -50 to 0 \(track isp: up", verdict_limit(1) + 3 + bounds.COMMAND)
+    n1.wait_state("MASTER", "lan", takeover_limit(n2) + verdict_limit(1))
+
+    rbird.birdc("disable", "bfd1")  # BIRD says AdminDown: FRR's peer goes down at once
+    n1.wait_log(r"demoted by 20 to 20 \(track isp-bfd: down \(BFD down",
+                verdict_limit(1) + bounds.COMMAND)  # fmt: skip
+    rbird.birdc("enable", "bfd1")
+    n1.wait_log(r"demoted by -20 to 0 \(track isp-bfd: up", verdict_limit(1) + 3 + bounds.COMMAND)
 
 
 def test_weights_order_three_nodes_by_their_uplinks(lab: Lab) -> None:

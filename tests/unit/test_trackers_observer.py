@@ -272,7 +272,7 @@ def test_reconfigure_keeps_unchanged_restarts_changed_and_stops_removed(
             await trackers.reconfigure(after)
             # The removed and the changed lift their demotion before reconfigure returns.
             assert sorted(demoter.calls) == [
-                ("track changed", (), (), 0, "track changed: removed"),
+                ("track changed", (), (), 0, "track changed: changed"),
                 ("track removed", (), (), 0, "track removed: removed"),
             ]
             assert set(trackers.running) == {"kept", "changed"}

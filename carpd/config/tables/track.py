@@ -95,7 +95,8 @@ class TrackConfig(Frozen):
     daemon: Literal["bird", "frr"] = "bird"
     """bgp, bfd: where the session's state is read: BIRD (birdc) or FRR (vtysh)."""
     control: str | None = Field(default=None, min_length=1, max_length=1024)
-    """bgp, bfd: BIRD's control socket (birdc -s), when not the default."""
+    """bgp, bfd: BIRD's control socket (birdc -s), or the directory of FRR's vty sockets
+    (vtysh --vty_socket), when not the default."""
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> TrackConfig:

@@ -139,7 +139,7 @@ class Trackers:
         wanted = {t.name: t for t in config.track}
         for name, r in list(self.running.items()):
             if wanted.get(name) != r.cfg:
-                await self._stop(r)
+                await self._stop(r, "changed" if name in wanted else "removed")
                 del self.running[name]
         for name, cfg in wanted.items():
             if name not in self.running:
@@ -180,7 +180,7 @@ class Trackers:
             self.demote.scoped_demotion(reason(c.name), c.vhids, c.groups, r.state.demotion, r.why)
         self.publish(TrackChanged(c.name, up, r.why, r.state.demotion))
 
-    async def _stop(self, r: Running) -> None:
+    async def _stop(self, r: Running, why: str) -> None:
         for t in r.tasks:
             t.cancel()
         for t in r.tasks:
@@ -190,9 +190,9 @@ class Trackers:
         if r.state.demotion:
             c = r.cfg
             self.demote.scoped_demotion(reason(c.name), c.vhids, c.groups, 0,
-                                        f"track {c.name}: removed")  # fmt: skip
+                                        f"track {c.name}: {why}")  # fmt: skip
 
     async def close(self) -> None:
         for r in self.running.values():
-            await self._stop(r)
+            await self._stop(r, "stopped")
         self.running = {}
