@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -98,6 +99,34 @@ class Prober:
         if self._body is not None and not self._body.search(body.decode(errors="replace")):
             return False, f"HTTP {status}, the body does not match"
         return True, f"HTTP {status} in {ms:.0f} ms"
+
+
+# The libraries each kind's probes use, loaded before the first probe (see preload).
+LIBRARIES = {
+    "http": ("aiohttp",),
+    "ping": ("icmplib", "icmplib.exceptions"),
+    "dns": ("dns.asyncresolver", "dns.exception"),
+    "script": ("carpd.linux.process",),
+    "bgp": ("carpd.linux.process",),
+    "bfd": ("carpd.linux.process",),
+}
+
+
+def preload(kinds: set[str]) -> None:
+    """Import the probes' libraries now and freeze what they built, as carpd freezes
+    what it loaded at start: imported at the first probe, aiohttp's tens of thousands of
+    objects would be walked again by every full collection, a pause of milliseconds in
+    the loop that sends the adverts."""
+    import gc
+    import importlib
+
+    before = len(sys.modules)
+    for kind in kinds:
+        for name in LIBRARIES.get(kind, ()):
+            importlib.import_module(name)
+    if len(sys.modules) != before:
+        gc.collect()  # only what is reachable goes into the permanent generation
+        gc.freeze()
 
 
 def _reason(e: OSError) -> str:

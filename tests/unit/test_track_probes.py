@@ -9,6 +9,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -592,3 +593,21 @@ def test_a_file_tracker_never_blocks_on_a_fifo_nor_reads_undecodable_bytes(
     odd = tmp_path / "odd"
     odd.write_bytes(b"\xff\xfe1")
     assert probe(cfg("file", str(odd)))[0] is False
+
+
+def test_preload_imports_a_kinds_library_and_freezes_it() -> None:
+    """Loaded at the first probe, aiohttp's objects would be walked by every full
+    collection after carpd froze what it loaded at start: preload freezes them too."""
+    code = (
+        "import gc, sys\n"
+        "from carpd.linux.probes import preload\n"
+        "gc.freeze(); frozen = gc.get_freeze_count()\n"
+        "assert 'aiohttp' not in sys.modules\n"
+        "preload({'http', 'file'})\n"
+        "assert 'aiohttp' in sys.modules\n"
+        "assert gc.get_freeze_count() > frozen + 10000, (frozen, gc.get_freeze_count())\n"
+        "again = gc.get_freeze_count(); preload({'http'})\n"
+        "assert gc.get_freeze_count() == again  # nothing new imported: no second freeze\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr

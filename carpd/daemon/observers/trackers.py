@@ -18,7 +18,7 @@ from carpd.config.model import Config, TrackConfig
 from carpd.core.tracker import Tracker
 from carpd.daemon.seam.events import Event, TrackChanged
 from carpd.daemon.seam.integration import Demoter, Sample
-from carpd.linux.probes import Prober
+from carpd.linux.probes import Prober, preload
 
 log = logging.getLogger("carpd")
 STEP = 0.001  # between two targets' probes: 100 targets take a tenth of a second
@@ -141,6 +141,7 @@ class Trackers:
             if wanted.get(name) != r.cfg:
                 await self._stop(r, "changed" if name in wanted else "removed")
                 del self.running[name]
+        preload({cfg.kind for name, cfg in wanted.items() if name not in self.running})
         for name, cfg in wanted.items():
             if name not in self.running:
                 r = self.running[name] = Running(cfg)
