@@ -606,9 +606,9 @@ advert instead. Outage = longest gap between replies to a client pinging the VIP
 times: the new master's first advert as the client's kernel stamps it (a third host, the
 same for both daemons), from time.time() at the signal and from the old master's last
 advert; each daemon's own log stamp is kept in the JSON (master_log_ms). RSS/CPU: a
-lone node, 10 s from its 'started' line (3 s BACKUP, then MASTER of every vhid); VmRSS from /proc/<pid>/status, CPU from
-utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 % resolution) and from the
-nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up: a lone node (advskew
+lone node, 10 s from its 'started' line (3 s BACKUP, then MASTER of every vhid); VmRSS
+from /proc/<pid>/status, CPU from utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 %
+resolution) and from the nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up: a lone node (advskew
 0) from just before its spawn (through `ip netns exec`, a few ms), carpd's bytecode
 cached as an install leaves it; the first advert is stamped by a third host's sniffer,
 and less the master-down interval (3 s after BACKUP) it is the start-up's own part;
