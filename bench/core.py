@@ -599,20 +599,20 @@ def environment() -> dict[str, str]:
 NOTES = """\
 advbase 1; node1 advskew 0 (master), node2 advskew 100: node2's master-down interval is
 3 x 1 + 100/256 = 3.391 s, counted from the last advert it heard, which came up to one
-advbase before the failure (failures are at a random phase of the advert interval):
-kill -> MASTER of carpd lies in 2.39..3.39 s, so the bound is checked from the last
-advert instead. Outage = longest gap between replies to a client pinging the VIP every
-10 ms (ping manages about one per 16 ms here, so no outage reads as 16-20 ms). MASTER
-times: the new master's first advert as the client's kernel stamps it (a third host, the
-same for both daemons), from time.time() at the signal and from the old master's last
-advert; each daemon's own log stamp is kept in the JSON (master_log_ms). RSS/CPU: a
-lone node, 10 s from its 'started' line (3 s BACKUP, then MASTER of every vhid); VmRSS
-from /proc/<pid>/status, CPU from utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 %
-resolution) and from the nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up: a lone node (advskew
-0) from just before its spawn (through `ip netns exec`, a few ms), carpd's bytecode
-cached as an install leaves it; the first advert is stamped by a third host's sniffer,
-and less the master-down interval (3 s after BACKUP) it is the start-up's own part;
-`carpd --version` is the median of 5 spawns."""
+advbase before the failure (failures are at a random phase of the advert interval): kill
+-> MASTER of carpd lies in 2.39..3.39 s, so the bound is checked from the last advert
+instead. Outage = longest gap between replies to a client pinging the VIP every 10 ms
+(ping manages about one per 16 ms here, so no outage reads as 16-20 ms). MASTER times:
+the new master's first advert as the client's kernel stamps it (a third host, the same
+for both daemons), from time.time() at the signal and from the old master's last advert;
+each daemon's own log stamp is kept in the JSON (master_log_ms). RSS/CPU: a lone node,
+10 s from its 'started' line (3 s BACKUP, then MASTER of every vhid); VmRSS from
+/proc/<pid>/status, CPU from utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 %
+resolution) and from the nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up:
+a lone node (advskew 0) from just before its spawn (through `ip netns exec`, a few ms),
+carpd's bytecode cached as an install leaves it; the first advert is stamped by a third
+host's sniffer, and less the master-down interval (3 s after BACKUP) it is the start-
+up's own part; `carpd --version` is the median of 5 spawns."""
 
 
 def write_results(summary: dict[str, Any], details: list[Any], env: dict[str, str]) -> str:
