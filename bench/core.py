@@ -611,8 +611,8 @@ each daemon's own log stamp is kept in the JSON (master_log_ms). RSS/CPU: a lone
 resolution) and from the nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up:
 a lone node (advskew 0) from just before its spawn (through `ip netns exec`, a few ms),
 carpd's bytecode cached as an install leaves it; the first advert is stamped by a third
-host's sniffer, and less the master-down interval (3 s after BACKUP) it is the start-
-up's own part; `carpd --version` is the median of 5 spawns."""
+host's sniffer, and less the master-down interval (3 s after BACKUP) it is the
+start-up's own part; `carpd --version` is the median of 5 spawns."""
 
 
 def write_results(summary: dict[str, Any], details: list[Any], env: dict[str, str]) -> str:
