@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import check_pid, cpu_percent, read_rss_kib, sample_cpu  # noqa: E402
+from core import check_pid, cpu_percent, read_rss_kib, sample_cpu, setting_up  # noqa: E402
 
 from carpd_lab import bounds  # noqa: E402
 from carpd_lab.cluster import Node, VhidSpec  # noqa: E402
@@ -148,16 +148,18 @@ def window(
     node = Node(lab, host, specs())
     if tracks:
         node.arrays["track"] = tracks
-    node.start()
-    node.wait_ready()
-    master_down = max(s.master_down for s in node.vhids)
-    node.wait_states({s.ifname: "MASTER" for s in node.vhids}, bounds.first_master(master_down))
-    # rise 1: each tracker's first probe is its verdict, within one timeout of its start.
-    deadline = time.monotonic() + INTERVAL + bounds.START_UP
-    while (ready := _trackers_up(node)[0]) < len(tracks):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{ready} of {len(tracks)} trackers up before the window")
-        time.sleep(0.1)
+    with setting_up(f"carpd with {len(tracks)} trackers"):
+        node.start()
+        node.wait_ready()
+        master_down = max(s.master_down for s in node.vhids)
+        node.wait_states({s.ifname: "MASTER" for s in node.vhids},
+                         bounds.first_master(master_down))  # fmt: skip
+        # rise 1: each tracker's first probe is its verdict, within one timeout of its start.
+        deadline = time.monotonic() + INTERVAL + bounds.START_UP
+        while (ready := _trackers_up(node)[0]) < len(tracks):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ready} of {len(tracks)} trackers up before the window")
+            time.sleep(0.1)
     time.sleep(SETTLED)
     pid = check_pid(node)
     mark, log_mark = watch.mark(), node.mark()
@@ -195,10 +197,11 @@ def one(seconds: float = SECONDS) -> dict[str, Any]:
     """Both windows in one lab: without trackers, then with ``sum(MIX)``; each figure of
     both, and the difference (with - without)."""
     with Lab("btk") as lab:
-        host = lab.add_host("node1", NODE)
-        service = lab.add_host("svc", SERVICE)
-        watch = sniff(lab.add_host("watch", WATCH), "--times")
-        tracks = targets(lab, service)
+        with setting_up("the lab and the targets"):
+            host = lab.add_host("node1", NODE)
+            service = lab.add_host("svc", SERVICE)
+            watch = sniff(lab.add_host("watch", WATCH), "--times")
+            tracks = targets(lab, service)
         without = window(lab, host, watch, [], seconds)
         with_ = window(lab, host, watch, tracks, seconds)
     out: dict[str, Any] = {"seconds": seconds, "trackers": len(tracks)}
