@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import textwrap
@@ -10,6 +11,8 @@ from pathlib import Path
 from carpd_lab.netlab import Host, Lab, LogWatch
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
+
+_ENTERING = re.compile(r"\((\S+)\) Entering (\S+) STATE")
 
 
 def instance(
@@ -50,6 +53,19 @@ class Keepalived:
             + extra  # e.g. a vrrp_sync_group, which must come before its instances
             + "\n".join(instances)
         )
+        self._spawn(lab, host, conf)
+
+    @classmethod
+    def from_file(cls, lab: Lab, host: Host, conf: Path) -> Keepalived:
+        """keepalived with a keepalived.conf written by the caller, as it stands (its pid
+        files in the lab, beside those of the constructor)."""
+        self = cls.__new__(cls)
+        (lab.tmp / f"keepalived-{host.name}").mkdir(exist_ok=True)
+        self._spawn(lab, host, conf)
+        return self
+
+    def _spawn(self, lab: Lab, host: Host, conf: Path) -> None:
+        base: Path = lab.tmp / f"keepalived-{host.name}"
         argv = [
             KEEPALIVED,
             "-n",
@@ -76,3 +92,12 @@ class Keepalived:
         import signal
 
         self.lab.kill(self.proc, signal.SIGKILL)
+
+    def states(self) -> dict[str, str]:
+        """Each vrrp_instance's (and vrrp_sync_group's members') last state, from the log."""
+        found: dict[str, str] = {}
+        for line in self.log.lines[:]:
+            m = _ENTERING.search(line)
+            if m:
+                found[m.group(1)] = m.group(2)
+        return found
