@@ -11,10 +11,12 @@ bench/results/core.json and bench/results/core.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -47,17 +49,20 @@ MASTER_SKEW, BACKUP_SKEW, ADVBASE = 0, 100, 1
 FOOTPRINT_SECONDS = 10.0
 ANNOUNCED = 2.0  # after the last takeover: its address and announcement steps are done
 VERSION_SPAWNS = 5  # `carpd --version` runs per start-up run; their median is the sample
+WIRE_TIMEOUT = 10.0  # seconds to wait for the new master's first advert on the wire
 
 # key -> (label, unit), in table order.
 METRICS: dict[str, tuple[str, str]] = {
     "crash_outage_carpd": ("crash (kill -9 + link down): client outage, carpd", "ms"),
     "crash_outage_ucarp": ("crash (kill -9 + link down): client outage, ucarp", "ms"),
-    "crash_master_carpd": ("crash: kill -> backup MASTER line, carpd", "ms"),
-    "crash_master_ucarp": ("crash: kill -> backup MASTER line, ucarp", "ms"),
+    "crash_master_carpd": ("crash: kill -> new master's first advert, carpd", "ms"),
+    "crash_master_ucarp": ("crash: kill -> new master's first advert, ucarp", "ms"),
+    "crash_last_carpd": ("crash: last advert -> new master's first (bound 3391), carpd", "ms"),
+    "crash_last_ucarp": ("crash: last advert -> new master's first (bound 3391), ucarp", "ms"),
     "stop_outage_carpd": ("graceful stop (SIGTERM): client outage, carpd", "ms"),
     "stop_outage_ucarp": ("graceful stop (SIGTERM, ucarp -z): client outage, ucarp", "ms"),
-    "stop_master_carpd": ("graceful stop: SIGTERM -> backup MASTER line, carpd", "ms"),
-    "stop_master_ucarp": ("graceful stop: SIGTERM -> backup MASTER line, ucarp", "ms"),
+    "stop_master_carpd": ("graceful stop: SIGTERM -> new master's first advert, carpd", "ms"),
+    "stop_master_ucarp": ("graceful stop: SIGTERM -> new master's first advert, ucarp", "ms"),
     "startup_backup": ("start-up: spawn -> INIT -> BACKUP line, carpd", "ms"),
     "startup_started": ("start-up: spawn -> started line, carpd", "ms"),
     "startup_advert": ("start-up: spawn -> first advert on the wire, carpd (lone node)", "ms"),
@@ -98,6 +103,68 @@ def interrupt_on_signals() -> Callable[[], None]:
 
 def progress(text: str) -> None:
     print(text, flush=True)
+
+
+# -- failures before the measured event -------------------------------------------------
+
+
+class SetupError(RuntimeError):
+    """A failure before the measured event: a lab that would not build, a daemon that did
+    not start, settle or become MASTER the first time. bench/run.py retries these, and only
+    these; whatever fails from the measured event on is a failed run."""
+
+
+# What a set-up step raises when it fails (the lab's waits raise TimeoutError, its checks
+# RuntimeError or AssertionError, its commands OSError or CalledProcessError).
+SETUP_FAILURES: tuple[type[BaseException], ...] = (
+    RuntimeError,
+    TimeoutError,
+    OSError,
+    subprocess.SubprocessError,
+    AssertionError,
+)
+
+
+@contextlib.contextmanager
+def setting_up(what: str) -> Iterator[None]:
+    """Everything in the block comes before the measured event: its failures are
+    SetupErrors (the original chained)."""
+    try:
+        yield
+    except SetupError:
+        raise
+    except SETUP_FAILURES as e:
+        raise SetupError(f"{what}: {e!r}") from e
+
+
+# -- the wire, as a third host sees it ---------------------------------------------------
+
+
+def takeover_on_the_wire(lines: list[str], old: str, new: str, since: float) -> tuple[float, float]:
+    """From ``carpd_lab.sniff --times`` lines of a third host: the kernel stamps of the
+    first advert from ``new`` at or after ``since`` and of the last advert from ``old``
+    before it, as (last_old, first_new). RuntimeError if either is missing."""
+    last_old: float | None = None
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3 or parts[1] not in ("carp", "vrrp"):
+            continue  # an ARP line (no stamp), or the sniffer's own
+        try:
+            at = float(parts[0])
+        except ValueError:
+            continue
+        if parts[2] == new and at >= since:
+            if last_old is None:
+                raise RuntimeError(f"no advert from {old} before {new}'s first")
+            return last_old, at
+        if parts[2] == old:
+            last_old = at
+    raise RuntimeError(f"no advert from {new} after {since:.6f}")
+
+
+def wait_new_master_advert(watch: LogWatch, new: str, start: int) -> None:
+    """Block until the sniffer has printed an advert from ``new`` (after line ``start``)."""
+    watch.wait_for(rf"^\S+ (carp|vrrp) {re.escape(new)} ", WIRE_TIMEOUT, start)
 
 
 # -- the two daemons behind one interface ---------------------------------------------
@@ -206,14 +273,21 @@ def make_pair(lab: Lab, kind: str, shutdown: bool) -> tuple[Member, Member]:
 
 
 def failover(kind: str, crash: bool) -> dict[str, Any]:
-    """node1 MASTER, a client pinging the VIP; then node1 crashes or gets SIGTERM."""
+    """node1 MASTER, a client pinging the VIP; then node1 crashes or gets SIGTERM.
+
+    The new MASTER is timed on the wire, the same way for every daemon: the client's
+    kernel stamps (a third host's sniffer) of the old master's last advert and of the new
+    master's first one; and, beside it, the daemon's own log stamp of its MASTER line."""
     with Lab(f"b{kind[0]}{'c' if crash else 's'}") as lab:
-        master, backup = make_pair(lab, kind, shutdown=not crash)
-        ping = settle(lab, kind, master, backup)
+        with setting_up(f"{kind} pair"):
+            master, backup = make_pair(lab, kind, shutdown=not crash)
+            ping = settle(lab, kind, master, backup)
+            watch = sniff(lab.hosts["client"], "--times")
+            watch.wait_for(rf"^\S+ carp {NODE1.split('/')[0]} ", 2 * ADVBASE + 1)
         # Fail at a random point of the advert interval, not always at the same phase.
         delay = random.uniform(0.0, ADVBASE)
         time.sleep(delay)
-        mark, ping_mark = backup.mark(), ping.mark()
+        mark, ping_mark, wire_mark = backup.mark(), ping.mark(), watch.mark()
         t0 = time.time()
         if crash:  # a power failure: the process and the host's link at once
             master.signal(signal.SIGKILL)
@@ -222,6 +296,9 @@ def failover(kind: str, crash: bool) -> dict[str, Any]:
             master.signal(signal.SIGTERM)
         t1 = time.time()
         stamp = backup.wait_state("MASTER", start=mark)
+        new, old = NODE2.split("/")[0], NODE1.split("/")[0]
+        wait_new_master_advert(watch, new, wire_mark)
+        last, first = takeover_on_the_wire(watch.lines, old, new, t0)
         backup.host.wait_address(VIP)
         if not crash:
             master.wait_exit()
@@ -230,12 +307,16 @@ def failover(kind: str, crash: bool) -> dict[str, Any]:
         outage = ping.stop()
         return {
             "outage_ms": outage.longest_gap_ms,
-            "master_ms": 1000 * (stamp.logged - t0),
+            "master_ms": 1000 * (first - t0),  # the new master's first advert, on the wire
+            "after_last_advert_ms": 1000 * (first - last),
+            "master_down_ms": 1000 * master_down_interval(ADVBASE, BACKUP_SKEW),
+            "master_log_ms": 1000 * (stamp.logged - t0),
             "master_read_ms": 1000 * (stamp.read - t0),
             "signal_ms": 1000 * (t1 - t0),  # kill (+ link down) took this long
             "random_delay_ms": 1000 * delay,
             "replies": outage.replies,
             "sent": outage.sent,
+            "setting": f"CARP advbase {ADVBASE}, advskew {MASTER_SKEW}/{BACKUP_SKEW}",
         }
 
 
@@ -361,20 +442,22 @@ def footprint(count: int) -> dict[str, Any]:
     vhid is MASTER and its announcements are done (steady state, as ucarp's is measured),
     and the CPU-seconds it took to get there (Python's start-up and the takeovers)."""
     with Lab(f"bfp{count}") as lab:
-        host = lab.add_host("node1", NODE1)
-        own = {NODE1.split("/")[0]}
-        specs = [VhidSpec(i + 1, (a,)) for i, a in enumerate(vips(count, own))]
-        node = Node(lab, host, specs)
-        t0 = time.time()
-        node.start()
-        _, started = node.wait_log(r"carpd \S+ started", timeout=60)
-        pid = check_pid(node)
-        deadline = time.monotonic() + 60
-        while sum(v == "MASTER" for v in node.states().values()) < count:  # (status: CPU)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not every one of {count} vhids MASTER within 60 s")
-            time.sleep(0.5)
-        time.sleep(ANNOUNCED)
+        # Set-up: everything before the window, the first MASTER of every vhid included.
+        with setting_up(f"a lone carpd MASTER of {count} vhids"):
+            host = lab.add_host("node1", NODE1)
+            own = {NODE1.split("/")[0]}
+            specs = [VhidSpec(i + 1, (a,)) for i, a in enumerate(vips(count, own))]
+            node = Node(lab, host, specs)
+            t0 = time.time()
+            node.start()
+            _, started = node.wait_log(r"carpd \S+ started", timeout=60)
+            pid = check_pid(node)
+            deadline = time.monotonic() + 60
+            while sum(v == "MASTER" for v in node.states().values()) < count:  # (status: CPU)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"not every one of {count} vhids MASTER within 60 s")
+                time.sleep(0.5)
+            time.sleep(ANNOUNCED)
         before = sample_cpu(pid)
         time.sleep(FOOTPRINT_SECONDS)
         after = sample_cpu(pid)
@@ -429,7 +512,11 @@ def steps() -> Iterator[Step]:
             yield Step(
                 f"{'crash failover' if crash else 'graceful stop'}, {kind}",
                 partial(failover, kind, crash),
-                {f"{what}_outage_{kind}": "outage_ms", f"{what}_master_{kind}": "master_ms"},
+                {
+                    f"{what}_outage_{kind}": "outage_ms",
+                    f"{what}_master_{kind}": "master_ms",
+                    **({f"crash_last_{kind}": "after_last_advert_ms"} if crash else {}),
+                },
                 _show_failover,
             )
     yield Step(
@@ -512,18 +599,20 @@ def environment() -> dict[str, str]:
 NOTES = """\
 advbase 1; node1 advskew 0 (master), node2 advskew 100: node2's master-down interval is
 3 x 1 + 100/256 = 3.391 s, counted from the last advert it heard, which came up to one
-advbase before the failure (failures are at a random phase of the advert interval):
-kill -> MASTER of carpd lies in 2.39..3.39 s. Outage = longest gap between replies to a
-client pinging the VIP every 10 ms (ping manages about one per 16 ms here, so no outage
-reads as 16-20 ms). MASTER times: each daemon's own log stamp (carpd: ms, ucarp -f none:
-us) minus time.time() at the signal. RSS/CPU: a lone node, 10 s from its 'started' line
-(3 s BACKUP, then MASTER of every vhid); VmRSS from /proc/<pid>/status, CPU from
-utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 % resolution) and from the
-nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up: a lone node (advskew
-0) from just before its spawn (through `ip netns exec`, a few ms), carpd's bytecode
-cached as an install leaves it; the first advert is stamped by a third host's sniffer,
-and less the master-down interval (3 s after BACKUP) it is the start-up's own part;
-`carpd --version` is the median of 5 spawns."""
+advbase before the failure (failures are at a random phase of the advert interval): kill
+-> MASTER of carpd lies in 2.39..3.39 s, so the bound is checked from the last advert
+instead. Outage = longest gap between replies to a client pinging the VIP every 10 ms
+(ping manages about one per 16 ms here, so no outage reads as 16-20 ms). MASTER times:
+the new master's first advert as the client's kernel stamps it (a third host, the same
+for both daemons), from time.time() at the signal and from the old master's last advert;
+each daemon's own log stamp is kept in the JSON (master_log_ms). RSS/CPU: a lone node,
+10 s from its 'started' line (3 s BACKUP, then MASTER of every vhid); VmRSS from
+/proc/<pid>/status, CPU from utime+stime of /proc/<pid>/stat (10 ms ticks: 0.1 %
+resolution) and from the nanosecond run times in /proc/<pid>/task/*/schedstat. Start-up:
+a lone node (advskew 0) from just before its spawn (through `ip netns exec`, a few ms),
+carpd's bytecode cached as an install leaves it; the first advert is stamped by a third
+host's sniffer, and less the master-down interval (3 s after BACKUP) it is the
+start-up's own part; `carpd --version` is the median of 5 spawns."""
 
 
 def write_results(summary: dict[str, Any], details: list[Any], env: dict[str, str]) -> str:

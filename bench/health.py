@@ -24,6 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core import setting_up  # noqa: E402
+
 from carpd.ctl.main import request  # noqa: E402
 from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
 from carpd_lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
@@ -33,25 +35,26 @@ VIP = "192.0.2.100"
 RESULTS = ROOT / "bench" / "results"
 
 
-def one_run(trigger: str) -> dict[str, float]:
+def one_run(trigger: str) -> dict[str, Any]:
     with Lab("bh") as lab:
-        h1 = lab.add_host("n1", "192.0.2.1/24")
-        h2 = lab.add_host("n2", "192.0.2.2/24")
-        client = lab.add_host("cl", "192.0.2.9/24")
-        # No periodic checks: the timing starts at `carpctl service-status`.
-        settings = {"preempt": True, "service_interval": 0}
-        n1 = Node(lab, h1, [VhidSpec(1, (f"{VIP}/24",), advskew=0)], settings)
-        n2 = Node(lab, h2, [VhidSpec(1, (f"{VIP}/24",), advskew=100)], {"preempt": True})
-        flag = lab.tmp / "web-ok"
-        flag.touch()
-        n1.add_check("web", f"test -e {flag}")
-        start_master_first(n1, n2)
-        h1.wait_address(VIP)
-        n1.wait_ready()
-        n2.wait_ready()
-        ping = Pinger(client, VIP)
-        ping.wait_reply()
-        n2.wait_counter("adverts_received", 2)
+        with setting_up(f"carpd pair ({trigger})"):
+            h1 = lab.add_host("n1", "192.0.2.1/24")
+            h2 = lab.add_host("n2", "192.0.2.2/24")
+            client = lab.add_host("cl", "192.0.2.9/24")
+            # No periodic checks: the timing starts at `carpctl service-status`.
+            settings = {"preempt": True, "service_interval": 0}
+            n1 = Node(lab, h1, [VhidSpec(1, (f"{VIP}/24",), advskew=0)], settings)
+            n2 = Node(lab, h2, [VhidSpec(1, (f"{VIP}/24",), advskew=100)], {"preempt": True})
+            flag = lab.tmp / "web-ok"
+            flag.touch()
+            n1.add_check("web", f"test -e {flag}")
+            start_master_first(n1, n2)
+            h1.wait_address(VIP)
+            n1.wait_ready()
+            n2.wait_ready()
+            ping = Pinger(client, VIP)
+            ping.wait_reply()
+            n2.wait_counter("adverts_received", 2)
         mark = n2.mark()
         t0 = time.time()
         if trigger == "maintenance":
@@ -70,6 +73,7 @@ def one_run(trigger: str) -> dict[str, float]:
             "master_ms": (line_time(line) - t0) * 1000,
             "address_ms": held * 1000,
             "outage_ms": outage.longest_gap_ms,
+            "setting": "CARP advbase 1, advskew 0/100, preempt",
         }
 
 

@@ -25,6 +25,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from core import setting_up
+
 from carpd_lab.cluster import Node, VhidSpec, start_master_first
 from carpd_lab.netlab import Host, Lab, LogWatch
 from carpd_lab.probe import Pinger
@@ -63,9 +65,10 @@ def deleted() -> list[dict[str, Any]]:
     """``DELETES`` samples: restore_ms and outage_ms of each ``ip addr del``."""
     out = []
     with Lab("bkd") as lab:
-        n1, _, client = _pair(lab)
-        argv = ["stdbuf", "-oL", "ip", "-ts", "monitor", "address", "dev", "eth0"]
-        monitor = LogWatch(n1.host.spawn(argv, stdout=subprocess.PIPE).stdout)  # type: ignore[arg-type]
+        with setting_up("carpd pair"):
+            n1, _, client = _pair(lab)
+            argv = ["stdbuf", "-oL", "ip", "-ts", "monitor", "address", "dev", "eth0"]
+            monitor = LogWatch(n1.host.spawn(argv, stdout=subprocess.PIPE).stdout)  # type: ignore[arg-type]
         for _ in range(DELETES):
             ping = Pinger(client, VIP)
             ping.wait_reply()
@@ -95,9 +98,10 @@ def deleted_summary() -> dict[str, Any]:
 
 def resume() -> dict[str, Any]:
     with Lab("bkr") as lab:
-        n1, n2, client = _pair(lab)
-        right, wrong = _mac(n1.host), _mac(n2.host)
-        n2.wait_counter("adverts_received", 1)  # right after an advert: the most slack
+        with setting_up("carpd pair"):
+            n1, n2, client = _pair(lab)
+            right, wrong = _mac(n1.host), _mac(n2.host)
+            n2.wait_counter("adverts_received", 1)  # right after an advert: the most slack
         n1.signal(signal.SIGSTOP)
         try:
             client.check("ip", "neigh", "replace", VIP, "lladdr", wrong, "dev", "eth0", "nud",

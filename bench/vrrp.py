@@ -24,18 +24,26 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import cpu_percent, sample_cpu  # noqa: E402
+from core import (  # noqa: E402
+    cpu_percent,
+    sample_cpu,
+    setting_up,
+    takeover_on_the_wire,
+    wait_new_master_advert,
+)
 
 from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
 from carpd_lab.keepalived import Keepalived, instance  # noqa: E402
-from carpd_lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
-from carpd_lab.probe import Pinger  # noqa: E402
+from carpd_lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
+from carpd_lab.probe import Pinger, sniff  # noqa: E402
 
 VIP = "192.0.2.200"
+N1, N2 = "192.0.2.1", "192.0.2.2"
 RESULTS = ROOT / "bench" / "results"
 INTERVALS = (0.01, 0.1, 0.5, 1.0)
 JITTER_VRIDS = 16
@@ -54,60 +62,94 @@ def probe_interval(interval: float) -> float:
     return 0.002 if interval < 0.1 else 0.01
 
 
-def run_carpd(lab: Lab, interval: float) -> dict[str, float]:
+def run_carpd(lab: Lab, interval: float, backup_priority: int = 100) -> dict[str, Any]:
     h1, h2, client = (lab.hosts[n] for n in ("n1", "n2", "cl"))
 
     def spec(prio: int) -> list[VhidSpec]:
         extra = {"protocol": "vrrp3", "priority": prio, "advbase": interval, "accept": True}
         return [VhidSpec(9, (f"{VIP}/24",), password="", extra=extra)]
 
-    n1, n2 = Node(lab, h1, spec(200)), Node(lab, h2, spec(100))
-    start_master_first(n1, n2)
-    h1.wait_address(VIP)
-    n2.wait_counter("adverts_received", 3)
-    ping = Pinger(client, VIP, probe_interval(interval))
-    ping.wait_reply()
+    with setting_up("carpd VRRPv3 pair"):
+        n1, n2 = Node(lab, h1, spec(200)), Node(lab, h2, spec(backup_priority))
+        start_master_first(n1, n2)
+        h1.wait_address(VIP)
+        n2.wait_counter("adverts_received", 3)
+        ping = Pinger(client, VIP, probe_interval(interval))
+        ping.wait_reply()
+        watch = sniff(client, "--times")
+        watch.wait_for(rf"^\S+ vrrp {N1} ", interval + 1)
     time.sleep(0.3 + random.random() * interval)
-    mark = n2.mark()
+    mark, wire = n2.mark(), watch.mark()
     killed = time.time()
     n1.signal(signal.SIGKILL)
     lab.set_link(h1, False)
     _, line = n2.wait_state("MASTER", timeout=10, start=mark)
-    return finish(ping, (line_time(line) - killed) * 1000)
+    return finish(ping, watch, wire, killed, interval, backup_priority, line_time(line) - killed)
 
 
-def run_keepalived(lab: Lab, interval: float) -> dict[str, float]:
+def run_keepalived(lab: Lab, interval: float, backup_priority: int = 100) -> dict[str, Any]:
     h1, h2, client = (lab.hosts[n] for n in ("n1", "n2", "cl"))
-    k1 = Keepalived(lab, h1, [instance("V4", 9, 200, f"{VIP}/24", interval)])
-    k2 = Keepalived(lab, h2, [instance("V4", 9, 100, f"{VIP}/24", interval)])
-    k1.wait_state("V4", "MASTER", timeout=15)
-    k2.wait_state("V4", "BACKUP", timeout=5)
-    h1.wait_address(VIP)
-    ping = Pinger(client, VIP, probe_interval(interval))
-    ping.wait_reply()
+    with setting_up("keepalived pair"):
+        k1 = Keepalived(lab, h1, [instance("V4", 9, 200, f"{VIP}/24", interval)])
+        k2 = Keepalived(lab, h2, [instance("V4", 9, backup_priority, f"{VIP}/24", interval)])
+        k1.wait_state("V4", "MASTER", timeout=15)
+        k2.wait_state("V4", "BACKUP", timeout=5)
+        h1.wait_address(VIP)
+        ping = Pinger(client, VIP, probe_interval(interval))
+        ping.wait_reply()
+        watch = sniff(client, "--times")
+        watch.wait_for(rf"^\S+ vrrp {N1} ", interval + 1)
     time.sleep(0.3 + random.random() * interval)
-    mark = k2.log.mark()
-    killed = time.monotonic()
+    mark, wire = k2.log.mark(), watch.mark()
+    killed = time.time()
     k1.kill()
     lab.set_link(h1, False)
     k2.log.wait_for(r"\(V4\) Entering MASTER STATE", 10, mark)
-    # keepalived stamps whole seconds: time the line as it is read instead.
-    return finish(ping, (time.monotonic() - killed) * 1000)
+    # keepalived stamps whole seconds: its line is timed as it is read (master_log_ms only;
+    # master_ms, the row's figure, is the wire's, as carpd's).
+    read = time.time() - killed
+    return finish(ping, watch, wire, killed, interval, backup_priority, read)
 
 
-def finish(ping: Pinger, master_ms: float) -> dict[str, float]:
+def master_down_ms(interval: float, backup_priority: int) -> float:
+    """VRRPv3's Master_Down_Interval of the backup (RFC 5798 6.1), in ms."""
+    return 1000 * (3 * interval + (256 - backup_priority) * interval / 256)
+
+
+def finish(
+    ping: Pinger,
+    watch: LogWatch,
+    wire: int,
+    killed: float,
+    interval: float,
+    backup_priority: int,
+    logged_s: float,
+) -> dict[str, Any]:
+    """The new master's first advert and the old one's last, as the client's kernel
+    stamped them; the client back."""
+    wait_new_master_advert(watch, N2, wire)
+    last, first = takeover_on_the_wire(watch.lines, N1, N2, killed)
     ping.log.wait_for(r"bytes from", timeout=5, start=ping.mark())
     time.sleep(0.2)
     outage = ping.stop()
-    return {"master_ms": master_ms, "outage_ms": outage.longest_gap_ms}
+    return {
+        "master_ms": (first - killed) * 1000,
+        "after_last_advert_ms": (first - last) * 1000,
+        "master_down_ms": master_down_ms(interval, backup_priority),
+        "master_log_ms": logged_s * 1000,
+        "outage_ms": outage.longest_gap_ms,
+        "setting": f"VRRPv3 {interval:g} s, priority 200/{backup_priority}",
+    }
 
 
-def one(impl: str, interval: float) -> dict[str, float]:
+def one(impl: str, interval: float, backup_priority: int = 100) -> dict[str, Any]:
     with Lab("bv") as lab:
-        lab.add_host("n1", "192.0.2.1/24")
-        lab.add_host("n2", "192.0.2.2/24")
-        lab.add_host("cl", "192.0.2.9/24")
-        return (run_carpd if impl == "carpd" else run_keepalived)(lab, interval)
+        with setting_up("lab"):
+            lab.add_host("n1", f"{N1}/24")
+            lab.add_host("n2", f"{N2}/24")
+            lab.add_host("cl", "192.0.2.9/24")
+        run = run_carpd if impl == "carpd" else run_keepalived
+        return run(lab, interval, backup_priority)
 
 
 def jitter(
@@ -120,40 +162,41 @@ def jitter(
     SCHED_FIFO; keepalived's vrrp_rt_priority, SCHED_RR); ``load``: that many busy
     processes (one per core keeps every core loaded) run meanwhile."""
     with Lab("bvj") as lab:
-        h1 = lab.add_host("n1", "192.0.2.1/24")
-        watcher = lab.add_host("w", "192.0.2.9/24")
-        vrids = range(10, 10 + JITTER_VRIDS)
-        pids: list[int]
-        if impl == "carpd":
-            extra = {"protocol": "vrrp3", "priority": 200, "advbase": 0.01, "accept": True}
-            specs = [
-                VhidSpec(v, (f"192.0.2.{100 + v}/24",), password="", extra=extra) for v in vrids
-            ]
-            rt = {"realtime_priority": REALTIME_PRIORITY} if realtime else {}
-            node = Node(lab, h1, specs, global_=rt)
-            node.start()
-            node.wait_ready()
-            node.wait_states({f"carp{v}": "MASTER" for v in vrids}, timeout=15)
-            assert node.proc is not None
-            pids = [node.proc.pid]
-        else:
-            ka = Keepalived(
-                lab,
-                h1,
-                [instance(f"V{v}", v, 200, f"192.0.2.{100 + v}/24", 0.01) for v in vrids],
-                defs=KEEPALIVED_REALTIME if realtime else "",
-            )
-            for v in vrids:
-                ka.wait_state(f"V{v}", "MASTER", timeout=15)
-            child = (lab.tmp / "keepalived-n1" / "vrrp.pid").read_text().split()[0]
-            pids = [ka.proc.pid, int(child)]
-        for _ in range(load):  # the lab stops them with everything else
-            watcher.spawn([sys.executable, "-c", "while True: pass"])
-        if realtime:  # the option took (keepalived's is SCHED_RR), whatever flags beside it
-            for pid in pids[-1:]:  # carpd, or keepalived's VRRP child
-                policy = os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK
-                assert policy in (os.SCHED_FIFO, os.SCHED_RR), f"{impl} {pid}: policy {policy}"
-        time.sleep(1.0)  # settled
+        with setting_up(f"{impl}, 16 VRIDs MASTER"):
+            h1 = lab.add_host("n1", "192.0.2.1/24")
+            watcher = lab.add_host("w", "192.0.2.9/24")
+            vrids = range(10, 10 + JITTER_VRIDS)
+            pids: list[int]
+            if impl == "carpd":
+                extra = {"protocol": "vrrp3", "priority": 200, "advbase": 0.01, "accept": True}
+                specs = [
+                    VhidSpec(v, (f"192.0.2.{100 + v}/24",), password="", extra=extra) for v in vrids
+                ]
+                rt = {"realtime_priority": REALTIME_PRIORITY} if realtime else {}
+                node = Node(lab, h1, specs, global_=rt)
+                node.start()
+                node.wait_ready()
+                node.wait_states({f"carp{v}": "MASTER" for v in vrids}, timeout=15)
+                assert node.proc is not None
+                pids = [node.proc.pid]
+            else:
+                ka = Keepalived(
+                    lab,
+                    h1,
+                    [instance(f"V{v}", v, 200, f"192.0.2.{100 + v}/24", 0.01) for v in vrids],
+                    defs=KEEPALIVED_REALTIME if realtime else "",
+                )
+                for v in vrids:
+                    ka.wait_state(f"V{v}", "MASTER", timeout=15)
+                child = (lab.tmp / "keepalived-n1" / "vrrp.pid").read_text().split()[0]
+                pids = [ka.proc.pid, int(child)]
+            for _ in range(load):  # the lab stops them with everything else
+                watcher.spawn([sys.executable, "-c", "while True: pass"])
+            if realtime:  # the option took (keepalived's is SCHED_RR), whatever flags beside it
+                for pid in pids[-1:]:  # carpd, or keepalived's VRRP child
+                    policy = os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK
+                    assert policy in (os.SCHED_FIFO, os.SCHED_RR), f"{impl} {pid}: policy {policy}"
+            time.sleep(1.0)  # settled
         before = [sample_cpu(p) for p in pids]
         argv = [sys.executable, "-m", "carpd_lab.sniff", "eth0", "--stamps", str(seconds)]
         out = watcher.run(argv, timeout=seconds + 30).stdout
@@ -194,7 +237,8 @@ def steady(impl: str, seconds: float = STEADY_SECONDS) -> dict[str, float]:
                 return [VhidSpec(9, (f"{VIP}/24",), password="", extra={**extra, "priority": prio})]
 
             n1, n2 = Node(lab, h1, spec(200)), Node(lab, h2, spec(100))
-            start_master_first(n1, n2)
+            with setting_up("carpd pair"):
+                start_master_first(n1, n2)
             marks = (n1.mark(), n2.mark())
             time.sleep(seconds)
             assert n1.log is not None and n2.log is not None
@@ -203,8 +247,9 @@ def steady(impl: str, seconds: float = STEADY_SECONDS) -> dict[str, float]:
         else:
             k1 = Keepalived(lab, h1, [instance("V4", 9, 200, f"{VIP}/24", 0.01)])
             k2 = Keepalived(lab, h2, [instance("V4", 9, 100, f"{VIP}/24", 0.01)])
-            k1.wait_state("V4", "MASTER", timeout=15)
-            k2.wait_state("V4", "BACKUP", timeout=5)
+            with setting_up("keepalived pair"):
+                k1.wait_state("V4", "MASTER", timeout=15)
+                k2.wait_state("V4", "BACKUP", timeout=5)
             marks = (k1.log.mark(), k2.log.mark())
             time.sleep(seconds)
             logs = (k1.log.lines[marks[0] :], k2.log.lines[marks[1] :])

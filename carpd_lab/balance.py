@@ -15,6 +15,7 @@ route the client's sources back through it.
     python -m carpd_lab.balance serve NAME        # on a node
     python -m carpd_lab.balance probe VIP FIRST LAST   # on the client: JSON {source: name}
     python -m carpd_lab.balance sink RATE         # a node's capacity: RATE bytes/s at most
+                                                  # (prints "TIME BYTES_IN STREAMS_ACCEPTED")
     python -m carpd_lab.balance send VIP FIRST LAST SECONDS   # a stream from each source
 """
 
@@ -188,19 +189,29 @@ async def _probe(vip: str, first: str, last: str) -> dict[str, str | None]:
 
 
 SINK_PORT = 7001
-REPORT = 0.25  # a sink prints what it took in, cumulative, this often
+REPORT = 0.25  # a sink prints what it took in and the streams it accepted (cumulative)
 
 
 async def _sink(rate: float) -> None:
     """Take in data from any number of streams, at most ``rate`` bytes/s in all: the
     node's capacity (a CPU-bound service would be the same), the bottleneck of the
-    benchmark. A token bucket shared by every connection."""
+    benchmark. A token bucket shared by every connection. Reports ``TIME TOTAL ACCEPTED``:
+    the bytes taken in and the streams accepted so far."""
     loop = asyncio.get_running_loop()
     total = 0
     budget = 0.0
     last = loop.time()
+    accepted = 0
 
     async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        try:
+            await _take(reader)
+        finally:
+            writer.close()
+
+    async def _take(reader: asyncio.StreamReader) -> None:
         nonlocal total, budget, last
         while True:
             now = loop.time()
@@ -209,19 +220,21 @@ async def _sink(rate: float) -> None:
             if budget < 1024:
                 await asyncio.sleep(0.005)
                 continue
-            data = await reader.read(int(budget))
+            try:
+                data = await reader.read(int(budget))
+            except ConnectionError:
+                return
             if not data:
-                break
+                return
             budget -= len(data)
             total += len(data)
-        writer.close()
 
     server = await asyncio.start_server(take, "0.0.0.0", SINK_PORT)
     print("listening", flush=True)
     async with server:
         while True:
             await asyncio.sleep(REPORT)
-            print(f"{loop.time():.3f} {total}", flush=True)
+            print(f"{loop.time():.3f} {total} {accepted}", flush=True)
 
 
 async def _send(vip: str, first: str, last: str, seconds: float) -> None:
