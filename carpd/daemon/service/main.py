@@ -29,6 +29,10 @@ Reads its vhids from a TOML file (default {DEFAULT_CONFIG}), or takes a ucarp co
 a ucarp user can switch by changing one word, e.g.
   carpd -i eth0 -s 192.0.2.1 -v 7 -p secret -a 192.0.2.100 -u up.sh -d down.sh -P
 
+Coming from keepalived or Debian's ucarp stanzas: `carpd import keepalived FILE` and
+`carpd import ucarp-interfaces FILE` print a carpd.toml and report on stderr what did not
+translate (`carpd import --help`).
+
 Signals: SIGTERM/SIGINT hand over at once (a MASTER sends the infinite advert),
 remove the addresses, run the down hooks and exit 0. SIGHUP reloads the file; vhids
 whose settings did not change keep their state.
