@@ -173,27 +173,24 @@ def test_a_quorum_of_two_gateways_of_three(lab: Lab) -> None:
     n2.wait_state("MASTER", "lan", takeover_limit(n1) + verdict_limit(2))
 
 
+def bgp_peer(me: str, asn: int, name: str, peer: str, peer_asn: int) -> str:
+    """A BIRD config with one BGP session, quick to notice a peer (no routes)."""
+    return textwrap.dedent(f"""\
+        router id {me};
+        protocol device {{ scan time 1; }}
+        protocol bgp {name} {{
+            local {me} as {asn}; neighbor {peer} as {peer_asn};
+            hold time 3; keepalive time 1; connect retry time 1;
+            ipv4 {{ import none; export none; }};
+        }}
+        """)
+
+
 def test_a_bgp_session_down_demotes_and_up_restores(lab: Lab) -> None:
     router = lab.add_host("router", "192.0.2.254/24")
-    rbird = Bird(lab, router, textwrap.dedent("""\
-        router id 192.0.2.254;
-        protocol device { scan time 1; }
-        protocol bgp peer1 {
-            local 192.0.2.254 as 65000; neighbor 192.0.2.1 as 65001;
-            hold time 3; keepalive time 1; connect retry time 1;
-            ipv4 { import none; export none; };
-        }
-        """))  # fmt: skip
+    rbird = Bird(lab, router, bgp_peer("192.0.2.254", 65000, "peer1", "192.0.2.1", 65001))
     host1 = lab.add_host("n1", "192.0.2.1/24")
-    nbird = Bird(lab, host1, textwrap.dedent("""\
-        router id 192.0.2.1;
-        protocol device { scan time 1; }
-        protocol bgp uplink {
-            local 192.0.2.1 as 65001; neighbor 192.0.2.254 as 65000;
-            hold time 3; keepalive time 1; connect retry time 1;
-            ipv4 { import none; export none; };
-        }
-        """))  # fmt: skip
+    nbird = Bird(lab, host1, bgp_peer("192.0.2.1", 65001, "uplink", "192.0.2.254", 65000))
     nbird.wait_established("uplink", 10 + bounds.START_UP)
     track = {"name": "isp", "kind": "bgp", "targets": "uplink", "control": str(nbird.socket),
              "interval": INTERVAL, "timeout": INTERVAL, "rise": 1, "fall": 1,
@@ -232,16 +229,8 @@ def test_frr_bgp_and_bfd_sessions_down_demote_and_up_restore(lab: Lab) -> None:
     """daemon = "frr": FRR's bgpd and bfdd on the node (read with vtysh --vty_socket),
     peering with a BIRD router whose BGP protocol and then BFD session are disabled."""
     router = lab.add_host("router", "192.0.2.254/24")
-    rbird = Bird(lab, router, textwrap.dedent("""\
-        router id 192.0.2.254;
-        protocol device { scan time 1; }
-        protocol bgp peer1 {
-            local 192.0.2.254 as 65000; neighbor 192.0.2.1 as 65001;
-            hold time 3; keepalive time 1; connect retry time 1;
-            ipv4 { import none; export none; };
-        }
-        protocol bfd bfd1 { neighbor 192.0.2.1; interface "eth0" { interval 100 ms; }; }
-        """))  # fmt: skip
+    bfd = 'protocol bfd bfd1 { neighbor 192.0.2.1; interface "eth0" { interval 100 ms; }; }\n'
+    rbird = Bird(lab, router, bgp_peer("192.0.2.254", 65000, "peer1", "192.0.2.1", 65001) + bfd)
     host1 = lab.add_host("n1", "192.0.2.1/24")
     frr = Frr(lab, host1, FRR_BGPD, FRR_BFDD)
     bgp_state = "show bgp neighbor 192.0.2.254 json"
