@@ -27,9 +27,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from carpd.daemon.effects.conntrack import read_stats
 from carpd_lab import bounds
 from carpd_lab.cluster import Node, VhidSpec
 from carpd_lab.keepalived import Keepalived, instance
@@ -125,6 +127,11 @@ class FirewallPair:
     # notify scripts run conntrack-tools' own primary-backup.sh, same conntrackd.conf.
     daemon: Literal["carpd", "keepalived"] = "carpd"
     rto_max: float | None = TCP_RTO_MAX  # None: the kernel's backoff, uncapped
+    # [conntrackd] max_entries (the table conntrackd.conf is sized for; None: the default)
+    max_entries: int | None = None
+    # [conntrackd] external_cache = false: the backup's conntrackd writes the peer's
+    # connections straight into its kernel table (DisableExternalCache On), no commit
+    direct: bool = False
     client: Host = field(init=False)
     server: Host = field(init=False)
     fw: list[Node] = field(init=False)  # carpd's nodes (their config: conntrackd.conf)
@@ -167,6 +174,10 @@ class FirewallPair:
             "run_dir": str(lab.tmp / f"{name}-conntrackd"),
             "bulk_timeout": BULK_TIMEOUT,
         }
+        if self.max_entries is not None:
+            node.tables["conntrackd"]["max_entries"] = self.max_entries
+        if self.direct:
+            node.tables["conntrackd"]["external_cache"] = False
         node.write_config()
         conf.write_text(host.check(*carpd_argv("--config", str(node.config), "--conntrackd-conf")))
         return node
@@ -275,18 +286,36 @@ class FirewallPair:
         raise LabError(f"{node.name}: no conntrackd running")
 
     def wait_synced(self, count: int, timeout: float) -> None:
-        """Until fw2's conntrackd holds at least ``count`` of fw1's connections."""
+        """Until fw2's conntrackd holds at least ``count`` of fw1's connections (in its
+        external cache, or without one injected into fw2's kernel table)."""
         conf = self.fw[1].tables["conntrackd"]["config"]
         deadline = time.monotonic() + timeout
         while True:
             out = self.fw[1].host.check("conntrackd", "-C", conf, "-s")
-            m = EXTERNAL.search(out)
-            have = int(m.group(1)) if m else 0
+            stats, _ = read_stats(out)  # without an external cache: what it injected
+            have = stats.external if stats is not None else 0
             if have >= count:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"fw2 has {have} of {count} connections")
             time.sleep(0.1)
+
+    def watch_addresses(self, node: Node) -> LogWatch:
+        """``ip -ts monitor address`` on a firewall: when each address came and went, for
+        address_added."""
+        proc = node.host.spawn(["ip", "-ts", "monitor", "address"], stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        watch = LogWatch(proc.stdout)
+        # It listens once it answers: an address of its own, added and watched for.
+        node.host.check("ip", "address", "add", "127.0.0.2/8", "dev", "lo")
+        watch.wait_for(r"inet 127\.0\.0\.2/", bounds.COMMAND)
+        return watch
+
+    def address_added(self, watch: LogWatch, address: str, timeout: float, start: int = 0) -> float:
+        """The wall-clock time at which ``address`` was added (ip -ts's stamp)."""
+        _, line = watch.wait_for(rf"\] \d+: \S+\s+inet {re.escape(address)}/", timeout, start)
+        stamp = line[1 : line.index("]")]
+        return datetime.fromisoformat(stamp).timestamp()
 
     def invalid(self, node: Node) -> int:
         """Packets the firewall dropped as not belonging to any connection it knows."""
@@ -299,6 +328,23 @@ class FirewallPair:
     def conntrack_entries(self, node: Node) -> str:
         """The kernel's connection table on a firewall (conntrack -L)."""
         return node.host.check("conntrack", "-L")
+
+
+def fill_lines(count: int, first: int = 0) -> str:
+    """``conntrack -R`` input for ``count`` established TCP connections from the LAN to
+    WAN servers, SNATed to the WAN virtual address (the port kept): ballast for a table of
+    a real firewall's size, none of them the flows' (servers 198.51.100.20 on, port 443).
+    Entry i: client 192.0.2.(64 + i % 64), port 1024 + i % 60000, server 198.51.100.(20 +
+    i // 60000): unique in both directions up to 3.6 million."""
+    out = []
+    for i in range(first, first + count):
+        server, port = f"198.51.100.{20 + i // 60000}", 1024 + i % 60000
+        out.append(
+            f"-I -p tcp -s 192.0.2.{64 + i % 64} -d {server} --sport {port} --dport 443 "
+            f"-r {server} -q {WAN_VIP} --reply-port-src 443 --reply-port-dst {port} "
+            "--state ESTABLISHED -t 432000 -u SEEN_REPLY,ASSURED\n"
+        )
+    return "".join(out)
 
 
 def failover_limit(backup: Node) -> float:

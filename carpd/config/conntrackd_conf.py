@@ -9,7 +9,10 @@ what a carpd pair needs):
   and from the firewall itself are not the peer's business (forwarded and NATed ones are
   kept: conntrackd matches the original and the reply source, never the VIP there);
 - one lock file, UNIX socket and log per instance (``run_dir``), so two instances (or a
-  lab of namespaces) never trip over each other's lock.
+  lab of namespaces) never trip over each other's lock;
+- sized for the table (``max_entries``, by default the node's nf_conntrack_max; see
+  ``Sizing``): conntrackd's defaults (HashLimit 131072) silently keep a bigger table out
+  of its caches, so the peer never learns the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from carpd.config.document import Config
 from carpd.config.errors import ConfigError
@@ -26,6 +31,84 @@ from carpd.config.errors import ConfigError
 _LEXER_ADDRESS = re.compile(r"^[0-9a-fA-F:.]+$")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# The kernel's limit, read when the file is written if [conntrackd] max_entries is unset.
+NF_CONNTRACK_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
+FALLBACK_ENTRIES = 262144  # the kernel's own default on a machine of 16 GiB or more
+
+# Bytes a connection's event takes in the netlink socket's buffer (an skb's truesize,
+# about 640 for a NATed TCP entry) and in a sync message on the wire (about 100),
+# rounded up; and how much of the table a burst may renew at once before conntrackd
+# reads it (a quarter: 250,000 new connections in a second on a 1M table).
+EVENT_BYTES = 1024
+MESSAGE_BYTES = 128
+BURST = 4
+HASH_SIZE_MIN, HASH_LIMIT_MIN = 32768, 131072  # conntrack-tools' example (carpd's before)
+NETLINK_MIN = 2 * 1024 * 1024  # conntrack-tools' example (and carpd's before sizing)
+NETLINK_GROWTH_MIN = 8 * 1024 * 1024
+SOCKET_MIN = 1249280  # conntrack-tools' example's UDP socket buffers
+OVERRUN_RESYNC = 5  # seconds (conntrackd's default 30): see Sizing.overrun_resync
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """conntrackd.conf's sizes for a table of ``entries`` connections, and why.
+
+    - ``hash_limit``: conntrackd's caches hold at most this many entries and silently drop
+      the rest (its default 131072 is below most firewalls' tables); conntrackd.conf(5):
+      twice nf_conntrack_max, as dead entries stay cached for retransmission a while;
+    - ``hash_size``: buckets, a power of two, two entries a bucket at a full table (16
+      bytes each per cache: 8 MiB for a million);
+    - ``netlink_buffer``: the event socket's buffer holds a burst of a quarter of the
+      table's events (BURST) before conntrackd reads them; an overrun loses events, and
+      conntrackd doubles it up to ``netlink_growth`` (four times that);
+    - ``overrun_resync``: after an overrun nothing but a resync with the kernel brings
+      the lost connections back into the caches, and so to the peer: 5 s, not 30 (a crash
+      in between loses them);
+    - ``socket_buffer``: the sync link's UDP send and receive buffers hold a bulk send of
+      a quarter of the table.
+    """
+
+    entries: int
+    source: str  # where the figure comes from, for the file's comment
+    hash_size: int
+    hash_limit: int
+    netlink_buffer: int
+    netlink_growth: int
+    socket_buffer: int
+    overrun_resync: int = OVERRUN_RESYNC
+
+    @classmethod
+    def of(cls, entries: int, source: str) -> Sizing:
+        netlink = max(NETLINK_MIN, entries * EVENT_BYTES // BURST)
+        return cls(
+            entries=entries,
+            source=source,
+            hash_size=max(HASH_SIZE_MIN, 1 << (max(1, entries // 2) - 1).bit_length()),
+            hash_limit=max(HASH_LIMIT_MIN, 2 * entries),
+            netlink_buffer=netlink,
+            netlink_growth=max(NETLINK_GROWTH_MIN, 4 * netlink),
+            socket_buffer=max(SOCKET_MIN, entries * MESSAGE_BYTES // BURST),
+        )
+
+
+def kernel_max() -> int | None:
+    """This node's net.netfilter.nf_conntrack_max, or None (conntrack not loaded)."""
+    try:
+        return int(NF_CONNTRACK_MAX.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def sizing(config: Config, kernel: int | None = None) -> Sizing:
+    """From [conntrackd] max_entries, else the kernel's limit (``kernel``, read if None)."""
+    if config.conntrackd.max_entries is not None:
+        return Sizing.of(config.conntrackd.max_entries, "[conntrackd] max_entries")
+    kernel = kernel if kernel is not None else kernel_max()
+    if kernel is None:
+        return Sizing.of(FALLBACK_ENTRIES, f"no {NF_CONNTRACK_MAX} here: the kernel's default")
+    return Sizing.of(kernel, "this node's net.netfilter.nf_conntrack_max")
 
 
 def _family(a: Address) -> str:
@@ -44,12 +127,19 @@ def own_comment(node_addresses: Mapping[str, Sequence[Address]]) -> list[str]:
     return lines
 
 
-def render(config: Config, node_addresses: Mapping[str, Sequence[Address]] | None = None) -> str:
+def render(
+    config: Config,
+    node_addresses: Mapping[str, Sequence[Address]] | None = None,
+    kernel: int | None = None,
+) -> str:
     """The conntrackd.conf text; ConfigError if the [conntrackd] table lacks the link.
 
     ``node_addresses``: this node's own addresses by interface, as read on the node the
-    file is for; they are ignored with the virtual ones, and listed in a comment."""
+    file is for; they are ignored with the virtual ones, and listed in a comment.
+    ``kernel``: the node's nf_conntrack_max (read here if None), when max_entries is
+    unset."""
     node_addresses = node_addresses or {}
+    size = sizing(config, kernel)
     ct = config.conntrackd
     missing = [k for k in ("interface", "address", "peer") if getattr(ct, k) is None]
     if missing:
@@ -72,17 +162,18 @@ def render(config: Config, node_addresses: Mapping[str, Sequence[Address]] | Non
         "# carpd runs the failover commands itself (-c before its addresses come up,",
         "# then -f -R -B; -t -n on BACKUP): no primary-backup.sh.",
         *own_comment(node_addresses),
+        f"# Sized for {size.entries} connections ({size.source}).",
         "Sync {",
         "\tMode FTFW {",
-        "\t\tDisableExternalCache Off",
+        f"\t\tDisableExternalCache {'Off' if ct.external_cache else 'On'}",
         "\t}",
         "\tUDP {",
         f"\t\t{fam}_address {ct.address}",
         f"\t\t{fam}_Destination_Address {ct.peer}",
         f"\t\tPort {ct.port}",
         f"\t\tInterface {ct.interface}",
-        "\t\tSndSocketBuffer 1249280",
-        "\t\tRcvSocketBuffer 1249280",
+        f"\t\tSndSocketBuffer {size.socket_buffer}",
+        f"\t\tRcvSocketBuffer {size.socket_buffer}",
         "\t\tChecksum on",
         "\t}",
     ]
@@ -91,14 +182,15 @@ def render(config: Config, node_addresses: Mapping[str, Sequence[Address]] | Non
     lines += [
         "}",
         "General {",
-        "\tHashSize 32768",
-        "\tHashLimit 131072",
+        f"\tHashSize {size.hash_size}",
+        f"\tHashLimit {size.hash_limit}",
         f"\tLogFile {run / 'conntrackd.log'}",
         "\tSyslog on",
         f"\tLockFile {run / 'conntrackd.lock'}",
         f"\tUNIX {{\n\t\tPath {run / 'conntrackd.ctl'}\n\t}}",
-        "\tNetlinkBufferSize 2097152",
-        "\tNetlinkBufferSizeMaxGrowth 8388608",
+        f"\tNetlinkBufferSize {size.netlink_buffer}",
+        f"\tNetlinkBufferSizeMaxGrowth {size.netlink_growth}",
+        f"\tNetlinkOverrunResync {size.overrun_resync}",
         "\tFilter From Userspace {",
         "\t\tProtocol Accept {",
         "\t\t\tTCP SCTP DCCP UDP ICMP IPv6-ICMP",

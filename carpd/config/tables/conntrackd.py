@@ -36,8 +36,22 @@ class ConntrackdConfig(Frozen):
     """Commit the expectation cache too (-c expect), with ExpectationSync in conntrackd.conf
     (FTP, SIP)."""
     commit_timeout: float = Field(default=2.0, gt=0, le=60, strict=True, allow_inf_nan=False)
-    """Seconds the commit may hold the addresses back on becoming MASTER; then they go up
-    anyway and the commit finishes on its own."""
+    """Seconds the commit may hold the addresses back on becoming MASTER, on top of a
+    second per 50,000 of the peer's connections (conntrackd's last count of them: half the
+    slowest commit rate measured); then they go up anyway and the commit finishes on its
+    own."""
+    max_entries: int | None = Field(default=None, ge=1024, le=1 << 26, strict=True)
+    """The connections the firewall's table holds at most: ``carpd --conntrackd-conf``
+    sizes conntrackd's caches (HashSize, HashLimit), its netlink event buffer and its sync
+    socket buffers from it. Unset: the node's ``net.netfilter.nf_conntrack_max`` when
+    the file is written (the kernel refuses connections beyond it anyway)."""
+    external_cache: StrictBool = True
+    """Keep the peer's connections in conntrackd's external cache and commit them into
+    the kernel on becoming MASTER (the addresses wait for the commit). false: the
+    BACKUP's conntrackd writes them straight into its kernel table as they arrive
+    (``DisableExternalCache On``), so there is nothing to commit at a takeover, at a cost:
+    the BACKUP's kernel table holds the peer's connections with the peer's timeouts
+    (docs/firewall.md, "At scale")."""
     command_timeout: float = Field(default=10.0, gt=0, le=120, strict=True, allow_inf_nan=False)
     """Seconds any other conntrackd command (-f, -R, -B, -t, -n, -s) may take."""
     demotion_factor: int = Field(default=240, ge=0, le=1 << 24, strict=True)

@@ -24,6 +24,12 @@ these holds, so a node never takes the role (preempt on) without the peer's tabl
 A stall, conntrackd answering and the link up but nothing from the peer's conntrackd for
 STATS_INTERVAL seconds (FTFW sends a keep-alive a second when idle), is logged and shown
 in status by name, but does not demote: the peer may simply be gone.
+
+With ``external_cache = false`` (conntrackd's ``DisableExternalCache On``) the BACKUP's
+conntrackd writes the peer's connections straight into its kernel table: nothing to
+commit on becoming MASTER (the addresses go up at once), no ``-t`` on becoming BACKUP
+(its scheduled flush would delete the peer's connections from the kernel table), and
+the peer's table is what conntrackd injected ("external inject" in ``-s``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +63,11 @@ log = logging.getLogger("carpd")
 
 BULK_POLL = 1.0  # seconds between two looks at the external cache during a bulk resync
 BULK_QUIET = 3.0  # the external cache unchanged this long: the bulk resync is done
+# The commit's deadline grows with the peer's table: commit_timeout, plus a second per
+# COMMIT_RATE of the peer's connections (measured: 250,000 in 1.8 s, 500,000 in 7 s on a
+# kernel hash of 262,144 buckets; half the slowest rate, so a commit that runs is waited
+# for: addresses up over a half-committed table drop the rest's packets as invalid).
+COMMIT_RATE = 50_000
 STATS_INTERVAL = 10.0  # seconds between two looks at conntrackd's statistics, for status
 
 COMMIT = "conntrackd commit"
@@ -68,6 +80,27 @@ CHAIN = "conntrackd"  # its steps' chain in the lane (see lanes.Step.chain)
 BULK = "state sync bulk start"
 DOWN = "state sync conntrackd down"
 LINK = "state sync link down"
+
+
+_INJECT = re.compile(
+    r"external inject:\s*\nconnections created:\s*(\d+)\s+failed:\s*\d+\s*\n"
+    r"connections updated:\s*(\d+)\s+failed:\s*\d+\s*\n"
+    r"connections destroyed:\s*(\d+)"
+)
+
+
+def read_stats(text: str) -> tuple[ConntrackdStats | None, tuple[int, ...] | None]:
+    """``conntrackd -s``, with or without an external cache. Without one
+    (DisableExternalCache On) the peer's table is what conntrackd injected into the
+    kernel: created less destroyed stands for the external cache; returns the inject
+    counts (created, updated, destroyed) too, which move while the peer's table arrives
+    (a restarted conntrackd's resync updates the entries the kernel kept)."""
+    m = _INJECT.search(text)
+    if m is None:
+        return parse_stats(text), None
+    created, updated, destroyed = (int(g) for g in m.groups())
+    held = f"cache external:\ncurrent active connections: {max(0, created - destroyed)}"
+    return parse_stats(text.replace("external inject:", held, 1)), (created, updated, destroyed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +224,8 @@ class Conntrack:
         self._bulk: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []  # the poller and the link watch
         self.stats: ConntrackdStats | None = None  # the last `conntrackd -s` that answered
+        # Without an external cache: the inject counts of that -s (see read_stats).
+        self.injected: tuple[int, ...] | None = None
         self.answering: bool | None = None  # None: not asked yet
         self.link_up: bool | None = None  # None: no sync interface configured, or not seen
         self.stall: str | None = None  # why the peer seems silent, while it does
@@ -310,10 +345,16 @@ class Conntrack:
 
     def before(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         self._start_watching()  # at the first transition: the daemon runs
-        if isinstance(work.action, AddAddresses):
+        if isinstance(work.action, AddAddresses) and self.cfg.external_cache:
             run = self._shared(COMMIT, self._commit)
-            return [Step(COMMIT, run, self.cfg.commit_timeout, chain=CHAIN)]
-        return ()
+            return [Step(COMMIT, run, self.commit_deadline(), chain=CHAIN)]
+        return ()  # no external cache: the peer's connections are in the kernel already
+
+    def commit_deadline(self) -> float:
+        """commit_timeout, plus the time a commit of the peer's table (as last counted)
+        takes at COMMIT_RATE."""
+        external = self.stats.external if self.stats is not None else 0
+        return self.cfg.commit_timeout + external / COMMIT_RATE
 
     def after(self, work: HostWork, vhid: VhidView) -> Sequence[Step]:
         # Its own chain: a resync that hangs (each command up to command_timeout) holds
@@ -365,7 +406,8 @@ class Conntrack:
 
     async def _as_master(self) -> None:
         await self._cmd("-f")
-        await self._check_flushed()
+        if self.cfg.external_cache:
+            await self._check_flushed()
         for args in (("-R",), ("-B",)):
             await self._cmd(*args)
 
@@ -383,7 +425,11 @@ class Conntrack:
     async def _as_backup(self) -> None:
         await self._shared(ENSURE, self._ensure_running)()
         self._start_bulk()
-        for args in (("-t",), ("-n",)):
+        # -t schedules a flush of the kernel table (conntrackd's PurgeTimeout later): the
+        # old master's own entries go; without an external cache it would take the
+        # peer's connections, injected there, with them.
+        commands = (("-t",), ("-n",)) if self.cfg.external_cache else (("-n",),)
+        for args in commands:
             await self._cmd(*args)
 
     async def _ensure_running(self) -> None:
@@ -437,10 +483,10 @@ class Conntrack:
 
     async def _look(self) -> ConntrackdStats | None:
         r = await self.client.run("-s", timeout=self.cfg.command_timeout)
-        stats = parse_stats(r.output) if r.ok else None
+        stats, injected = read_stats(r.output) if r.ok else (None, None)
         self.answering = stats is not None
         if stats is not None:
-            self.stats = stats
+            self.stats, self.injected = stats, injected
         return stats
 
     async def _poll(self) -> None:
@@ -545,7 +591,8 @@ class Conntrack:
         bulk timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.bulk_timeout
-        first = last = None
+        first = None
+        last: object = None
         since = loop.time()
         while loop.time() < deadline:
             await asyncio.sleep(BULK_POLL)
@@ -554,9 +601,12 @@ class Conntrack:
                 continue  # not answering (yet): the timeout decides
             if first is None:
                 first = stats
-            if stats.external != (last.external if last else None):
+            # What moves while the peer's table arrives: the external cache, or without
+            # one every inject count (a resync updates what the kernel kept).
+            now = self.injected if self.injected is not None else stats.external
+            if now != last:
                 since = loop.time()
-            last = stats
+            last = now
             heard = stats.received > first.received  # a silent peer sent no table
             if heard and loop.time() - since >= BULK_QUIET:
                 self._synced = True

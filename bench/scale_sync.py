@@ -1,0 +1,339 @@
+"""State sync at a real firewall's scale: carpd + conntrackd with 10k to 1M connections.
+
+Run as root:  .venv/bin/python bench/scale_sync.py [--sizes 10000,100000] [--runs N]
+              [--mode commit|direct] [--flows N]
+
+Each run builds carpd_lab.firewall's pair (nftables SNAT, nf_conntrack_tcp_loose = 0,
+conntrackd FTFW on a sync link), opens ``--flows`` real TCP connections from the client
+to the server through it (half send a record every 200 ms), then fills fw1's table with
+``size`` more established, SNATed TCP entries in one burst (``conntrack -R``: the kernel
+sends conntrackd an event for each, as for a burst of real connections). Measured:
+
+- fill: how long the burst took to enter fw1's table;
+- synced: from the start of the burst until the backup holds fw1's whole table (its
+  external cache, or with ``direct`` (DisableExternalCache On) its kernel table), and
+  the sync rate that makes; the gap left (fw1's count less the backup's) when it stopped
+  growing, if it never got there;
+- resync: the backup's conntrackd killed: from the kill until carpd's "bulk done", the
+  backup's count then, and until it held the whole table again;
+- the crash: fw1 crashed at a random moment between adverts: takeover (crash to fw2's
+  MASTER line), ``conntrackd -c``'s duration on fw2 and whether carpd gave up waiting
+  for it (the addresses went up over a half-committed table), the real flows (survived,
+  data flowing again: the worst connection and the median), packets fw2 dropped as
+  invalid;
+- conntrackd's and carpd's RSS and CPU (utime + stime over the fill and sync) on both
+  nodes.
+
+The host's ``net.netfilter.nf_conntrack_max`` caps every namespace's table (Linux 6.x):
+a size above it less the flows is refused up front, not half measured (the benchmark
+never raises the host's limit).
+
+Writes bench/results/scale_sync.json and scale_sync.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core import SetupError, setting_up  # noqa: E402
+
+from carpd_lab import bounds  # noqa: E402
+from carpd_lab.cluster import Node, line_time  # noqa: E402
+from carpd_lab.firewall import EXTERNAL, LAN_VIP, FirewallPair, fill_lines  # noqa: E402
+from carpd_lab.netlab import Host, Lab, terminate_on_sigterm  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SIZES = (10_000, 100_000, 500_000, 1_000_000)
+FLOWS = 200
+INTERVAL = 0.2  # each sending flow: a record every 200 ms
+# The target: the backup holds the whole table within this of a burst or a restart.
+COMPLETE = 60.0
+POLL = 0.2  # seconds between two looks at the backup's count
+WAIT = 30.0  # TCP's backoff capped at TCP_RTO_MAX: every flow is back well within this
+INTERNAL = re.compile(r"cache internal:\s*\ncurrent active connections:\s*(\d+)")
+HOST_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
+
+
+def host_limit() -> int:
+    return int(HOST_MAX.read_text())
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def kernel_count(host: Host) -> int:
+    return int(host.check("conntrack", "-C").strip())
+
+
+def conntrackd_stats(node: Node) -> str:
+    return node.host.check("conntrackd", "-C", node.tables["conntrackd"]["config"], "-s")
+
+
+OVERRUN = r"overrun|doubled|resync|dropping|HashLimit|Hash limit|full"
+
+
+def conntrackd_log(node: Node, pattern: str) -> list[str]:
+    """The lines of the node's conntrackd log that match ``pattern`` (overruns, resyncs)."""
+    path = Path(node.tables["conntrackd"]["run_dir"]) / "conntrackd.log"
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    return [x for x in text.splitlines() if re.search(pattern, x, re.IGNORECASE)]
+
+
+def counters(node: Node) -> dict[str, int]:
+    """conntrackd -s's error counters on ``node``."""
+    text = conntrackd_stats(node)
+    out = {}
+    for key, pattern in (
+        ("lost", r"(\d+) Lost msgs"),
+        ("malformed", r"(\d+) Malformed msgs"),
+        ("send_errors", r"(\d+) Error send"),
+        ("recv_errors", r"(\d+) Error recv"),
+    ):
+        m = re.search(pattern, text)
+        out[key] = int(m.group(1)) if m else 0
+    return out
+
+
+def held(pair: FirewallPair, direct: bool) -> int:
+    """What the backup (fw2) holds of fw1's table: its external cache, or (direct) the
+    entries its conntrackd injected into its kernel table, which is what a takeover
+    keeps."""
+    fw2 = pair.fw[1]
+    if direct:
+        return kernel_count(fw2.host)
+    m = EXTERNAL.search(conntrackd_stats(fw2))
+    return int(m.group(1)) if m else 0
+
+
+def synced_table(pair: FirewallPair) -> int:
+    """fw1's entries that conntrackd syncs: its internal cache (its own table less what
+    conntrackd.conf ignores: the sync link, the adverts)."""
+    m = INTERNAL.search(conntrackd_stats(pair.fw[0]))
+    return int(m.group(1)) if m else 0
+
+
+def until_held(
+    pair: FirewallPair, direct: bool, want: int, t0: float, limit: float
+) -> dict[str, Any]:
+    """Polls the backup's count until it reaches ``want`` or ``limit`` s after ``t0``."""
+    best, at = -1, t0
+    while True:
+        have = held(pair, direct)
+        now = time.monotonic()
+        if have > best:
+            best, at = have, now
+        if have >= want or now - t0 > limit:
+            return {"held": have, "complete": have >= want, "at_s": round(at - t0, 2)}
+        time.sleep(POLL)
+
+
+class Usage:
+    """CPU (utime + stime) and RSS of carpd and conntrackd on both firewalls."""
+
+    def __init__(self, pair: FirewallPair) -> None:
+        self.pids: dict[str, int] = {}
+        for node in pair.fw:
+            assert node.proc is not None
+            self.pids[f"{node.name} carpd"] = node.proc.pid
+            self.pids[f"{node.name} conntrackd"] = pair.conntrackd_pid(node)
+        self.t = time.monotonic()
+        self.ticks = {k: cpu_ticks(p) for k, p in self.pids.items()}
+
+    def report(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.t
+        hz = os.sysconf("SC_CLK_TCK")
+        out: dict[str, Any] = {}
+        for k, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                out[k] = {
+                    "cpu_s": round((cpu_ticks(pid) - self.ticks[k]) / hz, 2),
+                    "cpu_pct": round(100 * (cpu_ticks(pid) - self.ticks[k]) / hz / wall, 1),
+                    "rss_mib": round(rss_mib(pid), 1),
+                }
+        return out
+
+
+def one(size: int, mode: str = "commit", flows: int = FLOWS) -> dict[str, Any]:
+    direct = mode == "direct"
+    if size + flows + 100 > host_limit():
+        raise SetupError(
+            f"{size} entries: the host's nf_conntrack_max is {host_limit()} (it caps every "
+            "namespace's table; the benchmark does not raise it)"
+        )
+    result: dict[str, Any] = {"size": size, "mode": mode, "flows": flows}
+    with Lab("bss") as lab:
+        with setting_up(f"firewall pair ({mode}), {flows} flows"):
+            pair = FirewallPair(lab, direct=direct)
+            pair.start()
+            fw1, fw2 = pair.fw
+            fl = pair.flows(tcp=flows, active=flows // 2, interval=INTERVAL)
+            pair.wait_synced(flows, WAIT)
+            lines = fill_lines(size)
+            usage = Usage(pair)
+        # The burst and the sync.
+        t0 = time.monotonic()
+        fw1.host.check("conntrack", "-R", "-", stdin=lines)
+        result["fill_s"] = round(time.monotonic() - t0, 2)
+        result["fw1_table"] = kernel_count(fw1.host)
+        want = synced_table(pair)
+        result["fw1_synced_table"] = want
+        sync = until_held(pair, direct, want, t0, COMPLETE)
+        result["sync"] = sync
+        result["sync_rate_per_s"] = round(sync["held"] / max(sync["at_s"], 1e-3))
+        result["gap_after_burst"] = synced_table(pair) - sync["held"]
+        result["usage_burst"] = usage.report()
+        result["fw1_conntrackd_log"] = conntrackd_log(fw1, OVERRUN)
+        result["fw2_counters"] = counters(fw2)
+        # The backup's conntrackd restarted (killed; carpd starts it again and asks the
+        # peer for its table).
+        fw2_log = fw2.log
+        assert fw2_log is not None
+        mark = fw2_log.mark()
+        t1 = time.monotonic()
+        os.kill(pair.conntrackd_pid(fw2), signal.SIGKILL)
+        limit = 10.0 + bounds.COMMAND + COMPLETE  # carpd looks every 10 s
+        fw2.wait_log(r"\(state sync bulk (done|fail)\)", limit, mark)
+        bulk_at = time.monotonic() - t1
+        at_bulk = held(pair, direct)
+        want = synced_table(pair)
+        resync = until_held(pair, direct, want, t1, limit)
+        result["resync"] = {
+            "bulk_done_s": round(bulk_at, 2),
+            "held_at_bulk_done": at_bulk,
+            "table": want,
+            **resync,
+        }
+        # The crash.
+        usage = Usage(pair)
+        with setting_up("watching fw2's addresses"):
+            addresses = pair.watch_addresses(fw2)
+        time.sleep(random.random())  # a random moment between the master's adverts
+        mark = fw2_log.mark()
+        wall = time.time()
+        crashed = pair.crash(fw1)
+        since = fl.mark(crashed)
+        _, line = fw2.wait_log(r"lan: .*-> MASTER", WAIT, mark)
+        result["takeover_s"] = round(time.monotonic() - crashed, 3)
+        up = pair.address_added(addresses, LAN_VIP, WAIT)
+        # From the MASTER decision (carpd's stamp) to the address in the kernel (ip's).
+        result["addresses_after_master_ms"] = round((up - line_time(line)) * 1000, 1)
+        result["addresses_after_crash_s"] = round(up - wall, 3)
+        with contextlib.suppress(TimeoutError):
+            fl.wait_resumed(WAIT, since)
+        report = fl.report(5.0)
+        back = [r for r in report["resumed"] if r is not None]
+        result["flows_survived"] = report["working"]
+        result["data_again_max_s"] = max(back) if back else float("nan")
+        result["data_again_median_s"] = statistics.median(back) if back else float("nan")
+        result["invalid_on_fw2"] = pair.invalid(fw2)
+        commit = commit_step(fw2) if not direct else {"last_duration": 0.0, "late": 0}
+        result["commit_s"] = commit.get("last_duration")
+        result["commit_late"] = commit.get("late", 0)
+        result["fw2_table_after"] = kernel_count(fw2.host)
+        result["usage_crash"] = usage.report()
+        result["fw2_log"] = fw2_log.lines[mark:][-30:]
+    return result
+
+
+def commit_step(node: Node) -> dict[str, Any]:
+    """The host lane's record of ``conntrackd -c`` on ``node`` (once it has ended: a
+    late commit goes on after the addresses are up)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        for step in node.status()["vhosts"][0]["host_steps"]:
+            if step["name"] == "conntrackd commit" and step["runs"]:
+                result: dict[str, Any] = step
+                return result
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(POLL)
+
+
+def table(raw: list[dict[str, Any]]) -> str:
+    lines = [
+        "| size | mode | fill, s | backup holds it, s (rate/s) | gap | resync: bulk done, s "
+        "(held then) / complete, s | takeover, s | commit, s (late) | flows survived | "
+        "data again, s: worst / median | invalid | conntrackd fw1 / fw2: CPU s, RSS MiB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in raw:
+        s, rs, u = r["sync"], r["resync"], r["usage_burst"]
+        ct = " / ".join(
+            f"{u[k]['cpu_s']:.1f}, {u[k]['rss_mib']:.0f}"
+            for k in ("fw1 conntrackd", "fw2 conntrackd")
+            if k in u
+        )
+        commit = r["commit_s"]
+        lines.append(
+            f"| {r['size']} | {r['mode']} | {r['fill_s']} | {s['at_s']} ({r['sync_rate_per_s']}) "
+            f"| {r['gap_after_burst']} | {rs['bulk_done_s']} ({rs['held_at_bulk_done']}) / "
+            f"{rs['at_s'] if rs['complete'] else 'never'} | {r['takeover_s']} | "
+            f"{commit if commit is None else round(commit, 2)} ({r['commit_late']}) | "
+            f"{r['flows_survived']}/{r['flows']} | {r['data_again_max_s']:.2f} / "
+            f"{r['data_again_median_s']:.2f} | {r['invalid_on_fw2']} | {ct} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--mode", choices=("commit", "direct"), default="commit")
+    parser.add_argument("--flows", type=int, default=FLOWS)
+    args = parser.parse_args()
+    restore = terminate_on_sigterm()
+    raw: list[dict[str, Any]] = []
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for i in range(args.runs):
+                t0 = time.monotonic()
+                try:
+                    r = one(size, args.mode, args.flows)
+                except SetupError as e:
+                    print(f"[{size}] run {i + 1}: not run: {e}")
+                    continue
+                raw.append(r)
+                shown = {k: v for k, v in r.items() if k != "fw2_log"}
+                print(f"[{size} {args.mode}] run {i + 1} ({time.monotonic() - t0:.0f} s): {shown}")
+    except KeyboardInterrupt:
+        print("interrupted: labs removed", file=sys.stderr)
+        return 130
+    finally:
+        restore()
+    text = table(raw)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale_sync.md").write_text(text + "\n")
+    (RESULTS / "scale_sync.json").write_text(json.dumps(raw, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
