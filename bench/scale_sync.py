@@ -62,7 +62,7 @@ FLOWS = 200
 INTERVAL = 0.2  # each sending flow: a record every 200 ms
 # The target: the backup holds the whole table within this of a burst or a restart.
 COMPLETE = 60.0
-POLL = 0.2  # seconds between two looks at the backup's count
+POLL = 0.5  # seconds between two looks at the backup's count (listing 250k takes 0.5 s)
 WAIT = 30.0  # TCP's backoff capped at TCP_RTO_MAX: every flow is back well within this
 INTERNAL = re.compile(r"cache internal:\s*\ncurrent active connections:\s*(\d+)")
 HOST_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
@@ -120,20 +120,27 @@ def counters(node: Node) -> dict[str, int]:
     return out
 
 
+def kernel_synced(host: Host) -> int:
+    """The connections in a firewall's kernel table that conntrackd syncs: every TCP one
+    (the fill's and the flows') and the flows' UDP one (not the sync link's, nor the
+    adverts', which conntrackd.conf ignores)."""
+    tcp = host.check("conntrack", "-L", "-p", "tcp").count("\n")
+    return tcp + host.check("conntrack", "-L", "-p", "udp", "--dport", "7000").count("\n")
+
+
 def held(pair: FirewallPair, direct: bool) -> int:
-    """What the backup (fw2) holds of fw1's table: its external cache, or (direct) the
-    entries its conntrackd injected into its kernel table, which is what a takeover
-    keeps."""
+    """What the backup (fw2) holds of fw1's table: its external cache, or (direct) what
+    its kernel table holds of it, which is what a takeover keeps."""
     fw2 = pair.fw[1]
     if direct:
-        return kernel_count(fw2.host)
+        return kernel_synced(fw2.host)
     m = EXTERNAL.search(conntrackd_stats(fw2))
     return int(m.group(1)) if m else 0
 
 
-def synced_table(pair: FirewallPair) -> int:
-    """fw1's entries that conntrackd syncs: its internal cache (its own table less what
-    conntrackd.conf ignores: the sync link, the adverts)."""
+def internal_cache(pair: FirewallPair) -> int:
+    """fw1's conntrackd's internal cache: what it knows of fw1's table (HashLimit caps
+    it)."""
     m = INTERNAL.search(conntrackd_stats(pair.fw[0]))
     return int(m.group(1)) if m else 0
 
@@ -179,17 +186,19 @@ class Usage:
         return out
 
 
-def one(size: int, mode: str = "commit", flows: int = FLOWS) -> dict[str, Any]:
+def one(
+    size: int, mode: str = "commit", flows: int = FLOWS, max_entries: int | None = None
+) -> dict[str, Any]:
     direct = mode == "direct"
     if size + flows + 100 > host_limit():
         raise SetupError(
             f"{size} entries: the host's nf_conntrack_max is {host_limit()} (it caps every "
             "namespace's table; the benchmark does not raise it)"
         )
-    result: dict[str, Any] = {"size": size, "mode": mode, "flows": flows}
+    result: dict[str, Any] = {"size": size, "mode": mode, "flows": flows, "sized_for": max_entries}
     with Lab("bss") as lab:
         with setting_up(f"firewall pair ({mode}), {flows} flows"):
-            pair = FirewallPair(lab, direct=direct)
+            pair = FirewallPair(lab, max_entries=max_entries, direct=direct)
             pair.start()
             fw1, fw2 = pair.fw
             fl = pair.flows(tcp=flows, active=flows // 2, interval=INTERVAL)
@@ -201,12 +210,13 @@ def one(size: int, mode: str = "commit", flows: int = FLOWS) -> dict[str, Any]:
         fw1.host.check("conntrack", "-R", "-", stdin=lines)
         result["fill_s"] = round(time.monotonic() - t0, 2)
         result["fw1_table"] = kernel_count(fw1.host)
-        want = synced_table(pair)
-        result["fw1_synced_table"] = want
+        want = kernel_synced(fw1.host)
+        result["fw1_synced"] = want
+        result["fw1_internal_cache"] = internal_cache(pair)
         sync = until_held(pair, direct, want, t0, COMPLETE)
         result["sync"] = sync
         result["sync_rate_per_s"] = round(sync["held"] / max(sync["at_s"], 1e-3))
-        result["gap_after_burst"] = synced_table(pair) - sync["held"]
+        result["gap_after_burst"] = kernel_synced(fw1.host) - sync["held"]
         result["usage_burst"] = usage.report()
         result["fw1_conntrackd_log"] = conntrackd_log(fw1, OVERRUN)
         result["fw2_counters"] = counters(fw2)
@@ -221,7 +231,7 @@ def one(size: int, mode: str = "commit", flows: int = FLOWS) -> dict[str, Any]:
         fw2.wait_log(r"\(state sync bulk (done|fail)\)", limit, mark)
         bulk_at = time.monotonic() - t1
         at_bulk = held(pair, direct)
-        want = synced_table(pair)
+        want = kernel_synced(fw1.host)
         resync = until_held(pair, direct, want, t1, limit)
         result["resync"] = {
             "bulk_done_s": round(bulk_at, 2),
@@ -307,6 +317,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--mode", choices=("commit", "direct"), default="commit")
     parser.add_argument("--flows", type=int, default=FLOWS)
+    parser.add_argument(
+        "--max-entries",
+        type=int,
+        help="[conntrackd] max_entries (default: unset, the node's nf_conntrack_max); "
+        "65536 gives conntrack-tools' example sizes, carpd's before sizing",
+    )
     args = parser.parse_args()
     restore = terminate_on_sigterm()
     raw: list[dict[str, Any]] = []
@@ -315,7 +331,7 @@ def main() -> int:
             for i in range(args.runs):
                 t0 = time.monotonic()
                 try:
-                    r = one(size, args.mode, args.flows)
+                    r = one(size, args.mode, args.flows, args.max_entries)
                 except SetupError as e:
                     print(f"[{size}] run {i + 1}: not run: {e}")
                     continue

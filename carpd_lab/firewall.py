@@ -43,6 +43,8 @@ PORT = 7000  # the server's TCP and UDP echo
 # conntrackd -s: the size of the peer's table (the lab reads it as an operator would)
 EXTERNAL = re.compile(r"cache external:\s*\ncurrent active connections:\s*(\d+)")
 TCP_RTO_MAX = 1.0  # seconds, on the client and the server
+# A TCP entry's original direction in conntrack -L and conntrackd -e.
+ORIGINAL = re.compile(r"^tcp\s.*?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
 # How long a firewall waits for the peer's table (pfsync: 60 s). "bulk done" needs a first
 # look at the cache, one that sees the peer's table, and BULK_QUIET of no change: about
 # five looks, each BULK_POLL apart and a `conntrackd -s` process (carpd.daemon.effects.
@@ -306,16 +308,40 @@ class FirewallPair:
         proc = node.host.spawn(["ip", "-ts", "monitor", "address"], stdout=subprocess.PIPE)
         assert proc.stdout is not None
         watch = LogWatch(proc.stdout)
-        # It listens once it answers: an address of its own, added and watched for.
-        node.host.check("ip", "address", "add", "127.0.0.2/8", "dev", "lo")
-        watch.wait_for(r"inet 127\.0\.0\.2/", bounds.COMMAND)
-        return watch
+        # It listens once it has seen an address of its own come: one more every
+        # REACTION until it does (it may not have subscribed when the first came).
+        deadline = time.monotonic() + bounds.COMMAND
+        for n in range(2, 255):
+            node.host.check("ip", "address", "add", f"127.0.0.{n}/8", "dev", "lo")
+            try:
+                watch.wait_for(rf"inet 127\.0\.0\.{n}/", bounds.REACTION)
+                return watch
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+        raise LabError(f"{node.name}: ip monitor never saw an address come")
 
     def address_added(self, watch: LogWatch, address: str, timeout: float, start: int = 0) -> float:
         """The wall-clock time at which ``address`` was added (ip -ts's stamp)."""
         _, line = watch.wait_for(rf"\] \d+: \S+\s+inet {re.escape(address)}/", timeout, start)
         stamp = line[1 : line.index("]")]
         return datetime.fromisoformat(stamp).timestamp()
+
+    def fill(self, node: Node, count: int) -> None:
+        """``count`` more established, SNATed TCP connections in the node's table, in one
+        burst (``conntrack -R``; see fill_lines)."""
+        node.host.check("conntrack", "-R", "-", stdin=fill_lines(count))
+
+    def tcp_connections(self, node: Node, external: bool = False) -> set[tuple[str, ...]]:
+        """The TCP connections (original direction: source, destination, ports) in the
+        node's kernel table, or with ``external`` in its conntrackd's external cache (the
+        peer's, as it would be committed)."""
+        if external:
+            conf = node.tables["conntrackd"]["config"]
+            out = node.host.check("conntrackd", "-C", conf, "-e", "ct")
+        else:
+            out = node.host.check("conntrack", "-L", "-p", "tcp")
+        return {m.groups() for m in map(ORIGINAL.search, out.splitlines()) if m is not None}
 
     def invalid(self, node: Node) -> int:
         """Packets the firewall dropped as not belonging to any connection it knows."""
