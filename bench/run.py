@@ -34,6 +34,7 @@ import core  # noqa: E402  (sets sys.path and PYTHONPATH for carpd)
 import firewall  # noqa: E402
 import health  # noqa: E402
 import keep  # noqa: E402
+import scale_sync  # noqa: E402
 import trackers  # noqa: E402
 import vrrp  # noqa: E402
 
@@ -307,6 +308,15 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
                 runs,
             )
         )
+    for size in scale_sync.SIZES:  # state sync at a firewall's scale (issue 32)
+        for mode, how in (("commit", "external cache"), ("direct", "DisableExternalCache")):
+            out.append(
+                (
+                    f"state sync, {size} connections, carpd + conntrackd ({how})",
+                    lambda s=size, m=mode: scale_sync.one(s, m),
+                    min(others, 2),
+                )
+            )
     for mode in ("ip", "arp"):  # a balanced address: two nodes against one (no peer has it)
         out.append((f"balance {mode}, carpd", lambda m=mode: balance.one(m, balance.RATE), others))
     for interval in (0.1, 0.01):
