@@ -44,21 +44,27 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core import SetupError, setting_up  # noqa: E402
 
+from carpd.daemon.effects.conntrack import read_stats  # noqa: E402
 from carpd_lab import bounds  # noqa: E402
 from carpd_lab.cluster import Node, line_time  # noqa: E402
-from carpd_lab.firewall import EXTERNAL, LAN_VIP, FirewallPair, fill_lines  # noqa: E402
+from carpd_lab.firewall import LAN_VIP, FirewallPair, fill_lines  # noqa: E402
 from carpd_lab.netlab import Host, Lab, terminate_on_sigterm  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SIZES = (10_000, 100_000, 250_000, 500_000, 1_000_000)  # 250k: the most a default host holds
 FLOWS = 200
+KINDS: tuple[tuple[Literal["carpd", "keepalived"], str, str], ...] = (  # ./scripts/bench's
+    ("carpd", "commit", "external cache"),
+    ("carpd", "direct", "DisableExternalCache"),
+    ("keepalived", "commit", "external cache, primary-backup.sh"),
+)
 INTERVAL = 0.2  # each sending flow: a record every 200 ms
 # The target: the backup holds the whole table within this of a burst or a restart.
 COMPLETE = 60.0
@@ -133,14 +139,16 @@ def kernel_synced(host: Host) -> int:
     return tcp + host.check("conntrack", "-L", "-p", "udp", "--dport", "7000").count("\n")
 
 
-def held(pair: FirewallPair, direct: bool) -> int:
-    """What the backup (fw2) holds of fw1's table: its external cache, or (direct) what
-    its kernel table holds of it, which is what a takeover keeps."""
+def held(pair: FirewallPair, direct: bool, kernel: bool = False) -> int:
+    """What the backup (fw2) holds of fw1's table: its external cache; or (direct) what
+    its conntrackd injected into its kernel table (created less destroyed), or with
+    ``kernel`` what its kernel table holds of it (listed: slower, but it outlives a
+    restart of conntrackd, whose counts start again from 0)."""
     fw2 = pair.fw[1]
-    if direct:
+    if direct and kernel:
         return kernel_synced(fw2.host)
-    m = EXTERNAL.search(conntrackd_stats(fw2))
-    return int(m.group(1)) if m else 0
+    stats, _ = read_stats(conntrackd_stats(fw2))
+    return stats.external if stats is not None else 0
 
 
 def internal_cache(pair: FirewallPair) -> int:
@@ -151,12 +159,12 @@ def internal_cache(pair: FirewallPair) -> int:
 
 
 def until_held(
-    pair: FirewallPair, direct: bool, want: int, t0: float, limit: float
+    pair: FirewallPair, direct: bool, want: int, t0: float, limit: float, kernel: bool = False
 ) -> dict[str, Any]:
     """Polls the backup's count until it reaches ``want`` or ``limit`` s after ``t0``."""
     best, at = -1, t0
     while True:
-        have = held(pair, direct)
+        have = held(pair, direct, kernel)
         now = time.monotonic()
         if have > best:
             best, at = have, now
@@ -166,13 +174,14 @@ def until_held(
 
 
 class Usage:
-    """CPU (utime + stime) and RSS of carpd and conntrackd on both firewalls."""
+    """CPU (utime + stime) and RSS of conntrackd on both firewalls, and of carpd (not
+    keepalived's: its VRRP child does the work, and conntrackd's is what grows)."""
 
     def __init__(self, pair: FirewallPair) -> None:
         self.pids: dict[str, int] = {}
         for node in pair.fw:
-            assert node.proc is not None
-            self.pids[f"{node.name} carpd"] = node.proc.pid
+            if pair.daemon == "carpd" and node.proc is not None:
+                self.pids[f"{node.name} carpd"] = node.proc.pid
             self.pids[f"{node.name} conntrackd"] = pair.conntrackd_pid(node)
         self.t = time.monotonic()
         self.ticks = {k: cpu_ticks(p) for k, p in self.pids.items()}
@@ -192,18 +201,31 @@ class Usage:
 
 
 def one(
-    size: int, mode: str = "commit", flows: int = FLOWS, max_entries: int | None = None
+    size: int,
+    mode: str = "commit",
+    flows: int = FLOWS,
+    max_entries: int | None = None,
+    daemon: Literal["carpd", "keepalived"] = "carpd",
 ) -> dict[str, Any]:
+    """One run: ``daemon`` (carpd, or keepalived with primary-backup.sh) and conntrackd
+    with the external cache (``commit``) or without (``direct``: carpd only, as the stock
+    script's -t would flush the peer's connections from the backup's kernel table)."""
     direct = mode == "direct"
     if size + flows + 100 > host_limit():
         raise TooBig(
             f"{size} entries: the host's nf_conntrack_max is {host_limit()} (it caps every "
             "namespace's table; the benchmark does not raise it)"
         )
-    result: dict[str, Any] = {"size": size, "mode": mode, "flows": flows, "sized_for": max_entries}
+    result: dict[str, Any] = {
+        "size": size,
+        "mode": mode,
+        "daemon": daemon,
+        "flows": flows,
+        "sized_for": max_entries,
+    }
     with Lab("bss") as lab:
-        with setting_up(f"firewall pair ({mode}), {flows} flows"):
-            pair = FirewallPair(lab, max_entries=max_entries, direct=direct)
+        with setting_up(f"{daemon} firewall pair ({mode}), {flows} flows"):
+            pair = FirewallPair(lab, daemon=daemon, max_entries=max_entries, direct=direct)
             pair.start()
             fw1, fw2 = pair.fw
             fl = pair.flows(tcp=flows, active=flows // 2, interval=INTERVAL)
@@ -222,42 +244,33 @@ def one(
         result["sync"] = sync
         result["sync_rate_per_s"] = round(sync["held"] / max(sync["at_s"], 1e-3))
         result["gap_after_burst"] = kernel_synced(fw1.host) - sync["held"]
+        if direct:  # what the counts say, in the kernel table itself
+            result["fw2_kernel_holds"] = held(pair, direct, kernel=True)
         result["usage_burst"] = usage.report()
         result["fw1_conntrackd_log"] = conntrackd_log(fw1, OVERRUN)
         result["fw2_counters"] = counters(fw2)
-        # The backup's conntrackd restarted (killed; carpd starts it again and asks the
-        # peer for its table).
-        fw2_log = fw2.log
-        assert fw2_log is not None
-        mark = fw2_log.mark()
-        t1 = time.monotonic()
-        os.kill(pair.conntrackd_pid(fw2), signal.SIGKILL)
-        limit = 10.0 + bounds.COMMAND + COMPLETE  # carpd looks every 10 s
-        fw2.wait_log(r"\(state sync bulk (done|fail)\)", limit, mark)
-        bulk_at = time.monotonic() - t1
-        at_bulk = held(pair, direct)
-        want = kernel_synced(fw1.host)
-        resync = until_held(pair, direct, want, t1, limit)
-        result["resync"] = {
-            "bulk_done_s": round(bulk_at, 2),
-            "held_at_bulk_done": at_bulk,
-            "table": want,
-            **resync,
-        }
+        if daemon == "carpd":
+            result["resync"] = resync(pair, direct)
+        else:  # keepalived's notify scripts run on transitions only: nobody restarts it
+            result["resync"] = None
         # The crash.
         usage = Usage(pair)
         with setting_up("watching fw2's addresses"):
             addresses = pair.watch_addresses(fw2)
+        log = pair.keepalived[1].log if daemon == "keepalived" else fw2.log
+        assert log is not None
         time.sleep(random.random())  # a random moment between the master's adverts
-        mark = fw2_log.mark()
+        mark = log.mark()
         wall = time.time()
         crashed = pair.crash(fw1)
         since = fl.mark(crashed)
-        _, line = fw2.wait_log(r"lan: .*-> MASTER", WAIT, mark)
+        master = r"\(lan\) Entering MASTER STATE" if daemon == "keepalived" else r"lan: .*-> MASTER"
+        _, line = log.wait_for(master, WAIT, mark)
         result["takeover_s"] = round(time.monotonic() - crashed, 3)
         up = pair.address_added(addresses, LAN_VIP, WAIT)
-        # From the MASTER decision (carpd's stamp) to the address in the kernel (ip's).
-        result["addresses_after_master_ms"] = round((up - line_time(line)) * 1000, 1)
+        if daemon == "carpd":
+            # From the MASTER decision (carpd's stamp) to the address in the kernel (ip's).
+            result["addresses_after_master_ms"] = round((up - line_time(line)) * 1000, 1)
         result["addresses_after_crash_s"] = round(up - wall, 3)
         with contextlib.suppress(TimeoutError):
             fl.wait_resumed(WAIT, since)
@@ -267,12 +280,53 @@ def one(
         result["data_again_max_s"] = max(back) if back else float("nan")
         result["data_again_median_s"] = statistics.median(back) if back else float("nan")
         result["invalid_on_fw2"] = pair.invalid(fw2)
-        commit = commit_step(fw2) if not direct else {"last_duration": 0.0, "late": 0}
+        if direct:
+            commit: dict[str, Any] = {"last_duration": 0.0, "late": 0}
+        elif daemon == "carpd":
+            commit = commit_step(fw2)
+        else:
+            commit = {"last_duration": commit_logged(fw2), "late": None}
         result["commit_s"] = commit.get("last_duration")
         result["commit_late"] = commit.get("late", 0)
+        # conntrackd's own figure (its log), the same for both daemons.
+        result["commit_conntrackd_s"] = None if direct else commit_logged(fw2)
         result["fw2_table_after"] = kernel_count(fw2.host)
         result["usage_crash"] = usage.report()
     return result
+
+
+def resync(pair: FirewallPair, direct: bool) -> dict[str, Any]:
+    """The backup's conntrackd killed: carpd starts it again and asks the peer for its
+    table; until carpd's "bulk done", what the backup held then, and until it held the
+    whole table (at "bulk done" already, or later)."""
+    fw1, fw2 = pair.fw
+    log = fw2.log
+    assert log is not None
+    want = kernel_synced(fw1.host)
+    mark = log.mark()
+    t1 = time.monotonic()
+    os.kill(pair.conntrackd_pid(fw2), signal.SIGKILL)
+    limit = 10.0 + bounds.COMMAND + COMPLETE  # carpd looks every 10 s
+    fw2.wait_log(r"\(state sync bulk (done|fail)\)", limit, mark)
+    bulk_at = round(time.monotonic() - t1, 2)
+    at_bulk = held(pair, direct, kernel=True)
+    result = {"bulk_done_s": bulk_at, "held_at_bulk_done": at_bulk, "table": want}
+    if at_bulk >= want:
+        return {**result, "held": at_bulk, "complete": True, "at_s": bulk_at}
+    return {**result, **until_held(pair, direct, want, t1, limit, kernel=True)}
+
+
+def commit_logged(node: Node) -> float | None:
+    """How long conntrackd's last commit took, as it logs it (keepalived's runs in its
+    notify script, out of sight); None if it has not logged one within WAIT."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        for line in reversed(conntrackd_log(node, r"commit has taken")):
+            m = re.search(r"commit has taken ([\d.]+) seconds", line)
+            if m:
+                return float(m.group(1))
+        time.sleep(POLL)
+    return None
 
 
 def commit_step(node: Node) -> dict[str, Any]:
@@ -291,10 +345,11 @@ def commit_step(node: Node) -> dict[str, Any]:
 
 def table(raw: list[dict[str, Any]]) -> str:
     lines = [
-        "| size | mode | fill, s | backup holds it, s (rate/s) | gap | resync: bulk done, s "
-        "(held then) / complete, s | takeover, s | commit, s (late) | flows survived | "
-        "data again, s: worst / median | invalid | conntrackd fw1 / fw2: CPU s, RSS MiB |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| connections | daemon, mode | fill, s | backup holds it, s (rate/s) | short after "
+        "the burst | resync: bulk done, s (held then) / complete, s | takeover, s | commit, s "
+        "| addresses after the crash, s (after MASTER, ms) | flows survived | data again, s: "
+        "worst / median | invalid | conntrackd fw1 / fw2: CPU s, RSS MiB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in raw:
         s, rs, u = r["sync"], r["resync"], r["usage_burst"]
@@ -303,14 +358,20 @@ def table(raw: list[dict[str, Any]]) -> str:
             for k in ("fw1 conntrackd", "fw2 conntrackd")
             if k in u
         )
+        resync = "-"
+        if rs:
+            done = rs["at_s"] if rs["complete"] else "never"
+            resync = f"{rs['bulk_done_s']} ({rs['held_at_bulk_done']}) / {done}"
         commit = r["commit_s"]
+        commit = "-" if commit is None else f"{commit:.2f}" + (" late" if r["commit_late"] else "")
+        after = r.get("addresses_after_master_ms")
+        addresses = f"{r['addresses_after_crash_s']:.2f}" + (f" ({after:.0f})" if after else "")
         lines.append(
-            f"| {r['size']} | {r['mode']} | {r['fill_s']} | {s['at_s']} ({r['sync_rate_per_s']}) "
-            f"| {r['gap_after_burst']} | {rs['bulk_done_s']} ({rs['held_at_bulk_done']}) / "
-            f"{rs['at_s'] if rs['complete'] else 'never'} | {r['takeover_s']} | "
-            f"{commit if commit is None else round(commit, 2)} ({r['commit_late']}) | "
-            f"{r['flows_survived']}/{r['flows']} | {r['data_again_max_s']:.2f} / "
-            f"{r['data_again_median_s']:.2f} | {r['invalid_on_fw2']} | {ct} |"
+            f"| {r['size']} | {r.get('daemon', 'carpd')}, {r['mode']} | {r['fill_s']} | "
+            f"{s['at_s']} ({r['sync_rate_per_s']}) | {r['gap_after_burst']} | {resync} | "
+            f"{r['takeover_s']} | {commit} | {addresses} | {r['flows_survived']}/{r['flows']} | "
+            f"{r['data_again_max_s']:.2f} / {r['data_again_median_s']:.2f} | "
+            f"{r['invalid_on_fw2']} | {ct} |"
         )
     return "\n".join(lines)
 
@@ -320,6 +381,7 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--mode", choices=("commit", "direct"), default="commit")
+    parser.add_argument("--daemon", choices=("carpd", "keepalived"), default="carpd")
     parser.add_argument("--flows", type=int, default=FLOWS)
     parser.add_argument(
         "--max-entries",
@@ -335,7 +397,7 @@ def main() -> int:
             for i in range(args.runs):
                 t0 = time.monotonic()
                 try:
-                    r = one(size, args.mode, args.flows, args.max_entries)
+                    r = one(size, args.mode, args.flows, args.max_entries, args.daemon)
                 except (SetupError, TooBig) as e:
                     print(f"[{size}] run {i + 1}: not run: {e}")
                     continue

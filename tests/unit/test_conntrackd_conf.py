@@ -5,12 +5,13 @@ The figures behind them are bench/scale_sync.py's (docs/firewall.md, "At scale")
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from fakes import install
+from fakes import FakeNetlink, FakePorts, config, install
 from test_conntrack_effect import calls, fake_conntrackd, run_takeover, table
 from test_conntrackd import pair
 
@@ -19,6 +20,7 @@ from carpd.config.conntrackd_conf import Sizing, render, sizing
 from carpd.config.document import Config
 from carpd.daemon.effects import conntrack
 from carpd.daemon.effects.conntrack import COMMIT_RATE, Conntrack, read_stats
+from carpd.daemon.runtime.runtime import Daemon
 from carpd.linux.conntrackd import ConntrackdStats
 
 # conntrack-tools 1.4.7's `conntrackd -s` with DisableExternalCache On (captured in a lab
@@ -157,3 +159,43 @@ def test_without_an_external_cache_nothing_is_committed_and_nothing_flushed(
     run_takeover(tmp_path, table(binary, "external_cache = false\n"), 0.5)
     started = [args for _, what, args in calls(log) if what == "start" and args != "-s"]
     assert started == ["-n", "-f", "-R", "-B"]
+
+
+def test_a_busy_peers_table_that_never_stands_still_still_ends_the_bulk_resync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A firewall's table of 100,000 connections gains and loses a few every moment: the
+    bulk resync is done once it has settled (within BULK_SETTLED of its size over
+    BULK_QUIET), not only once it stands still, which a busy table never does; while it
+    still grows by thousands, it is not done."""
+    install()
+    monkeypatch.setattr(conntrack, "BULK_POLL", 0.05)
+    monkeypatch.setattr(conntrack, "BULK_QUIET", 0.5)
+    binary, log = fake_conntrackd(tmp_path)
+    external = Path(str(log) + ".external")
+    daemon = Daemon(
+        config(tmp_path, table(binary, "bulk_timeout = 30\n")), FakePorts(FakeNetlink())
+    )
+    demoted: list[int] = []
+    settled_for: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await daemon.start()
+        for n in range(10_000, 100_001, 10_000):  # arriving: 10,000 more every 0.1 s
+            external.write_text(str(n))
+            await asyncio.sleep(0.1)
+        demoted.append(daemon.ledger.sources.get("state sync", 0))
+        since = loop.time()
+        churn = 0
+        async with asyncio.timeout(10):  # then churn: never the same count twice
+            while daemon.ledger.sources.get("state sync", 0):
+                churn += 1
+                external.write_text(str(100_000 + (37 * churn) % 101 - 50))
+                await asyncio.sleep(0.05)
+        settled_for.append(loop.time() - since)
+
+    asyncio.run(main())
+    assert demoted == [240]  # not done while the table was still arriving
+    assert settled_for[0] >= conntrack.BULK_QUIET - 0.1
+    assert "carp: demoted by -240 to 0 (state sync bulk done)" in caplog.messages

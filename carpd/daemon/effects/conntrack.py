@@ -15,9 +15,10 @@ pfsync's demotion (the "state sync" source, ``demotion_factor``) is raised while
 these holds, so a node never takes the role (preempt on) without the peer's table:
 - the bulk resync has not ended: from start-up, and again whenever conntrackd had to be
   started or answers again, or the sync link came back. It ends when the peer has been
-  heard and the external cache has stopped growing for BULK_QUIET seconds ("state sync
-  bulk done"), or after ``bulk_timeout`` ("bulk fail": pfsync's pretence, so a dead peer
-  cannot pin the node down);
+  heard and the external cache has settled, changed by at most BULK_SETTLED of its size
+  in BULK_QUIET seconds ("state sync bulk done": a busy table never stands still), or
+  after ``bulk_timeout`` ("bulk fail": pfsync's pretence, so a dead peer cannot pin the
+  node down);
 - conntrackd does not answer (looked at every STATS_INTERVAL seconds);
 - the sync interface is down (pfsync link down).
 
@@ -38,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +64,9 @@ from carpd.linux.linkwatch import LinkEvent, LinkService
 log = logging.getLogger("carpd")
 
 BULK_POLL = 1.0  # seconds between two looks at the external cache during a bulk resync
-BULK_QUIET = 3.0  # the external cache unchanged this long: the bulk resync is done
+BULK_QUIET = 3.0  # the external cache settled this long: the bulk resync is done
+# ... settled: changed by at most this share of it in BULK_QUIET (see _watch_bulk)
+BULK_SETTLED = 0.01
 # The commit's deadline grows with the peer's table: commit_timeout, plus a second per
 # COMMIT_RATE of the peer's connections (measured: 250,000 in 1.8 s, 500,000 in 7 s on a
 # kernel hash of 262,144 buckets; half the slowest rate, so a commit that runs is waited
@@ -224,8 +228,6 @@ class Conntrack:
         self._bulk: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []  # the poller and the link watch
         self.stats: ConntrackdStats | None = None  # the last `conntrackd -s` that answered
-        # Without an external cache: the inject counts of that -s (see read_stats).
-        self.injected: tuple[int, ...] | None = None
         self.answering: bool | None = None  # None: not asked yet
         self.link_up: bool | None = None  # None: no sync interface configured, or not seen
         self.stall: str | None = None  # why the peer seems silent, while it does
@@ -483,10 +485,10 @@ class Conntrack:
 
     async def _look(self) -> ConntrackdStats | None:
         r = await self.client.run("-s", timeout=self.cfg.command_timeout)
-        stats, injected = read_stats(r.output) if r.ok else (None, None)
+        stats, _ = read_stats(r.output) if r.ok else (None, None)
         self.answering = stats is not None
         if stats is not None:
-            self.stats, self.injected = stats, injected
+            self.stats = stats
         return stats
 
     async def _poll(self) -> None:
@@ -588,12 +590,17 @@ class Conntrack:
 
     async def _watch_bulk(self) -> None:
         """Until the peer has been heard and its table has stopped arriving, or the
-        bulk timeout."""
+        bulk timeout.
+
+        "Stopped arriving": the peer's table (the external cache, or without one what
+        conntrackd injected, net) changed by at most BULK_SETTLED of its size over the
+        last BULK_QUIET seconds. A busy firewall's table never stands still (connections
+        come and go every second, a few per thousand over BULK_QUIET), while a bulk
+        resync grows it by tens of thousands a second; a small table must stand still."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.bulk_timeout
         first = None
-        last: object = None
-        since = loop.time()
+        seen: deque[tuple[float, int]] = deque()  # (when, the peer's table), oldest first
         while loop.time() < deadline:
             await asyncio.sleep(BULK_POLL)
             stats = await self._look()
@@ -601,14 +608,17 @@ class Conntrack:
                 continue  # not answering (yet): the timeout decides
             if first is None:
                 first = stats
-            # What moves while the peer's table arrives: the external cache, or without
-            # one every inject count (a resync updates what the kernel kept).
-            now = self.injected if self.injected is not None else stats.external
-            if now != last:
-                since = loop.time()
-            last = now
+            now = loop.time()
+            seen.append((now, stats.external))
+            while len(seen) > 1 and now - seen[1][0] >= BULK_QUIET:
+                seen.popleft()  # the newest look at least BULK_QUIET old stays first
+            then, before = seen[0]
+            settled = (
+                now - then >= BULK_QUIET
+                and abs(stats.external - before) <= BULK_SETTLED * stats.external
+            )
             heard = stats.received > first.received  # a silent peer sent no table
-            if heard and loop.time() - since >= BULK_QUIET:
+            if heard and settled:
                 self._synced = True
                 self._lift(BULK, "state sync bulk done")
                 return
