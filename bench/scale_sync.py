@@ -206,10 +206,16 @@ def one(
     flows: int = FLOWS,
     max_entries: int | None = None,
     daemon: Literal["carpd", "keepalived"] = "carpd",
+    stall: bool = False,
+    overrun_resync: int | None = None,
 ) -> dict[str, Any]:
     """One run: ``daemon`` (carpd, or keepalived with primary-backup.sh) and conntrackd
     with the external cache (``commit``) or without (``direct``: carpd only, as the stock
-    script's -t would flush the peer's connections from the backup's kernel table)."""
+    script's -t would flush the peer's connections from the backup's kernel table).
+
+    ``stall``: fw1's conntrackd stopped (SIGSTOP) during the burst, as a starved one is:
+    the kernel's events wait in its netlink socket, those beyond its buffer are lost,
+    and only its overrun resync (NetlinkOverrunResync) brings them back."""
     direct = mode == "direct"
     if size + flows + 100 > host_limit():
         raise TooBig(
@@ -226,6 +232,16 @@ def one(
     with Lab("bss") as lab:
         with setting_up(f"{daemon} firewall pair ({mode}), {flows} flows"):
             pair = FirewallPair(lab, daemon=daemon, max_entries=max_entries, direct=direct)
+            if overrun_resync is not None:  # another NetlinkOverrunResync than carpd's
+                for node in pair.fw:
+                    conf = Path(node.tables["conntrackd"]["config"])
+                    text = re.sub(
+                        r"NetlinkOverrunResync \d+",
+                        f"NetlinkOverrunResync {overrun_resync}",
+                        conf.read_text(),
+                    )
+                    conf.write_text(text)
+            result["overrun_resync"] = overrun_resync
             pair.start()
             fw1, fw2 = pair.fw
             fl = pair.flows(tcp=flows, active=flows // 2, interval=INTERVAL)
@@ -234,8 +250,16 @@ def one(
             usage = Usage(pair)
         # The burst and the sync.
         t0 = time.monotonic()
-        fw1.host.check("conntrack", "-R", "-", stdin=lines)
+        stopped = pair.conntrackd_pid(fw1) if stall else None
+        if stopped is not None:
+            os.kill(stopped, signal.SIGSTOP)
+        try:
+            fw1.host.check("conntrack", "-R", "-", stdin=lines)
+        finally:
+            if stopped is not None:
+                os.kill(stopped, signal.SIGCONT)
         result["fill_s"] = round(time.monotonic() - t0, 2)
+        result["stalled"] = stall
         result["fw1_table"] = kernel_count(fw1.host)
         want = kernel_synced(fw1.host)
         result["fw1_synced"] = want
@@ -382,7 +406,24 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--mode", choices=("commit", "direct"), default="commit")
     parser.add_argument("--daemon", choices=("carpd", "keepalived"), default="carpd")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every kind in turn (carpd with and without the external cache, keepalived), "
+        "so a slow spell hits each: ./scripts/bench's set",
+    )
     parser.add_argument("--flows", type=int, default=FLOWS)
+    parser.add_argument(
+        "--stall",
+        action="store_true",
+        help="fw1's conntrackd stopped during the burst (SIGSTOP), as a starved one is",
+    )
+    parser.add_argument(
+        "--overrun-resync",
+        type=int,
+        metavar="SECONDS",
+        help="conntrackd's NetlinkOverrunResync instead of carpd's (conntrackd's own: 30)",
+    )
     parser.add_argument(
         "--max-entries",
         type=int,
@@ -390,19 +431,30 @@ def main() -> int:
         "65536 gives conntrack-tools' example sizes, carpd's before sizing",
     )
     args = parser.parse_args()
+    kinds = KINDS if args.all else ((args.daemon, args.mode, args.mode),)
     restore = terminate_on_sigterm()
     raw: list[dict[str, Any]] = []
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             for i in range(args.runs):
-                t0 = time.monotonic()
-                try:
-                    r = one(size, args.mode, args.flows, args.max_entries, args.daemon)
-                except (SetupError, TooBig) as e:
-                    print(f"[{size}] run {i + 1}: not run: {e}")
-                    continue
-                raw.append(r)
-                print(f"[{size} {args.mode}] run {i + 1} ({time.monotonic() - t0:.0f} s): {r}")
+                for daemon, mode, _ in kinds:
+                    t0 = time.monotonic()
+                    what = f"[{size} {daemon} {mode}] run {i + 1}"
+                    try:
+                        r = one(
+                            size,
+                            mode,
+                            args.flows,
+                            args.max_entries,
+                            daemon,
+                            args.stall,
+                            args.overrun_resync,
+                        )
+                    except (SetupError, TooBig) as e:
+                        print(f"{what}: not run: {e}", flush=True)
+                        continue
+                    raw.append(r)
+                    print(f"{what} ({time.monotonic() - t0:.0f} s): {r}", flush=True)
     except KeyboardInterrupt:
         print("interrupted: labs removed", file=sys.stderr)
         return 130

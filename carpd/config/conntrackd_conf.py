@@ -37,11 +37,13 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 NF_CONNTRACK_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
 FALLBACK_ENTRIES = 262144  # the kernel's own default on a machine of 16 GiB or more
 
-# Bytes a connection's event takes in the netlink socket's buffer (an skb's truesize,
-# about 640 for a NATed TCP entry) and in a sync message on the wire (about 100),
-# rounded up; and how much of the table a burst may renew at once before conntrackd
-# reads it (a quarter: 250,000 new connections in a second on a 1M table).
-EVENT_BYTES = 1024
+# Bytes of NetlinkBufferSize a connection's event takes (measured: with conntrackd
+# stopped through a burst of 100,000 NATed TCP connections, 64 MiB held 52,629 events;
+# the kernel doubles the size asked for, an event's skb takes about 2.5 KiB of that) and
+# of the sync socket's buffers a sync message (about 100 on the wire), rounded up; and
+# the share of the table a burst may renew before conntrackd reads it (a quarter: 250,000
+# new connections at once on a 1M table). Beyond that the overrun resync takes over.
+EVENT_BYTES = 1280
 MESSAGE_BYTES = 128
 BURST = 4
 HASH_SIZE_MIN, HASH_LIMIT_MIN = 32768, 131072  # conntrack-tools' example (carpd's before)
@@ -62,7 +64,8 @@ class Sizing:
       bytes each per cache: 8 MiB for a million);
     - ``netlink_buffer``: the event socket's buffer holds a burst of a quarter of the
       table's events (BURST) before conntrackd reads them; an overrun loses events, and
-      conntrackd doubles it up to ``netlink_growth`` (four times that);
+      conntrackd doubles it once, up to ``netlink_growth``. Limits, not allocations: the
+      kernel's memory is taken only while a burst waits in it;
     - ``overrun_resync``: after an overrun nothing but a resync with the kernel brings
       the lost connections back into the caches, and so to the peer: 5 s, not 30 (a crash
       in between loses them);
@@ -88,7 +91,7 @@ class Sizing:
             hash_size=max(HASH_SIZE_MIN, 1 << (max(1, entries // 2) - 1).bit_length()),
             hash_limit=max(HASH_LIMIT_MIN, 2 * entries),
             netlink_buffer=netlink,
-            netlink_growth=max(NETLINK_GROWTH_MIN, 4 * netlink),
+            netlink_growth=max(NETLINK_GROWTH_MIN, 2 * netlink),
             socket_buffer=max(SOCKET_MIN, entries * MESSAGE_BYTES // BURST),
         )
 

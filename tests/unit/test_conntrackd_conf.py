@@ -71,10 +71,10 @@ def test_conntrackd_conf_is_sized_for_the_table_it_says(tmp_path: Path) -> None:
     # conntrackd's default, 131072, silently kept the rest of a bigger table from the peer.
     assert v["HashLimit"] == "2000000"
     assert v["HashSize"] == "524288"  # a power of two, two entries a bucket when full
-    # A burst renewing a quarter of the table fits the event socket (1 KiB an event),
-    # conntrackd may double it four times as much, and resyncs 5 s after an overrun.
-    assert v["NetlinkBufferSize"] == str(1000000 * 1024 // 4)
-    assert v["NetlinkBufferSizeMaxGrowth"] == str(4 * 1000000 * 1024 // 4)
+    # A burst renewing a quarter of the table fits the event socket (1.25 KiB an event,
+    # measured), conntrackd may double it once, and resyncs 5 s after an overrun.
+    assert v["NetlinkBufferSize"] == str(1000000 * 1280 // 4)
+    assert v["NetlinkBufferSizeMaxGrowth"] == str(2 * 1000000 * 1280 // 4)
     assert v["NetlinkOverrunResync"] == "5"
     assert v["SndSocketBuffer"] == v["RcvSocketBuffer"] == str(1000000 * 128 // 4)
     assert v["DisableExternalCache"] == "Off"
