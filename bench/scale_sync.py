@@ -428,7 +428,8 @@ def main() -> int:
         "--max-entries",
         type=int,
         help="[conntrackd] max_entries (default: unset, the node's nf_conntrack_max); "
-        "65536 gives conntrack-tools' example sizes, carpd's before sizing",
+        "65536 gives conntrack-tools' example HashSize and HashLimit (carpd's before "
+        "sizing; its netlink buffer is 20 MiB, not 2)",
     )
     args = parser.parse_args()
     kinds = KINDS if args.all else ((args.daemon, args.mode, args.mode),)
