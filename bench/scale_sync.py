@@ -54,7 +54,7 @@ from core import SetupError, setting_up  # noqa: E402
 from carpd.daemon.effects.conntrack import read_stats  # noqa: E402
 from carpd_lab import bounds  # noqa: E402
 from carpd_lab.cluster import Node, line_time  # noqa: E402
-from carpd_lab.firewall import LAN_VIP, FirewallPair, fill_lines  # noqa: E402
+from carpd_lab.firewall import LAN_VIP, TCP_RTO_MAX, FirewallPair, fill_lines  # noqa: E402
 from carpd_lab.netlab import Host, Lab, terminate_on_sigterm  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -208,6 +208,7 @@ def one(
     daemon: Literal["carpd", "keepalived"] = "carpd",
     stall: bool = False,
     overrun_resync: int | None = None,
+    rto_max: float | None = TCP_RTO_MAX,
 ) -> dict[str, Any]:
     """One run: ``daemon`` (carpd, or keepalived with primary-backup.sh) and conntrackd
     with the external cache (``commit``) or without (``direct``: carpd only, as the stock
@@ -231,7 +232,9 @@ def one(
     }
     with Lab("bss") as lab:
         with setting_up(f"{daemon} firewall pair ({mode}), {flows} flows"):
-            pair = FirewallPair(lab, daemon=daemon, max_entries=max_entries, direct=direct)
+            pair = FirewallPair(
+                lab, daemon=daemon, max_entries=max_entries, direct=direct, rto_max=rto_max
+            )
             if overrun_resync is not None:  # another NetlinkOverrunResync than carpd's
                 for node in pair.fw:
                     conf = Path(node.tables["conntrackd"]["config"])
@@ -242,6 +245,7 @@ def one(
                     )
                     conf.write_text(text)
             result["overrun_resync"] = overrun_resync
+            result["rto_max_s"] = rto_max
             pair.start()
             fw1, fw2 = pair.fw
             fl = pair.flows(tcp=flows, active=flows // 2, interval=INTERVAL)
@@ -419,6 +423,11 @@ def main() -> int:
         help="fw1's conntrackd stopped during the burst (SIGSTOP), as a starved one is",
     )
     parser.add_argument(
+        "--uncapped",
+        action="store_true",
+        help="the kernel's own TCP backoff on the client and the server (3.0, 6.2 s...)",
+    )
+    parser.add_argument(
         "--overrun-resync",
         type=int,
         metavar="SECONDS",
@@ -450,6 +459,7 @@ def main() -> int:
                             daemon,
                             args.stall,
                             args.overrun_resync,
+                            None if args.uncapped else TCP_RTO_MAX,
                         )
                     except (SetupError, TooBig) as e:
                         print(f"{what}: not run: {e}", flush=True)
