@@ -97,8 +97,8 @@ def read_stats(text: str) -> tuple[ConntrackdStats | None, tuple[int, ...] | Non
     """``conntrackd -s``, with or without an external cache. Without one
     (DisableExternalCache On) the peer's table is what conntrackd injected into the
     kernel: created less destroyed stands for the external cache; returns the inject
-    counts (created, updated, destroyed) too, which move while the peer's table arrives
-    (a restarted conntrackd's resync updates the entries the kernel kept)."""
+    counts (created, updated, destroyed) too (a restarted conntrackd's resync updates the
+    entries the kernel kept rather than creating them)."""
     m = _INJECT.search(text)
     if m is None:
         return parse_stats(text), None
@@ -521,7 +521,10 @@ class Conntrack:
             elif DOWN in self._reasons:
                 await self._resync("conntrackd answers again", DOWN, "state sync conntrackd up")
             self._diagnose(last, stats)
-            last = stats or last
+            # None after a look it did not answer: the next answer may come from another
+            # conntrackd (started again), whose counters start from 0, and whose first
+            # message from the peer counts every sequence number it missed as lost.
+            last = stats
 
     async def _restart(self) -> None:
         """Start conntrackd again (demoted until the peer's table is back in it). On a
@@ -546,6 +549,8 @@ class Conntrack:
         sent nothing since the last look (freifunk-berlin/bbb-configs#96: sync silently
         dead, "Lost msgs" growing)."""
         if last is None or now is None or self.link_up is False:
+            return
+        if now.received < last.received:  # another conntrackd: its counts start from 0
             return
         stall = None
         if now.received == last.received:
