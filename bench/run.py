@@ -309,11 +309,11 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
             )
         )
     for size in scale_sync.SIZES:  # state sync at a firewall's scale (issue 32)
-        for mode, how in (("commit", "external cache"), ("direct", "DisableExternalCache")):
+        for kind, mode, how in scale_sync.KINDS:
             out.append(
                 (
-                    f"state sync, {size} connections, carpd + conntrackd ({how})",
-                    lambda s=size, m=mode: scale_sync.one(s, m),
+                    f"state sync, {size} connections, {kind} + conntrackd ({how})",
+                    lambda s=size, k=kind, m=mode: scale_sync.one(s, m, daemon=k),
                     min(others, 2),
                 )
             )
