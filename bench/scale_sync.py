@@ -51,9 +51,9 @@ sys.path.insert(0, str(ROOT))
 
 from core import SetupError, setting_up  # noqa: E402
 
-from carpd.daemon.effects.conntrack import read_stats  # noqa: E402
 from carpd_lab import bounds  # noqa: E402
 from carpd_lab.cluster import Node, line_time  # noqa: E402
+from carpd_lab.conntrackd_stats import peer_connections  # noqa: E402
 from carpd_lab.firewall import LAN_VIP, TCP_RTO_MAX, FirewallPair, fill_lines  # noqa: E402
 from carpd_lab.netlab import Host, Lab, terminate_on_sigterm  # noqa: E402
 
@@ -147,8 +147,7 @@ def held(pair: FirewallPair, direct: bool, kernel: bool = False) -> int:
     fw2 = pair.fw[1]
     if direct and kernel:
         return kernel_synced(fw2.host)
-    stats, _ = read_stats(conntrackd_stats(fw2))
-    return stats.external if stats is not None else 0
+    return peer_connections(conntrackd_stats(fw2))
 
 
 def internal_cache(pair: FirewallPair) -> int:

@@ -31,9 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from carpd.daemon.effects.conntrack import read_stats
 from carpd_lab import bounds
 from carpd_lab.cluster import Node, VhidSpec
+from carpd_lab.conntrackd_stats import peer_connections
 from carpd_lab.keepalived import Keepalived, instance
 from carpd_lab.netlab import Host, Lab, LabError, LogWatch, carpd_argv, pids
 
@@ -294,8 +294,7 @@ class FirewallPair:
         deadline = time.monotonic() + timeout
         while True:
             out = self.fw[1].host.check("conntrackd", "-C", conf, "-s")
-            stats, _ = read_stats(out)  # without an external cache: what it injected
-            have = stats.external if stats is not None else 0
+            have = peer_connections(out)  # without an external cache: what it injected
             if have >= count:
                 return
             if time.monotonic() > deadline:
