@@ -6,7 +6,8 @@ with 20 real TCP connections through it and a UDP flow, then fw1's table filled 
 TABLE more established, SNATed TCP connections in one burst (``conntrack -R``: an event
 for each, as a burst of real connections makes). The backup must hold every one of them
 before the crash (compared tuple by tuple, not counted), and after the crash every real
-flow carries on through fw2 with not one packet dropped there as invalid:
+flow carries on through fw2 with not one packet dropped there as invalid; and again when
+fw1 comes back (preempt on) and takes the role back once it has the whole table:
 
 - ``external_cache = false`` (DisableExternalCache On): the peer's connections are in
   fw2's kernel table already, so nothing is committed and the addresses come up within
@@ -19,14 +20,15 @@ flow carries on through fw2 with not one packet dropped there as invalid:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from carpd.daemon.effects.conntrack import COMMIT_RATE
 from carpd_lab import bounds
-from carpd_lab.cluster import line_time
-from carpd_lab.firewall import LAN_VIP, WAN_VIP, FirewallPair, failover_limit
+from carpd_lab.cluster import Node, line_time
+from carpd_lab.firewall import BULK_TIMEOUT, LAN_VIP, WAN_VIP, FirewallPair, failover_limit
 from carpd_lab.netlab import Lab
 
 # It measures timings and loads the CPU: scripts/test runs it alone.
@@ -43,6 +45,15 @@ ADDRESSES = 0.05
 # With the external cache: carpd's commit deadline for the table (commit_timeout, 2 s by
 # default, and a second per COMMIT_RATE connections) and a helper process's margin.
 COMMIT = 2.0 + (TABLE + FLOWS) / COMMIT_RATE + bounds.COMMAND
+# A node that comes back waits for the peer's table: carpd's bulk_timeout in the lab pair
+# (it must say done before that, not give up).
+BULK = BULK_TIMEOUT + bounds.START_UP
+
+
+def preempt_limit(master: Node) -> float:
+    """A less demoted BACKUP (preempt on) takes over at the master's next advert: within
+    one of its advert intervals."""
+    return master.vhids[0].advert_interval + bounds.REACTION
 
 
 @pytest.fixture(params=[False, True], ids=["external-cache", "direct"])
@@ -101,3 +112,22 @@ def test_the_backup_holds_the_whole_table_and_every_flow_survives_the_crash(
     assert flows.server_events("closed") == []  # no reset
     assert pair.invalid(fw2) == 0
     print(f"addresses {after * 1000:.0f} ms after the MASTER decision")
+
+    # fw1 comes back with an empty table (preempt on): demoted until the whole table has
+    # come from fw2 (bulk done, not given up), then MASTER again, and every flow survives
+    # that too.
+    pair.revive(fw1)
+    addresses = pair.watch_addresses(fw1)
+    fw1.start()
+    start = fw1.wait_log(r"demoted by 240 to 240 \(state sync bulk start\)", bounds.START_UP)[0]
+    done = fw1.wait_log(r"\(state sync bulk done\)", BULK, start)[0]
+    since = flows.mark(time.monotonic())
+    master = [fw1.wait_state("MASTER", v.ifname, preempt_limit(fw2), done)[0] for v in fw1.vhids]
+    assert min(master) > done
+    pair.address_added(addresses, LAN_VIP, COMMIT)  # after its commit, if it has one
+    assert pair.tcp_connections(fw1) >= table
+    flows.wait_resumed(preempt_limit(fw2) + COMMIT, since)
+    report = flows.report(bounds.COMMAND)
+    assert report["errors"] == {} and report["working"] == FLOWS
+    assert len(flows.server_events("accept")) == FLOWS and flows.server_events("closed") == []
+    assert pair.invalid(fw1) == 0
