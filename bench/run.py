@@ -770,6 +770,10 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
             f"window's end: {sum(x['trackers_not_up'] for x in tracked)}; state "
             f"transitions: {sum(x['transitions'] for x in tracked)}.",
         ]
+    synced = [r for name, rs in results.items() if name.startswith("state sync, ") for r in rs]
+    if synced:
+        lines += ["", "## State sync at a firewall's scale (bench/scale_sync.py)", "",
+                  scale_sync.table(synced)]  # fmt: skip
     if any(failed.values()):
         lines += ["", "## Failed attempts", "", "| scenario | run | at set-up | error |"]
         lines += ["|---|---:|---|---|"]
