@@ -26,6 +26,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -353,6 +355,19 @@ class FirewallPair:
     def conntrack_entries(self, node: Node) -> str:
         """The kernel's connection table on a firewall (conntrack -L)."""
         return node.host.check("conntrack", "-L")
+
+
+@contextmanager
+def started(lab: Lab, direct: bool = False) -> Iterator[FirewallPair]:
+    """A started pair for a test; each firewall's carpd log printed on the way out
+    (pytest shows it only when the test failed)."""
+    pair = FirewallPair(lab, direct=direct)
+    try:
+        pair.start()
+        yield pair
+    finally:
+        for node in pair.fw:
+            print(f"--- {node.name}'s log", *(node.log.lines if node.log else []), sep="\n")
 
 
 def fill_lines(count: int, first: int = 0) -> str:

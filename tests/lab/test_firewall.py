@@ -21,7 +21,7 @@ import pytest
 from carpd.daemon.effects.conntrack import BULK_QUIET, STATS_INTERVAL
 from carpd_lab import bounds
 from carpd_lab.cluster import Node
-from carpd_lab.firewall import LAN_VIP, WAN_VIP, FirewallPair, Flows, failover_limit
+from carpd_lab.firewall import LAN_VIP, WAN_VIP, FirewallPair, Flows, failover_limit, started
 from carpd_lab.netlab import Lab
 
 # It measures timings or loads the CPU: scripts/test runs it alone.
@@ -30,13 +30,8 @@ pytestmark = pytest.mark.solo
 
 @pytest.fixture
 def pair(lab: Lab) -> Iterator[FirewallPair]:
-    pair = FirewallPair(lab)
-    try:
-        pair.start()
+    with started(lab) as pair:
         yield pair
-    finally:  # pytest shows it only when the test failed
-        for node in pair.fw:
-            print(f"--- {node.name}'s log", *(node.log.lines if node.log else []), sep="\n")
 
 
 def survived(pair: FirewallPair, flows: Flows, since: int) -> dict[str, float]:

@@ -28,7 +28,14 @@ import pytest
 from carpd.daemon.effects.conntrack import COMMIT_RATE
 from carpd_lab import bounds
 from carpd_lab.cluster import Node, line_time
-from carpd_lab.firewall import BULK_TIMEOUT, LAN_VIP, WAN_VIP, FirewallPair, failover_limit
+from carpd_lab.firewall import (
+    BULK_TIMEOUT,
+    LAN_VIP,
+    WAN_VIP,
+    FirewallPair,
+    failover_limit,
+    started,
+)
 from carpd_lab.netlab import Lab
 
 # It measures timings and loads the CPU: scripts/test runs it alone.
@@ -58,13 +65,8 @@ def preempt_limit(master: Node) -> float:
 
 @pytest.fixture(params=[False, True], ids=["external-cache", "direct"])
 def pair(lab: Lab, request: pytest.FixtureRequest) -> Iterator[FirewallPair]:
-    pair = FirewallPair(lab, direct=request.param)
-    try:
-        pair.start()
+    with started(lab, direct=request.param) as pair:
         yield pair
-    finally:  # pytest shows it only when the test failed
-        for node in pair.fw:
-            print(f"--- {node.name}'s log", *(node.log.lines if node.log else []), sep="\n")
 
 
 def test_the_backup_holds_the_whole_table_and_every_flow_survives_the_crash(
