@@ -71,6 +71,29 @@ def hashed_addresses(addresses: Iterable[IPAddress], *, with_link_local: bool = 
     return b"".join(sorted(v4 - _NEVER_HASHED)) + b"".join(sorted(v6 - _NEVER_HASHED))
 
 
+class _Keyed:
+    """HMAC-SHA1 (RFC 2104) of one key and message prefix, its two SHA-1 states taken
+    after the fixed part: a packet's MAC is then two state copies, two updates and two
+    digests, all in C (hmac.HMAC.copy wraps the same in Python objects per packet)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, prefix: bytes) -> None:
+        block = hashlib.sha1().block_size
+        if len(key) > block:
+            key = hashlib.sha1(key).digest()
+        key = key.ljust(block, b"\x00")
+        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key) + prefix)
+        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))
+
+    def digest(self, counter: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(counter)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class Authenticator:
     """Signs and verifies the adverts of one vhid.
 
@@ -95,20 +118,16 @@ class Authenticator:
             "freebsd": prefix + hashed_addresses(addrs, with_link_local=True),
         }
         ours = messages.pop(variant)
-        self._sign = hmac.new(key, ours, hashlib.sha1)
+        self._sign = _Keyed(key, ours)
         # The other kernel's construction too, unless it is the same (no link-local).
         self._variants = [self._sign]
-        self._variants += [hmac.new(key, m, hashlib.sha1) for m in messages.values() if m != ours]
+        self._variants += [_Keyed(key, m) for m in messages.values() if m != ours]
 
     def sign(self, counter: bytes) -> bytes:
-        h = self._sign.copy()
-        h.update(counter)
-        return h.digest()
+        return self._sign.digest(counter)
 
     def verify(self, counter: bytes, digest: bytes) -> None:
-        for base in self._variants:
-            h = base.copy()
-            h.update(counter)
-            if hmac.compare_digest(h.digest(), digest):
+        for keyed in self._variants:
+            if hmac.compare_digest(keyed.digest(counter), digest):
                 return
         raise BadHMAC("incorrect hash")

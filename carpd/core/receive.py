@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from carpd.core.errors import BadIpHeader, BadVersion, TooShort, UnknownVhid
 from carpd.core.model import IPAddress
@@ -21,6 +21,7 @@ from carpd.core.packet import (
     CarpPacket,
     check_ttl,
     decode_carp,
+    ipv4_address,
     parse_ipv4,
 )
 from carpd.core.vrrp import VRRP_VERSION, VrrpPacket, decode_vrrp
@@ -34,9 +35,9 @@ class Received:
     packet: CarpPacket
 
 
-@dataclass(frozen=True, slots=True)
-class Datagram:
-    """A protocol-112 packet off a raw socket: CARP (version 2) or VRRP (version 3)."""
+class Datagram(NamedTuple):
+    """A protocol-112 packet off a raw socket: CARP (version 2) or VRRP (version 3). A
+    named tuple: one is built for every datagram read, forged ones of a flood too."""
 
     family: int
     src: IPAddress
@@ -53,7 +54,22 @@ class Datagram:
 
 def ipv4_datagram(datagram: bytes) -> Datagram:
     """A whole IPv4 datagram, as an AF_INET raw socket delivers it."""
-    ip4 = parse_ipv4(datagram)
+    if len(datagram) >= 20 and datagram[0] == 0x45 and datagram[9] == IPPROTO_CARP:
+        # The usual header (no options), read in place: what parse_ipv4 does, less its
+        # intermediate object.
+        total = (datagram[2] << 8) | datagram[3]
+        if 20 <= total <= len(datagram):
+            return _new(
+                Datagram,
+                (
+                    4,
+                    ipv4_address(datagram[12:16]),
+                    ipv4_address(datagram[16:20]),
+                    datagram[8],
+                    datagram[20:total],
+                ),
+            )
+    ip4 = parse_ipv4(datagram)  # the general case, and its errors
     if ip4.proto != IPPROTO_CARP:
         raise BadIpHeader(f"protocol {ip4.proto} != {IPPROTO_CARP}")
     return Datagram(4, ip4.src, ip4.dst, ip4.ttl, ip4.payload)
@@ -65,6 +81,8 @@ def ipv6_datagram(
     """The payload of an AF_INET6 raw socket, with the hop limit from ancillary data."""
     return Datagram(6, src, dst, hoplimit, payload)
 
+
+_new = tuple.__new__
 
 V = TypeVar("V")
 

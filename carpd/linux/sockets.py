@@ -10,6 +10,7 @@ from carpd.core.packet import CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CA
 from carpd.linux import bpf
 
 RECV_BUFSIZE = 2048  # adverts are 56 bytes; anything longer is read whole and refused
+MAX_SKIPPED = 64  # repeats of refused datagrams skipped in one recv(), then one is returned
 SO_RCVBUFFORCE = 33  # not in the socket module: SO_RCVBUF past net.core.rmem_max
 
 
@@ -29,7 +30,35 @@ def _size_queue(sock: socket.socket, size: int | None) -> None:
 
 
 class _Filtered:
+    """A receiving socket, with a memo of datagrams the caller refused.
+
+    A flood usually repeats one forged datagram (a packet generator replays a frame).
+    The caller hands back what it read and refused (``refuse``); a copy of one of those
+    is then skipped in recv() for the price of a set lookup and counted in ``repeats``,
+    never decoded or verified again. A genuine advert is never a copy of a refused one
+    (its counter, or for VRRP its whole content, verified before), so it is never
+    skipped; the caller forgets the memo (``forget``) when what it refuses may change.
+    """
+
     sock: socket.socket
+    refused: set[object]  # keys of refused datagrams
+    recent: list[object]  # keys of the datagrams recv() returned, since the caller took them
+    repeats: int  # copies of refused datagrams skipped
+
+    def _init_memo(self) -> None:
+        self.refused = set()
+        self.recent = []
+        self.repeats = 0
+
+    def take_recent(self) -> list[object]:
+        out, self.recent = self.recent, []
+        return out
+
+    def refuse(self, keys: list[object]) -> None:
+        self.refused.update(keys)
+
+    def forget(self) -> None:
+        self.refused.clear()
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -70,6 +99,7 @@ class AdvertSocketV4(_Filtered):
             raise
         self.sock = s
         self._to: dict[ipaddress.IPv4Address, tuple[str, int]] = {}
+        self._init_memo()
 
     def send(self, datagram: bytes, dst: ipaddress.IPv4Address = CARP_GROUP_V4) -> None:
         to = self._to.get(dst)
@@ -78,7 +108,20 @@ class AdvertSocketV4(_Filtered):
         self.sock.sendto(datagram, to)
 
     def recv(self) -> bytes:
-        return self.sock.recv(RECV_BUFSIZE)
+        """The next datagram that is not a copy of a refused one (after MAX_SKIPPED
+        copies, a copy: the work of one call stays bounded)."""
+        recv, refused = self.sock.recv, self.refused
+        data = recv(RECV_BUFSIZE)
+        if refused:
+            skipped = 0
+            try:
+                while data in refused and skipped < MAX_SKIPPED:
+                    skipped += 1
+                    data = recv(RECV_BUFSIZE)  # BlockingIOError: the queue is empty
+            finally:
+                self.repeats += skipped
+        self.recent.append(data)
+        return data
 
 
 class AdvertSocketV6(_Filtered):
@@ -110,6 +153,7 @@ class AdvertSocketV6(_Filtered):
             raise
         self.sock = s
         self.ifindex = ifindex
+        self._init_memo()
 
     def send(
         self,
@@ -127,7 +171,19 @@ class AdvertSocketV6(_Filtered):
 
     def recv(self) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.IPv6Address, int]:
         """(payload, source, destination, hop limit)."""
-        data, anc, _flags, addr = self.sock.recvmsg(RECV_BUFSIZE, self._ANC)
+        recvmsg, refused = self.sock.recvmsg, self.refused
+        data, anc, _flags, addr = recvmsg(RECV_BUFSIZE, self._ANC)
+        key = (data, addr[0], *anc)
+        if refused:
+            skipped = 0
+            try:
+                while key in refused and skipped < MAX_SKIPPED:
+                    skipped += 1
+                    data, anc, _flags, addr = recvmsg(RECV_BUFSIZE, self._ANC)
+                    key = (data, addr[0], *anc)
+            finally:
+                self.repeats += skipped
+        self.recent.append(key)
         hoplimit = -1
         dst = CARP_GROUP_V6
         for level, kind, value in anc:

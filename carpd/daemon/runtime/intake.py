@@ -16,7 +16,12 @@ the source address:
   known peers' adverts that arrived meanwhile: their own socket has them.) A new peer's
   first advert comes here; once it verifies, the peer moves to the other socket.
 
-Only a flood that forges a known peer's own source address still shares its queue.
+Only a flood that forges a known peer's own source address still shares its queue. What
+keeps that one cheap: a batch in which nothing verified is remembered (the sockets' memo,
+linux/sockets.py), and copies of those datagrams are then skipped unread for a set lookup
+each and counted as ``repeated`` (a packet generator replays one forged frame; a genuine
+advert, with its new counter, is never such a copy). The memo is forgotten every
+MEMO_SECONDS, so a reload that would accept a refused datagram waits at most that long.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ MAX_PEERS = 16  # known sources per carpdev and family; the least recently verif
 PEER_QUEUE = 4 << 20  # bytes: 255 vhids' adverts from every known peer at once
 OTHERS_GAP = 0.01  # seconds between reads of the others socket (a first advert: at once)
 SHED_LOG_INTERVAL = 10.0  # seconds between "adverts shed" lines for one carpdev
+MEMO_SECONDS = 1.0  # refused datagrams are remembered (their copies skipped) this long
+MEMO_MAX = 4096  # ...and at most this many per socket (a varied flood: forgotten sooner)
 
 AdvertSocket = AdvertSocketV4 | AdvertSocketV6
 
@@ -83,6 +90,7 @@ class Inlet:
     known: OrderedDict[IPAddress, None] = field(default_factory=OrderedDict)
     paused: asyncio.TimerHandle | None = None
     shed: int = 0  # the others socket's queue drops, as last read
+    memo_at: float = float("-inf")  # when the sockets' memos were last forgotten
 
     def close(self) -> None:
         if self.paused is not None:
@@ -145,18 +153,37 @@ class Intake:
         inlet.peers.set_filter(bpf.source_filter(inlet.family, sources, accept=True))
         inlet.others.set_filter(bpf.source_filter(inlet.family, sources, accept=False))
 
-    def _on_peers(self, inlet: Inlet) -> None:
-        _, verified = self.receiver.read(inlet.dev, inlet.peers, BATCH)
+    def _read(self, inlet: Inlet, sock: AdvertSocket, limit: int, now: float) -> int:
+        """Up to ``limit`` datagrams through the receive path; how many, copies of refused
+        ones skipped included. A batch of which nothing verified joins the memo."""
+        if now - inlet.memo_at >= MEMO_SECONDS:
+            inlet.memo_at = now
+            inlet.peers.forget()
+            inlet.others.forget()
+        sock.take_recent()
+        repeats = sock.repeats
+        read, verified = self.receiver.read(inlet.dev, sock, limit)
+        recent = sock.take_recent()
         if verified:
             self._verified(inlet, verified)
+        elif recent:
+            if len(sock.refused) + len(recent) > MEMO_MAX:
+                sock.forget()
+            sock.refuse(recent)
+        skipped = sock.repeats - repeats
+        if skipped:
+            dropped = inlet.dev.dropped
+            dropped["repeated"] = dropped.get("repeated", 0) + skipped
+        return read + skipped
+
+    def _on_peers(self, inlet: Inlet) -> None:
+        self._read(inlet, inlet.peers, BATCH, self.receiver.now())
 
     def _on_others(self, inlet: Inlet) -> None:
-        allowed = min(BATCH, inlet.bucket.available(self.receiver.now()))
-        read, verified = (
-            self.receiver.read(inlet.dev, inlet.others, allowed) if allowed else (0, [])
-        )
-        if verified:
-            self._verified(inlet, verified)
+        now = self.receiver.now()
+        allowed = max(0, min(BATCH, inlet.bucket.available(now)))
+        # Copies skipped count against the budget too: it bounds what a flood costs.
+        read = self._read(inlet, inlet.others, allowed, now) if allowed else 0
         inlet.bucket.spend(read)
         if allowed and not read:
             return  # nothing was queued after all

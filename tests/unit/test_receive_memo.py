@@ -1,0 +1,155 @@
+"""What makes a forged advert cheap to refuse (issue 32): the checksum and HMAC shortcuts
+agree with the plain constructions, and copies of refused datagrams are skipped unread
+while a genuine advert among them still gets through."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carpd.config import load_config
+from carpd.core.auth import Authenticator, hashed_addresses
+from carpd.core.checksum import internet_checksum
+from carpd.core.model import State
+from carpd.core.packet import CARP_GROUP_V4, CarpPacket, build_ipv4, checksum_ok
+from carpd.daemon.runtime.intake import Bucket, Inlet, Intake
+from carpd.daemon.runtime.receiver import Receiver
+from carpd.daemon.runtime.vhost import Carpdev, Vhost, make_router
+from carpd.daemon.seam.lanes import Lane
+from carpd.daemon.seam.ratelimit import RateLimiter
+from carpd.linux.netlink import Link
+from carpd.linux.sockets import MAX_SKIPPED, AdvertSocketV4, Announcer
+
+
+@given(st.binary(max_size=64).map(lambda b: b + b"\x00" * (len(b) % 2)))
+def test_the_checksum_shortcut_agrees_with_rfc_1071(data: bytes) -> None:
+    assert checksum_ok(data) == (internet_checksum(data) == 0)
+
+
+@pytest.mark.parametrize("data", [bytes(36), b"\xff" * 36, b"\xff\xff" + bytes(34)])
+def test_the_checksum_shortcut_at_its_edges(data: bytes) -> None:
+    assert checksum_ok(data) == (internet_checksum(data) == 0)
+
+
+ADDRESSES = [ipaddress.ip_address(a) for a in ("192.0.2.100", "2001:db8::1", "fe80::1")]
+
+
+@given(
+    password=st.binary(max_size=19),
+    vhid=st.integers(1, 255),
+    counter=st.binary(min_size=8, max_size=8),
+)
+def test_the_precomputed_hmac_is_hmac_sha1(password: bytes, vhid: int, counter: bytes) -> None:
+    for variant, with_ll in (("openbsd", False), ("freebsd", True)):
+        auth = Authenticator(password, vhid, ADDRESSES, variant)  # type: ignore[arg-type]
+        message = bytes((2, 1, vhid)) + hashed_addresses(ADDRESSES, with_link_local=with_ll)
+        want = hmac.new(password, message + counter, hashlib.sha1).digest()
+        assert auth.sign(counter) == want
+        auth.verify(counter, want)
+
+
+@pytest.fixture
+def memo_socket() -> Iterator[tuple[AdvertSocketV4, socket.socket]]:
+    """An advert socket reading one end of a datagram socketpair (no privileges)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    s = AdvertSocketV4.__new__(AdvertSocketV4)
+    s.sock = ours
+    s._init_memo()
+    yield s, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_copies_of_a_refused_datagram_are_skipped_and_counted(
+    memo_socket: tuple[AdvertSocketV4, socket.socket],
+) -> None:
+    s, peer = memo_socket
+    s.refuse([b"forged"])
+    for d in (b"forged", b"forged", b"genuine", b"forged"):
+        peer.send(d)
+    assert s.recv() == b"genuine"
+    assert s.repeats == 2
+    with pytest.raises(BlockingIOError):
+        s.recv()
+    assert s.repeats == 3  # counted even when the queue ran dry meanwhile
+    assert s.take_recent() == [b"genuine"]
+
+
+def test_one_recv_skips_a_bounded_number_of_copies(
+    memo_socket: tuple[AdvertSocketV4, socket.socket],
+) -> None:
+    s, peer = memo_socket
+    s.refuse([b"forged"])
+    for _ in range(MAX_SKIPPED + 2):
+        peer.send(b"forged")
+    assert s.recv() == b"forged"  # after MAX_SKIPPED copies: one, for the slow path
+    assert s.repeats == MAX_SKIPPED
+
+
+CONFIG = """
+[[carp]]
+name = "c1"
+vhid = 1
+carpdev = "eth0"
+pass = "secret"
+advskew = 100
+addresses = ["192.0.2.100/24"]
+"""
+OWN = ipaddress.IPv4Address("192.0.2.2")
+MASTER = ipaddress.IPv4Address("192.0.2.1")
+
+
+def test_a_flood_from_the_masters_source_is_remembered_and_its_adverts_still_heard(
+    tmp_path: Path, memo_socket: tuple[AdvertSocketV4, socket.socket]
+) -> None:
+    path = tmp_path / "carpd.toml"
+    path.write_text(CONFIG)
+    cfg = load_config(path).carp[0]
+    dev = Carpdev(
+        link=cast(Link, SimpleNamespace(name="eth0", index=2)),
+        src4=OWN,
+        src6=None,
+        announcer=cast(Announcer, None),
+    )
+    vh = Vhost(cfg, make_router(cfg, {4: OWN}), dev, cast(Lane, None))
+    dev.by_family[4][1] = vh
+    vh.machine.start(0.0)
+    assert vh.machine.state is State.BACKUP
+    intake = Intake(Receiver(RateLimiter(), lambda: 1.0, lambda v: None))
+    s, peer = memo_socket
+    inlet = Inlet(dev, 4, s, s, Bucket(1.0, 1.0, 1.0, 0.0), frozenset({MASTER}))
+    # (Pinned, the master is known from the start: no kernel filter to swap on a socketpair.)
+
+    def advert(counter: int, digest: bytes) -> bytes:
+        return build_ipv4(MASTER, CARP_GROUP_V4, CarpPacket(1, 1, 0, counter, digest).encode(), 1)
+
+    forged = advert(1, bytes(20))
+    for _ in range(10):
+        peer.send(forged)
+    assert intake._read(inlet, s, 4, now=1.0) == 4  # decoded, refused: remembered
+    assert vh.machine.counters.dropped == {"bad_hmac": 4}
+    sign = Authenticator("secret", 1, [a.ip for a in cfg.addresses]).sign
+    genuine = advert(2, sign((2).to_bytes(8, "big")))
+    peer.send(genuine)
+    for _ in range(5):
+        peer.send(forged)
+    # The six copies cost a set lookup each; the master's advert is decoded and heard.
+    assert intake._read(inlet, s, 4, now=1.5) == 6 + 1 + 5
+    assert vh.machine.counters.adverts_received == 1
+    assert vh.machine.counters.dropped == {"bad_hmac": 4}
+    assert dev.dropped == {"repeated": 11}
+    # Forgotten after MEMO_SECONDS: a copy is decoded again.
+    peer.send(forged)
+    assert intake._read(inlet, s, 4, now=2.5) == 1
+    assert vh.machine.counters.dropped == {"bad_hmac": 5}
