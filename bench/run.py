@@ -46,6 +46,9 @@ SCALE_SECONDS = 30.0
 FLOOD_SECONDS = 10.0
 JITTER_SECONDS = 60.0
 FLOOD_RATES = (1_000, 10_000, 50_000, 200_000, 0)  # 0: as fast as the attacker can send
+# A flood from the real master's own address, rising (issue 32): it shares the master's queue.
+SPOOFED_RATES = (50_000, 100_000, 150_000, 200_000, 0)
+SPOOFED = "spoofed-master flood"  # those scenarios' labels start with this
 TEN_MS_SECONDS = vrrp.JITTER_SECONDS
 STEADY_SECONDS = vrrp.STEADY_SECONDS
 BUSY = os.cpu_count() or 2  # busy processes for the loaded runs: every core
@@ -159,9 +162,10 @@ def heard_and_sent(master: Any, backup: Any) -> tuple[int, int]:
     return backup.counter("adverts_received"), master.counter("adverts_sent")
 
 
-def flood(kind: str, rate: int, vhid: int = core.VHID) -> dict[str, Any]:
+def flood(kind: str, rate: int, vhid: int = core.VHID, spoof: bool = False) -> dict[str, Any]:
     """A master, a backup and an attacker sending forged adverts (wrong HMAC, advskew 0)
-    for ``vhid`` at ``rate`` a second (0: as fast as the attacker can), from trafgen."""
+    for ``vhid`` at ``rate`` a second (0: as fast as the attacker can), from trafgen, with
+    its own source address or (``spoof``) the master's."""
     with Lab(f"bfl{kind[0]}") as lab:
         with core.setting_up(f"{kind} pair"):
             if not os.path.exists(TRAFGEN):
@@ -186,7 +190,7 @@ def flood(kind: str, rate: int, vhid: int = core.VHID) -> dict[str, Any]:
                 sys.executable,
                 "-m",
                 "carpd_lab.flood",
-                "192.0.2.66",
+                core.NODE1.split("/")[0] if spoof else "192.0.2.66",
                 str(vhid),
                 str(rate),
                 str(FLOOD_SECONDS),
@@ -210,6 +214,12 @@ def flood(kind: str, rate: int, vhid: int = core.VHID) -> dict[str, Any]:
                 n for r, n in st["dropped"]["eth0"].items() if r != "shed"
             )
             result["shed"] = st["dropped"]["eth0"].get("shed", 0)
+            # The backup's side (counted since its start, a few adverts before the flood):
+            # forged copies skipped unread, decoded and refused, shed by the kernel.
+            bst = backup.node.status()
+            result["backup_repeated"] = bst["dropped"]["eth0"].get("repeated", 0)
+            result["backup_refused"] = sum(bst["vhosts"][0]["counters"]["dropped"].values())
+            result["backup_shed"] = bst["dropped"]["eth0"].get("shed", 0)
             # The real master's adverts the backup verified, against those the master
             # sent, between two reads right after an advert was heard: no clamp, no
             # nominal count.
@@ -364,6 +374,15 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
                 others,
             )
         )
+    for rate in SPOOFED_RATES:  # carpd's and ucarp's runs alternate at each rate
+        for kind in ("carpd", "ucarp"):
+            out.append(
+                (
+                    f"{SPOOFED} {_rate(rate)}, {kind}",
+                    lambda k=kind, r=rate: flood(k, r, spoof=True),
+                    others,
+                )
+            )
     for kind in ("carpd", "ucarp"):
         out.append((f"jitter, {kind}", lambda k=kind: jitter(k), others))
     # 100 [[track]] trackers (1 s) on one MASTER, against real targets: its advert jitter.
@@ -719,6 +738,7 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
                 f"{cell('backup_cpu_pct', '.1f')} | {heard} "
                 f"| {cell('dropped_read', '.0f')} | {cell('shed', '.0f')} |"
             )
+    lines += spoofed_markdown(results, runs)
     lines += ten_ms_markdown(results, runs)
     lines += _section(
         results,
@@ -870,6 +890,7 @@ def targets(results: dict[str, list[dict[str, Any]]], failed: Failures | None = 
         ),
     )
     flood_targets(t)
+    spoofed_targets(t)
     ten_ms_targets(t)
     fw, fk = "firewall pair, carpd + conntrackd", "firewall pair, keepalived + conntrackd"
     t.check(
@@ -1001,6 +1022,79 @@ def ten_ms_targets(t: Targets) -> None:
 
     carpd_pairs = [n for n in pairs if n.endswith("carpd")] or ["10 ms pair left alone, carpd"]
     t.check("no flap at 10 ms, in every run", carpd_pairs, flaps, every_run=True)
+
+
+def spoofed_markdown(
+    results: dict[str, list[dict[str, Any]]], runs: Callable[[str], str]
+) -> list[str]:
+    names = [n for n in results if n.startswith(SPOOFED)]
+    if not names:
+        return []
+    lines = [
+        "",
+        f"## Forged-advert flood from the master's own address ({FLOOD_SECONDS:g} s, wrong "
+        "HMAC, advskew 0, sent by trafgen)",
+        "",
+        "The attacker (a third host) sends with the real master's source address, so the "
+        "flood shares the queue of the master's adverts on the backup. False takeovers: "
+        "runs in which the backup became MASTER (or the master left it), of all runs; "
+        "heard/sent: the real master's adverts the backup verified against those the master "
+        "sent, both read at the same two moments (the worst run); repeated: forged copies "
+        "carpd's backup skipped unread (its memo of refused datagrams) in the worst run's "
+        "window, refused: those it decoded and refused.",
+        "",
+        "| scenario | runs | sent/s | false takeovers | backup CPU % | heard/sent "
+        "| backup repeated | backup refused | backup shed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        samples = results[name]
+        r = medians(samples)
+        flips = sum(1 for x in samples if x["master_transitions"] + x["backup_transitions"])
+        heard = repeated = refused = shed = "-"
+        if "master_adverts_sent" in samples[0]:
+            w = min(samples, key=lambda x: x["master_adverts_heard"] - x["master_adverts_sent"])
+            heard = f"{w['master_adverts_heard']}/{w['master_adverts_sent']}"
+            repeated = f"{w['backup_repeated']}"
+            refused = f"{w['backup_refused']}"
+            shed = f"{w['backup_shed']}"
+        lines.append(
+            f"| {name} | {runs(name)} | {r['sent_pps']:.0f} | {flips}/{len(samples)} | "
+            f"{r['backup_cpu_pct']:.1f} | {heard} | {repeated} | {refused} | {shed} |"
+        )
+    return lines
+
+
+def spoofed_targets(t: Targets) -> None:
+    """No false takeover for carpd at any rate at which ucarp held in every run."""
+    results = t.results
+    rates = [_rate(r) for r in SPOOFED_RATES]
+    names = [f"{SPOOFED} {r}, {k}" for r in rates for k in ("carpd", "ucarp")]
+    present = [n for n in names if n in results]
+    if not present:
+        return
+
+    def held(name: str) -> bool:
+        return all(not (x["master_transitions"] + x["backup_transitions"]) for x in results[name])
+
+    def check() -> tuple[bool, str]:
+        ok, parts = True, []
+        for r in rates:
+            c, u = f"{SPOOFED} {r}, carpd", f"{SPOOFED} {r}, ucarp"
+            if c not in results or u not in results:
+                continue
+            if held(u) and not held(c):
+                ok = False
+            parts.append(f"{r}: carpd {'held' if held(c) else 'fell'}, ucarp "
+                         f"{'held' if held(u) else 'fell'}")  # fmt: skip
+        return ok, "; ".join(parts)
+
+    t.check(
+        "from the master's own address: no false takeover at any rate where ucarp held",
+        present,
+        check,
+        every_run=True,
+    )
 
 
 def flood_targets(t: Targets) -> None:
