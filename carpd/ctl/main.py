@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from carpd.ctl import drill_cli, sync_args
@@ -204,7 +205,157 @@ def group_request(name: str, words: list[str]) -> dict[str, Any]:
     return req
 
 
-def make_parser() -> argparse.ArgumentParser:
+# carpctl's commands, each with the arguments it takes. Building a parser costs (argparse
+# looks up its translations and the terminal's width for each), so a command line that
+# names one builds that one alone: all of them took 15 ms, as long as `carpctl status`'s
+# answer from the daemon, and an operator runs it in loops.
+def _status(command: Command) -> None:
+    command(
+        "status",
+        "state of every vhid, the master a BACKUP hears and why it is demoted "
+        "(--json adds counters, drops and the last 20 transitions)",
+    )
+
+
+def _group(command: Command) -> None:
+    g = command(
+        "group",
+        "show or change an interface group's demote count (OpenBSD "
+        "ifconfig -g): group carp carpdemote 128, group carp -carpdemote 128",
+    )
+    g.add_argument("group", metavar="NAME")
+    g.add_argument("change", nargs=argparse.REMAINDER, metavar="[-]carpdemote [N]")
+
+
+def _service_status(command: Command) -> None:
+    command(
+        "service-status",
+        "run the service checks now and apply the result; exit 4 if one failed or timed out",
+    )
+
+
+def _maintenance(command: Command) -> None:
+    m = command("maintenance", "persistent maintenance mode: demote so every vhid goes BACKUP")
+    m.add_argument("mode", choices=["on", "off"])
+
+
+def _down(command: Command) -> None:
+    text = "take a vhid out: it bows out like ifconfig carp0 down"
+    command("down", text).add_argument("name", metavar="VHID_NAME")
+
+
+def _up(command: Command) -> None:
+    command("up", "bring a vhid taken down back").add_argument("name", metavar="VHID_NAME")
+
+
+def _state(command: Command) -> None:
+    st = command("state", "force a vhid's state, as carp(4)'s state option")
+    st.add_argument("name", metavar="VHID_NAME")
+    st.add_argument("state", choices=["master", "backup"])
+
+
+def _reload(command: Command) -> None:
+    command(
+        "reload",
+        "read the configuration file again, as SIGHUP does, and say whether it was taken "
+        "and what only a restart applies (exit 5)",
+    )
+
+
+def _events(command: Command) -> None:
+    command.sub.add_parser(
+        "events",
+        help="follow the daemon: one JSON object per line for every transition, demotion, "
+        "address and link change and hook or action result, until Ctrl-C",
+    )
+
+
+def _cluster(command: Command) -> None:
+    cl = command(
+        "cluster",
+        "the pair side by side (carpd reads its [[cluster.peer]]s again first): every "
+        "node's state of each vhid, the verdict (one MASTER, split brain, none) and what "
+        "would happen if this node failed now; exit 4 unless every vhid has one MASTER "
+        "and every peer answers",
+    )
+    cl.add_argument("view", choices=["status"], help="status: the cluster view")
+
+
+def _doctor(command: Command) -> None:
+    command(
+        "doctor",
+        "look at this node for what breaks a CARP or firewall pair (nftables, sysctls, "
+        "bridges, conntrackd, and what the running carpd hears): each finding with what "
+        "was seen and the fix; exit 4 if something is wrong. Reads --config's file",
+    )
+
+
+def _web_user(command: Command) -> None:
+    wu = command.sub.add_parser(
+        "web-user",
+        help="print a users_file line for the status page (asks for the password; "
+        "no daemon needed)",
+        description="Print NAME:scrypt$... for [web] users_file; the password is read "
+        "from the terminal (twice), or from stdin's first line when it is not a terminal.",
+    )
+    wu.add_argument("user", metavar="NAME")
+    wu.add_argument(
+        "--append",
+        metavar="FILE",
+        help="append the line to FILE (created mode 0600) instead of printing it",
+    )
+
+
+class Command:
+    """Adds a command's parser to carpctl's, with its own --json."""
+
+    def __init__(self, sub: Any) -> None:
+        self.sub = sub
+
+    def __call__(self, name: str, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = self.sub.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", dest="json_sub", help="JSON output")
+        return p
+
+
+# In the order `carpctl --help` lists them.
+COMMANDS: dict[str, Callable[[Command], None]] = {
+    "status": _status,
+    "group": _group,
+    "service-status": _service_status,
+    "maintenance": _maintenance,
+    "down": _down,
+    "up": _up,
+    "state": _state,
+    "reload": _reload,
+    "events": _events,
+    "cluster": _cluster,
+    "doctor": _doctor,
+    "sync": lambda command: sync_args.add_parser(command.sub),
+    "drill": lambda command: drill_cli.add_parser(command.sub),
+    "web-user": _web_user,
+}
+# carpctl's own options that take a value (a command line's command is the word after).
+_VALUED = ("--socket", "--config")
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command a carpctl command line runs, when its parser alone parses it the same
+    as the whole parser does: None for ``-h``/``--help`` before it, or none at all."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help", "--"):
+            return None
+        if word.startswith("--") and "=" not in word and any(o.startswith(word) for o in _VALUED):
+            next(words, None)  # its value (--socket PATH, or an abbreviation: --sock PATH)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def make_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """carpctl's parser: every command's, or ``only``'s alone when it is one (the one a
+    command line runs, ``command_word``: its usage, help and errors are the same)."""
     parser = argparse.ArgumentParser(
         prog="carpctl",
         description="Show and steer a running carpd through its control socket.",
@@ -227,78 +378,10 @@ def make_parser() -> argparse.ArgumentParser:
         "carpctl sync reads it too",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--json", action="store_true", dest="json_sub", help="JSON output")
-        return p
-
-    command(
-        "status",
-        "state of every vhid, the master a BACKUP hears and why it is demoted "
-        "(--json adds counters, drops and the last 20 transitions)",
-    )
-    g = command(
-        "group",
-        "show or change an interface group's demote count (OpenBSD "
-        "ifconfig -g): group carp carpdemote 128, group carp -carpdemote 128",
-    )
-    g.add_argument("group", metavar="NAME")
-    g.add_argument("change", nargs=argparse.REMAINDER, metavar="[-]carpdemote [N]")
-    command(
-        "service-status",
-        "run the service checks now and apply the result; exit 4 if one failed or timed out",
-    )
-    m = command("maintenance", "persistent maintenance mode: demote so every vhid goes BACKUP")
-    m.add_argument("mode", choices=["on", "off"])
-    for verb, text in (
-        ("down", "take a vhid out: it bows out like ifconfig carp0 down"),
-        ("up", "bring a vhid taken down back"),
-    ):
-        command(verb, text).add_argument("name", metavar="VHID_NAME")
-    st = command("state", "force a vhid's state, as carp(4)'s state option")
-    st.add_argument("name", metavar="VHID_NAME")
-    st.add_argument("state", choices=["master", "backup"])
-    command(
-        "reload",
-        "read the configuration file again, as SIGHUP does, and say whether it was taken "
-        "and what only a restart applies (exit 5)",
-    )
-    sub.add_parser(
-        "events",
-        help="follow the daemon: one JSON object per line for every transition, demotion, "
-        "address and link change and hook or action result, until Ctrl-C",
-    )
-    cl = command(
-        "cluster",
-        "the pair side by side (carpd reads its [[cluster.peer]]s again first): every "
-        "node's state of each vhid, the verdict (one MASTER, split brain, none) and what "
-        "would happen if this node failed now; exit 4 unless every vhid has one MASTER "
-        "and every peer answers",
-    )
-    cl.add_argument("view", choices=["status"], help="status: the cluster view")
-    command(
-        "doctor",
-        "look at this node for what breaks a CARP or firewall pair (nftables, sysctls, "
-        "bridges, conntrackd, and what the running carpd hears): each finding with what "
-        "was seen and the fix; exit 4 if something is wrong. Reads --config's file",
-    )
-    sync_args.add_parser(sub)
-    drill_cli.add_parser(sub)
-    wu = sub.add_parser(
-        "web-user",
-        help="print a users_file line for the status page (asks for the password; "
-        "no daemon needed)",
-        description="Print NAME:scrypt$... for [web] users_file; the password is read "
-        "from the terminal (twice), or from stdin's first line when it is not a terminal.",
-    )
-    wu.add_argument("user", metavar="NAME")
-    wu.add_argument(
-        "--append",
-        metavar="FILE",
-        help="append the line to FILE (created mode 0600) instead of printing it",
-    )
+    command = Command(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    for name, add in COMMANDS.items():
+        if only not in COMMANDS or name == only:
+            add(command)
     return parser
 
 
@@ -436,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = make_parser(only=command_word(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from carpd.config.model import Config
-from carpd.daemon.effects.actions import Actions
-from carpd.daemon.effects.conntrack import Conntrack
-from carpd.daemon.effects.follow import Follow
 from carpd.daemon.effects.hooks import Hooks
-from carpd.daemon.effects.pool import Pools
-from carpd.daemon.effects.route import Routes
 from carpd.daemon.observers.cluster import Cluster
 from carpd.daemon.observers.drill import DrillRecord
 from carpd.daemon.observers.trackers import Trackers
@@ -61,10 +57,17 @@ class Needs:
     roles: HostRoles = field(default_factory=HostRoles)
 
 
+# An integration's module is imported only with a config that uses it (a quicker start,
+# less memory): conntrackd's, the pools', the routes', the followers', the actions'.
+CONNTRACK_MODULE = "carpd.daemon.effects.conntrack"
+
+
 def effects_for(config: Config, current: Sequence[Effect], needs: Needs) -> list[Effect]:
     effects: list[Effect] = []
-    old = next((e for e in current if isinstance(e, Conntrack)), None)
     if config.conntrackd.enabled:  # its commit precedes everything
+        from carpd.daemon.effects.conntrack import Conntrack
+
+        old = next((e for e in current if isinstance(e, Conntrack)), None)
         if old is None or old.cfg != config.conntrackd:
             synced = old is not None and old.synced
             started = old.started if old is not None else None  # stopped only at exit
@@ -73,30 +76,45 @@ def effects_for(config: Config, current: Sequence[Effect], needs: Needs) -> list
                 needs.roles,
             )  # fmt: skip
         effects.append(old)
-    elif old is not None:  # state sync turned off: no longer a reason to be demoted
+    elif _had_conntrack(current):  # state sync turned off: no longer a reason to be demoted
         needs.demote.state_sync_demotion(0, "state sync off")
     if any(c.pool is not None for c in config.carp):  # its buckets are the addresses
+        from carpd.daemon.effects.pool import Pools
+
         pools = next((e for e in current if isinstance(e, Pools)), None)
         effects.append(
             pools if pools is not None and pools.same(config) else Pools(config, needs.netlink)
         )
     if config.route.enabled:
+        from carpd.daemon.effects.route import Routes
+
         kept = [e for e in current if isinstance(e, Routes) and e.cfg == config.route]
         effects.append(
             kept[0] if kept else Routes(config.route, needs.netlink, needs.links, needs.roles)
         )
     if config.follow:
+        from carpd.daemon.effects.follow import Follow
+
         follow = next((e for e in current if isinstance(e, Follow)), None)
         if follow is None or not follow.same(config):
             follow = Follow(config, needs.netlink, needs.roles).adopt(follow)
         effects.append(follow)
     effects.append(Hooks(config.global_.hook_timeout, needs.publish))
     if config.action:
+        from carpd.daemon.effects.actions import Actions
+
         actions = next((e for e in current if isinstance(e, Actions)), None)
         if actions is None or not actions.same(config):
             actions = Actions(config, needs.publish, needs.roles)
         effects.append(actions)
     return [*effects, *needs.extra]
+
+
+def _had_conntrack(current: Sequence[Effect]) -> bool:
+    """Whether conntrackd's effect is among ``current``: never, unless a configuration
+    that enabled it loaded its module."""
+    module = sys.modules.get(CONNTRACK_MODULE)
+    return module is not None and any(isinstance(e, module.Conntrack) for e in current)
 
 
 def beside_for(needs: Needs) -> list[Beside]:
