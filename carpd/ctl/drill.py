@@ -38,6 +38,9 @@ MARGIN = 2.0  # beyond a protocol bound: the peer's next read, a busy machine
 COMMAND_TIMEOUT = 60.0  # a --check or --peer-check
 PROBE_TIMEOUT = 1.0  # one run of the --probe command
 PROBE_EVERY = 0.2
+# After the drill the probe runs on until it passes once (a hand-back can cost the probe
+# in flight), at most this long: an outage still going then is reported as one.
+PROBE_RECOVERY = 3.0
 
 
 class Refusal(Exception):
@@ -87,6 +90,7 @@ class Probe:
         self.command = command
         self.results: list[tuple[float, bool]] = []
         self._stop = threading.Event()
+        self._ending = threading.Event()  # the drill is over: on until one passes
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Probe:
@@ -94,6 +98,8 @@ class Probe:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._ending.set()
+        self._thread.join(PROBE_RECOVERY)
         self._stop.set()
         self._thread.join()
 
@@ -107,6 +113,8 @@ class Probe:
             except subprocess.TimeoutExpired:
                 ok = False
             self.results.append((t, ok))
+            if ok and self._ending.is_set():
+                return  # the client is served again after the drill
             self._stop.wait(max(0.0, PROBE_EVERY - (time.monotonic() - t)))
 
     def summary(self) -> dict[str, Any]:

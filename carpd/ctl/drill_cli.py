@@ -38,8 +38,9 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--peer-check", action="append", default=[], metavar="CMD",
                    help="the same, run on the peer over [sync]'s ssh")  # fmt: skip
     d.add_argument("--probe", metavar="CMD",
-                   help="run every 0.2 s for the whole drill (sh -c); the longest time it "
-                   "failed in a row is reported as the client-visible outage")  # fmt: skip
+                   help="run every 0.2 s for the whole drill, and after it until it "
+                   "passes once (at most 3 s; sh -c); the longest time it failed in a row "
+                   "is reported as the client-visible outage")  # fmt: skip
     d.add_argument("-m", "--message", help="why: for both nodes' journals")
 
 

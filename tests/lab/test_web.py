@@ -24,9 +24,6 @@ from carpd_lab.cluster import Node, VhidSpec, start_master_first
 from carpd_lab.netlab import Host, Lab, LogWatch
 from carpd_lab.probe import sniff
 
-# It measures timings or loads the CPU: scripts/test runs it alone.
-pytestmark = pytest.mark.solo
-
 USER, PASSWORD = "admin", "lab-web-password"
 CARP_PASSWORD = "lab-carp-secret"
 PORT = 8473
@@ -72,6 +69,7 @@ def pair(lab: Lab) -> Iterator[WebPair]:
             print(f"--- {node.name}'s log", *(node.log.lines if node.log else []), sep="\n")
 
 
+@pytest.mark.solo  # a browser, and a 2 s bound: run alone
 def test_the_page_in_a_browser_follows_maintenance_on_both_nodes(pair: WebPair, lab: Lab) -> None:
     browser = Browser(pair.client, USER, PASSWORD)
     browser.ask(f"open n1 {pair.url(pair.n1)}")
@@ -166,6 +164,7 @@ HOSTILE_OUTCOMES = {
 }  # fmt: skip
 
 
+@pytest.mark.solo  # measures advert gaps under load: run alone
 def test_a_hostile_client_does_not_delay_adverts(pair: WebPair, lab: Lab) -> None:
     """1,000 idle connections, 1,000 slowloris ones and 1 MiB headers against the
     master's page for 10 s, while a third host times the master's adverts: every advert

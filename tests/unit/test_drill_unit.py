@@ -477,7 +477,10 @@ def test_probe_summary_of_an_outage_that_never_ends_is_not_recovered() -> None:
 
 
 @pytest.mark.parametrize(("command", "ok"), [("true", True), ("false", False)])
-def test_a_real_probe_runs_its_command_until_stopped(command: str, ok: bool) -> None:
+def test_a_real_probe_runs_its_command_until_stopped(
+    command: str, ok: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(drill, "PROBE_RECOVERY", 0.0)  # stopped at once, failing or not
     with drill.Probe(command) as probe:
         deadline = time.monotonic() + 10 * drill.PROBE_EVERY + SLACK
         while len(probe.results) < 3:  # three runs: it goes on, every PROBE_EVERY
@@ -491,6 +494,19 @@ def test_a_real_probe_runs_its_command_until_stopped(command: str, ok: bool) -> 
     assert all(b - a >= drill.PROBE_EVERY * 0.9 for a, b in itertools.pairwise(times))
     s = probe.summary()
     assert (s["probes"], s["failed"], s["recovered"]) == (n, 0 if ok else n, ok)
+
+
+def test_a_probe_failing_as_the_drill_ends_runs_on_until_it_passes(tmp_path: Path) -> None:
+    """A hand-back can cost the probe in flight: the drill's report must not end on it
+    (an outage of 0 s, not recovered) but on the first pass after it."""
+    runs = tmp_path / "runs"
+    command = f"echo x >> {runs}; [ $(wc -l < {runs}) -ge 4 ]"  # fails 3 times, then passes
+    with drill.Probe(command) as probe:
+        pass  # the drill ends at once, its probe failing
+    assert [ok for _, ok in probe.results] == [False, False, False, True]
+    s = probe.summary()
+    assert (s["failed"], s["recovered"]) == (3, True)
+    assert s["outage"] >= 3 * drill.PROBE_EVERY * 0.9
 
 
 def test_a_drill_with_a_probe_reports_its_outage(tmp_path: Path) -> None:

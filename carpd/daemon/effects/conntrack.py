@@ -606,10 +606,11 @@ class Conntrack:
         deadline = loop.time() + self.cfg.bulk_timeout
         first = None
         seen: deque[tuple[float, int]] = deque()  # (when, the peer's table), oldest first
+        # The first look at once, as the baseline: the quiet window counts from it.
         while loop.time() < deadline:
-            await asyncio.sleep(BULK_POLL)
             stats = await self._look()
             if stats is None:
+                await asyncio.sleep(BULK_POLL)
                 continue  # not answering (yet): the timeout decides
             if first is None:
                 first = stats
@@ -627,5 +628,6 @@ class Conntrack:
                 self._synced = True
                 self._lift(BULK, "state sync bulk done")
                 return
+            await asyncio.sleep(BULK_POLL)
         self._synced = True  # pretend, as pfsync does: a dead peer must not pin us down
         self._lift(BULK, "state sync bulk fail")
