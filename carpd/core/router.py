@@ -173,6 +173,8 @@ class Router(Generic[P]):
 
     def get_timer(self) -> float | None:
         """The next deadline the runtime must call handle_timer at, if any."""
+        if not self._master_down_at:  # a MASTER (after every advert): no list to build
+            return self._advert_at
         deadlines = [*self._master_down_at.values()]
         if self._advert_at is not None:
             deadlines.append(self._advert_at)

@@ -116,6 +116,10 @@ class VrrpRouter(Router[VrrpPacket]):
         )
         self._families = tuple(sorted(settings.families))
         self._adverts: dict[tuple[int, int], SendVrrp] = {}  # (family, priority): advert
+        # The last round of adverts (one per family) and the demotion it was made for:
+        # the routine advert is that tuple again (10 ms adverts), no look-up per family.
+        self._round: tuple[SendVrrp, ...] = ()
+        self._round_demotion: int | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -288,7 +292,11 @@ class VrrpRouter(Router[VrrpPacket]):
 
     def _send_adverts(self, *, priority: int | None = None) -> None:
         """One advert per family, each with that family's addresses."""
+        if priority is None and self.demotion == self._round_demotion:
+            self._actions.extend(self._round)
+            return
         prio = self.priority if priority is None else priority
+        round_: list[SendVrrp] = []
         for family in self._families:
             # The same advert every interval until the priority changes (10 ms adverts).
             action = self._adverts.get((family, prio))
@@ -303,4 +311,7 @@ class VrrpRouter(Router[VrrpPacket]):
                     addresses=s.addresses_of(family),
                 )
                 action = self._adverts[family, prio] = SendVrrp(family, pkt)
-            self._actions.append(action)
+            round_.append(action)
+        self._actions.extend(round_)
+        if priority is None:
+            self._round, self._round_demotion = tuple(round_), self.demotion

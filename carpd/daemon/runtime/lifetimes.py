@@ -56,9 +56,14 @@ BUDGET = 20
 RENEWALS = 3  # per lifetime, at least
 IDLE = 1.0  # seconds between two looks while no vhid has a lifetime (address_lifetime = 0)
 LOG_EVERY = 60.0  # seconds between two lines about refused renewals
-# A renewal this close to the shortest lifetime since the last one is late: the kernel,
-# which counts in whole seconds, may have expired an address already.
-LATE = 1.0
+# A renewal this close to the shortest lifetime since the last one is late: the kernel
+# may have expired an address already (it does so from 20 ms before the lifetime is up),
+# and the link watch not heard it yet, so the kernel is asked what is there (a dump of
+# every address, parsed: as dear as the renewal itself). Half a second leaves that much
+# for the netlink lock and the link watch; it must stay under the renewal period, or
+# every punctual renewal counts as late ("auto" at 10 ms adverts: lifetime 2 s, renewed
+# every 1 s; it was 1.0, and every renewal dumped).
+LATE = 0.5
 
 
 def master_down(cfg: CarpConfig) -> float:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from carpd.core.actions import SendAdvert, SendVrrp
-from carpd.core.model import IPAddress
 from carpd.core.packet import CARP_TOS, VRRP_TOS, build_ipv4
 from carpd.daemon.runtime.vhost import Vhost
 from carpd.daemon.seam.ratelimit import RateLimiter
@@ -23,6 +23,9 @@ log = logging.getLogger("carpd")
 
 SEND_ERRORS = 3  # consecutive failed adverts before the senderr demotion (FreeBSD, ucarp)
 
+# One datagram handed to the kernel: (family, the socket's send, its arguments).
+_Send = tuple[int, Callable[..., None], tuple[Any, ...]]
+
 
 class Transmitter:
     def __init__(
@@ -30,74 +33,85 @@ class Transmitter:
         limiter: RateLimiter,
         now: Callable[[], float],
         senderr: Callable[[list[str]], None],
+        vhosts: Mapping[Any, Vhost],
     ) -> None:
         self.limiter = limiter
         self.now = now
         # Told the vhids failing to send whenever that set changes from or to empty.
         self.senderr = senderr
+        self.vhosts = vhosts  # all of them: the senderr demotion names every failing one
 
-    def send(self, vh: Vhost, action: SendAdvert | SendVrrp, vhosts: Iterable[Vhost]) -> None:
-        ok = True
-        families = sorted(vh.families) if isinstance(action, SendAdvert) else [action.family]
-        for family in families:
-            for dst in vh.destinations(family):
-                try:
-                    if self._one(vh, action, family, dst):
-                        vh.machine.counters.adverts_sent += 1
-                except OSError as e:
-                    ok = False
-                    vh.machine.counters.drop("send_error")
-                    key = (vh.dev.name, "send", family)
-                    if self.limiter.allow(key, self.now()) is not None:
-                        ip = "ip6" if family == 6 else "ip"
-                        log.warning("%s: %s_output failed: %s", vh.cfg.name, ip, e)
-        self._count(vh, ok, vhosts)
-
-    def _one(self, vh: Vhost, action: SendAdvert | SendVrrp, family: int, dst: IPAddress) -> bool:
-        """Hand one advert to the kernel; False if there is no socket for it."""
-        src = vh.machine.own_sources[family]
+    def send(self, vh: Vhost, action: SendAdvert | SendVrrp) -> None:
         if isinstance(action, SendVrrp):
-            # VRRP's checksum covers a pseudo-header, so each destination gets its own.
-            # A VRRP advert has no counter: the same datagram goes out every interval
-            # until the priority or our address changes, so it is built once (10 ms
-            # adverts). Its IPv4 header's ID is 0: the kernel fills it in (raw(7)). The
-            # addresses and interval are the vhid's config: a change there restarts it.
-            key = (family, action.packet.priority, int(dst), int(src))
-            wire = vh.vrrp_encoded.get(key)
-            if wire is None:
-                if len(vh.vrrp_encoded) >= 8:  # a changed priority: old ones go
-                    vh.vrrp_encoded.clear()
+            # A VRRP advert has no counter: the machine hands the same action every
+            # interval until the priority changes, and so the same datagrams go out
+            # (10 ms adverts: 100 a second per VRID). They are built once and kept with
+            # the action and the socket they were built for; an identity check each.
+            ready = vh.wire.get(action.family)
+            if ready is None or ready[0] is not action or ready[1] is not self._sock(vh, action):
+                ready = vh.wire[action.family] = self._ready(vh, action)
+            sends = ready[2]
+        else:
+            sends = self._carp(vh, action)
+        ok = True
+        for family, send, args in sends:
+            try:
+                send(*args)
+                vh.machine.counters.adverts_sent += 1
+            except OSError as e:
+                ok = False
+                vh.machine.counters.drop("send_error")
+                key = (vh.dev.name, "send", family)
+                if self.limiter.allow(key, self.now()) is not None:
+                    ip = "ip6" if family == 6 else "ip"
+                    log.warning("%s: %s_output failed: %s", vh.cfg.name, ip, e)
+        # The senderr bookkeeping: only a failure, or a run of good adverts after one,
+        # has anything to do (a plain good advert: one comparison).
+        if not ok or vh.send_errors or vh.send_demoted:
+            self._count(vh, ok)
+
+    def _ready(self, vh: Vhost, action: SendVrrp) -> tuple[SendVrrp, Any, tuple[_Send, ...]]:
+        """The sends of a VRRP advert: one datagram per destination, as its checksum
+        covers a pseudo-header with both addresses. Its IPv4 header's ID is 0: the kernel
+        fills it in (raw(7)). The addresses and interval are the vhid's config: a change
+        there restarts it (a new Vhost)."""
+        family, sock = action.family, self._sock(vh, action)
+        src = vh.machine.own_sources[family]
+        sends: list[_Send] = []
+        if sock is not None:  # none (yet): nothing is sent, nor counted
+            for dst in vh.destinations(family):
                 wire = action.packet.encode(src, dst)
                 if family == 4:
                     assert isinstance(src, ipaddress.IPv4Address)
                     assert isinstance(dst, ipaddress.IPv4Address)
                     wire = build_ipv4(src, dst, wire, 0, tos=VRRP_TOS)  # TTL 255
-                vh.vrrp_encoded[key] = wire
-            payload = wire
-        elif family == 4:
-            assert isinstance(src, ipaddress.IPv4Address)
-            assert isinstance(dst, ipaddress.IPv4Address)
-            ident = random.getrandbits(16)
-            payload = build_ipv4(src, dst, action.payload, ident, tos=CARP_TOS)  # TTL 255
-        else:
-            payload = action.payload
-        if family == 4:
-            sock4 = self._sock4(vh)
-            if sock4 is None:
-                return False
-            assert isinstance(dst, ipaddress.IPv4Address)
-            sock4.send(payload, dst)
-            return True
-        sock6 = vh.dev.sock6
-        if sock6 is None:
-            return False
-        assert isinstance(dst, ipaddress.IPv6Address)
-        assert isinstance(src, ipaddress.IPv6Address)
-        if isinstance(action, SendVrrp):
-            sock6.send(payload, dst, src)
-        else:
-            sock6.send(payload, dst)
-        return True
+                    sends.append((4, sock.send, (wire, dst)))
+                else:
+                    sends.append((6, sock.send, (wire, dst, src)))  # the checksum's source
+        return (action, sock, tuple(sends))
+
+    def _carp(self, vh: Vhost, action: SendAdvert) -> list[_Send]:
+        """The sends of a CARP advert: its payload on every family the vhid uses (a new
+        counter and HMAC each time: nothing to keep)."""
+        sends: list[_Send] = []
+        for family in sorted(vh.families):
+            for dst in vh.destinations(family):
+                if family == 4:
+                    sock4 = self._sock4(vh)
+                    if sock4 is None:
+                        continue
+                    src = vh.machine.own_sources[4]
+                    assert isinstance(src, ipaddress.IPv4Address)
+                    assert isinstance(dst, ipaddress.IPv4Address)
+                    ident = random.getrandbits(16)
+                    wire = build_ipv4(src, dst, action.payload, ident, tos=CARP_TOS)  # TTL 255
+                    sends.append((4, sock4.send, (wire, dst)))
+                elif vh.dev.sock6 is not None:
+                    sends.append((6, vh.dev.sock6.send, (action.payload, dst)))
+        return sends
+
+    def _sock(self, vh: Vhost, action: SendVrrp) -> Any:
+        return self._sock4(vh) if action.family == 4 else vh.dev.sock6
 
     @staticmethod
     def _sock4(vh: Vhost) -> AdvertSocketV4 | None:
@@ -106,7 +120,7 @@ class Transmitter:
         only the carpdev has."""
         return vh.vmac.sock4 if vh.vmac is not None and vh.vmac.up else vh.dev.sock4
 
-    def _count(self, vh: Vhost, ok: bool, vhosts: Iterable[Vhost]) -> None:
+    def _count(self, vh: Vhost, ok: bool) -> None:
         if ok:
             vh.send_errors, vh.send_oks = 0, vh.send_oks + 1
         else:
@@ -117,4 +131,4 @@ class Transmitter:
             vh.send_demoted = False
         else:
             return
-        self.senderr([v.cfg.name for v in vhosts if v.send_demoted])
+        self.senderr([v.cfg.name for v in self.vhosts.values() if v.send_demoted])

@@ -100,7 +100,9 @@ class Vhost:
     lane: Lane
     send_errors: int = 0  # consecutive failed adverts
     send_oks: int = 0  # consecutive good adverts
-    vrrp_encoded: dict[Any, bytes] = field(default_factory=dict)  # (prio, dst, src) -> wire
+    # Per family, a VRRP advert's datagrams ready to send, with the action and socket
+    # they were built for (transmit.py).
+    wire: dict[int, Any] = field(default_factory=dict)
     send_demoted: bool = False
     diagnostics: dict[str, Diagnosis] = field(default_factory=dict)  # by kind
     hinted: dict[str, IPAddress] = field(default_factory=dict)  # diagnosis -> its source
