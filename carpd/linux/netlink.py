@@ -102,6 +102,11 @@ def serialized(
     return wrapper
 
 
+# What RTM_GETLINK by name answers for a name no link has: no such device, or a name too
+# long to be one (ERANGE).
+_NO_SUCH_LINK = (errno.ENODEV, errno.ERANGE)
+
+
 class Netlink:
     """One rtnetlink socket, one request at a time: the kernel refuses a second dump on
     a socket while one is running (EBUSY), and reloads overlap with address changes."""
@@ -144,13 +149,20 @@ class Netlink:
 
     async def _link(self, name: str) -> Link | None:
         ipr = await self._api()
-        found = await ipr.link_lookup(ifname=name)
-        if not found:
+        # One RTM_GETLINK by name: the kernel looks it up (pyroute2's link_lookup dumps
+        # every link and parses each, then a second request gets the one: at start-up
+        # that was twice the time, once per vhid).
+        try:
+            msgs = await ipr.link("get", ifname=name)
+        except NetlinkError as e:
+            if e.code in _NO_SUCH_LINK:
+                return None
+            raise
+        if not msgs:
             return None
-        msgs = [m async for m in await ipr.get_links(found[0])]
         msg = msgs[0]
         mac = bytes.fromhex((msg.get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
-        return Link(name, found[0], mac, usable(msg["flags"]))
+        return Link(name, msg["index"], mac, usable(msg["flags"]))
 
     @serialized
     async def addresses(self, index: int) -> list[IPInterface]:
