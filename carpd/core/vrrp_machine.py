@@ -281,7 +281,10 @@ class VrrpRouter(Router[VrrpPacket]):
         super()._become_master(now, reason)
 
     def _advertise(self) -> None:
-        self._send_adverts()
+        if self.demotion == self._round_demotion:  # the routine advert, 100 a second
+            self._actions.extend(self._round)
+        else:
+            self._send_adverts()
 
     def _arm_master_down(self, now: float) -> None:
         self._master_down_at = {
@@ -292,9 +295,6 @@ class VrrpRouter(Router[VrrpPacket]):
 
     def _send_adverts(self, *, priority: int | None = None) -> None:
         """One advert per family, each with that family's addresses."""
-        if priority is None and self.demotion == self._round_demotion:
-            self._actions.extend(self._round)
-            return
         prio = self.priority if priority is None else priority
         round_: list[SendVrrp] = []
         for family in self._families:

@@ -33,6 +33,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _settime = _libc.timerfd_settime
 _settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
 _settime.restype = ctypes.c_int
+# Looked up once: hasattr() on a missing attribute raises and catches an AttributeError.
+_os_settime = getattr(os, "timerfd_settime", None)  # Python 3.13
 
 
 def _check(result: int) -> int:
@@ -62,8 +64,8 @@ class TimerFd:
         """Readable at ``deadline`` (CLOCK_MONOTONIC seconds, as ``loop.time()``)."""
         # 0 would disarm: a deadline already past fires at once all the same.
         deadline = max(deadline, 1e-9)
-        if hasattr(os, "timerfd_settime"):
-            os.timerfd_settime(self.fd, flags=TFD_TIMER_ABSTIME, initial=deadline)
+        if _os_settime is not None:
+            _os_settime(self.fd, flags=TFD_TIMER_ABSTIME, initial=deadline)
             return
         sec = int(deadline)
         value = self._spec.it_value
@@ -72,8 +74,8 @@ class TimerFd:
             _check(-1)
 
     def disarm(self) -> None:
-        if hasattr(os, "timerfd_settime"):
-            os.timerfd_settime(self.fd, initial=0)
+        if _os_settime is not None:
+            _os_settime(self.fd, initial=0)
             return
         _check(_settime(self.fd, 0, ctypes.addressof(_Itimerspec()), None))
 

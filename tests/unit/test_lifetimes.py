@@ -22,7 +22,14 @@ from fakes import ETH0, FakeNetlink, FakePorts, config, install
 
 from carpd.config import ConfigError, load_config
 from carpd.core.model import State
-from carpd.daemon.runtime.lifetimes import BUDGET, Lifetimes, auto_period, lifetime_of, period_of
+from carpd.daemon.runtime.lifetimes import (
+    BUDGET,
+    LATE,
+    Lifetimes,
+    auto_period,
+    lifetime_of,
+    period_of,
+)
 from carpd.daemon.runtime.runtime import Daemon
 from carpd.linux.netlink import (
     FOREVER,
@@ -495,3 +502,36 @@ def test_auto_renews_at_most_budget_addresses_a_second(tmp_path: Path) -> None:
     cfg = carp(tmp_path, "").carp[0]
     assert lifetime_of(cfg, "auto", 2) == 3 + 1
     assert lifetime_of(cfg, "auto", 510) == 3 + 26
+
+
+def test_a_punctual_renewal_trusts_the_link_watch_and_only_a_late_one_asks_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10 ms VRRP adverts: lifetime 2 s, renewed every second. A renewal on time must not
+    dump and parse every address (it did each second: as dear as the renewal); one a
+    stalled loop made late (within LATE of the lifetime) must, as the kernel may have
+    expired an address the link watch has not heard of yet."""
+    monkeypatch.setattr(Lifetimes, "period", lambda self: 3600.0)  # renewed here only
+    table = 'vhid = 1\nprotocol = "vrrp3"\nadvbase = 0.01\naddresses = ["192.0.2.100/24"]\n'
+    daemon, netlink = make(tmp_path, table)
+    asked: list[bool] = []
+
+    async def renew(lifetimes: Any, present: Any, *, exact: bool = False) -> Any:
+        asked.append(exact)
+        return []
+
+    monkeypatch.setattr(netlink, "renew", renew)
+
+    async def main() -> None:
+        await master(daemon, netlink)
+        lifetimes = daemon.keeper.lifetimes
+        assert lifetimes.of(daemon.vhosts[("eth0", 1)]) == 2
+        now = asyncio.get_running_loop().time()
+        lifetimes._last = now - 1.05  # a period and a little (the loop's own lateness)
+        await lifetimes.renew()
+        lifetimes._last = now - (2 - LATE)  # stalled: within LATE of the lifetime
+        await lifetimes.renew()
+        await daemon.stop()
+
+    asyncio.run(main())
+    assert asked == [False, True]

@@ -60,15 +60,12 @@ class Ticks(Generic[K]):
     def arm(self, key: K, deadline: float | None) -> None:
         """``key`` runs at ``deadline`` (or a hair after, with others); None: never."""
         current = self._of.get(key)
-        if (
-            current is not None
-            and deadline is not None
-            and 0 <= current.at - deadline <= self._coalesce
-        ):
-            current.earliest = min(current.earliest, deadline)
-            current.keys[key] = deadline
-            return  # already in a wakeup that suits
-        self.cancel(key)
+        if current is not None:  # (none after it fired: the common case, no call)
+            if deadline is not None and 0 <= current.at - deadline <= self._coalesce:
+                current.earliest = min(current.earliest, deadline)
+                current.keys[key] = deadline
+                return  # already in a wakeup that suits
+            self.cancel(key)
         if deadline is None:
             return
         i = bisect.bisect_left(self._when, deadline)
@@ -90,7 +87,8 @@ class Ticks(Generic[K]):
             self._add(wakeup)
         wakeup.keys[key] = deadline
         self._of[key] = wakeup
-        self._set_timer()
+        if not self._running:  # firing: the timerfd is set once, afterwards
+            self._set_timer()
 
     def cancel(self, key: K) -> None:
         wakeup = self._of.pop(key, None)

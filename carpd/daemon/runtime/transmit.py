@@ -110,8 +110,13 @@ class Transmitter:
                     sends.append((6, vh.dev.sock6.send, (action.payload, dst)))
         return sends
 
-    def _sock(self, vh: Vhost, action: SendVrrp) -> Any:
-        return self._sock4(vh) if action.family == 4 else vh.dev.sock6
+    @staticmethod
+    def _sock(vh: Vhost, action: SendVrrp) -> Any:
+        """The socket a VRRP advert leaves by (_sock4's choice, without a second call)."""
+        if action.family == 6:
+            return vh.dev.sock6
+        vmac = vh.vmac
+        return vmac.sock4 if vmac is not None and vmac.up else vh.dev.sock4
 
     @staticmethod
     def _sock4(vh: Vhost) -> AdvertSocketV4 | None:
