@@ -237,8 +237,12 @@ def test_frr_bgp_and_bfd_sessions_down_demote_and_up_restore(lab: Lab) -> None:
     frr.wait(bgp_state, lambda j: j["192.0.2.254"]["bgpState"] == "Established",
              10 + bounds.START_UP)  # fmt: skip
     frr.wait("show bfd peers json", lambda j: j[0]["status"] == "up", 10 + bounds.START_UP)
+    # Each probe is a vtysh process: its timeout is a helper process's bound on a busy
+    # machine (at INTERVAL's 0.2 s a slow fork timed a probe out, a down for no reason).
+    every = bounds.COMMAND
+    limit = verdict_limit(1, every, every)
     common = {"daemon": "frr", "control": str(frr.vty), "targets": "192.0.2.254",
-              "interval": INTERVAL, "timeout": INTERVAL, "rise": 1, "fall": 1}  # fmt: skip
+              "interval": every, "timeout": every, "rise": 1, "fall": 1}  # fmt: skip
     tracks = [{"name": "isp", "kind": "bgp", "weight": 50, **common},
               {"name": "isp-bfd", "kind": "bfd", "weight": 20, **common}]  # fmt: skip
     host2 = lab.add_host("n2", "192.0.2.2/24")
@@ -247,24 +251,22 @@ def test_frr_bgp_and_bfd_sessions_down_demote_and_up_restore(lab: Lab) -> None:
     n2 = Node(lab, host2, [VhidSpec(1, (LAN,), advskew=10, name="lan", extra={"preempt": True})])
     start_master_first(n1, n2)
     n2.wait_ready()
-    assert wait_tracker(n1, "isp", True, verdict_limit(1))["targets"][0]["detail"] == (
-        "BGP Established"
-    )
-    assert wait_tracker(n1, "isp-bfd", True, verdict_limit(1))["targets"][0]["detail"] == "BFD up"
+    assert wait_tracker(n1, "isp", True, limit)["targets"][0]["detail"] == ("BGP Established")
+    assert wait_tracker(n1, "isp-bfd", True, limit)["targets"][0]["detail"] == "BFD up"
 
     rbird.birdc("disable", "peer1")  # a notification: FRR's session closes at once
     n1.wait_log(r"demoted by 50 to 50 \(track isp: down \(BGP (Idle|Active|Connect)",
-                verdict_limit(1) + bounds.COMMAND)  # fmt: skip
-    n2.wait_state("MASTER", "lan", takeover_limit(n1) + verdict_limit(1))
+                limit + bounds.COMMAND)  # fmt: skip
+    n2.wait_state("MASTER", "lan", takeover_limit(n1) + limit)
     rbird.birdc("enable", "peer1")
-    n1.wait_log(r"demoted by -50 to 0 \(track isp: up", verdict_limit(1) + 3 + bounds.COMMAND)
-    n1.wait_state("MASTER", "lan", takeover_limit(n2) + verdict_limit(1))
+    n1.wait_log(r"demoted by -50 to 0 \(track isp: up", limit + 3 + bounds.COMMAND)
+    n1.wait_state("MASTER", "lan", takeover_limit(n2) + limit)
 
     rbird.birdc("disable", "bfd1")  # BIRD says AdminDown: FRR's peer goes down at once
     n1.wait_log(r"demoted by 20 to 20 \(track isp-bfd: down \(BFD down",
-                verdict_limit(1) + bounds.COMMAND)  # fmt: skip
+                limit + bounds.COMMAND)  # fmt: skip
     rbird.birdc("enable", "bfd1")
-    n1.wait_log(r"demoted by -20 to 0 \(track isp-bfd: up", verdict_limit(1) + 3 + bounds.COMMAND)
+    n1.wait_log(r"demoted by -20 to 0 \(track isp-bfd: up", limit + 3 + bounds.COMMAND)
 
 
 def test_weights_order_three_nodes_by_their_uplinks(lab: Lab) -> None:
@@ -320,6 +322,10 @@ BFD = """\
     """
 
 
+def verdict(track: dict[str, Any]) -> float:
+    return verdict_limit(1, track["interval"], track["timeout"])
+
+
 def test_file_process_script_dns_and_bfd_trackers(lab: Lab) -> None:
     """Every other kind against its real target, each provoked down and back up."""
     dns = lab.add_host("dns", "192.0.2.53/24")
@@ -334,10 +340,13 @@ def test_file_process_script_dns_and_bfd_trackers(lab: Lab) -> None:
     worker = host.spawn(["sleep", "3600"])
     pidfile.write_text(f"{worker.pid}\n")
     fast = {"interval": INTERVAL, "timeout": INTERVAL, "rise": 1, "fall": 1}
+    # A script is a process per probe: a fork and exec's bound on a busy machine.
+    slow = {**fast, "interval": bounds.COMMAND, "timeout": bounds.COMMAND}
     tracks = [
         {"name": "level", "kind": "file", "targets": str(level), "weight": 1, **fast},
         {"name": "worker", "kind": "process", "targets": str(pidfile), "weight": 2, **fast},
-        {"name": "flag", "kind": "script", "targets": f"test -e {flag}", "weight": 4, **fast},
+        {"name": "flag", "kind": "script", "targets": f"test -e {flag}", "weight": 4,
+         **slow},
         {"name": "resolver", "kind": "dns", "targets": "192.0.2.53", "query": "site.example",
          "weight": 8, **fast},
         {"name": "bfd", "kind": "bfd", "targets": "192.0.2.254", "control": str(nbird.socket),
@@ -349,7 +358,7 @@ def test_file_process_script_dns_and_bfd_trackers(lab: Lab) -> None:
     n1.wait_ready()
     # BFD comes up once both BIRDs have talked (100 ms x 3), the others at the first probe.
     for t in tracks:
-        wait_tracker(n1, t["name"], True, verdict_limit(1) + bounds.START_UP)
+        wait_tracker(n1, t["name"], True, verdict(t) + bounds.START_UP)
     # Every target down at once: 1 + 2 + 4 + 8 + 16.
     level.write_text("3\n")
     lab.kill(worker, 9)
@@ -358,7 +367,7 @@ def test_file_process_script_dns_and_bfd_trackers(lab: Lab) -> None:
     lab.kill(server, 9)
     rbird.birdc("disable", "bfd1")
     for t in tracks:
-        wait_tracker(n1, t["name"], False, verdict_limit(1) + bounds.COMMAND)
+        wait_tracker(n1, t["name"], False, verdict(t) + bounds.COMMAND)
     assert n1.status()["vhosts"][0]["demotion"] == 31
     details = {t["name"]: t["targets"][0]["detail"] for t in trackers(n1).values()}
     assert details["level"] == "value 3" and details["flag"] == "exit 1", details
@@ -371,5 +380,5 @@ def test_file_process_script_dns_and_bfd_trackers(lab: Lab) -> None:
     server = dns_server(lab, dns)
     rbird.birdc("enable", "bfd1")
     for t in tracks:
-        wait_tracker(n1, t["name"], True, verdict_limit(1) + bounds.START_UP)
+        wait_tracker(n1, t["name"], True, verdict(t) + bounds.START_UP)
     assert n1.status()["vhosts"][0]["demotion"] == 0
