@@ -101,16 +101,31 @@ class AddressEvent:
 Address = tuple[int, IPInterface]  # (interface index, address/prefix)
 
 
+# Each ifaddrmsg's (index, address, prefix) as parsed before: a renewal of an address's
+# lifetime comes back as an RTM_NEWADDR for it every period (16 VIPs: 16 a second), and
+# ipaddress parses one in 8 us (IPv6: twice that) before the set look-up drops it. Bounded:
+# a host's addresses come and go.
+_parsed: dict[tuple[int, str, int], Address] = {}
+_PARSED_MAX = 4096
+
+
 def address_of(msg: Any) -> Address | None:
     """An ifaddrmsg's (index, address/prefix); None for a family carpd does not hold."""
     # IPv4's own address is IFA_LOCAL (IFA_ADDRESS is the peer on a point-to-point link).
-    addr = msg.get("IFA_LOCAL") or msg.get("IFA_ADDRESS")
+    addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
     if not addr:
         return None
-    try:
-        return msg["index"], ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}")
-    except ValueError:
-        return None
+    key = (msg["index"], addr, msg["prefixlen"])
+    found = _parsed.get(key)
+    if found is None:
+        try:
+            found = (key[0], ipaddress.ip_interface(f"{addr}/{key[2]}"))
+        except ValueError:
+            return None
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()
+        _parsed[key] = found
+    return found
 
 
 def usable(flags: int) -> bool:
