@@ -7,7 +7,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+
+# typing.TYPE_CHECKING without loading typing: carpctl's commands never need it at run
+# time, and loading it is 4 ms of `carpctl status`'s start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
 

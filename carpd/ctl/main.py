@@ -11,12 +11,17 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from carpd.ctl import drill_cli, sync_args
 from carpd.ctl.hosts import host_name
 from carpd.ctl.socketpath import CONFIG_ENV, DEFAULT_SOCKET, NoConfig, config_file, control_socket
 from carpd.sync.printable import printable
+
+# typing.TYPE_CHECKING without loading typing: carpctl's commands never need it at run
+# time, and loading it is 4 ms of `carpctl status`'s start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_CHECK_FAILED = 4  # service-status: a check failed, for cron and monitoring

@@ -4,7 +4,12 @@ when they run: carpctl's other commands never load the config's models)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+# typing.TYPE_CHECKING without loading typing: carpctl's commands never need it at run
+# time, and loading it is 4 ms of `carpctl status`'s start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CONFIG = "/etc/carpd/carpd.toml"
 
