@@ -286,15 +286,16 @@ def failover(kind: str, crash: bool) -> dict[str, Any]:
             watch.wait_for(rf"^\S+ carp {NODE1.split('/')[0]} ", 2 * ADVBASE + 1)
         # Fail at a random point of the advert interval, not always at the same phase.
         delay = random.uniform(0.0, ADVBASE)
-        time.sleep(delay)
-        mark, ping_mark, wire_mark = backup.mark(), ping.mark(), watch.mark()
-        t0 = time.time()
-        if crash:  # a power failure: the process and the host's link at once
-            master.signal(signal.SIGKILL)
-            lab.set_link(master.host, False)
-        else:
-            master.signal(signal.SIGTERM)
-        t1 = time.time()
+        with lab.cables(master.host) as pull:
+            time.sleep(delay)
+            mark, ping_mark, wire_mark = backup.mark(), ping.mark(), watch.mark()
+            t0 = time.time()
+            if crash:  # a power failure: the host's cables and the process at once
+                pull()
+                master.signal(signal.SIGKILL)
+            else:
+                master.signal(signal.SIGTERM)
+            t1 = time.time()
         stamp = backup.wait_state("MASTER", start=mark)
         new, old = NODE2.split("/")[0], NODE1.split("/")[0]
         wait_new_master_advert(watch, new, wire_mark)

@@ -61,7 +61,7 @@ def main() -> int:
         if ethertype == 0x0806 and len(frame) >= 42:
             arp = frame[14:]
             print(
-                f"arp {frame[6:12].hex(':')} op={int.from_bytes(arp[6:8], 'big')} "
+                f"{stamp}arp {frame[6:12].hex(':')} op={int.from_bytes(arp[6:8], 'big')} "
                 f"spa={ipaddress.IPv4Address(arp[14:18])} tpa={ipaddress.IPv4Address(arp[24:28])}",
                 flush=True,
             )
