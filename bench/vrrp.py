@@ -58,8 +58,9 @@ KEEPALIVED_REALTIME = f"    vrrp_rt_priority {REALTIME_PRIORITY}\n    vrrp_rlimi
 
 
 def probe_interval(interval: float) -> float:
-    """ping's interval: 10 ms, or 2 ms at 10 ms adverts (a 36 ms takeover needs a finer
-    probe; ping as root goes down to 1 ms, but each reply is a line to parse)."""
+    """The probe's interval: 10 ms, or 2 ms at 10 ms adverts (a 36 ms takeover needs a
+    finer probe: carpd_lab.echo, which keeps its rate through the outage, as ping does
+    not)."""
     return 0.002 if interval < 0.1 else 0.01
 
 

@@ -23,12 +23,15 @@ class Outage:
 
 
 class Pinger:
-    """ping -D -i 0.01 from a lab host; the longest silence between replies is the outage."""
+    """ping -D -i 0.01 from a lab host; the longest silence between replies is the outage.
+    Below 10 ms, carpd_lab.echo: ping sends one probe per 10 ms while they go unanswered."""
 
     def __init__(self, host: Host, target: str, interval: float = 0.01) -> None:
         self.host = host
         self.interval = interval
         argv = ["ping", "-D", "-n", "-i", str(interval), "-W", "1", target]
+        if interval < 0.01:
+            argv = [sys.executable, "-m", "carpd_lab.echo", target, str(interval)]
         self.proc = host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert self.proc.stdout is not None
         self.log = LogWatch(self.proc.stdout)
