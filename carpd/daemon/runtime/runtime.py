@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from carpd.config import CarpConfig, Config
-from carpd.core.actions import Action, SendAdvert, SendVrrp, StateChanged
+from carpd.core.actions import SendAdvert, SendVrrp, StateChanged
 from carpd.core.demotion import Demotion
 from carpd.core.model import Reason
 from carpd.daemon.observers.configsync import ConfigSync, Drift
@@ -241,17 +241,8 @@ class Daemon:
     # -- timers and actions -------------------------------------------------------
 
     def _on_timer(self, vh: Vhost, now: float, held: float) -> None:
-        # The hot path (a 10 ms advert: 1,600 a second for 16 VRIDs): _process inlined
-        # for its common case, a MASTER's adverts and nothing else.
-        machine = vh.machine
-        machine.handle_timer(now, held)
-        drained = machine.drain()
-        for i, action in enumerate(drained):
-            if not isinstance(action, WIRE):
-                self._dispatch(vh, drained, i)  # a transition: the rest, the general way
-                break
-            self.transmitter.send(vh, action)
-        self.ticks.arm(vh, machine.get_timer())
+        vh.machine.handle_timer(now, held)
+        self._process(vh)
 
     def _process(self, vh: Vhost) -> None:
         """Two lanes: the wire (adverts, and the transitions' log lines) goes out at once
@@ -259,13 +250,9 @@ class Daemon:
         around them: hooks, later conntrackd) runs in order, one awaited step at a time.
         A slow netlink call or conntrackd commit must never hold a MASTER's adverts past a
         peer's master-down timer."""
-        self._dispatch(vh, vh.machine.drain())
-        self.ticks.arm(vh, vh.machine.get_timer())
-
-    def _dispatch(self, vh: Vhost, drained: list[Action], start: int = 0) -> None:
-        """Each of ``drained`` from ``start`` on to its lane."""
+        drained = vh.machine.drain()
         host = False
-        for action in drained[start:]:
+        for action in drained:
             if isinstance(action, WIRE):
                 self.transmitter.send(vh, action)
             elif isinstance(action, StateChanged):
@@ -275,6 +262,7 @@ class Daemon:
         if host:  # each host action with the transition it serves, from this drain
             for work in works(drained):
                 self.host.submit(vh, work)
+        self.ticks.arm(vh, vh.machine.get_timer())
 
     async def settle(self) -> None:
         """Wait until every host step queued so far has been carried out."""
