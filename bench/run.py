@@ -49,6 +49,7 @@ FLOOD_RATES = (1_000, 10_000, 50_000, 200_000, 0)  # 0: as fast as the attacker 
 # A flood from the real master's own address, rising (issue 32): it shares the master's queue.
 SPOOFED_RATES = (50_000, 100_000, 150_000, 200_000, 0)
 SPOOFED = "spoofed-master flood"  # those scenarios' labels start with this
+VARIED = "of varied adverts"  # ...and these too: each forged advert with its own counter
 TEN_MS_SECONDS = vrrp.JITTER_SECONDS
 STEADY_SECONDS = vrrp.STEADY_SECONDS
 BUSY = os.cpu_count() or 2  # busy processes for the loaded runs: every core
@@ -162,10 +163,13 @@ def heard_and_sent(master: Any, backup: Any) -> tuple[int, int]:
     return backup.counter("adverts_received"), master.counter("adverts_sent")
 
 
-def flood(kind: str, rate: int, vhid: int = core.VHID, spoof: bool = False) -> dict[str, Any]:
+def flood(
+    kind: str, rate: int, vhid: int = core.VHID, spoof: bool = False, varied: bool = False
+) -> dict[str, Any]:
     """A master, a backup and an attacker sending forged adverts (wrong HMAC, advskew 0)
     for ``vhid`` at ``rate`` a second (0: as fast as the attacker can), from trafgen, with
-    its own source address or (``spoof``) the master's."""
+    its own source address or (``spoof``) the master's; one frame over and over, or
+    (``varied``) each with a random counter of its own."""
     with Lab(f"bfl{kind[0]}") as lab:
         with core.setting_up(f"{kind} pair"):
             if not os.path.exists(TRAFGEN):
@@ -194,6 +198,7 @@ def flood(kind: str, rate: int, vhid: int = core.VHID, spoof: bool = False) -> d
                 str(vhid),
                 str(rate),
                 str(FLOOD_SECONDS),
+                *(["varied"] if varied else []),
             ],
             timeout=FLOOD_SECONDS + 30,
         ).stdout.strip()
@@ -220,6 +225,10 @@ def flood(kind: str, rate: int, vhid: int = core.VHID, spoof: bool = False) -> d
             result["backup_repeated"] = bst["dropped"]["eth0"].get("repeated", 0)
             result["backup_refused"] = sum(bst["vhosts"][0]["counters"]["dropped"].values())
             result["backup_shed"] = bst["dropped"]["eth0"].get("shed", 0)
+            result["backup_dropped"] = {  # by reason, for the JSON
+                **bst["vhosts"][0]["counters"]["dropped"],
+                **bst["dropped"]["eth0"],
+            }
             # The real master's adverts the backup verified, against those the master
             # sent, between two reads right after an advert was heard: no clamp, no
             # nominal count.
@@ -374,15 +383,16 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
                 others,
             )
         )
-    for rate in SPOOFED_RATES:  # carpd's and ucarp's runs alternate at each rate
-        for kind in ("carpd", "ucarp"):
-            out.append(
-                (
-                    f"{SPOOFED} {_rate(rate)}, {kind}",
-                    lambda k=kind, r=rate: flood(k, r, spoof=True),
-                    others,
+    for varied in (False, True):
+        for rate in SPOOFED_RATES:  # carpd's and ucarp's runs alternate at each rate
+            for kind in ("carpd", "ucarp"):
+                out.append(
+                    (
+                        spoofed_label(rate, kind, varied),
+                        lambda k=kind, r=rate, v=varied: flood(k, r, spoof=True, varied=v),
+                        others,
+                    )
                 )
-            )
     for kind in ("carpd", "ucarp"):
         out.append((f"jitter, {kind}", lambda k=kind: jitter(k), others))
     # 100 [[track]] trackers (1 s) on one MASTER, against real targets: its advert jitter.
@@ -1024,6 +1034,10 @@ def ten_ms_targets(t: Targets) -> None:
     t.check("no flap at 10 ms, in every run", carpd_pairs, flaps, every_run=True)
 
 
+def spoofed_label(rate: int, kind: str, varied: bool) -> str:
+    return f"{SPOOFED}{' ' + VARIED if varied else ''} {_rate(rate)}, {kind}"
+
+
 def spoofed_markdown(
     results: dict[str, list[dict[str, Any]]], runs: Callable[[str], str]
 ) -> list[str]:
@@ -1036,7 +1050,9 @@ def spoofed_markdown(
         "HMAC, advskew 0, sent by trafgen)",
         "",
         "The attacker (a third host) sends with the real master's source address, so the "
-        "flood shares the queue of the master's adverts on the backup. False takeovers: "
+        "flood shares the queue of the master's adverts on the backup: one frame over and "
+        f"over, or ({VARIED}) each with a random counter, so that no two are alike. False "
+        "takeovers: "
         "runs in which the backup became MASTER (or the master left it), of all runs; "
         "heard/sent: the real master's adverts the backup verified against those the master "
         "sent, both read at the same two moments (the worst run); repeated: forged copies "
@@ -1066,10 +1082,14 @@ def spoofed_markdown(
 
 
 def spoofed_targets(t: Targets) -> None:
+    for varied in (False, True):
+        _spoofed_target(t, varied)
+
+
+def _spoofed_target(t: Targets, varied: bool) -> None:
     """No false takeover for carpd at any rate at which ucarp held in every run."""
     results = t.results
-    rates = [_rate(r) for r in SPOOFED_RATES]
-    names = [f"{SPOOFED} {r}, {k}" for r in rates for k in ("carpd", "ucarp")]
+    names = [spoofed_label(r, k, varied) for r in SPOOFED_RATES for k in ("carpd", "ucarp")]
     present = [n for n in names if n in results]
     if not present:
         return
@@ -1079,18 +1099,19 @@ def spoofed_targets(t: Targets) -> None:
 
     def check() -> tuple[bool, str]:
         ok, parts = True, []
-        for r in rates:
-            c, u = f"{SPOOFED} {r}, carpd", f"{SPOOFED} {r}, ucarp"
+        for r in SPOOFED_RATES:
+            c, u = spoofed_label(r, "carpd", varied), spoofed_label(r, "ucarp", varied)
             if c not in results or u not in results:
                 continue
             if held(u) and not held(c):
                 ok = False
-            parts.append(f"{r}: carpd {'held' if held(c) else 'fell'}, ucarp "
+            parts.append(f"{_rate(r)}: carpd {'held' if held(c) else 'fell'}, ucarp "
                          f"{'held' if held(u) else 'fell'}")  # fmt: skip
         return ok, "; ".join(parts)
 
     t.check(
-        "from the master's own address: no false takeover at any rate where ucarp held",
+        f"a flood from the master's own address{' ' + VARIED if varied else ''}: no false "
+        "takeover at any rate where ucarp held, in every run",
         present,
         check,
         every_run=True,

@@ -1,6 +1,6 @@
 """Flood a segment with forged CARP adverts (right vhid, wrong HMAC, best advskew).
 
-    python -m carpd_lab.flood SRC VHID RATE SECONDS
+    python -m carpd_lab.flood SRC VHID RATE SECONDS [varied]
 
 Sends RATE packets per second (0: as fast as it can) for SECONDS on eth0 and prints how
 many it sent and by which sender: ``sent N in S s (trafgen)`` or ``sent N in S s (socket,
@@ -9,6 +9,8 @@ through trafgen (netsniff-ng: a packet ring, some 800,000 packets a second from 
 here, where Python manages about 140,000); IPv6 ones, and IPv4 ones where trafgen is
 missing, from a raw socket (SRC: an address of eth0's, for IPv6). Used by the benchmark
 (which refuses a flood not sent by trafgen) and the lab, inside a lab namespace only.
+``varied`` (trafgen only): every advert with its own random counter (and the checksum
+to match), so no two are alike; otherwise one frame is sent over and over.
 """
 
 from __future__ import annotations
@@ -37,11 +39,25 @@ from carpd.core.packet import (
 TRAFGEN = "/usr/sbin/trafgen"
 
 
-def trafgen(frame: bytes, rate: int, seconds: float) -> int:
+# In an Ethernet frame of an IPv4 CARP advert (no IP options): the CARP header, its
+# checksum and the low half of its counter.
+CARP_AT = 14 + 20
+CARP_CSUM_AT = CARP_AT + 6
+COUNTER_LOW_AT = CARP_AT + 12
+
+
+def trafgen(frame: bytes, rate: int, seconds: float, *, varied: bool = False) -> int:
     """``frame`` at ``rate`` a second (0: at once) for ``seconds``; how many were sent.
-    Never tunes the host: not its socket memory, not its IRQ affinity."""
+    ``varied``: ``frame`` is a CARP advert whose counter's low 4 bytes trafgen draws at
+    random per packet, the CARP checksum computed to match. Never tunes the host: not
+    its socket memory, not its IRQ affinity."""
+    parts = [f"0x{b:02x}" for b in frame]
+    if varied:
+        end = CARP_AT + 36 - 1
+        parts[COUNTER_LOW_AT : COUNTER_LOW_AT + 4] = ["drnd(4)"]
+        parts[CARP_CSUM_AT : CARP_CSUM_AT + 2] = [f"csumip({CARP_AT}, {end})"]
     with tempfile.NamedTemporaryFile("w", suffix=".cfg") as cfg:
-        cfg.write("{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n")
+        cfg.write("{ " + ", ".join(parts) + " }\n")
         cfg.flush()
         argv = [TRAFGEN, "--no-sock-mem", "--notouch-irq", "-C", "-P", "1"]
         argv += ["--dev", "eth0", "--conf", cfg.name]
@@ -73,14 +89,18 @@ def trafgen(frame: bytes, rate: int, seconds: float) -> int:
 def main() -> int:
     src = ipaddress.ip_address(sys.argv[1])
     vhid, rate, seconds = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    varied = sys.argv[5:] == ["varied"]
     payload = CarpPacket(vhid, 1, 0, 1, bytes(20)).encode()  # an HMAC of zeros
     if isinstance(src, ipaddress.IPv4Address) and os.path.exists(TRAFGEN):
         mac = bytes.fromhex(Path("/sys/class/net/eth0/address").read_text().replace(":", ""))
         ether = bytes.fromhex("01005e000012") + mac + b"\x08\x00"  # to 224.0.0.18
         started = time.perf_counter()
-        sent = trafgen(ether + build_ipv4(src, CARP_GROUP_V4, payload, 1), rate, seconds)
+        frame = ether + build_ipv4(src, CARP_GROUP_V4, payload, 1)
+        sent = trafgen(frame, rate, seconds, varied=varied)
         print(f"sent {sent} in {time.perf_counter() - started:.2f} s (trafgen)", flush=True)
         return 0
+    if varied:
+        raise SystemExit("varied adverts need trafgen and an IPv4 source")
     if isinstance(src, ipaddress.IPv4Address):
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_CARP)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)

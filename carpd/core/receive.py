@@ -13,13 +13,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
+from carpd.core.auth import Authenticator
 from carpd.core.errors import BadIpHeader, BadVersion, TooShort, UnknownVhid
 from carpd.core.model import IPAddress
 from carpd.core.packet import (
+    CARP_HEADER_LEN,
+    CARP_TTL,
     CARP_VERSION,
     IPPROTO_CARP,
     CarpPacket,
     check_ttl,
+    checksum_ok,
     decode_carp,
     ipv4_address,
     parse_ipv4,
@@ -128,6 +132,39 @@ def classify(
     if want.check_ttl:
         check_ttl(dg.ttl)
     return found, pkt
+
+
+# An IPv4 CARP advert as a raw socket delivers it, without IP options: 56 bytes, the
+# CARP header at 20 (version and type 0x21, vhid at 21, counter at 28, HMAC at 36).
+_V4_ADVERT_LEN = 20 + CARP_HEADER_LEN
+
+
+def bad_hmac_v4(
+    datagram: bytes, vhids: Mapping[int, V], auth: Callable[[V], Authenticator | None]
+) -> V | None:
+    """The vhid that ``classify`` and its machine would refuse this whole IPv4 datagram
+    for as ``bad_hmac`` (its HMAC is wrong and nothing before the HMAC is), found without
+    decoding it; None when that is not certain (then the datagram takes the full path).
+
+    ``auth``: the Authenticator a vhid's machine verifies with, or None for a vhid
+    this must not judge (not CARP, or with unicast peers, checked before the HMAC). Under
+    a flood forging a known peer's source this is what each forged advert costs."""
+    if (
+        len(datagram) != _V4_ADVERT_LEN
+        or datagram[0] != 0x45  # IPv4, no options
+        or datagram[9] != IPPROTO_CARP
+        or datagram[8] != CARP_TTL  # any TTL rule holds
+        or datagram[20] != 0x21  # CARP version 2, advertisement
+        or (datagram[2] << 8) | datagram[3] != _V4_ADVERT_LEN
+    ):
+        return None
+    found = vhids.get(datagram[21])
+    if found is None:
+        return None
+    a = auth(found)
+    if a is None or not checksum_ok(datagram[20:]) or a.valid(datagram[28:36], datagram[36:]):
+        return None
+    return found
 
 
 class _EveryCarpVhid(Mapping[int, Member]):

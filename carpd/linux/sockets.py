@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import Callable
 
 from carpd.core.packet import CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP
 from carpd.linux import bpf
 
 RECV_BUFSIZE = 2048  # adverts are 56 bytes; anything longer is read whole and refused
-MAX_SKIPPED = 64  # repeats of refused datagrams skipped in one recv(), then one is returned
 SO_RCVBUFFORCE = 33  # not in the socket module: SO_RCVBUF past net.core.rmem_max
 
 
@@ -35,7 +35,9 @@ class _Filtered:
     A flood usually repeats one forged datagram (a packet generator replays a frame).
     The caller hands back what it read and refused (``refuse``); a copy of one of those
     is then skipped in recv() for the price of a set lookup and counted in ``repeats``,
-    never decoded or verified again. A genuine advert is never a copy of a refused one
+    never decoded or verified again, as long as ``skips`` (set by the caller, spent by
+    recv) lasts: past it, copies are returned like any datagram, which bounds the work
+    of one batch. A genuine advert is never a copy of a refused one
     (its counter, or for VRRP its whole content, verified before), so it is never
     skipped; the caller forgets the memo (``forget``) when what it refuses may change.
     """
@@ -44,11 +46,15 @@ class _Filtered:
     refused: set[object]  # keys of refused datagrams
     recent: list[object]  # keys of the datagrams recv() returned, since the caller took them
     repeats: int  # copies of refused datagrams skipped
+    skips: int  # copies recv() may still skip
+    screen: Callable[[bytes], bool] | None  # True: refused (and counted) by the caller
 
     def _init_memo(self) -> None:
         self.refused = set()
         self.recent = []
         self.repeats = 0
+        self.skips = 0
+        self.screen = None
 
     def take_recent(self) -> list[object]:
         out, self.recent = self.recent, []
@@ -108,18 +114,22 @@ class AdvertSocketV4(_Filtered):
         self.sock.sendto(datagram, to)
 
     def recv(self) -> bytes:
-        """The next datagram that is not a copy of a refused one (after MAX_SKIPPED
-        copies, a copy: the work of one call stays bounded)."""
-        recv, refused = self.sock.recv, self.refused
+        """The next datagram that is not a copy of a refused one (once ``skips`` is
+        spent, a copy too)."""
+        recv, refused, screen = self.sock.recv, self.refused, self.screen
         data = recv(RECV_BUFSIZE)
-        if refused:
+        if refused or screen is not None:
             skipped = 0
             try:
-                while data in refused and skipped < MAX_SKIPPED:
+                while skipped < self.skips:
+                    if data in refused:
+                        self.repeats += 1
+                    elif screen is None or not screen(data):
+                        break
                     skipped += 1
                     data = recv(RECV_BUFSIZE)  # BlockingIOError: the queue is empty
             finally:
-                self.repeats += skipped
+                self.skips -= skipped
         self.recent.append(data)
         return data
 
@@ -177,12 +187,13 @@ class AdvertSocketV6(_Filtered):
         if refused:
             skipped = 0
             try:
-                while key in refused and skipped < MAX_SKIPPED:
+                while key in refused and skipped < self.skips:
                     skipped += 1
+                    self.repeats += 1
                     data, anc, _flags, addr = recvmsg(RECV_BUFSIZE, self._ANC)
                     key = (data, addr[0], *anc)
             finally:
-                self.repeats += skipped
+                self.skips -= skipped
         self.recent.append(key)
         hoplimit = -1
         dst = CARP_GROUP_V6

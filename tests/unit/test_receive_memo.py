@@ -20,15 +20,17 @@ from hypothesis import strategies as st
 from carpd.config import load_config
 from carpd.core.auth import Authenticator, hashed_addresses
 from carpd.core.checksum import internet_checksum
+from carpd.core.errors import PacketError
 from carpd.core.model import State
 from carpd.core.packet import CARP_GROUP_V4, CarpPacket, build_ipv4, checksum_ok
+from carpd.core.receive import bad_hmac_v4, ipv4_datagram
 from carpd.daemon.runtime.intake import Bucket, Inlet, Intake
 from carpd.daemon.runtime.receiver import Receiver
 from carpd.daemon.runtime.vhost import Carpdev, Vhost, make_router
 from carpd.daemon.seam.lanes import Lane
 from carpd.daemon.seam.ratelimit import RateLimiter
 from carpd.linux.netlink import Link
-from carpd.linux.sockets import MAX_SKIPPED, AdvertSocketV4, Announcer
+from carpd.linux.sockets import AdvertSocketV4, Announcer
 
 
 @given(st.binary(max_size=64).map(lambda b: b + b"\x00" * (len(b) % 2)))
@@ -76,6 +78,7 @@ def test_copies_of_a_refused_datagram_are_skipped_and_counted(
 ) -> None:
     s, peer = memo_socket
     s.refuse([b"forged"])
+    s.skips = 10
     for d in (b"forged", b"forged", b"genuine", b"forged"):
         peer.send(d)
     assert s.recv() == b"genuine"
@@ -83,18 +86,21 @@ def test_copies_of_a_refused_datagram_are_skipped_and_counted(
     with pytest.raises(BlockingIOError):
         s.recv()
     assert s.repeats == 3  # counted even when the queue ran dry meanwhile
+    assert s.skips == 10 - 3
     assert s.take_recent() == [b"genuine"]
 
 
-def test_one_recv_skips_a_bounded_number_of_copies(
+def test_copies_are_skipped_only_while_the_skips_last(
     memo_socket: tuple[AdvertSocketV4, socket.socket],
 ) -> None:
     s, peer = memo_socket
     s.refuse([b"forged"])
-    for _ in range(MAX_SKIPPED + 2):
+    s.skips = 5
+    for _ in range(8):
         peer.send(b"forged")
-    assert s.recv() == b"forged"  # after MAX_SKIPPED copies: one, for the slow path
-    assert s.repeats == MAX_SKIPPED
+    assert s.recv() == b"forged"  # after 5 copies: one, for the slow path
+    assert s.recv() == b"forged"
+    assert (s.repeats, s.skips) == (5, 0)
 
 
 CONFIG = """
@@ -137,7 +143,7 @@ def test_a_flood_from_the_masters_source_is_remembered_and_its_adverts_still_hea
     forged = advert(1, bytes(20))
     for _ in range(10):
         peer.send(forged)
-    assert intake._read(inlet, s, 4, now=1.0) == 4  # decoded, refused: remembered
+    assert intake._read(inlet, s, 4, 100, now=1.0) == 4  # decoded, refused: remembered
     assert vh.machine.counters.dropped == {"bad_hmac": 4}
     sign = Authenticator("secret", 1, [a.ip for a in cfg.addresses]).sign
     genuine = advert(2, sign((2).to_bytes(8, "big")))
@@ -145,11 +151,91 @@ def test_a_flood_from_the_masters_source_is_remembered_and_its_adverts_still_hea
     for _ in range(5):
         peer.send(forged)
     # The six copies cost a set lookup each; the master's advert is decoded and heard.
-    assert intake._read(inlet, s, 4, now=1.5) == 6 + 1 + 5
+    assert intake._read(inlet, s, 4, 100, now=1.5) == 6 + 1 + 5
     assert vh.machine.counters.adverts_received == 1
     assert vh.machine.counters.dropped == {"bad_hmac": 4}
     assert dev.dropped == {"repeated": 11}
     # Forgotten after MEMO_SECONDS: a copy is decoded again.
     peer.send(forged)
-    assert intake._read(inlet, s, 4, now=2.5) == 1
+    assert intake._read(inlet, s, 4, 100, now=2.5) == 1
     assert vh.machine.counters.dropped == {"bad_hmac": 5}
+
+
+def _backup(tmp_path: Path, extra: str = "") -> tuple[Carpdev, Vhost]:
+    path = tmp_path / "carpd.toml"
+    path.write_text(CONFIG + extra)
+    cfg = load_config(path).carp[0]
+    dev = Carpdev(
+        link=cast(Link, SimpleNamespace(name="eth0", index=2)),
+        src4=OWN,
+        src6=None,
+        announcer=cast(Announcer, None),
+    )
+    vh = Vhost(cfg, make_router(cfg, {4: OWN}), dev, cast(Lane, None))
+    dev.by_family[4][1] = vh
+    vh.machine.start(0.0)
+    return dev, vh
+
+
+def _advert(counter: int, digest: bytes, vhid: int = 1) -> bytes:
+    return build_ipv4(MASTER, CARP_GROUP_V4, CarpPacket(vhid, 1, 0, counter, digest).encode(), 1)
+
+
+def _key(vh: Vhost) -> Authenticator:
+    return Authenticator("secret", 1, [a.ip for a in vh.cfg.addresses])
+
+
+@given(counter=st.integers(0, 2**64 - 1), flip=st.integers(0, 55), bit=st.integers(0, 7))
+def test_the_screen_refuses_only_what_the_full_path_refuses_as_bad_hmac(
+    tmp_path_factory: pytest.TempPathFactory, counter: int, flip: int, bit: int
+) -> None:
+    dev, vh = _backup(tmp_path_factory.mktemp("c"))
+    key = _key(vh)
+    genuine = _advert(counter, key.sign(counter.to_bytes(8, "big")))
+    assert bad_hmac_v4(genuine, dev.by_family[4], {vh: key}.get) is None
+    mutated = bytearray(genuine)
+    mutated[flip] ^= 1 << bit
+    receiver = Receiver(RateLimiter(), lambda: 1.0, lambda v: None)
+    judged = bad_hmac_v4(bytes(mutated), dev.by_family[4], {vh: key}.get)
+    try:
+        accepted = receiver._datagram(dev, ipv4_datagram(bytes(mutated)))
+    except PacketError:
+        accepted = False
+    if judged is not None:
+        assert judged is vh
+        assert not accepted and vh.machine.counters.dropped == {"bad_hmac": 1}
+
+
+def test_after_one_genuine_advert_forged_ones_are_refused_before_decoding(
+    tmp_path: Path, memo_socket: tuple[AdvertSocketV4, socket.socket]
+) -> None:
+    dev, vh = _backup(tmp_path)
+    intake = Intake(Receiver(RateLimiter(), lambda: 1.0, lambda v: None))
+    s, peer = memo_socket
+    inlet = Inlet(dev, 4, s, s, Bucket(1.0, 1.0, 1.0, 0.0), frozenset({MASTER}))
+    sign = _key(vh).sign
+    peer.send(_advert(1, bytes(20)))
+    peer.send(_advert(2, sign((2).to_bytes(8, "big"))))
+    assert intake._read(inlet, s, 64, 100, now=1.0) == 2
+    assert list(inlet.keys) == [vh]  # learnt from the advert that verified
+    # Every forged advert different (its own counter): the memo cannot help, the screen does.
+    for c in range(3, 13):
+        peer.send(_advert(c, bytes(20)))
+    peer.send(_advert(13, sign((13).to_bytes(8, "big"))))
+    assert intake._read(inlet, s, 64, 100, now=1.1) == 11
+    assert vh.machine.counters.adverts_received == 2
+    assert vh.machine.counters.dropped == {"bad_hmac": 1 + 10}
+    assert s.take_recent() == []  # the screened ones never reached the receive path
+
+
+def test_a_vhid_with_unicast_peers_is_left_to_the_full_path(
+    tmp_path: Path, memo_socket: tuple[AdvertSocketV4, socket.socket]
+) -> None:
+    dev, vh = _backup(tmp_path, 'peers = ["192.0.2.1"]\n')
+    intake = Intake(Receiver(RateLimiter(), lambda: 1.0, lambda v: None))
+    s, peer = memo_socket
+    inlet = Inlet(dev, 4, s, s, Bucket(1.0, 1.0, 1.0, 0.0), frozenset({MASTER}))
+    peer.send(_advert(2, _key(vh).sign((2).to_bytes(8, "big"))))
+    assert intake._read(inlet, s, 64, 100, now=1.0) == 1
+    assert vh.machine.counters.adverts_received == 1
+    assert inlet.keys == {}  # not_a_peer comes before the HMAC: not the screen's to judge

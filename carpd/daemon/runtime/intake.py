@@ -22,6 +22,12 @@ linux/sockets.py), and copies of those datagrams are then skipped unread for a s
 each and counted as ``repeated`` (a packet generator replays one forged frame; a genuine
 advert, with its new counter, is never such a copy). The memo is forgotten every
 MEMO_SECONDS, so a reload that would accept a refused datagram waits at most that long.
+A flood whose every advert differs (its own counter) gets past the memo; for that, an
+IPv4 advert whose HMAC is wrong is refused right in recv(), before it is decoded
+(core.receive.bad_hmac_v4: a few slices and one HMAC), counted as bad_hmac on its vhid
+like any other. That check uses a vhid's key only once it has verified a genuine advert
+off this carpdev exactly as the vhid's machine did, so it can never refuse what the
+machine would accept.
 """
 
 from __future__ import annotations
@@ -29,16 +35,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from carpd.core.auth import Authenticator
 from carpd.core.model import IPAddress
+from carpd.core.packet import CARP_VERSION
+from carpd.core.receive import bad_hmac_v4
 from carpd.linux import bpf
 from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6
 
 if TYPE_CHECKING:
     from carpd.daemon.runtime.receiver import Receiver
-    from carpd.daemon.runtime.vhost import Carpdev
+    from carpd.daemon.runtime.vhost import Carpdev, Vhost
 
 log = logging.getLogger("carpd")
 
@@ -51,6 +61,7 @@ OTHERS_GAP = 0.01  # seconds between reads of the others socket (a first advert:
 SHED_LOG_INTERVAL = 10.0  # seconds between "adverts shed" lines for one carpdev
 MEMO_SECONDS = 1.0  # refused datagrams are remembered (their copies skipped) this long
 MEMO_MAX = 4096  # ...and at most this many per socket (a varied flood: forgotten sooner)
+PEER_SKIPS = 32 * BATCH  # copies skipped per read of the peers socket (some 3 ms of work)
 
 AdvertSocket = AdvertSocketV4 | AdvertSocketV6
 
@@ -91,6 +102,8 @@ class Inlet:
     paused: asyncio.TimerHandle | None = None
     shed: int = 0  # the others socket's queue drops, as last read
     memo_at: float = float("-inf")  # when the sockets' memos were last forgotten
+    # CARP vhids' keys, each once it verified a genuine advert here as the machine did.
+    keys: dict[Vhost, Authenticator] = field(default_factory=dict)
 
     def close(self) -> None:
         if self.paused is not None:
@@ -153,37 +166,88 @@ class Intake:
         inlet.peers.set_filter(bpf.source_filter(inlet.family, sources, accept=True))
         inlet.others.set_filter(bpf.source_filter(inlet.family, sources, accept=False))
 
-    def _read(self, inlet: Inlet, sock: AdvertSocket, limit: int, now: float) -> int:
-        """Up to ``limit`` datagrams through the receive path; how many, copies of refused
-        ones skipped included. A batch of which nothing verified joins the memo."""
+    def _read(self, inlet: Inlet, sock: AdvertSocket, limit: int, skips: int, now: float) -> int:
+        """Up to ``limit`` datagrams through the receive path, and up to ``skips`` copies
+        of refused ones skipped; how many in all. A batch of which nothing verified joins
+        the memo."""
+        vhosts = inlet.dev.by_family[inlet.family]
         if now - inlet.memo_at >= MEMO_SECONDS:
             inlet.memo_at = now
             inlet.peers.forget()
             inlet.others.forget()
+            for vh in [v for v in inlet.keys if vhosts.get(v.cfg.vhid) is not v]:
+                del inlet.keys[vh]  # gone with a reload
         sock.take_recent()
+        sock.skips = skips
+        if inlet.family == 4 and inlet.keys:
+            sock.screen = self._screen(vhosts, inlet.keys)
         repeats = sock.repeats
-        read, verified = self.receiver.read(inlet.dev, sock, limit)
+        try:
+            read, verified = self.receiver.read(inlet.dev, sock, limit)
+        finally:
+            sock.screen = None
         recent = sock.take_recent()
         if verified:
             self._verified(inlet, verified)
+            if inlet.family == 4:
+                self._learn_keys(inlet, vhosts, recent, verified)
         elif recent:
             if len(sock.refused) + len(recent) > MEMO_MAX:
                 sock.forget()
             sock.refuse(recent)
-        skipped = sock.repeats - repeats
-        if skipped:
+        repeated = sock.repeats - repeats
+        if repeated:
             dropped = inlet.dev.dropped
-            dropped["repeated"] = dropped.get("repeated", 0) + skipped
-        return read + skipped
+            dropped["repeated"] = dropped.get("repeated", 0) + repeated
+        return read + skips - sock.skips  # skipped: copies, and those the screen refused
+
+    @staticmethod
+    def _screen(
+        vhosts: dict[int, Vhost], keys: dict[Vhost, Authenticator]
+    ) -> Callable[[bytes], bool]:
+        """recv()'s check of each IPv4 datagram: True if refused here, as bad_hmac."""
+
+        def screen(datagram: bytes) -> bool:
+            vh = bad_hmac_v4(datagram, vhosts, keys.get)
+            if vh is None:
+                return False
+            vh.machine.counters.drop("bad_hmac")
+            return True
+
+        return screen
+
+    @staticmethod
+    def _learn_keys(
+        inlet: Inlet, vhosts: dict[int, Vhost], recent: list[object], verified: list[IPAddress]
+    ) -> None:
+        """A vhid's key for the screen, once an advert of this batch from a source that
+        verified checks out with it: then it is the key its machine verified with."""
+        sources = {a.packed for a in verified}
+        for datagram in recent:
+            assert isinstance(datagram, bytes)  # IPv4: the whole datagram
+            if len(datagram) < 56 or datagram[0] != 0x45 or datagram[12:16] not in sources:
+                continue
+            vh = vhosts.get(datagram[21])
+            if vh is None or vh in inlet.keys or vh.member.version != CARP_VERSION:
+                continue
+            cfg = vh.cfg
+            if cfg.peers:  # not_a_peer comes before the HMAC: the full path judges
+                continue
+            key = Authenticator(
+                cfg.password, cfg.vhid, [a.ip for a in cfg.addresses], cfg.hmac_variant
+            )
+            if key.valid(datagram[28:36], datagram[36:56]):
+                inlet.keys[vh] = key
 
     def _on_peers(self, inlet: Inlet) -> None:
-        self._read(inlet, inlet.peers, BATCH, self.receiver.now())
+        self._read(inlet, inlet.peers, BATCH, PEER_SKIPS, self.receiver.now())
 
     def _on_others(self, inlet: Inlet) -> None:
         now = self.receiver.now()
         allowed = max(0, min(BATCH, inlet.bucket.available(now)))
-        # Copies skipped count against the budget too: it bounds what a flood costs.
-        read = self._read(inlet, inlet.others, allowed, now) if allowed else 0
+        # Copies skipped count against the budget too (as many as read, at most): it
+        # bounds what a flood costs, in datagrams taken off the queue.
+        read = self._read(inlet, inlet.others, allowed, allowed, now) if allowed else 0
         inlet.bucket.spend(read)
         if allowed and not read:
             return  # nothing was queued after all
