@@ -65,13 +65,20 @@ class Setup:
             except KeyError:
                 problems.append(f"{config.source}: global.control_group = {group!r}: no such group")
         vips = {a.ip for c in config.carp for a in c.addresses}
+        devs: dict[str, list[IPAddress] | None] = {}  # each carpdev looked up once: 255 vhids
         for cfg in config.carp:
             where = f"{config.source}: {cfg.name}"
-            link = await self.netlink.link(cfg.carpdev)
-            if link is None:
+            if cfg.carpdev not in devs:
+                link = await self.netlink.link(cfg.carpdev)
+                devs[cfg.carpdev] = (
+                    None
+                    if link is None
+                    else [a.ip for a in await self.netlink.addresses(link.index)]
+                )
+            own = devs[cfg.carpdev]
+            if own is None:
                 problems.append(f"{where}: carpdev = {cfg.carpdev!r}: no such interface")
                 continue
-            own = [a.ip for a in await self.netlink.addresses(link.index)]
             _, missing = advert_sources(cfg, *own_sources(own, vips))
             problems += [f"{where}: {m}" for m in missing]
             if refuses_traffic(cfg) and not os.path.exists(NFT):
@@ -173,14 +180,16 @@ class Setup:
 
     async def remove_stale_addresses(self, cfgs: list[CarpConfig]) -> None:
         """A crash or kill -9 may have left our addresses behind: take them off."""
+        wanted: dict[str, dict[IPAddress, str]] = {}  # carpdev: address: its vhid's name
         for cfg in cfgs:
-            link = await self.netlink.link(cfg.carpdev)
+            wanted.setdefault(cfg.carpdev, {}).update((a.ip, cfg.name) for a in cfg.addresses)
+        for name, ours in wanted.items():  # each carpdev looked up once
+            link = await self.netlink.link(name)
             if link is None:
                 continue
-            wanted = {a.ip for a in cfg.addresses}
             for have in await self.netlink.addresses(link.index):
-                if have.ip in wanted and await self.netlink.remove_address(link.index, have):
-                    log.warning("%s: removed stale address %s from %s", cfg.name, have, link.name)
+                if have.ip in ours and await self.netlink.remove_address(link.index, have):
+                    log.warning("%s: removed stale address %s from %s", ours[have.ip], have, name)
 
     async def restore(self, vmacs: list[VirtualMac]) -> None:
         """Shutting down, after the hand-over: the host as it was before us."""
