@@ -11,6 +11,7 @@ from carpd.core.packet import CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CA
 from carpd.linux import bpf
 
 RECV_BUFSIZE = 2048  # adverts are 56 bytes; anything longer is read whole and refused
+MEMO_MAX = 4096  # refused datagrams remembered per socket (a varied flood: no more)
 SO_RCVBUFFORCE = 33  # not in the socket module: SO_RCVBUF past net.core.rmem_max
 
 
@@ -126,6 +127,8 @@ class AdvertSocketV4(_Filtered):
                         self.repeats += 1
                     elif screen is None or not screen(data):
                         break
+                    elif len(refused) < MEMO_MAX:
+                        refused.add(data)  # its copies: a set lookup each, from now on
                     skipped += 1
                     data = recv(RECV_BUFSIZE)  # BlockingIOError: the queue is empty
             finally:

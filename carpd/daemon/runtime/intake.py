@@ -44,7 +44,7 @@ from carpd.core.model import IPAddress
 from carpd.core.packet import CARP_VERSION
 from carpd.core.receive import bad_hmac_v4
 from carpd.linux import bpf
-from carpd.linux.sockets import AdvertSocketV4, AdvertSocketV6
+from carpd.linux.sockets import MEMO_MAX, AdvertSocketV4, AdvertSocketV6
 
 if TYPE_CHECKING:
     from carpd.daemon.runtime.receiver import Receiver
@@ -60,7 +60,6 @@ PEER_QUEUE = 4 << 20  # bytes: 255 vhids' adverts from every known peer at once
 OTHERS_GAP = 0.01  # seconds between reads of the others socket (a first advert: at once)
 SHED_LOG_INTERVAL = 10.0  # seconds between "adverts shed" lines for one carpdev
 MEMO_SECONDS = 1.0  # refused datagrams are remembered (their copies skipped) this long
-MEMO_MAX = 4096  # ...and at most this many per socket (a varied flood: forgotten sooner)
 PEER_SKIPS = 32 * BATCH  # copies skipped per read of the peers socket (some 3 ms of work)
 
 AdvertSocket = AdvertSocketV4 | AdvertSocketV6
