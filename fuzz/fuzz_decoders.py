@@ -24,7 +24,6 @@ the search is coverage-guided; ``--engine random`` is a plain mutation fuzzer wi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import importlib.util
 import ipaddress
@@ -44,9 +43,9 @@ from types import FunctionType, ModuleType
 from typing import NoReturn
 
 from carpd.core import checksum, packet, receive, vrrp
-from carpd.core.auth import IPAddress
 from carpd.core.checksum import internet_checksum
 from carpd.core.errors import PacketError
+from carpd.core.model import IPAddress
 from carpd.core.packet import CARP_GROUP_V4, CARP_VERSION, CarpPacket, build_ipv4
 from carpd.core.receive import (
     Datagram,
@@ -139,7 +138,7 @@ def one_input(data: bytes) -> Result:
         _call(result, "ipv4", lambda: _dispatch(dg4))
         fixed4 = with_valid_checksum(dg4.payload, dg4.src, dg4.dst)
         if fixed4 is not None:
-            dg4_fixed = dataclasses.replace(dg4, payload=fixed4)
+            dg4_fixed = dg4._replace(payload=fixed4)  # a NamedTuple
             _call(result, "ipv4+csum", lambda: _dispatch(dg4_fixed))
     _call(result, "ipv4-advert", lambda: decode_ipv4_advert(data))
 

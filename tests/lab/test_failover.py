@@ -179,7 +179,7 @@ def test_malformed_and_forged_adverts_are_counted_and_change_nothing(lab: Lab) -
     r = attacker.run([sys.executable, str(forge), "192.0.2.66", "1"], timeout=20)
     assert r.returncode == 0, r.stderr
     expected = {
-        "bad_hmac": 10,  # five forged better adverts and five forged bow-outs
+        "bad_hmac": 10,  # five forged better adverts and five forged bow-outs (or copies)
         "bad_ttl": 5,
         "bad_checksum": 5,
         "bad_version": 10,  # five of version 4, five VRRPv3 adverts for our vhid
@@ -194,6 +194,9 @@ def test_malformed_and_forged_adverts_are_counted_and_change_nothing(lab: Lab) -
             dropped = dict(st["dropped"]["eth0"])
             for reason, count in st["vhosts"][0]["counters"]["dropped"].items():
                 dropped[reason] = dropped.get(reason, 0) + count
+            # A copy of a datagram refused already is counted as repeated, unread.
+            if "repeated" in dropped:
+                dropped["bad_hmac"] = dropped.get("bad_hmac", 0) + dropped.pop("repeated")
             if dropped == expected or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

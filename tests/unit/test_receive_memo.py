@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +241,31 @@ def test_a_vhid_with_unicast_peers_is_left_to_the_full_path(
     assert intake._read(inlet, s, 64, 100, now=1.0) == 1
     assert vh.machine.counters.adverts_received == 1
     assert inlet.keys == {}  # not_a_peer comes before the HMAC: not the screen's to judge
+
+
+def test_forged_adverts_the_screen_refuses_are_logged_and_diagnosed_as_the_full_path_does(
+    tmp_path: Path,
+    memo_socket: tuple[AdvertSocketV4, socket.socket],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rule 4: counted, logged (rate-limited), and the hint in status: the screen skips
+    the decoding, not the operator's view of the attack."""
+    dev, vh = _backup(tmp_path)
+    intake = Intake(Receiver(RateLimiter(), lambda: 1.0, lambda v: None))
+    s, peer = memo_socket
+    inlet = Inlet(dev, 4, s, s, Bucket(1.0, 1.0, 1.0, 0.0), frozenset({MASTER}))
+    peer.send(_advert(2, _key(vh).sign((2).to_bytes(8, "big"))))
+    assert intake._read(inlet, s, 64, 100, now=1.0) == 1
+    assert list(inlet.keys) == [vh]
+    caplog.set_level(logging.WARNING, logger="carpd")
+    for c in range(3, 8):
+        peer.send(_advert(c, bytes(20)))
+    assert intake._read(inlet, s, 64, 100, now=1.1) == 5
+    assert s.take_recent() == []  # refused by the screen, not the full path
+    assert vh.machine.counters.dropped == {"bad_hmac": 5}
+    lines = [m for m in caplog.messages if "bad_hmac" in m]
+    assert lines == [f"carp: bad_hmac from {MASTER} on eth0: incorrect hash"]
+    assert "bad_hmac" in vh.diagnostics
+    assert (
+        f"adverts from {MASTER} for vhid 1 fail the HMAC check" in vh.diagnostics["bad_hmac"].text
+    )

@@ -33,6 +33,7 @@ machine would accept.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from carpd.core.auth import Authenticator
+from carpd.core.errors import BadHMAC
 from carpd.core.model import IPAddress
 from carpd.core.packet import CARP_VERSION
 from carpd.core.receive import bad_hmac_v4
@@ -178,13 +180,16 @@ class Intake:
                 del inlet.keys[vh]  # gone with a reload
         sock.take_recent()
         sock.skips = skips
+        screened: dict[tuple[Vhost, bytes], None] = {}  # what the screen refused: from whom
         if inlet.family == 4 and inlet.keys:
-            sock.screen = self._screen(vhosts, inlet.keys)
+            sock.screen = self._screen(vhosts, inlet.keys, screened)
         repeats = sock.repeats
         try:
             read, verified = self.receiver.read(inlet.dev, sock, limit)
         finally:
             sock.screen = None
+        for vh, src in screened:  # logged and diagnosed as the full path would, once a batch
+            self.receiver.refused(vh, BadHMAC("incorrect hash"), ipaddress.IPv4Address(src))
         recent = sock.take_recent()
         if verified:
             self._verified(inlet, verified)
@@ -202,15 +207,19 @@ class Intake:
 
     @staticmethod
     def _screen(
-        vhosts: dict[int, Vhost], keys: dict[Vhost, Authenticator]
+        vhosts: dict[int, Vhost],
+        keys: dict[Vhost, Authenticator],
+        screened: dict[tuple[Vhost, bytes], None],
     ) -> Callable[[bytes], bool]:
-        """recv()'s check of each IPv4 datagram: True if refused here, as bad_hmac."""
+        """recv()'s check of each IPv4 datagram: True if refused here, as bad_hmac (and
+        its vhid and source noted in ``screened``, for the log)."""
 
         def screen(datagram: bytes) -> bool:
             vh = bad_hmac_v4(datagram, vhosts, keys.get)
             if vh is None:
                 return False
             vh.machine.counters.drop("bad_hmac")
+            screened[vh, datagram[12:16]] = None
             return True
 
         return screen

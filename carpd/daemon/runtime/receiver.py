@@ -112,20 +112,25 @@ class Receiver:
             vh.machine.receive(pkt, family, src, self.now())
         except PacketError as e:
             # Counted on the vhid it claimed to be for, not again on the carpdev. Nothing
-            # changed, so there is nothing to process; and under a flood of the same
-            # forgery the hint is formatted once, not per packet.
+            # changed, so there is nothing to process.
             vh.machine.counters.drop(e.reason)
-            self._log_drop(vh.dev, e, src)
-            hint = HINTS.get(e.reason)
-            if hint is not None:
-                if vh.hinted.get(e.reason) != src:
-                    vh.hinted[e.reason] = src
-                    self.diagnose(vh, e.reason, hint.format(src=src, vhid=vh.cfg.vhid))
-                else:
-                    self.diagnose(vh, e.reason, vh.diagnostics[e.reason].text)
+            self.refused(vh, e, src)
             return False
         self.process(vh)
         return True
+
+    def refused(self, vh: Vhost, err: PacketError, src: IPAddress) -> None:
+        """A refusal's log line (rate-limited) and hint; the counting is the caller's
+        (also the intake's, whose screen refuses forged adverts before decoding them).
+        Under a flood of the same forgery the hint is formatted once, not per packet."""
+        self._log_drop(vh.dev, err, src)
+        hint = HINTS.get(err.reason)
+        if hint is not None:
+            if vh.hinted.get(err.reason) != src:
+                vh.hinted[err.reason] = src
+                self.diagnose(vh, err.reason, hint.format(src=src, vhid=vh.cfg.vhid))
+            else:
+                self.diagnose(vh, err.reason, vh.diagnostics[err.reason].text)
 
     def diagnose(
         self, vh: Vhost, kind: str, text: str, level: Level = "warning", heard: int | None = None
