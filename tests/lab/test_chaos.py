@@ -413,6 +413,11 @@ FLOOD_RATE = 3000
 FLOOD_SECONDS = 5
 
 
+def repeated(node: Node) -> int:
+    """Copies of refused datagrams the node skipped unread (counted on its carpdev)."""
+    return int(node.status()["dropped"]["eth0"].get("repeated", 0))
+
+
 @pytest.mark.solo  # measures timings: run alone
 def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -> None:
     """3000 forged adverts a second for 5 s from a third namespace (see flood.py: better
@@ -435,6 +440,7 @@ def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -
     lab.kill(proc)
     marks = (n1.mark(), n2.mark())
     before = {node.name: node.status()["vhosts"][0]["counters"] for node in (n1, n2)}
+    copies = {node.name: repeated(node) for node in (n1, n2)}
     script = Path(__file__).with_name("flood.py")
     argv = [sys.executable, str(script), "192.0.2.66", "192.0.2.1", "1"]
     flood = attacker.spawn(
@@ -468,13 +474,17 @@ def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -
         # kinds: four fail the HMAC, the two replays are refused as replays. n1's kernel
         # drops the five whose source is n1's own address (a local source is a martian),
         # so n1 only sees, and refuses, the forged advert from the attacker's address.
+        # A copy of a datagram refused in the last second is skipped unread and counted
+        # as repeated on the carpdev: counted with the rest, for no reason of its own.
         if node is n2:
             want = {"bad_hmac": sent * 4 // 6, "replayed": sent * 2 // 6}
         else:
             want = {"bad_hmac": sent // 6}
         assert dropped.keys() == want.keys(), dropped
         for reason, count in want.items():
-            assert count * 0.9 <= dropped[reason] <= count + 1, (reason, dropped)
+            assert 1 <= dropped[reason] <= count + 1, (reason, dropped)
+        total = sum(dropped.values()) + repeated(node) - copies[node.name]
+        assert sum(want.values()) * 0.9 <= total <= sum(want.values()) + 2, (dropped, total)
         assert node.log is not None
         assert len(node.log.lines) - mark < 30  # refusals are logged rate-limited
     assert_one_master([n1, n2], n1, (f"{VIP}/24",))
