@@ -120,18 +120,8 @@ MASTER = ipaddress.IPv4Address("192.0.2.1")
 def test_a_flood_from_the_masters_source_is_remembered_and_its_adverts_still_heard(
     tmp_path: Path, memo_socket: tuple[AdvertSocketV4, socket.socket]
 ) -> None:
-    path = tmp_path / "carpd.toml"
-    path.write_text(CONFIG)
-    cfg = load_config(path).carp[0]
-    dev = Carpdev(
-        link=cast(Link, SimpleNamespace(name="eth0", index=2)),
-        src4=OWN,
-        src6=None,
-        announcer=cast(Announcer, None),
-    )
-    vh = Vhost(cfg, make_router(cfg, {4: OWN}), dev, cast(Lane, None))
-    dev.by_family[4][1] = vh
-    vh.machine.start(0.0)
+    dev, vh = _backup(tmp_path)
+    cfg = vh.cfg
     assert vh.machine.state is State.BACKUP
     intake = Intake(Receiver(RateLimiter(), lambda: 1.0, lambda v: None))
     s, peer = memo_socket
