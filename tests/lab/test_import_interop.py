@@ -329,7 +329,8 @@ class Pair:
         ]
         assert self.node.states() == want["carpd"]
         for vip in self.case.vips.values():
-            assert holds(self.hosts[master], vip), f"{master} lacks {vip}"
+            # keepalived says MASTER before it adds the address: one netlink change.
+            wait_held(self.hosts[master], vip)
             assert not holds(self.hosts[backup], vip), f"{backup} holds {vip} too"
         for inst, vrid in self.case.instances.items():
             self.assert_answers_from(master, inst)
