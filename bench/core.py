@@ -384,6 +384,36 @@ def version_wall_ms() -> float:
     return 1000 * (time.perf_counter() - t0)
 
 
+def carpctl_status_ms(node: Node) -> float:
+    """Command to printed answer of ``carpctl status``, as an operator runs it (the venv's
+    script, else python -m carpd.ctl.main): a new interpreter every time."""
+    script = Path(sys.executable).with_name("carpctl")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "carpd.ctl.main"]
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, "--socket", str(node.socket), "status"], check=True, capture_output=True)
+    return 1000 * (time.perf_counter() - t0)
+
+
+def interpreter_floor() -> dict[str, float]:
+    """What Python alone costs here, the floor under carpd's RSS and start-up: RSS and
+    spawn-to-exit of ``python -c pass``, and RSS once asyncio, hmac, pydantic and
+    pyroute2's rtnetlink (what carpd imports before its first line) are loaded."""
+    # VmRSS of the process itself (ru_maxrss would carry the forking parent's over exec).
+    rss = "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
+    out: dict[str, float] = {}
+    for key, imports in (("python", ""), ("imports", "import asyncio, hmac, pydantic, "
+                                                     "pyroute2.iproute.linux; ")):  # fmt: skip
+        runs = []
+        for _ in range(VERSION_SPAWNS):
+            t0 = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", imports + rss], check=True,
+                                  capture_output=True, text=True)  # fmt: skip
+            runs.append((1000 * (time.perf_counter() - t0), int(done.stdout) / 1024))
+        out[f"{key}_ms"] = statistics.median(r[0] for r in runs)
+        out[f"{key}_rss_mib"] = statistics.median(r[1] for r in runs)
+    return out
+
+
 def vips(count: int, exclude: set[str]) -> list[str]:
     """``count`` distinct documentation addresses (/24), none of ``exclude``."""
     found: list[str] = []
@@ -463,6 +493,7 @@ def footprint(count: int) -> dict[str, Any]:
         time.sleep(FOOTPRINT_SECONDS)
         after = sample_cpu(pid)
         rss = read_rss_kib(pid)
+        status_ms = statistics.median(carpctl_status_ms(node) for _ in range(VERSION_SPAWNS))
         masters = sum(state == "MASTER" for state in node.states().values())
         if masters != count:
             raise RuntimeError(f"{masters} of {count} vhids MASTER after {FOOTPRINT_SECONDS} s")
@@ -474,6 +505,7 @@ def footprint(count: int) -> dict[str, Any]:
             "cpu_schedstat_pct": cpu_sched,
             "takeover_cpu_s": before.ns / 1e9,
             "started_ms": 1000 * (line_time(started) - t0),
+            "carpctl_status_ms": status_ms,
             "pid": pid,
             "masters": masters,
         }

@@ -233,3 +233,37 @@ def test_only_picks_the_scenarios_by_label() -> None:
         "crash failover, keepalived (VRRPv3 1 s)",
     }
     assert run.select(todo, []) == todo
+
+
+# -- level with the C peers (issue 32): each figure beside its peer's, or its floor --------
+
+
+def test_a_figure_is_level_only_at_or_below_its_peers_median() -> None:
+    def pair(ours: float, theirs: float) -> dict[str, list[dict[str, Any]]]:
+        return {"jitter, carpd": [{"p99_ms": ours}], "jitter, ucarp": [{"p99_ms": theirs}]}
+
+    def line(results: dict[str, list[dict[str, Any]]]) -> str:
+        return next(x for x in run.targets(results, {}) if "1 s advert jitter p99 at or" in x)
+
+    assert line(pair(1.4, 1.46)).startswith("- [x] ") and "1.40 vs 1.46 ms" in line(pair(1.4, 1.46))
+    assert line(pair(3.78, 1.46)).startswith("- [ ] ")
+
+
+def test_an_rss_target_missed_shows_the_interpreters_floor_beside_it() -> None:
+    results = {
+        "scale, carpd, 1 vhids": [{"rss_mib": 43.1, "carpctl_status_ms": 44.0}],
+        "start-up, carpd": [
+            {
+                "backup_ms": 300.0,
+                "python_rss_mib": 10.5,
+                "python_ms": 26.0,
+                "imports_rss_mib": 37.4,
+                "imports_ms": 250.0,
+            }
+        ],
+    }
+    lines = run.targets(results, {})
+    rss = next(x for x in lines if "RSS for 1 vhid under 30 MiB" in x)
+    assert rss.startswith("- [ ] ") and "43.1 MiB" in rss and "imported 37.4 MiB" in rss
+    spawn = next(x for x in lines if "spawn to BACKUP under 150 ms" in x)
+    assert spawn.startswith("- [ ] ") and "300 ms" in spawn and "python -c pass 10.5 MiB" in spawn
