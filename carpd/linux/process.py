@@ -165,8 +165,8 @@ async def run(
     if label is not None:
         log.info("%s: running [%s]", label, " ".join(argv))
     started = loop.time()
-    try:
-        transport, proto = await loop.subprocess_exec(
+    spawn = loop.create_task(
+        loop.subprocess_exec(
             lambda: _Pipes(loop, pipes, kept, tail, label),
             *argv,
             stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
@@ -175,6 +175,10 @@ async def run(
             env=None if env is None else dict(env),
             start_new_session=True,
         )
+    )
+    try:
+        await _spawned(spawn)
+        transport, proto = spawn.result()
     except OSError as e:
         if label is not None:
             log.error("%s %s could not start: %s", label, argv[0], e)
@@ -223,6 +227,26 @@ async def run(
         else:
             log.info("%s done in %.3f s", label, duration)
     return Outcome(status, duration, output)
+
+
+async def _spawned(spawn: asyncio.Task[tuple[asyncio.SubprocessTransport, _Pipes]]) -> None:
+    """Wait for ``spawn`` without ever cancelling it: a spawn cancelled half-way can hang
+    Python 3.11 for good (CPython gh-125502: it waits for an exit that is never reported),
+    and carpd's shutdown cancels programs it runs. Cancelled meanwhile, the spawn is let
+    finish, what it started is killed with its group, and the cancellation goes on."""
+    cancelled = False
+    while not spawn.done():
+        try:
+            await asyncio.wait({spawn})
+        except asyncio.CancelledError:
+            cancelled = True  # asyncio.wait leaves the spawn alone; finish it first
+    if not cancelled:
+        return
+    if not spawn.cancelled() and spawn.exception() is None:
+        transport, _ = spawn.result()
+        _kill_group(transport.get_pid())
+        transport.close()
+    raise asyncio.CancelledError
 
 
 async def _close_at_eof(transport: asyncio.SubprocessTransport, proto: _Pipes) -> None:

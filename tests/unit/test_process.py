@@ -174,6 +174,45 @@ def test_cancelling_kills_the_program_and_its_group(tmp_path: Path) -> None:
     assert gone(read_pid(pidfile))
 
 
+def test_a_run_cancelled_mid_spawn_lets_the_spawn_finish_then_kills_it() -> None:
+    """The spawn itself is never cancelled (CPython gh-125502: a spawn cancelled half-way
+    can hang 3.11 for good); what it started is killed, and the cancellation goes on."""
+    spawns: list[asyncio.SubprocessTransport] = []
+    cancelled_inside: list[bool] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        real = loop.subprocess_exec
+        inside = asyncio.Event()
+
+        async def watched(*args: Any, **kwargs: Any) -> Any:
+            inside.set()
+            try:
+                transport, proto = await real(*args, **kwargs)
+            except asyncio.CancelledError:
+                cancelled_inside.append(True)
+                raise
+            spawns.append(transport)
+            return transport, proto
+
+        loop.subprocess_exec = watched  # type: ignore[method-assign]
+        task = asyncio.create_task(run(["sleep", "60"], timeout=30))
+        await inside.wait()  # the spawn is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not cancelled_inside, "the spawn itself was cancelled"
+        (transport,) = spawns
+        exited = loop.create_future()
+        transport._protocol.exited.add_done_callback(  # type: ignore[attr-defined]
+            lambda _: exited.set_result(None)
+        )
+        await exited
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert spawns[0].get_returncode() == -signal.SIGKILL
+
+
 def test_a_label_logs_the_run_its_lines_and_its_result(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
