@@ -259,3 +259,36 @@ def test_forged_adverts_the_screen_refuses_are_logged_and_diagnosed_as_the_full_
     assert (
         f"adverts from {MASTER} for vhid 1 fail the HMAC check" in vh.diagnostics["bad_hmac"].text
     )
+
+
+def test_adverts_the_kernel_dropped_from_the_known_peers_queue_are_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lost before carpd could read them, they may be the master's own adverts: counted
+    as overflow on the carpdev, from the socket's own drop count, and logged."""
+    dev, _ = _backup(tmp_path)
+    intake = Intake(Receiver(RateLimiter(), lambda: 1.0, lambda v: None))
+    ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)  # the kernel's least
+        ours.bind(("127.0.0.1", 0))
+        ours.setblocking(False)
+        s = AdvertSocketV4.__new__(AdvertSocketV4)
+        s.sock = ours
+        s._init_memo()
+        inlet = Inlet(dev, 4, s, s, Bucket(1.0, 1.0, 1.0, 0.0), frozenset({MASTER}))
+        for _ in range(200):
+            sender.sendto(bytes(56), ours.getsockname())
+        drops = s.queue_drops()
+        assert drops > 0  # the queue overflowed
+        caplog.set_level(logging.WARNING, logger="carpd")
+        intake._read(inlet, s, 0, 0, now=1.0)
+        assert dev.dropped == {"overflow": drops}
+        assert caplog.messages == [
+            f"carp: eth0: the known peers' queue was full, {drops} of their adverts dropped "
+            "unread so far (a flood forging a peer's own address?)"
+        ]
+    finally:
+        ours.close()
+        sender.close()

@@ -16,6 +16,10 @@ the source address:
   known peers' adverts that arrived meanwhile: their own socket has them.) A new peer's
   first advert comes here; once it verifies, the peer moves to the other socket.
 
+Should the peers' own queue ever fill (a flood forging a known peer's source, faster than
+it is read), what the kernel dropped there is counted as ``overflow`` (looked at every
+MEMO_SECONDS) and logged, rate-limited: those may be genuine adverts, lost unseen.
+
 Only a flood that forges a known peer's own source address still shares its queue. What
 keeps that one cheap: a batch in which nothing verified is remembered (the sockets' memo,
 linux/sockets.py), and copies of those datagrams are then skipped unread for a set lookup
@@ -102,6 +106,7 @@ class Inlet:
     known: OrderedDict[IPAddress, None] = field(default_factory=OrderedDict)
     paused: asyncio.TimerHandle | None = None
     shed: int = 0  # the others socket's queue drops, as last read
+    overflow: int = 0  # the peers socket's, as last read
     memo_at: float = float("-inf")  # when the sockets' memos were last forgotten
     # CARP vhids' keys, each once it verified a genuine advert here as the machine did.
     keys: dict[Vhost, Authenticator] = field(default_factory=dict)
@@ -174,6 +179,7 @@ class Intake:
         vhosts = inlet.dev.by_family[inlet.family]
         if now - inlet.memo_at >= MEMO_SECONDS:
             inlet.memo_at = now
+            self._count_overflow(inlet)
             inlet.peers.forget()
             inlet.others.forget()
             for vh in [v for v in inlet.keys if vhosts.get(v.cfg.vhid) is not v]:
@@ -271,6 +277,22 @@ class Intake:
         inlet.paused = None
         self._count_shed(inlet)
         self._loop.add_reader(inlet.others.fileno(), self._on_others, inlet)
+
+    def _count_overflow(self, inlet: Inlet) -> None:
+        drops = inlet.peers.queue_drops()
+        if drops == inlet.overflow:
+            return
+        dev = inlet.dev
+        dev.dropped["overflow"] = dev.dropped.get("overflow", 0) + drops - inlet.overflow
+        inlet.overflow = drops
+        limiter, now = self.receiver.limiter, self.receiver.now()
+        if limiter.allow((dev.name, "overflow"), now, SHED_LOG_INTERVAL) is not None:
+            log.warning(
+                "carp: %s: the known peers' queue was full, %d of their adverts dropped "
+                "unread so far (a flood forging a peer's own address?)",
+                dev.name,
+                dev.dropped["overflow"],
+            )
 
     def _count_shed(self, inlet: Inlet) -> None:
         drops = inlet.others.queue_drops()
