@@ -69,6 +69,12 @@ MEMO_SECONDS = 1.0  # refused datagrams are remembered (their copies skipped) th
 PEER_SKIPS = 32 * BATCH  # copies skipped per read of the peers socket (some 3 ms of work)
 
 AdvertSocket = AdvertSocketV4 | AdvertSocketV6
+KERNEL_DROPS = {  # the log line of what the kernel dropped unread, by reason
+    "shed": f"carp: flood on %s: more than {BUDGET_RATE:.0f} adverts/s from sources that are "
+    "not known peers; %d dropped unread so far (known peers' adverts are read apart)",
+    "overflow": "carp: %s: the known peers' queue was full, %d of their adverts dropped "
+    "unread so far (a flood forging a peer's own address?)",
+}
 
 
 @dataclass
@@ -280,33 +286,20 @@ class Intake:
 
     def _count_overflow(self, inlet: Inlet) -> None:
         drops = inlet.peers.queue_drops()
-        if drops == inlet.overflow:
-            return
-        dev = inlet.dev
-        dev.dropped["overflow"] = dev.dropped.get("overflow", 0) + drops - inlet.overflow
-        inlet.overflow = drops
-        limiter, now = self.receiver.limiter, self.receiver.now()
-        if limiter.allow((dev.name, "overflow"), now, SHED_LOG_INTERVAL) is not None:
-            log.warning(
-                "carp: %s: the known peers' queue was full, %d of their adverts dropped "
-                "unread so far (a flood forging a peer's own address?)",
-                dev.name,
-                dev.dropped["overflow"],
-            )
+        new, inlet.overflow = drops - inlet.overflow, drops
+        self._kernel_dropped(inlet.dev, "overflow", new)
 
     def _count_shed(self, inlet: Inlet) -> None:
         drops = inlet.others.queue_drops()
-        if drops == inlet.shed:
+        new, inlet.shed = drops - inlet.shed, drops
+        self._kernel_dropped(inlet.dev, "shed", new)
+
+    def _kernel_dropped(self, dev: Carpdev, reason: str, new: int) -> None:
+        """Counts ``new`` datagrams the kernel dropped as ``reason``, and logs the count
+        every SHED_LOG_INTERVAL at most."""
+        if not new:
             return
-        dev = inlet.dev
-        dev.dropped["shed"] = dev.dropped.get("shed", 0) + drops - inlet.shed
-        inlet.shed = drops
+        dev.dropped[reason] = dev.dropped.get(reason, 0) + new
         limiter, now = self.receiver.limiter, self.receiver.now()
-        if limiter.allow((dev.name, "shed"), now, SHED_LOG_INTERVAL) is not None:
-            log.warning(
-                "carp: flood on %s: more than %d adverts/s from sources that are not known "
-                "peers; %d dropped unread so far (known peers' adverts are read apart)",
-                dev.name,
-                BUDGET_RATE,
-                dev.dropped["shed"],
-            )
+        if limiter.allow((dev.name, reason), now, SHED_LOG_INTERVAL) is not None:
+            log.warning(KERNEL_DROPS[reason], dev.name, dev.dropped[reason])
