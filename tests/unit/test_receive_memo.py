@@ -292,3 +292,18 @@ def test_adverts_the_kernel_dropped_from_the_known_peers_queue_are_counted_and_l
     finally:
         ours.close()
         sender.close()
+
+
+def test_a_vhid_added_or_changed_by_a_reload_forgets_what_was_refused(
+    tmp_path: Path, memo_socket: tuple[AdvertSocketV4, socket.socket]
+) -> None:
+    """A VRRPv3 advert repeats itself byte for byte: one refused before a reload must not
+    be skipped as a copy after the reload that makes it acceptable."""
+    dev, _ = _backup(tmp_path)
+    intake = Intake(Receiver(RateLimiter(), lambda: 1.0, lambda v: None))
+    s, _ = memo_socket
+    inlet = Inlet(dev, 4, s, s, Bucket(1.0, 1.0, 1.0, 0.0), frozenset({MASTER}))
+    intake._inlets[("eth0", 4)] = inlet
+    s.refuse([b"advert of a vhid not configured yet"])
+    intake.open(dev, 4, frozenset(), s)  # the reload's new vhid on this carpdev
+    assert not s.refused

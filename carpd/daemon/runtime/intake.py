@@ -24,8 +24,9 @@ Only a flood that forges a known peer's own source address still shares its queu
 keeps that one cheap: a batch in which nothing verified is remembered (the sockets' memo,
 linux/sockets.py), and copies of those datagrams are then skipped unread for a set lookup
 each and counted as ``repeated`` (a packet generator replays one forged frame; a genuine
-advert, with its new counter, is never such a copy). The memo is forgotten every
-MEMO_SECONDS, so a reload that would accept a refused datagram waits at most that long.
+CARP advert, with its new counter, is never such a copy; a VRRPv3 advert repeats itself,
+but one refused stays refused until a reload changes its vhid). The memo is forgotten
+every MEMO_SECONDS, and when a reload adds or changes a vhid on the carpdev.
 A flood whose every advert differs (its own counter) gets past the memo; for that, an
 IPv4 advert whose HMAC is wrong is refused right in recv(), before it is decoded
 (core.receive.bad_hmac_v4: a few slices and one HMAC), counted as bad_hmac on its vhid
@@ -133,8 +134,13 @@ class Intake:
         self, dev: Carpdev, family: int, pinned: frozenset[IPAddress], others: AdvertSocket
     ) -> None:
         """Read the carpdev's adverts of ``family``: ``others`` is the socket they are sent
-        from (the caller opened it); the known peers' socket is opened here, of its type."""
-        if (dev.name, family) in self._inlets:
+        from (the caller opened it); the known peers' socket is opened here, of its type.
+        Called again for each vhid a reload adds or changes: what was refused so far may
+        be accepted now (VRRPv3's adverts have no counter, so a copy may be genuine)."""
+        inlet = self._inlets.get((dev.name, family))
+        if inlet is not None:
+            inlet.peers.forget()
+            inlet.others.forget()
             return
         self._loop = asyncio.get_running_loop()
         # Receive only: adverts are sent from the other socket.
