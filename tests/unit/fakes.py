@@ -138,6 +138,9 @@ class FakeSocket:
     def queue_drops(self) -> int:
         return 0
 
+    def forget(self) -> None:  # the memo of refused datagrams: never filled here
+        pass
+
     def close(self) -> None:
         for fd in (self._r, self._w):
             os.close(fd)
