@@ -559,7 +559,7 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"carpctl: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "status" and not as_json:
-        req["text"] = True  # the integrations' lines too (the JSON stays as it is)
+        req["text"] = True  # brief vhids, and the integrations' lines (the JSON keeps all)
     if args.command == "cluster":
         req = {"command": "status", "fresh": True}
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from carpd.ctl.main import format_status
 from carpd.daemon.observers import history
 from carpd.daemon.runtime.runtime import Daemon
 from carpd.daemon.seam.events import RoleChanged
-from carpd.daemon.seam.view import NodeView, to_json
+from carpd.daemon.seam.view import BRIEF_HISTORY, NodeView, to_json
 
 KEY = ("eth0", 1)
 
@@ -235,3 +236,30 @@ def test_the_runtime_hands_the_last_advert_heard_to_the_history(daemon: Daemon) 
     assert record.last_advert == pytest.approx(heard + time.time() - daemon.now(), abs=0.01)
     assert record.gap == pytest.approx(3.0, abs=0.5)
     assert record.missed in (2, 3)
+
+
+def test_the_brief_status_for_carpctls_text_prints_the_same_and_carries_less(
+    daemon: Daemon,
+) -> None:
+    """carpctl's text asks for the brief form (an operator loops it over 255 vhids): the
+    same text as from the full status, without the counters, plan and older history."""
+
+    async def main() -> None:
+        await daemon.start()
+        for _ in range(3):
+            daemon.force_state("lan", State.MASTER)
+            await daemon.settle()
+            daemon.force_state("lan", State.BACKUP)
+            await daemon.settle()
+
+    asyncio.run(main())
+    view = daemon.view()
+    full, brief = to_json(view), to_json(view, text=True)
+    (vh_full,), (vh_brief,) = full["vhosts"], brief["vhosts"]
+    assert len(vh_full["history"]) > BRIEF_HISTORY
+    assert vh_brief["history"] == vh_full["history"][-BRIEF_HISTORY:]
+    assert vh_full["plan"] and vh_full["host_steps"] and "counters" in vh_full
+    assert "plan" not in vh_brief and "counters" not in vh_brief
+    assert vh_brief["host_steps"] == []  # every step ran in time, without an error
+    assert format_status(brief, now=1.0) == format_status(full, now=1.0)
+    assert len(json.dumps(vh_brief)) < len(json.dumps(vh_full)) / 2

@@ -197,10 +197,9 @@ ALWAYS_SHOWN = ("state_sync", "pools", "ifstated", "config_sync", "realtime")
 def when(wall: float | None, ms: bool = False) -> str | None:
     if wall is None:
         return None
-    if not ms:
-        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall))
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall))
-    return f"{whole}.{int(wall * 1000) % 1000:03d}{time.strftime('%z', time.localtime(wall))}"
+    # One localtime and one strftime: status formats a few of these per vhid.
+    millis = f".{int(wall * 1000) % 1000:03d}" if ms else ""
+    return time.strftime(f"%Y-%m-%dT%H:%M:%S{millis}%z", time.localtime(wall))
 
 
 def accepting(v: VhidView) -> bool | None:
@@ -211,8 +210,58 @@ def accepting(v: VhidView) -> bool | None:
     return v.cfg.protocol != "vrrp3" or v.cfg.accept
 
 
-def vhid_json(v: VhidView) -> dict[str, Any]:
-    cfg, c = v.cfg, v.counters
+# Transitions per vhid in the brief status (carpctl's text shows as many; --json has them all).
+BRIEF_HISTORY = 3
+
+
+def vhid_json(v: VhidView, brief: bool = False) -> dict[str, Any]:
+    """``brief``: what carpctl's text status shows and no more (no counters, peers, groups,
+    pool or plan; the last BRIEF_HISTORY transitions; only the host steps that failed or
+    were late), so that a loop of ``carpctl status`` over 255 vhids stays cheap."""
+    cfg = v.cfg
+    if brief:
+        return {
+            **_vhid_head(v),
+            "history": [r.to_json() for r in v.history[-BRIEF_HISTORY:]],
+            "host_steps": [_step(s) for s in v.host_steps if s.late or s.last_error],
+        }
+    c = v.counters
+    return {
+        **_vhid_head(v),
+        "peers": [str(p) for p in cfg.peers],
+        "groups": list(cfg.all_groups),
+        "pool": (
+            {"name": cfg.pool.name, "bucket": cfg.pool.index, "of": cfg.pool.count}
+            if cfg.pool is not None
+            else None
+        ),
+        "history": [r.to_json() for r in v.history],
+        "counters": {
+            "adverts_sent": c.adverts_sent,
+            "adverts_received": c.adverts_received,
+            "transitions": c.transitions,
+            "dropped": dict(c.dropped),
+        },
+        "host_steps": [_step(s) for s in v.host_steps],
+        "plan": [p.to_json() for p in v.plan],
+    }
+
+
+def _step(s: StepReport) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "runs": s.runs,
+        "failed": s.failed,
+        "late": s.late,
+        "skipped": s.skipped,
+        "last_duration": s.last_duration,
+        "last_error": s.last_error,
+    }
+
+
+def _vhid_head(v: VhidView) -> dict[str, Any]:
+    """What both the full and the brief status show of a vhid."""
+    cfg = v.cfg
     return {
         "name": cfg.name,
         "vhid": cfg.vhid,
@@ -220,16 +269,9 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         "state": v.state.value,
         **v.params,
         "vmac": v.vmac,
-        "peers": [str(p) for p in cfg.peers],
         "diagnostics": [d.to_json() for d in v.diagnostics],
         "demotion": v.demotion,
         "demotion_reasons": [{"reason": r, "amount": a} for r, a in v.demotion_reasons],
-        "groups": list(cfg.all_groups),
-        "pool": (
-            {"name": cfg.pool.name, "bucket": cfg.pool.index, "of": cfg.pool.count}
-            if cfg.pool is not None
-            else None
-        ),
         "preempt": v.preempt,
         "enabled": v.enabled,
         "link_up": v.link_up,
@@ -239,33 +281,14 @@ def vhid_json(v: VhidView) -> dict[str, Any]:
         "last_transition": when(v.last_transition),
         "last_reason": str(v.last_reason) if v.last_reason is not None else None,
         "last_advert_heard": when(v.last_heard, ms=True),  # carpctl status: heard how long ago
-        "history": [r.to_json() for r in v.history],
         "flapping": v.flapping,
-        "counters": {
-            "adverts_sent": c.adverts_sent,
-            "adverts_received": c.adverts_received,
-            "transitions": c.transitions,
-            "dropped": dict(c.dropped),
-        },
-        "host_steps": [
-            {
-                "name": s.name,
-                "runs": s.runs,
-                "failed": s.failed,
-                "late": s.late,
-                "skipped": s.skipped,
-                "last_duration": s.last_duration,
-                "last_error": s.last_error,
-            }
-            for s in v.host_steps
-        ],
-        "plan": [p.to_json() for p in v.plan],
     }
 
 
 def to_json(view: NodeView, text: bool = False) -> dict[str, Any]:
-    """`carpctl status --json`; ``text``: with ``report_lines``, the integrations' lines
-    for carpctl's text status (which cannot import their reports: it knows only this)."""
+    """`carpctl status --json`; ``text``: for carpctl's text status, each vhid brief and
+    with ``report_lines``, the integrations' lines (carpctl cannot import their reports:
+    it knows only this)."""
     shown: dict[str, Any] = {
         **dict.fromkeys(ALWAYS_SHOWN),
         **{name: r.to_json() for name, r in view.reports.items()},
@@ -280,7 +303,7 @@ def to_json(view: NodeView, text: bool = False) -> dict[str, Any]:
         "demotion": dict(view.demotion),
         "groups": dict(view.groups),
         "services": dict(view.services) if view.services is not None else None,
-        "vhosts": [vhid_json(v) for v in view.vhids],
+        "vhosts": [vhid_json(v, brief=text) for v in view.vhids],
         "dropped": {dev: dict(d) for dev, d in view.dropped.items()},
         "actions": [a.to_json() for a in view.actions],
         **shown,
