@@ -13,13 +13,25 @@ backoff at TCP_RTO_MAX (1 s, as the lab tests do; ``--uncapped``: the kernel's o
 production): uncapped, whether a connection rides the 3.0 s or the 6.2 s retransmission
 depends on where the crash fell between adverts more than on the daemon, and two daemons'
 medians differ by a coin flip; capped, data flows again within a second of the takeover
-and its commit, so one backoff step (1 s) is the comparison's resolution. Measured:
+and its commit, so one backoff step (1 s) is the comparison's resolution.
+
+Where the crash falls in the advert interval sets when the backup takes over (2.39 to
+3.39 s after it, for either daemon): with a random moment each, five runs of one daemon
+can fall late and five of the other early, and the comparison measures the dice. So the
+runs are paired (``Phases``): the n-th run of each daemon crashes at the same moment
+after the master's advert as the client's kernel stamped it, one moment in each n-th of
+the interval. Measured:
 
 - survived: connections that still work (a sending one carried a record sent after the
   crash; an idle one echoes a probe), out of all;
 - data again: from the crash until every sending connection carried data again (max),
   and the median over them;
-- takeover: from the crash until the backup logs MASTER (as the line is read);
+- takeover: from the crash until the new master's first advert, stamped by the client's
+  kernel (the same way for both daemons), and the crash's phase: how long after the old
+  master's last advert it fell;
+- data again after the takeover: from that first advert until the last sending
+  connection carried data again: the daemon's own part (a commit, the addresses, the
+  announcements) and the wait for a retransmission;
 - invalid: packets the new master dropped as belonging to no connection it knew: those
   that arrived after its addresses came up but before the commit (keepalived #2254).
   Each costs its connection one more TCP backoff (data flowing seconds later).
@@ -42,10 +54,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import setting_up  # noqa: E402
+from core import setting_up, takeover_on_the_wire  # noqa: E402
 
 from carpd_lab.firewall import TCP_RTO_MAX, FirewallPair  # noqa: E402
-from carpd_lab.netlab import Lab, terminate_on_sigterm  # noqa: E402
+from carpd_lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
+from carpd_lab.probe import sniff  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CONNECTIONS = 1000
@@ -54,10 +67,48 @@ INTERVAL = 0.2  # each sending connection: a record every 200 ms
 # not back by the 25.4 s retransmission is counted as lost.
 WAIT = 30.0
 DAEMONS = ("carpd", "keepalived")
+ADVBASE = 1.0  # the pair's advert interval (carpd_lab.firewall: advbase 1, VRRPv3 1 s)
+FW1, FW2 = "192.0.2.2", "192.0.2.3"  # the nodes' LAN addresses: the adverts' sources
+
+
+class Phases:
+    """When each run crashes the master, as a share of the advert interval after its
+    advert: the n-th run of every daemon at the n-th phase, so that the daemons are
+    compared at the same moments. Stratified: one phase in each n-th of the interval, in
+    a shuffled order (a slow spell of the machine does not meet only the late ones).
+    A run takes its phase when it crashes: one whose set-up failed and is tried again
+    keeps it."""
+
+    def __init__(self, runs: int, rng: random.Random | None = None) -> None:
+        rng = rng or random.Random()
+        self.phases = [(i + rng.random()) / runs for i in range(runs)]
+        rng.shuffle(self.phases)
+        self._taken: dict[str, int] = {}
+
+    def next(self, kind: str) -> float:
+        return self.phases[self._taken.get(kind, 0) % len(self.phases)]
+
+    def take(self, kind: str) -> None:
+        self._taken[kind] = self._taken.get(kind, 0) + 1
+
+
+def crash_at_phase(pair: FirewallPair, watch: LogWatch, phase: float) -> tuple[float, float]:
+    """Crash fw1 ``phase`` of an interval after one of its adverts (the client's kernel
+    stamp, wall clock); returns the crash's (monotonic, wall) moments."""
+    _, line = watch.wait_for(rf"^\S+ (carp|vrrp) {FW1} ", 2 * ADVBASE + 1, watch.mark())
+    at = float(line.split()[0]) + phase * ADVBASE
+    while at < time.time() + 0.005:  # the line came late: the next interval's moment
+        at += ADVBASE
+    time.sleep(at - time.time())
+    crashed = pair.crash(pair.fw[0])
+    return crashed, crashed + time.time() - time.monotonic()
 
 
 def one(
-    kind: str, connections: int = CONNECTIONS, rto_max: float | None = TCP_RTO_MAX
+    kind: str,
+    connections: int = CONNECTIONS,
+    rto_max: float | None = TCP_RTO_MAX,
+    phases: Phases | None = None,
 ) -> dict[str, Any]:
     with Lab("bfw") as lab:
         with setting_up(f"{kind} firewall pair, {connections} connections synced"):
@@ -65,27 +116,32 @@ def one(
             pair.start()
             flows = pair.flows(tcp=connections, active=connections // 2, interval=INTERVAL)
             pair.wait_synced(connections, WAIT)
-        time.sleep(random.random())  # a random moment between the master's adverts
-        backup_log = pair.keepalived[1].log if kind == "keepalived" else pair.fw[1].log
-        assert backup_log is not None
-        start = backup_log.mark()
-        crashed = pair.crash(pair.fw[0])
+            watch = sniff(pair.client, "--times")
+        phase = phases.next(kind) if phases is not None else random.random()
+        start = watch.mark()
+        crashed, wall = crash_at_phase(pair, watch, phase)
+        if phases is not None:
+            phases.take(kind)
         since = flows.mark(crashed)
-        master = r"\(lan\) Entering MASTER STATE" if kind == "keepalived" else r"lan: .*-> MASTER"
-        backup_log.wait_for(master, WAIT, start)
-        takeover = time.monotonic() - crashed
+        watch.wait_for(rf"^\S+ (carp|vrrp) {FW2} ", WAIT, start)
+        last, first = takeover_on_the_wire(watch.lines, FW1, FW2, wall)
+        takeover = first - wall
         with contextlib.suppress(TimeoutError):  # some never came back: the report says
             flows.wait_resumed(WAIT, since)
         report = flows.report(5.0)
         invalid = pair.invalid(pair.fw[1])
         back = [r for r in report["resumed"] if r is not None]
+        again = max(back) if back else float("nan")
         return {
             "connections": report["connections"],
             "survived": report["working"],
             "lost": report["connections"] - report["working"],
-            "data_again_max_s": max(back) if back else float("nan"),
+            "data_again_max_s": again,
             "data_again_median_s": statistics.median(back) if back else float("nan"),
             "takeover_s": round(takeover, 3),
+            "phase": phase,  # the one asked for (Phases), which pairs the daemons' runs
+            "phase_s": round(wall - last, 3),  # the crash, after the old master's last advert
+            "after_takeover_s": round(again - takeover, 3),
             "invalid_on_new_master": invalid,
             "errors": report["errors"],
             "server_accepts": len(flows.server_events("accept")),
@@ -96,20 +152,46 @@ def one(
 def table(raw: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
         "| daemon + conntrackd | runs | survived (every run) | data flowing again, s: "
-        "median of runs' max / worst run | takeover, s: median / max | invalid drops on the "
-        "new master, per run |",
-        "|---|---:|---:|---:|---:|---|",
+        "median of runs' max / worst run | takeover, s: median / max | data again after "
+        "the takeover, s: median / max | invalid drops on the new master, per run |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for kind, samples in raw.items():
         survived = ", ".join(f"{s['survived']}/{s['connections']}" for s in samples)
-        again = [s["data_again_max_s"] for s in samples]
-        take = [s["takeover_s"] for s in samples]
+        cells = [
+            f"{statistics.median(v):.2f} / {max(v):.2f}"
+            for v in (
+                [s["data_again_max_s"] for s in samples],
+                [s["takeover_s"] for s in samples],
+                [s["after_takeover_s"] for s in samples],
+            )
+        ]
         lines.append(
-            f"| {kind} | {len(samples)} | {survived} | {statistics.median(again):.2f} / "
-            f"{max(again):.2f} | {statistics.median(take):.2f} / {max(take):.2f} | "
+            f"| {kind} | {len(samples)} | {survived} | {' | '.join(cells)} | "
             f"{', '.join(str(s['invalid_on_new_master']) for s in samples)} |"
         )
     return "\n".join(lines)
+
+
+def paired(raw: dict[str, list[dict[str, Any]]]) -> str:
+    """Run by run, both daemons at the same phase: data flowing again (the last
+    connection), in seconds after the crash."""
+    kinds = list(raw)
+    rows = [f"| phase | {' | '.join(kinds)} |", "|---:|" + "---:|" * len(kinds)]
+    by_phase: dict[float, dict[str, dict[str, Any]]] = {}
+    for kind, samples in raw.items():
+        for r in samples:
+            by_phase.setdefault(r["phase"], {})[kind] = r
+    for phase, runs in sorted(by_phase.items()):
+        cells = [
+            f"{runs[k]['data_again_max_s']:.2f} (crash {runs[k]['phase_s']:.2f} s after an "
+            f"advert, takeover {runs[k]['takeover_s']:.2f})"
+            if k in runs
+            else "-"
+            for k in kinds
+        ]
+        rows.append(f"| {phase:.2f} | {' | '.join(cells)} |")
+    return "\n".join(rows)
 
 
 def main() -> int:
@@ -123,11 +205,12 @@ def main() -> int:
     rto_max = None if args.uncapped else TCP_RTO_MAX
     restore = terminate_on_sigterm()
     raw: dict[str, list[dict[str, Any]]] = {k: [] for k in DAEMONS}
+    phases = Phases(args.runs)
     try:
         for i in range(args.runs):
             for kind in DAEMONS:  # alternating, so a slow spell hits both
                 t0 = time.monotonic()
-                r = one(kind, args.connections, rto_max)
+                r = one(kind, args.connections, rto_max, phases)
                 raw[kind].append(r)
                 print(f"[{kind}] run {i + 1}/{args.runs} ({time.monotonic() - t0:.0f} s): {r}")
     except KeyboardInterrupt:
@@ -135,7 +218,7 @@ def main() -> int:
         return 130
     finally:
         restore()
-    text = table(raw)
+    text = table(raw) + "\n\n" + paired(raw)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "firewall.md").write_text(text + "\n")

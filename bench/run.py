@@ -331,11 +331,14 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     # A MASTER keeps what it owns: an address deleted under it, a client stale after a resume.
     out.append(("address deleted on the MASTER, carpd", keep.deleted_summary, runs))
     out.append(("stale client after the MASTER's resume, carpd", keep.resume, runs))
-    for kind in firewall.DAEMONS:  # 1,000 connections through a firewall pair, crash
+    # 1,000 connections through a firewall pair, crash: the daemons' n-th runs crash at
+    # the same moment of the advert interval (firewall.Phases).
+    phases = firewall.Phases(runs)
+    for kind in firewall.DAEMONS:
         out.append(
             (
                 f"firewall pair, {kind} + conntrackd",
-                lambda k=kind: firewall.one(k, FIREWALL_CONNECTIONS),
+                lambda k=kind: firewall.one(k, FIREWALL_CONNECTIONS, phases=phases),
                 runs,
             )
         )
@@ -697,9 +700,17 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
             + "; ".join(f"{k} {runs('firewall pair, ' + k)}" for k in pairs)
             + f". TCP's backoff capped at {firewall.TCP_RTO_MAX:g} s on the client and the "
             "server (TCP_RTO_MAX, as the lab tests do), so a connection carries data again "
-            "within a second of the takeover and its commit.",
+            "within a second of the takeover and its commit. Takeover: from the crash to the "
+            "new master's first advert, stamped by the client's kernel. The daemons' runs "
+            "are paired: the n-th of each crashed at the same moment after the master's "
+            "advert (the phase, a share of the 1 s interval: n runs, one in each n-th), "
+            "which sets when the backup takes over.",
             "",
             firewall.table(pairs),
+            "",
+            "Data flowing again (s after the crash), run by run at the same phase:",
+            "",
+            firewall.paired(pairs),
         ]
     pooled = [s for n, ss in results.items() if n.startswith("balance") for s in ss]
     if pooled:

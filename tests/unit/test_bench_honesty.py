@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -222,6 +223,33 @@ def test_data_flowing_again_compares_worst_runs_within_one_backoff_step() -> Non
         [_fw(3.6), _fw(3.6), _fw(4.9)], [_fw(3.7), _fw(3.7), _fw(3.8)], 1.0
     )
     assert not ok
+
+
+def test_the_firewall_runs_are_paired_at_stratified_phases() -> None:
+    """Both daemons' n-th runs crash at the same phase of the advert interval, one phase
+    in each n-th of it; a run whose set-up failed is tried again at its phase."""
+    phases = run.firewall.Phases(5, random.Random(1))
+    assert sorted(int(p * 5) for p in phases.phases) == [0, 1, 2, 3, 4]
+    seen: dict[str, list[float]] = {"carpd": [], "keepalived": []}
+    for i in range(5):
+        for kind in seen:
+            if i == 2 and kind == "carpd":
+                assert phases.next(kind) == phases.phases[2]  # set-up failed: not taken
+            seen[kind].append(phases.next(kind))
+            phases.take(kind)
+    assert seen["carpd"] == seen["keepalived"] == phases.phases
+
+
+def test_the_paired_table_puts_each_phase_on_one_row() -> None:
+    def fw(phase: float, again: float) -> dict[str, Any]:
+        return {"phase": phase, "phase_s": phase, "data_again_max_s": again, "takeover_s": 3.0}
+
+    text = run.firewall.paired(
+        {"carpd": [fw(0.7, 3.2), fw(0.1, 4.1)], "keepalived": [fw(0.1, 4.3), fw(0.7, 3.1)]}
+    )
+    rows = text.splitlines()[2:]
+    assert rows[0].startswith("| 0.10 | 4.10 ") and "| 4.30 " in rows[0]
+    assert rows[1].startswith("| 0.70 | 3.20 ") and "| 3.10 " in rows[1]
 
 
 def test_only_picks_the_scenarios_by_label() -> None:
