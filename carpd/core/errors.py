@@ -84,6 +84,15 @@ class Replayed(PacketError):
     reason = "replayed"
 
 
+class Duplicate(PacketError):
+    """replay_protection: the very advert last accepted from this source, again (a frame
+    delivered twice: a switch, or carpd's own two sockets while a peer moves between
+    them). Refused like a replay, since it would refresh a dead master, but not a sign
+    of one: an attacker's verbatim copy of the latest advert changes nothing either."""
+
+    reason = "duplicate"
+
+
 class BadAddressCount(PacketError):
     """VRRPv3: a count of addresses of 0, or more than the packet holds."""
 
@@ -109,6 +118,7 @@ DROP_REASONS: tuple[str, ...] = (
     OwnAdvert.reason,
     NotAPeer.reason,
     Replayed.reason,
+    Duplicate.reason,
     BadAddressCount.reason,
     BadInterval.reason,
 )

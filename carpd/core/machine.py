@@ -13,7 +13,7 @@ from typing import Any, Literal
 from carpd.core.actions import Announce, SendAdvert
 from carpd.core.auth import Authenticator
 from carpd.core.demotion import demote_byte, demoted_advskew
-from carpd.core.errors import NotAPeer, OwnAdvert, Replayed
+from carpd.core.errors import Duplicate, NotAPeer, OwnAdvert, Replayed
 from carpd.core.model import IPAddress, Reason, State
 from carpd.core.packet import BOW_OUT_ADVBASE, BOW_OUT_ADVSKEW, CarpPacket
 from carpd.core.router import DELAYED_ANNOUNCE_ADVERTS, Router
@@ -65,7 +65,7 @@ class VirtualHost(Router[CarpPacket]):
         self.settings = settings
         self._auth = auth
         self._counter = counter_start & 0xFFFFFFFFFFFFFFFF
-        self._last_counter: dict[IPAddress, int] = {}
+        self._last_accepted: dict[IPAddress, CarpPacket] = {}  # replay_protection
         self._reassert_after = float("-inf")
 
     def params(self) -> dict[str, Any]:
@@ -135,10 +135,12 @@ class VirtualHost(Router[CarpPacket]):
             raise OwnAdvert(f"our own advert from {src} came back")
         if s.replay_protection:
             # Only after the HMAC: a forged counter must not poison the record.
-            last = self._last_counter.get(src)
-            if last is not None and pkt.counter <= last:
-                raise Replayed(f"counter {pkt.counter:#x} from {src} not above {last:#x}")
-            self._last_counter[src] = pkt.counter
+            last = self._last_accepted.get(src)
+            if last is not None and pkt.counter <= last.counter:
+                if pkt == last:
+                    raise Duplicate(f"counter {pkt.counter:#x} from {src}, already heard")
+                raise Replayed(f"counter {pkt.counter:#x} from {src} not above {last.counter:#x}")
+            self._last_accepted[src] = pkt
         self._heard(now, pkt.advbase + pkt.advskew / 256)
         if self.state is State.MASTER:
             self._master_receives(pkt, family, src, now)

@@ -12,7 +12,7 @@ import pytest
 from helpers_core import PEER_SRC, Peer, ip, make_vhost
 
 from carpd.config import load_config
-from carpd.core.errors import BadHMAC, NotAPeer, Replayed
+from carpd.core.errors import BadHMAC, Duplicate, NotAPeer, Replayed
 from carpd.core.model import State
 from carpd.core.packet import VRRP_TOS, build_ipv4
 from carpd.core.receive import Datagram, ipv4_datagram
@@ -52,6 +52,23 @@ def test_replay_protection_refuses_a_counter_that_does_not_increase() -> None:
     # A fresh advert from the same peer still counts.
     vh.receive(peer.advert(advskew=0), 4, PEER_SRC, 3.7)
     assert vh.state is State.BACKUP
+
+
+def test_the_last_advert_heard_twice_is_a_duplicate_refused_without_a_replays_alarm() -> None:
+    """A frame delivered twice (a switch; carpd's two sockets while a new peer moves to
+    its own): refused, as a replay of it would keep a dead master alive, but as a
+    duplicate. A copy of it with another advskew is still a replay."""
+    vh = make_vhost(advskew=100, replay_protection=True)
+    vh.start(0.0)
+    vh.drain()
+    advert = Peer().advert(advskew=0)
+    vh.receive(advert, 4, PEER_SRC, 1.0)
+    timer = vh.get_timer()
+    with pytest.raises(Duplicate):
+        vh.receive(advert, 4, PEER_SRC, 3.0)
+    assert vh.get_timer() == timer  # it refreshed nothing
+    with pytest.raises(Replayed):
+        vh.receive(dataclasses.replace(advert, advskew=1), 4, PEER_SRC, 3.1)
 
 
 def test_without_replay_protection_the_same_replay_moves_the_master() -> None:

@@ -179,7 +179,8 @@ class Intake:
 
     def _refilter(self, inlet: Inlet) -> None:
         # The peers socket takes the new source first: for a moment both may deliver
-        # one of its adverts (harmless), never neither.
+        # one of its adverts, never neither. The second copy is harmless (with
+        # replay_protection, refused as a duplicate).
         sources = [*inlet.pinned, *inlet.known]
         inlet.peers.set_filter(bpf.source_filter(inlet.family, sources, accept=True))
         inlet.others.set_filter(bpf.source_filter(inlet.family, sources, accept=False))

@@ -29,6 +29,10 @@ HINTS = {
     "not_a_peer": "adverts for vhid {vhid} from {src}, which is not in peers",
 }
 
+# Refusals that say nothing is wrong, logged at debug only: a vhid this node does not
+# run, and a frame delivered twice.
+QUIET = frozenset({"unknown_vhid", "duplicate"})
+
 # The receive path's view of a vhid (Vhost.member).
 MEMBER = operator.attrgetter("member")
 
@@ -165,5 +169,5 @@ class Receiver:
         if hidden is None:
             return
         more = f" ({hidden} more suppressed)" if hidden else ""
-        level = logging.DEBUG if err.reason == "unknown_vhid" else logging.WARNING
+        level = logging.DEBUG if err.reason in QUIET else logging.WARNING
         log.log(level, "carp: %s from %s on %s: %s%s", err.reason, src, dev.name, err, more)
