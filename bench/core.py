@@ -397,12 +397,13 @@ def carpctl_status_ms(node: Node) -> float:
 def interpreter_floor() -> dict[str, float]:
     """What Python alone costs here, the floor under carpd's RSS and start-up: RSS and
     spawn-to-exit of ``python -c pass``, and RSS once asyncio, hmac, pydantic and
-    pyroute2's rtnetlink (what carpd imports before its first line) are loaded."""
+    pyroute2's rtnetlink (what carpd imports before its first line) are loaded, pyroute2
+    as carpd loads it: through carpd.linux.rtnl, without the package's ``__init__``."""
     # VmRSS of the process itself (ru_maxrss would carry the forking parent's over exec).
     rss = "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
     out: dict[str, float] = {}
     for key, imports in (("python", ""), ("imports", "import asyncio, hmac, pydantic, "
-                                                     "pyroute2.iproute.linux; ")):  # fmt: skip
+                                                     "carpd.linux.rtnl; ")):  # fmt: skip
         runs = []
         for _ in range(VERSION_SPAWNS):
             t0 = time.perf_counter()

@@ -16,7 +16,8 @@ sends conntrackd an event for each, as for a burst of real connections). Measure
   growing, if it never got there;
 - resync: the backup's conntrackd killed: from the kill until carpd's "bulk done", the
   backup's count then, and until it held the whole table again;
-- the crash: fw1 crashed at a random moment between adverts: takeover (crash to fw2's
+- the crash: fw1 crashed at a moment between adverts, the same for each kind's n-th run
+  (bench/firewall.py's Phases, one in each n-th of the interval): takeover (crash to fw2's
   MASTER line), ``conntrackd -c``'s duration on fw2 and whether carpd gave up waiting
   for it (the addresses went up over a half-committed table), the real flows (survived,
   data flowing again: the worst connection and the median), packets fw2 dropped as
@@ -50,12 +51,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core import SetupError, setting_up  # noqa: E402
+from firewall import Phases, crash_at_phase  # noqa: E402
 
 from carpd_lab import bounds  # noqa: E402
 from carpd_lab.cluster import Node, line_time  # noqa: E402
 from carpd_lab.conntrackd_stats import peer_connections  # noqa: E402
 from carpd_lab.firewall import LAN_VIP, TCP_RTO_MAX, FirewallPair, fill_lines  # noqa: E402
 from carpd_lab.netlab import Host, Lab, terminate_on_sigterm  # noqa: E402
+from carpd_lab.probe import sniff  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SIZES = (10_000, 100_000, 250_000, 500_000, 1_000_000)  # 250k: the most a default host holds
@@ -208,6 +211,7 @@ def one(
     stall: bool = False,
     overrun_resync: int | None = None,
     rto_max: float | None = TCP_RTO_MAX,
+    phases: Phases | None = None,
 ) -> dict[str, Any]:
     """One run: ``daemon`` (carpd, or keepalived with primary-backup.sh) and conntrackd
     with the external cache (``commit``) or without (``direct``: carpd only, as the stock
@@ -282,14 +286,19 @@ def one(
             result["resync"] = None
         # The crash.
         usage = Usage(pair)
-        with setting_up("watching fw2's addresses"):
+        with setting_up("watching fw2's addresses and the adverts"):
             addresses = pair.watch_addresses(fw2)
+            watch = sniff(pair.client, "--times")
         log = pair.keepalived[1].log if daemon == "keepalived" else fw2.log
         assert log is not None
-        time.sleep(random.random())  # a random moment between the master's adverts
+        # The same moment after the master's advert for each kind's n-th run (Phases).
+        key = f"{daemon} {mode}"
+        phase = phases.next(key) if phases is not None else random.random()
         mark = log.mark()
-        wall = time.time()
-        crashed = pair.crash(fw1)
+        crashed, wall = crash_at_phase(pair, watch, phase)
+        if phases is not None:
+            phases.take(key)
+        result["phase"] = phase
         since = fl.mark(crashed)
         master = r"\(lan\) Entering MASTER STATE" if daemon == "keepalived" else r"lan: .*-> MASTER"
         _, line = log.wait_for(master, WAIT, mark)
@@ -445,6 +454,7 @@ def main() -> int:
     raw: list[dict[str, Any]] = []
     try:
         for size in (int(s) for s in args.sizes.split(",")):
+            phases = Phases(args.runs)  # each kind's n-th run crashes at the same phase
             for i in range(args.runs):
                 for daemon, mode, _ in kinds:
                     t0 = time.monotonic()
@@ -459,6 +469,7 @@ def main() -> int:
                             args.stall,
                             args.overrun_resync,
                             None if args.uncapped else TCP_RTO_MAX,
+                            phases,
                         )
                     except (SetupError, TooBig) as e:
                         print(f"{what}: not run: {e}", flush=True)
