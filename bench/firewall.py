@@ -119,9 +119,11 @@ def one(
             watch = sniff(pair.client, "--times")
         phase = phases.next(kind) if phases is not None else random.random()
         start = watch.mark()
-        crashed, wall = crash_at_phase(pair, watch, phase)
-        if phases is not None:
-            phases.take(kind)
+        try:
+            crashed, wall = crash_at_phase(pair, watch, phase)
+        finally:  # a run lost here is not tried again: the next one takes the next phase
+            if phases is not None:
+                phases.take(kind)
         since = flows.mark(crashed)
         watch.wait_for(rf"^\S+ (carp|vrrp) {FW2} ", WAIT, start)
         last, first = takeover_on_the_wire(watch.lines, FW1, FW2, wall)

@@ -295,9 +295,11 @@ def one(
         key = f"{daemon} {mode}"
         phase = phases.next(key) if phases is not None else random.random()
         mark = log.mark()
-        crashed, wall = crash_at_phase(pair, watch, phase)
-        if phases is not None:
-            phases.take(key)
+        try:
+            crashed, wall = crash_at_phase(pair, watch, phase)
+        finally:  # a run lost here is not tried again: the next one takes the next phase
+            if phases is not None:
+                phases.take(key)
         result["phase"] = phase
         since = fl.mark(crashed)
         master = r"\(lan\) Entering MASTER STATE" if daemon == "keepalived" else r"lan: .*-> MASTER"
