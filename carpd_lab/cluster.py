@@ -15,6 +15,8 @@ from carpd.ctl.main import Unreachable, request
 from carpd_lab import bounds
 from carpd_lab.netlab import Host, Lab, LogWatch, carpd_argv
 
+LOG_TAIL = 40  # lines of a node's log shown when a wait for one of them times out
+
 
 @dataclass
 class VhidSpec:
@@ -169,7 +171,11 @@ class Node:
 
     def wait_log(self, pattern: str, timeout: float = 10.0, start: int = 0) -> tuple[int, str]:
         assert self.log is not None
-        return self.log.wait_for(pattern, timeout, start)
+        try:
+            return self.log.wait_for(pattern, timeout, start)
+        except TimeoutError as e:  # what carpd said meanwhile: the failure's own evidence
+            tail = "\n".join(self.log.lines[start:][-LOG_TAIL:]) or "(nothing)"
+            raise TimeoutError(f"{self.name}: {e}; its log from the mark:\n{tail}") from None
 
     def wait_ready(self, timeout: float = bounds.START_UP) -> None:
         """Block until the control socket answers (carpctl works from then on).
