@@ -476,6 +476,10 @@ def test_a_5_s_flood_of_forged_and_replayed_adverts_changes_no_state(lab: Lab) -
         # so n1 only sees, and refuses, the forged advert from the attacker's address.
         # A copy of a datagram refused in the last second is skipped unread and counted
         # as repeated on the carpdev: counted with the rest, for no reason of its own.
+        # A replay byte-identical to the master's last advert (the advskew 0 copy, before
+        # the master's next advert) is refused as a duplicate: a replay all the same.
+        if "duplicate" in dropped:
+            dropped["replayed"] = dropped.get("replayed", 0) + dropped.pop("duplicate")
         if node is n2:
             want = {"bad_hmac": sent * 4 // 6, "replayed": sent * 2 // 6}
         else:
