@@ -36,6 +36,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
 )
 
+from import_cost import FLOORS  # noqa: E402
+
 from carpd.core.timing import master_down_interval  # noqa: E402
 from carpd_lab.cluster import Node, VhidSpec, line_time  # noqa: E402
 from carpd_lab.netlab import Host, Lab, LogWatch, carpd_argv  # noqa: E402
@@ -366,7 +368,19 @@ def startup() -> dict[str, Any]:
         "advert_ms": advert_ms,
         "advert_own_ms": advert_ms - 1000 * master_down_interval(ADVBASE, 0),
         "version_ms": statistics.median(version_wall_ms() for _ in range(VERSION_SPAWNS)),
+        **own_import_cost(),
     }
+
+
+def own_import_cost() -> dict[str, float]:
+    """bench/import_cost.py's split of carpd's own imports (median of 5 processes)."""
+    script = Path(__file__).with_name("import_cost.py")
+    argv = [sys.executable, str(script)]
+    runs = [
+        json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+        for _ in range(VERSION_SPAWNS)
+    ]
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
 
 
 def cache_bytecode() -> None:
@@ -395,21 +409,28 @@ def carpctl_status_ms(node: Node) -> float:
 
 
 def interpreter_floor() -> dict[str, float]:
-    """What Python alone costs here, the floor under carpd's RSS and start-up: RSS and
-    spawn-to-exit of ``python -c pass``, and RSS once asyncio, hmac, pydantic and
-    pyroute2's rtnetlink (what carpd imports before its first line) are loaded, pyroute2
-    as carpd loads it: through carpd.linux.rtnl, without the package's ``__init__``."""
+    """What Python alone costs here, the floor under carpd's RSS and start-up, as RSS and
+    the time from the spawn to the end of the work (the process stamps it, as carpd
+    stamps its BACKUP line: the interpreter's exit is not part of it): ``python -c
+    pass``; once asyncio, hmac, pydantic and pyroute2's rtnetlink (what carpd imports
+    before its first line) are loaded, pyroute2 as carpd loads it (through
+    carpd.linux.rtnl, without the package's ``__init__``); and once one pydantic model
+    is built and validated too (pydantic loads its schema machinery at a program's first
+    model, so every carpd start pays it)."""
     # VmRSS of the process itself (ru_maxrss would carry the forking parent's over exec).
-    rss = "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
+    stamp = (
+        "\nimport time; print(time.time(), "
+        "open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
+    )
     out: dict[str, float] = {}
-    for key, imports in (("python", ""), ("imports", "import asyncio, hmac, pydantic, "
-                                                     "carpd.linux.rtnl; ")):  # fmt: skip
+    for key, code in FLOORS.items():
         runs = []
         for _ in range(VERSION_SPAWNS):
-            t0 = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", imports + rss], check=True,
+            t0 = time.time()  # the clock of the stamp, as startup() times carpd's lines
+            done = subprocess.run([sys.executable, "-c", code + stamp], check=True,
                                   capture_output=True, text=True)  # fmt: skip
-            runs.append((1000 * (time.perf_counter() - t0), int(done.stdout) / 1024))
+            at, rss = done.stdout.split()
+            runs.append((1000 * (float(at) - t0), int(rss) / 1024))
         out[f"{key}_ms"] = statistics.median(r[0] for r in runs)
         out[f"{key}_rss_mib"] = statistics.median(r[1] for r in runs)
     return out

@@ -77,13 +77,42 @@ STARTUP_ROWS = {  # core.startup's keys
     "advert_ms": "the first advert on the wire (MASTER after 3 s alone)",
     "advert_own_ms": "that advert, less the 3 s master-down interval",
     "version_ms": "the exit of `carpd --version` (median of 5 spawns)",
-    "python_ms": "the floor: the exit of `python -c pass` (median of 5)",
-    "imports_ms": "the floor: the exit of a python importing asyncio, hmac, pydantic and "
+    "python_ms": "the floor: the end of `python -c pass` (its own stamp; median of 5)",
+    "imports_ms": "the floor: the end of a python importing asyncio, hmac, pydantic and "
     "pyroute2's rtnetlink as carpd does (median of 5)",
+    "model_ms": "the floor: the same, and one pydantic model built and validated (pydantic "
+    "loads its schema machinery at the first model) (median of 5)",
 }
 STARTUP_TARGET_MS = 150.0  # issue 32: spawn -> BACKUP
 RSS_TARGETS_MIB = {1: 30.0, 255: 35.0}  # issue 32: RSS of carpd with this many vhids
 STATUS_TARGET_MS = 100.0  # issue 32: `carpctl status`, command to printed answer
+
+
+def rss_floor(results: dict[str, list[dict[str, Any]]]) -> str:
+    """The start-up run's RSS floors, for the scale section."""
+    runs = results.get("start-up, carpd", [{}])
+    if "imports_rss_mib" not in runs[0]:
+        return "not measured in this run."
+    m = medians(runs)
+    model = (f"; and once it has built one pydantic model, as carpd's config does: "
+             f"{m['model_rss_mib']:.1f} MiB" if "model_rss_mib" in m else "")  # fmt: skip
+    return f"{m['imports_rss_mib']:.1f} MiB{model} (`python -c pass`: {m['python_rss_mib']:.1f})."
+
+
+def own_import_cost(m: dict[str, Any]) -> list[str]:
+    """bench/import_cost.py's split of carpd's own imports, below the start-up table."""
+    if "own_import_ms" not in m:
+        return []  # an older result
+    rest = m["own_import_ms"] - m["own_dataclasses_ms"] - m["own_models_ms"]
+    return [
+        "",
+        f"carpd's own imports, above the top floor and in the same process (bench/"
+        f"import_cost.py, median of 5): {m['own_import_ms']:.0f} ms, of which building "
+        f"its dataclasses {m['own_dataclasses_ms']:.0f} ms (each compiles its generated "
+        f"methods as its class is made), its pydantic config models "
+        f"{m['own_models_ms']:.0f} ms, and reading and running its {m['own_modules']:.0f} "
+        f"modules {rest:.0f} ms.",
+    ]
 
 
 def progress(text: str) -> None:
@@ -670,6 +699,7 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
             lines.append(
                 f"| {label} | {len(startup)} | {s[key]['median']:.0f} | {s[key]['max']:.0f} |"
             )
+        lines += own_import_cost(medians(startup))
     deleted = results.get("address deleted on the MASTER, carpd")
     stale = results.get("stale client after the MASTER's resume, carpd")
     if deleted and stale:
@@ -732,12 +762,7 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
         "`carpctl status`: command to printed answer, a new process each time (median of "
         "5 per run). RSS floor: a python that has imported asyncio, hmac, pydantic and "
         "pyroute2's rtnetlink as carpd does, what it loads before its first line: "
-        + (
-            f"{medians(results['start-up, carpd'])['imports_rss_mib']:.1f} MiB "
-            f"(`python -c pass`: {medians(results['start-up, carpd'])['python_rss_mib']:.1f})."
-            if "imports_rss_mib" in results.get("start-up, carpd", [{}])[0]
-            else "not measured in this run."
-        ),
+        + rss_floor(results),
         "",
         "| scenario | runs | processes | CPU % of one core | RSS MiB | carpctl status ms |",
         "|---|---|---:|---:|---:|---:|",
@@ -1023,9 +1048,13 @@ def level_targets(t: Targets) -> None:
         m = medians(results[up])
         if "imports_rss_mib" not in m:
             return "floor not measured in this run"
-        return (f"floor: python -c pass {m['python_rss_mib']:.1f} MiB, {m['python_ms']:.0f} ms;"
+        text = (f"floor: python -c pass {m['python_rss_mib']:.1f} MiB, {m['python_ms']:.0f} ms;"
                 f" with asyncio, hmac, pydantic and rtnetlink imported {m['imports_rss_mib']:.1f}"
                 f" MiB, {m['imports_ms']:.0f} ms")  # fmt: skip
+        if "model_rss_mib" in m:
+            text += (f"; and one pydantic model built {m['model_rss_mib']:.1f} MiB,"
+                     f" {m['model_ms']:.0f} ms")  # fmt: skip
+        return text
 
     for count, limit in RSS_TARGETS_MIB.items():
         name = f"scale, carpd, {count} vhids"

@@ -7,8 +7,10 @@ shown unmet."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -287,6 +289,8 @@ def test_an_rss_target_missed_shows_the_interpreters_floor_beside_it() -> None:
                 "python_ms": 26.0,
                 "imports_rss_mib": 37.4,
                 "imports_ms": 250.0,
+                "model_rss_mib": 41.9,
+                "model_ms": 290.0,
             }
         ],
     }
@@ -295,3 +299,27 @@ def test_an_rss_target_missed_shows_the_interpreters_floor_beside_it() -> None:
     assert rss.startswith("- [ ] ") and "43.1 MiB" in rss and "imported 37.4 MiB" in rss
     spawn = next(x for x in lines if "spawn to BACKUP under 150 ms" in x)
     assert spawn.startswith("- [ ] ") and "300 ms" in spawn and "python -c pass 10.5 MiB" in spawn
+    # pydantic's first model is a floor of its own: every carpd start builds one.
+    assert "one pydantic model built 41.9 MiB, 290 ms" in spawn
+    assert "built one pydantic model, as carpd's config does: 41.9 MiB" in run.rss_floor(results)
+
+
+def test_carpds_own_start_up_is_split_by_stage_below_the_start_up_table() -> None:
+    cost = {"own_import_ms": 95.0, "own_dataclasses_ms": 39.0, "own_models_ms": 27.0,
+            "own_modules": 100}  # fmt: skip
+    text = " ".join(run.own_import_cost(cost))
+    assert "95 ms, of which building its dataclasses 39 ms" in text
+    assert "pydantic config models 27 ms" in text and "its 100 modules 29 ms" in text
+    assert run.own_import_cost({"backup_ms": 300.0}) == []  # a result from before the split
+
+
+def test_the_import_cost_script_times_carpds_imports_in_stages_that_add_up() -> None:
+    script = Path(run.__file__).with_name("import_cost.py")
+    done = subprocess.run([sys.executable, str(script)], check=True, capture_output=True,
+                          text=True)  # fmt: skip
+    cost = json.loads(done.stdout)
+    # carpd defines dozens of dataclasses and its config models: each stage took time,
+    # and together they took less than the whole import they happened in.
+    assert cost["own_modules"] >= 50
+    assert cost["own_dataclasses_ms"] > 0 and cost["own_models_ms"] > 0
+    assert cost["own_dataclasses_ms"] + cost["own_models_ms"] < cost["own_import_ms"]
