@@ -37,12 +37,14 @@ import keep  # noqa: E402
 import scale_sync  # noqa: E402
 import trackers  # noqa: E402
 import vrrp  # noqa: E402
+import where  # noqa: E402
 
 from carpd_lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
 from carpd_lab.probe import sniff  # noqa: E402
 
 RESULTS = BENCH / "results"
 SCALE_SECONDS = 30.0
+WHERE = "10 ms, where carpd's time goes (16 VRIDs)"  # bench/where.py
 FLOOD_SECONDS = 10.0
 JITTER_SECONDS = 60.0
 FLOOD_RATES = (1_000, 10_000, 50_000, 200_000, 0)  # 0: as fast as the attacker can send
@@ -408,6 +410,7 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
                 others,
             )
         )
+    out.append((WHERE, lambda: where.profile(JITTER_SECONDS), others))
     for kind in ("carpd", "keepalived"):
         out.append(
             (
@@ -1126,6 +1129,40 @@ def ten_ms_markdown(
                 f"| {name} | {runs(name)} | {r['seconds']:.0f} | "
                 f"{r['master_transitions']} | {r['backup_transitions']} |"
             )
+    return lines + where_markdown(results, runs)
+
+
+WHERE_STAGES = {  # bench/where.py's stages, as the table names them
+    "wakeup": "the wakeup: epoll_wait returning (the kernel's switch back to carpd)",
+    "loop": "asyncio's own Python (its ready queue, its handles)",
+    "timer": "the timer: reading the timerfd, arming it again",
+    "send": "the adverts' sendto (the kernel's IP and veth path)",
+    "core": "the core: the decision and the advert",
+    "runtime": "the runtime's bookkeeping (transmit, vhosts, events)",
+    "other": "the rest of carpd (netlink, link watch)",
+}
+
+
+def where_markdown(
+    results: dict[str, list[dict[str, Any]]], runs: Callable[[str], str]
+) -> list[str]:
+    """bench/where.py's stages of carpd's time at 16 VRIDs and 10 ms."""
+    if WHERE not in results:
+        return []
+    r = medians(results[WHERE])
+    lines = [
+        "",
+        f"Where carpd's time goes at 16 VRIDs and 10 ms (bench/where.py: py-spy, "
+        f"{where.RATE} samples a second of the process on a CPU, a syscall's time on the "
+        f"line that made it; runs: {runs(WHERE)}, medians; {r['samples']:.0f} samples and "
+        f"{r['cpu_pct']:.2f} % of a core in the window, sampler included):",
+        "",
+        "| stage | share of the samples | % of one core |",
+        "|---|---:|---:|",
+    ]
+    for stage, label in WHERE_STAGES.items():
+        share = r[f"share {stage}"]
+        lines.append(f"| {label} | {100 * share:.0f} % | {share * r['cpu_pct']:.2f} |")
     return lines
 
 

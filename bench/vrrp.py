@@ -40,7 +40,7 @@ from core import (  # noqa: E402
 
 from carpd_lab.cluster import Node, VhidSpec, line_time, start_master_first  # noqa: E402
 from carpd_lab.keepalived import Keepalived, instance  # noqa: E402
-from carpd_lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
+from carpd_lab.netlab import Host, Lab, LogWatch, terminate_on_sigterm  # noqa: E402
 from carpd_lab.probe import Pinger, sniff  # noqa: E402
 
 VIP = "192.0.2.200"
@@ -156,6 +156,20 @@ def one(impl: str, interval: float, backup_priority: int = 100) -> dict[str, Any
         return run(lab, interval, backup_priority)
 
 
+def carpd_master_of_16(lab: Lab, host: Host, realtime: bool = False) -> int:
+    """A lone carpd on ``host``, MASTER of JITTER_VRIDS VRRPv3 VRIDs at 10 ms: its pid."""
+    vrids = range(10, 10 + JITTER_VRIDS)
+    extra = {"protocol": "vrrp3", "priority": 200, "advbase": 0.01, "accept": True}
+    specs = [VhidSpec(v, (f"192.0.2.{100 + v}/24",), password="", extra=extra) for v in vrids]
+    rt = {"realtime_priority": REALTIME_PRIORITY} if realtime else {}
+    node = Node(lab, host, specs, global_=rt)
+    node.start()
+    node.wait_ready()
+    node.wait_states({f"carp{v}": "MASTER" for v in vrids}, timeout=15)
+    assert node.proc is not None
+    return node.proc.pid
+
+
 def jitter(
     impl: str, seconds: float = JITTER_SECONDS, realtime: bool = False, load: int = 0
 ) -> dict[str, float]:
@@ -172,17 +186,7 @@ def jitter(
             vrids = range(10, 10 + JITTER_VRIDS)
             pids: list[int]
             if impl == "carpd":
-                extra = {"protocol": "vrrp3", "priority": 200, "advbase": 0.01, "accept": True}
-                specs = [
-                    VhidSpec(v, (f"192.0.2.{100 + v}/24",), password="", extra=extra) for v in vrids
-                ]
-                rt = {"realtime_priority": REALTIME_PRIORITY} if realtime else {}
-                node = Node(lab, h1, specs, global_=rt)
-                node.start()
-                node.wait_ready()
-                node.wait_states({f"carp{v}": "MASTER" for v in vrids}, timeout=15)
-                assert node.proc is not None
-                pids = [node.proc.pid]
+                pids = [carpd_master_of_16(lab, h1, realtime)]
             else:
                 ka = Keepalived(
                     lab,

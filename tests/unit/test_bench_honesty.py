@@ -323,3 +323,48 @@ def test_the_import_cost_script_times_carpds_imports_in_stages_that_add_up() -> 
     assert cost["own_modules"] >= 50
     assert cost["own_dataclasses_ms"] > 0 and cost["own_models_ms"] > 0
     assert cost["own_dataclasses_ms"] + cost["own_models_ms"] < cost["own_import_ms"]
+
+
+ENTRY = (
+    "_run_module_as_main (<frozen runpy>:198);<module> (carpd/__main__.py:3);"
+    "run (carpd/daemon/service/serve.py:59);BaseEventLoop._run_once (asyncio/base_events.py:1922)"
+)
+
+
+def test_a_samples_stage_is_its_innermost_frame_then_its_innermost_carpd_frame() -> None:
+    stage = run.where.stage_of
+    assert stage(f"{ENTRY};EpollSelector.select (selectors.py:468)") == "wakeup"
+    assert stage(f"{ENTRY};BaseEventLoop.time (asyncio/base_events.py:707)") == "loop"
+    timer = f"{ENTRY};Ticks._expired (carpd/daemon/runtime/ticks.py:176)"
+    assert stage(f"{timer};TimerFd.expired (carpd/linux/timerfd.py:88)") == "timer"
+    send = (
+        f"{timer};Daemon._on_timer (carpd/daemon/runtime/runtime.py:245);"
+        "Transmitter.send (carpd/daemon/runtime/transmit.py:51);"
+        "AdvertSocketV4.send (carpd/linux/sockets.py:115)"
+    )
+    assert stage(send) == "send"
+    # A library frame below carpd's (ipaddress hashing an address for the core) is the
+    # core's time: the innermost carpd frame decides.
+    core_frame = f"{timer};Router.handle_timer (carpd/core/router.py:92)"
+    assert stage(f"{core_frame};_BaseAddress.__hash__ (ipaddress.py:613)") == "core"
+    assert stage(f"{ENTRY};LinkWatch.run (carpd/linux/linkwatch.py:90)") == "other"
+
+
+def test_the_stages_share_py_spys_samples_and_the_table_gives_them_in_cpu() -> None:
+    raw = "\n".join(
+        [
+            f"{ENTRY};EpollSelector.select (selectors.py:468) 30",
+            f"{ENTRY};Ticks._expired (carpd/daemon/runtime/ticks.py:176);"
+            "AdvertSocketV4.send (carpd/linux/sockets.py:115) 50",
+            f"{ENTRY};Ticks._expired (carpd/daemon/runtime/ticks.py:176) 20",
+        ]
+    )
+    samples, share = run.where.shares(raw)
+    assert samples == 100 and share["send"] == 0.5 and share["wakeup"] == 0.3
+    assert share["timer"] == 0.2 and share["core"] == 0.0
+    assert set(share) == set(run.where.STAGES) == set(run.WHERE_STAGES)
+    result = {"samples": samples, "cpu_pct": 4.0, **{f"share {s}": v for s, v in share.items()}}
+    table = "\n".join(run.where_markdown({run.WHERE: [result]}, lambda _: "1"))
+    assert "| the adverts' sendto (the kernel's IP and veth path) | 50 % | 2.00 |" in table
+    assert "100 samples and 4.00 % of a core" in table
+    assert run.where_markdown({}, lambda _: "1") == []
