@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyroute2 import NetNS, netns
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP
 
 from carpd_lab import bounds
 
@@ -128,12 +129,26 @@ class Host:
         self, addr: str, present: bool = True, timeout: float = bounds.COMMAND
     ) -> None:
         """Poll netlink until the address is there (or gone)."""
+        still = "absent" if present else "present"
+        self._poll(lambda: self.has_address(addr) == present, f"{addr} still {still}", timeout)
+
+    def link_up(self, ifname: str) -> bool:
+        """Whether the interface is administratively up (IFF_UP)."""
+        with NetNS(self.ns) as ipr:
+            (link,) = ipr.get_links(ifname=ifname)
+            return bool(link["flags"] & IFF_UP)
+
+    def wait_link(self, ifname: str, up: bool, timeout: float = bounds.COMMAND) -> None:
+        """Poll netlink until the interface is up (or down): a host step that carpd takes
+        after the transition it logs."""
+        state = "down" if up else "up"
+        self._poll(lambda: self.link_up(ifname) == up, f"{ifname} still {state}", timeout)
+
+    def _poll(self, done: Callable[[], bool], still: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.has_address(addr) != present:
+        while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{self.name}: {addr} still {'absent' if present else 'present'}"
-                )
+                raise TimeoutError(f"{self.name}: {still} after {timeout:g} s")
             time.sleep(0.01)
 
 
