@@ -174,8 +174,12 @@ class Node:
         try:
             return self.log.wait_for(pattern, timeout, start)
         except TimeoutError as e:  # what carpd said meanwhile: the failure's own evidence
-            tail = "\n".join(self.log.lines[start:][-LOG_TAIL:]) or "(nothing)"
-            raise TimeoutError(f"{self.name}: {e}; its log from the mark:\n{tail}") from None
+            raise TimeoutError(f"{self.name}: {e}; {self.log_tail(start)}") from None
+
+    def log_tail(self, start: int = 0) -> str:
+        """The last LOG_TAIL lines of its log from ``start``, for a failure's message."""
+        lines = self.log.lines[start:][-LOG_TAIL:] if self.log is not None else []
+        return "its log from the mark:\n" + ("\n".join(lines) or "(nothing)")
 
     def wait_ready(self, timeout: float = bounds.START_UP) -> None:
         """Block until the control socket answers (carpctl works from then on).

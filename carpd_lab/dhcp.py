@@ -111,7 +111,9 @@ class DhcpProblem:
         deadline = time.monotonic() + timeout
         while (address := self.lease(node)) is None:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{node.name}: no lease on ext0 within {timeout:.1f} s")
+                raise TimeoutError(
+                    f"{node.name}: no lease on ext0 within {timeout:.1f} s; {node.log_tail()}"
+                )
             time.sleep(0.02)
         return address
 

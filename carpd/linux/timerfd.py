@@ -53,9 +53,14 @@ class TimerFd:
             self.fd = int(os.timerfd_create(CLOCK_MONOTONIC, flags=flags))
         else:
             self.fd = int(_check(_libc.timerfd_create(CLOCK_MONOTONIC, flags)))
-        # The one itimerspec each arm_at fills in (no structure built per call).
+        # The one itimerspec each arm_at fills in (no structure built per call), and a
+        # zeroed one for disarm. Both live as long as the timer: the kernel reads them
+        # after ctypes has taken their address, and a temporary's memory would be free
+        # (and handed to the next allocation) by then.
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.addressof(self._spec)
+        self._off = _Itimerspec()
+        self._off_ref = ctypes.addressof(self._off)
 
     def fileno(self) -> int:
         return self.fd
@@ -77,7 +82,7 @@ class TimerFd:
         if _os_settime is not None:
             _os_settime(self.fd, initial=0)
             return
-        _check(_settime(self.fd, 0, ctypes.addressof(_Itimerspec()), None))
+        _check(_settime(self.fd, 0, self._off_ref, None))
 
     def expired(self) -> bool:
         """Consume the expiry; False if it was not (yet) due."""
