@@ -172,6 +172,65 @@ def wait_new_master_advert(watch: LogWatch, new: str, start: int) -> None:
 # -- the two daemons behind one interface ---------------------------------------------
 
 
+class Phases:
+    """When each run crashes the master, as a share of the advert interval after its
+    advert: the n-th run of every daemon at the n-th phase, so that the daemons are
+    compared at the same moments. Stratified: one phase in each n-th of the interval, in
+    a shuffled order (a slow spell of the machine does not meet only the late ones).
+    A run takes its phase when it crashes: one whose set-up failed and is tried again
+    keeps it."""
+
+    def __init__(self, runs: int, rng: random.Random | None = None) -> None:
+        rng = rng or random.Random()
+        self.phases = [(i + rng.random()) / runs for i in range(runs)]
+        rng.shuffle(self.phases)
+        self._taken: dict[str, int] = {}
+
+    def next(self, kind: str) -> float:
+        return self.phases[self._taken.get(kind, 0) % len(self.phases)]
+
+    def take(self, kind: str) -> None:
+        self._taken[kind] = self._taken.get(kind, 0) + 1
+
+
+@contextlib.contextmanager
+def crash_phase(phases: Phases | None, kind: str) -> Iterator[float]:
+    """``phases``' next moment for ``kind`` (a random one without phases), taken however
+    the crash ends: a run lost there is not tried again, the next one takes the next."""
+    if phases is None:
+        yield random.random()
+        return
+    try:
+        yield phases.next(kind)
+    finally:
+        phases.take(kind)
+
+
+def by_phase(raw: dict[str, list[dict[str, Any]]], cell: Callable[[dict[str, Any]], str]) -> str:
+    """Run by run, the daemons side by side at the same phase (Phases): one row a phase,
+    each daemon's run there as ``cell`` shows it, "-" where its run was lost."""
+    kinds = list(raw)
+    rows = [f"| phase | {' | '.join(kinds)} |", "|---:|" + "---:|" * len(kinds)]
+    phases: dict[float, dict[str, dict[str, Any]]] = {}
+    for kind, samples in raw.items():
+        for r in samples:
+            phases.setdefault(r["phase"], {})[kind] = r
+    for phase, runs in sorted(phases.items()):
+        cells = [cell(runs[k]) if k in runs else "-" for k in kinds]
+        rows.append(f"| {phase:.2f} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
+def sleep_to_phase(watch: LogWatch, advert: str, interval: float, phase: float) -> None:
+    """Sleep until ``phase`` of an interval after the old master's next advert (``advert``
+    matches its line; the client's kernel stamp, wall clock)."""
+    _, line = watch.wait_for(advert, 2 * interval + 1, watch.mark())
+    at = float(line.split()[0]) + phase * interval
+    while at < time.time() + 0.005:  # the line came late: the next interval's moment
+        at += interval
+    time.sleep(at - time.time())
+
+
 class Stamp(NamedTuple):
     logged: float  # wall-clock time the daemon stamped on its log line
     read: float  # wall-clock time the benchmark read the line
@@ -274,8 +333,9 @@ def make_pair(lab: Lab, kind: str, shutdown: bool) -> tuple[Member, Member]:
 # -- scenarios ------------------------------------------------------------------------
 
 
-def failover(kind: str, crash: bool) -> dict[str, Any]:
-    """node1 MASTER, a client pinging the VIP; then node1 crashes or gets SIGTERM.
+def failover(kind: str, crash: bool, phases: Phases | None = None) -> dict[str, Any]:
+    """node1 MASTER, a client pinging the VIP; then node1 crashes or gets SIGTERM, at
+    ``phases``' next moment after its advert for ``kind`` (else a random one).
 
     The new MASTER is timed on the wire, the same way for every daemon: the client's
     kernel stamps (a third host's sniffer) of the old master's last advert and of the new
@@ -285,11 +345,10 @@ def failover(kind: str, crash: bool) -> dict[str, Any]:
             master, backup = make_pair(lab, kind, shutdown=not crash)
             ping = settle(lab, kind, master, backup)
             watch = sniff(lab.hosts["client"], "--times")
-            watch.wait_for(rf"^\S+ carp {NODE1.split('/')[0]} ", 2 * ADVBASE + 1)
-        # Fail at a random point of the advert interval, not always at the same phase.
-        delay = random.uniform(0.0, ADVBASE)
-        with lab.cables(master.host) as pull:
-            time.sleep(delay)
+            advert = rf"^\S+ carp {NODE1.split('/')[0]} "
+            watch.wait_for(advert, 2 * ADVBASE + 1)
+        with crash_phase(phases, kind) as phase, lab.cables(master.host) as pull:
+            sleep_to_phase(watch, advert, ADVBASE, phase)
             mark, ping_mark, wire_mark = backup.mark(), ping.mark(), watch.mark()
             t0 = time.time()
             if crash:  # a power failure: the host's cables and the process at once
@@ -316,7 +375,8 @@ def failover(kind: str, crash: bool) -> dict[str, Any]:
             "master_log_ms": 1000 * (stamp.logged - t0),
             "master_read_ms": 1000 * (stamp.read - t0),
             "signal_ms": 1000 * (t1 - t0),  # kill (+ link down) took this long
-            "random_delay_ms": 1000 * delay,
+            "phase": phase,  # the one asked for (Phases), which pairs the daemons' runs
+            "phase_s": round(t0 - last, 3),  # the crash, after the old master's last advert
             "replies": outage.replies,
             "sent": outage.sent,
             "setting": f"CARP advbase {ADVBASE}, advskew {MASTER_SKEW}/{BACKUP_SKEW}",
@@ -560,13 +620,14 @@ def _show_footprint(r: dict[str, Any]) -> str:
     return f"RSS {r['rss_mib']:.1f} MiB, CPU {r['cpu_pct']:.2f} % ({r['cpu_schedstat_pct']:.2f} %)"
 
 
-def steps() -> Iterator[Step]:
+def steps(phases: Phases) -> Iterator[Step]:
+    """One run of each scenario; the crashes at ``phases``' moments (paired by run)."""
     for crash in (True, False):
         what = "crash" if crash else "stop"
         for kind in ("carpd", "ucarp"):
             yield Step(
                 f"{'crash failover' if crash else 'graceful stop'}, {kind}",
-                partial(failover, kind, crash),
+                partial(failover, kind, crash, phases if crash else None),
                 {
                     f"{what}_outage_{kind}": "outage_ms",
                     f"{what}_master_{kind}": "master_ms",
@@ -602,8 +663,9 @@ def steps() -> Iterator[Step]:
 def run_all(runs: int) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
     samples: dict[str, list[float]] = {key: [] for key in METRICS}
     details: list[dict[str, Any]] = []
+    phases = Phases(runs)
     for i in range(1, runs + 1):
-        for step in steps():
+        for step in steps(phases):
             progress(f"[run {i}/{runs}] {step.name} ...")
             result = step.run()
             progress(f"[run {i}/{runs}] {step.name}: {step.show(result)}")
@@ -654,7 +716,7 @@ def environment() -> dict[str, str]:
 NOTES = """\
 advbase 1; node1 advskew 0 (master), node2 advskew 100: node2's master-down interval is
 3 x 1 + 100/256 = 3.391 s, counted from the last advert it heard, which came up to one
-advbase before the failure (failures are at a random phase of the advert interval): kill
+advbase before the failure (the n-th runs crash at one phase of the interval each): kill
 -> MASTER of carpd lies in 2.39..3.39 s, so the bound is checked from the last advert
 instead. Outage = longest gap between replies to a client pinging the VIP every 10 ms
 (ping manages about one per 16 ms here, so no outage reads as 16-20 ms). MASTER times:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import random
 import statistics
 import sys
 import time
@@ -54,7 +53,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import setting_up, takeover_on_the_wire  # noqa: E402
+from core import (  # noqa: E402
+    Phases,
+    by_phase,
+    crash_phase,
+    setting_up,
+    sleep_to_phase,
+    takeover_on_the_wire,
+)
 
 from carpd_lab.firewall import TCP_RTO_MAX, FirewallPair  # noqa: E402
 from carpd_lab.netlab import Lab, LogWatch, terminate_on_sigterm  # noqa: E402
@@ -71,35 +77,10 @@ ADVBASE = 1.0  # the pair's advert interval (carpd_lab.firewall: advbase 1, VRRP
 FW1, FW2 = "192.0.2.2", "192.0.2.3"  # the nodes' LAN addresses: the adverts' sources
 
 
-class Phases:
-    """When each run crashes the master, as a share of the advert interval after its
-    advert: the n-th run of every daemon at the n-th phase, so that the daemons are
-    compared at the same moments. Stratified: one phase in each n-th of the interval, in
-    a shuffled order (a slow spell of the machine does not meet only the late ones).
-    A run takes its phase when it crashes: one whose set-up failed and is tried again
-    keeps it."""
-
-    def __init__(self, runs: int, rng: random.Random | None = None) -> None:
-        rng = rng or random.Random()
-        self.phases = [(i + rng.random()) / runs for i in range(runs)]
-        rng.shuffle(self.phases)
-        self._taken: dict[str, int] = {}
-
-    def next(self, kind: str) -> float:
-        return self.phases[self._taken.get(kind, 0) % len(self.phases)]
-
-    def take(self, kind: str) -> None:
-        self._taken[kind] = self._taken.get(kind, 0) + 1
-
-
 def crash_at_phase(pair: FirewallPair, watch: LogWatch, phase: float) -> tuple[float, float]:
     """Crash fw1 ``phase`` of an interval after one of its adverts (the client's kernel
     stamp, wall clock); returns the crash's (monotonic, wall) moments."""
-    _, line = watch.wait_for(rf"^\S+ (carp|vrrp) {FW1} ", 2 * ADVBASE + 1, watch.mark())
-    at = float(line.split()[0]) + phase * ADVBASE
-    while at < time.time() + 0.005:  # the line came late: the next interval's moment
-        at += ADVBASE
-    time.sleep(at - time.time())
+    sleep_to_phase(watch, rf"^\S+ (carp|vrrp) {FW1} ", ADVBASE, phase)
     crashed = pair.crash(pair.fw[0])
     return crashed, crashed + time.time() - time.monotonic()
 
@@ -117,13 +98,9 @@ def one(
             flows = pair.flows(tcp=connections, active=connections // 2, interval=INTERVAL)
             pair.wait_synced(connections, WAIT)
             watch = sniff(pair.client, "--times")
-        phase = phases.next(kind) if phases is not None else random.random()
         start = watch.mark()
-        try:
+        with crash_phase(phases, kind) as phase:
             crashed, wall = crash_at_phase(pair, watch, phase)
-        finally:  # a run lost here is not tried again: the next one takes the next phase
-            if phases is not None:
-                phases.take(kind)
         since = flows.mark(crashed)
         watch.wait_for(rf"^\S+ (carp|vrrp) {FW2} ", WAIT, start)
         last, first = takeover_on_the_wire(watch.lines, FW1, FW2, wall)
@@ -178,22 +155,13 @@ def table(raw: dict[str, list[dict[str, Any]]]) -> str:
 def paired(raw: dict[str, list[dict[str, Any]]]) -> str:
     """Run by run, both daemons at the same phase: data flowing again (the last
     connection), in seconds after the crash."""
-    kinds = list(raw)
-    rows = [f"| phase | {' | '.join(kinds)} |", "|---:|" + "---:|" * len(kinds)]
-    by_phase: dict[float, dict[str, dict[str, Any]]] = {}
-    for kind, samples in raw.items():
-        for r in samples:
-            by_phase.setdefault(r["phase"], {})[kind] = r
-    for phase, runs in sorted(by_phase.items()):
-        cells = [
-            f"{runs[k]['data_again_max_s']:.2f} (crash {runs[k]['phase_s']:.2f} s after an "
-            f"advert, takeover {runs[k]['takeover_s']:.2f})"
-            if k in runs
-            else "-"
-            for k in kinds
-        ]
-        rows.append(f"| {phase:.2f} | {' | '.join(cells)} |")
-    return "\n".join(rows)
+    return by_phase(
+        raw,
+        lambda r: (
+            f"{r['data_again_max_s']:.2f} (crash {r['phase_s']:.2f} s after an advert, "
+            f"takeover {r['takeover_s']:.2f})"
+        ),
+    )
 
 
 def main() -> int:

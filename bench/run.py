@@ -344,14 +344,17 @@ Scenario = tuple[str, Callable[[], dict[str, Any]], int]  # name, run, repeats
 def scenarios(runs: int, others: int) -> list[Scenario]:
     """``runs`` repeats of each failover scenario, ``others`` of scale, flood and jitter."""
     out: list[Scenario] = []
+    # Every crash row's n-th run of each daemon crashes at the same moment after the
+    # master's advert (core.Phases): where it falls sets when the backup takes over.
+    crash = core.Phases(runs)
     for kind in ("carpd", "ucarp"):
-        out.append((f"crash failover, {kind}", lambda k=kind: core.failover(k, True), runs))
+        out.append((f"crash failover, {kind}", lambda k=kind: core.failover(k, True, crash), runs))
     # keepalived's backup at priority 156: VRRPv3's skew (256 - 156)/256 s, so the same
     # master-down interval as CARP's advskew 100 (3.391 s): like with like.
     out.append(
         (
             "crash failover, keepalived (VRRPv3 1 s)",
-            lambda: vrrp.one("keepalived", 1.0, KEEPALIVED_LIKE_CARP),
+            lambda: vrrp.one("keepalived", 1.0, KEEPALIVED_LIKE_CARP, crash),
             runs,
         )
     )
@@ -363,8 +366,8 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     out.append(("address deleted on the MASTER, carpd", keep.deleted_summary, runs))
     out.append(("stale client after the MASTER's resume, carpd", keep.resume, runs))
     # 1,000 connections through a firewall pair, crash: the daemons' n-th runs crash at
-    # the same moment of the advert interval (firewall.Phases).
-    phases = firewall.Phases(runs)
+    # the same moment of the advert interval (core.Phases).
+    phases = core.Phases(runs)
     for kind in firewall.DAEMONS:
         out.append(
             (
@@ -374,7 +377,7 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
             )
         )
     for size in scale_sync.SIZES:  # state sync at a firewall's scale (issue 32)
-        paired = firewall.Phases(min(others, 2))  # each size's kinds crash at the same phases
+        paired = core.Phases(min(others, 2))  # each size's kinds crash at the same phases
         for kind, mode, how in scale_sync.KINDS:
             out.append(
                 (
@@ -388,11 +391,12 @@ def scenarios(runs: int, others: int) -> list[Scenario]:
     for mode in ("ip", "arp"):  # a balanced address: two nodes against one (no peer has it)
         out.append((f"balance {mode}, carpd", lambda m=mode: balance.one(m, balance.RATE), others))
     for interval in (0.1, 0.01):
+        sub = core.Phases(runs)
         for kind in ("carpd", "keepalived"):
             out.append(
                 (
                     f"sub-second VRRPv3 {interval:g} s, {kind}",
-                    lambda k=kind, i=interval: vrrp.one(k, i),
+                    lambda k=kind, i=interval, p=sub: vrrp.one(k, i, phases=p),
                     runs,
                 )
             )
@@ -659,7 +663,10 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
         "New MASTER: from the kill (or action) to the new master's first advert, stamped by "
         "the client's kernel (a third host), the same way for every daemon; after the last "
         "advert: from the old master's last advert to that one (crash: the protocol's "
-        "master-down interval plus the daemon's own delay).",
+        "master-down interval plus the daemon's own delay). The crash rows are paired: the "
+        "n-th run of each daemon at one setting crashed the master at the same moment after "
+        "its advert (one moment in each n-th of the interval), which sets when the backup "
+        "takes over.",
         "",
         "| scenario | setting | runs | client outage | kill or action -> new MASTER "
         "| last advert -> new MASTER (master-down) |",
@@ -684,6 +691,7 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
                 f"{s['outage_ms']['median']:.0f} / {s['outage_ms']['max']:.0f} | {master} "
                 f"| {last} |"
             )
+    lines += crash_by_phase(results)
     startup = results.get("start-up, carpd")
     if startup:
         s = summarize("start-up, carpd", startup)
@@ -882,6 +890,36 @@ def markdown(results: dict[str, list[dict[str, Any]]], failed: Failures | None =
                 )
     lines += ["", "## Targets", "", *targets(results, failed)]
     return "\n".join(lines) + "\n"
+
+
+CRASH_GROUPS = ("crash failover, ", "sub-second VRRPv3 0.1 s, ", "sub-second VRRPv3 0.01 s, ")
+
+
+def crash_by_phase(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The crash rows run by run: each setting's daemons side by side at the same phase."""
+    out: list[str] = []
+    for prefix in CRASH_GROUPS:
+        group = {
+            n.removeprefix(prefix): ss
+            for n, ss in results.items()
+            if n.startswith(prefix) and ss and "phase" in ss[0]
+        }
+        if len(group) < 2:
+            continue
+        out += [
+            "",
+            f"{prefix.rstrip(', ')}: client outage, ms, run by run at the same phase (when "
+            "the crash came after the master's last advert; the new MASTER after the crash):",
+            "",
+            core.by_phase(
+                group,
+                lambda r: (
+                    f"{r['outage_ms']:.0f} (crash {1000 * r['phase_s']:.0f} ms after an "
+                    f"advert, new MASTER {r['master_ms']:.0f} ms)"
+                ),
+            ),
+        ]
+    return out
 
 
 def _section(results: dict[str, list[dict[str, Any]]], prefix: str, *head: str) -> list[str]:

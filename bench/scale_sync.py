@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import re
 import signal
 import statistics
@@ -50,8 +49,8 @@ from typing import Any, Literal
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import SetupError, setting_up  # noqa: E402
-from firewall import Phases, crash_at_phase  # noqa: E402
+from core import Phases, SetupError, crash_phase, setting_up  # noqa: E402
+from firewall import crash_at_phase  # noqa: E402
 
 from carpd_lab import bounds  # noqa: E402
 from carpd_lab.cluster import Node, line_time  # noqa: E402
@@ -292,14 +291,9 @@ def one(
         log = pair.keepalived[1].log if daemon == "keepalived" else fw2.log
         assert log is not None
         # The same moment after the master's advert for each kind's n-th run (Phases).
-        key = f"{daemon} {mode}"
-        phase = phases.next(key) if phases is not None else random.random()
         mark = log.mark()
-        try:
+        with crash_phase(phases, f"{daemon} {mode}") as phase:
             crashed, wall = crash_at_phase(pair, watch, phase)
-        finally:  # a run lost here is not tried again: the next one takes the next phase
-            if phases is not None:
-                phases.take(key)
         result["phase"] = phase
         since = fl.mark(crashed)
         master = r"\(lan\) Entering MASTER STATE" if daemon == "keepalived" else r"lan: .*-> MASTER"

@@ -5,7 +5,8 @@ Run as root:  .venv/bin/python bench/vrrp.py [--runs N]
 
 Each run: a pair of the same daemon (priority 200 MASTER, 100 BACKUP) and a client
 pinging the virtual address every 10 ms (every 2 ms at 0.01 s adverts: PROBE); the master
-is crashed at a random moment between adverts: its cables pulled at the switch, then kill
+is crashed between adverts (the n-th run of each daemon at the same moment after the
+master's advert, core.Phases): its cables pulled at the switch, then kill
 -9, within a millisecond (Lab.cables; the link cut used to come 8-15 ms after the kill,
 while the dead daemon's host still answered). Measured: the client's longest gap and
 the time from the kill to the backup announcing MASTER. Writes bench/results/vrrp.json
@@ -18,7 +19,6 @@ import argparse
 import itertools
 import json
 import os
-import random
 import re
 import signal
 import statistics
@@ -31,9 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core import (  # noqa: E402
+    Phases,
     cpu_percent,
+    crash_phase,
     sample_cpu,
     setting_up,
+    sleep_to_phase,
     takeover_on_the_wire,
     wait_new_master_advert,
 )
@@ -64,7 +67,9 @@ def probe_interval(interval: float) -> float:
     return 0.002 if interval < 0.1 else 0.01
 
 
-def run_carpd(lab: Lab, interval: float, backup_priority: int = 100) -> dict[str, Any]:
+def run_carpd(
+    lab: Lab, interval: float, backup_priority: int, phases: Phases | None
+) -> dict[str, Any]:
     h1, h2, client = (lab.hosts[n] for n in ("n1", "n2", "cl"))
 
     def spec(prio: int) -> list[VhidSpec]:
@@ -80,17 +85,22 @@ def run_carpd(lab: Lab, interval: float, backup_priority: int = 100) -> dict[str
         ping.wait_reply()
         watch = sniff(client, "--times")
         watch.wait_for(rf"^\S+ vrrp {N1} ", interval + 1)
-    with lab.cables(h1) as pull:  # a power failure: cables and process at once
-        time.sleep(0.3 + random.random() * interval)
+    # a power failure: cables and process at once
+    with crash_phase(phases, "carpd") as phase, lab.cables(h1) as pull:
+        time.sleep(0.3)  # the probe running a while first
+        sleep_to_phase(watch, rf"^\S+ vrrp {N1} ", interval, phase)
         mark, wire = n2.mark(), watch.mark()
         killed = time.time()
         pull()
         n1.signal(signal.SIGKILL)
     _, line = n2.wait_state("MASTER", timeout=10, start=mark)
-    return finish(ping, watch, wire, killed, interval, backup_priority, line_time(line) - killed)
+    logged = line_time(line) - killed
+    return {**finish(ping, watch, wire, killed, interval, backup_priority, logged), "phase": phase}
 
 
-def run_keepalived(lab: Lab, interval: float, backup_priority: int = 100) -> dict[str, Any]:
+def run_keepalived(
+    lab: Lab, interval: float, backup_priority: int, phases: Phases | None
+) -> dict[str, Any]:
     h1, h2, client = (lab.hosts[n] for n in ("n1", "n2", "cl"))
     with setting_up("keepalived pair"):
         k1 = Keepalived(lab, h1, [instance("V4", 9, 200, f"{VIP}/24", interval)])
@@ -102,8 +112,9 @@ def run_keepalived(lab: Lab, interval: float, backup_priority: int = 100) -> dic
         ping.wait_reply()
         watch = sniff(client, "--times")
         watch.wait_for(rf"^\S+ vrrp {N1} ", interval + 1)
-    with lab.cables(h1) as pull:
-        time.sleep(0.3 + random.random() * interval)
+    with crash_phase(phases, "keepalived") as phase, lab.cables(h1) as pull:
+        time.sleep(0.3)  # the probe running a while first
+        sleep_to_phase(watch, rf"^\S+ vrrp {N1} ", interval, phase)
         mark, wire = k2.log.mark(), watch.mark()
         killed = time.time()
         pull()
@@ -112,7 +123,7 @@ def run_keepalived(lab: Lab, interval: float, backup_priority: int = 100) -> dic
     # keepalived stamps whole seconds: its line is timed as it is read (master_log_ms only;
     # master_ms, the row's figure, is the wire's, as carpd's).
     read = time.time() - killed
-    return finish(ping, watch, wire, killed, interval, backup_priority, read)
+    return {**finish(ping, watch, wire, killed, interval, backup_priority, read), "phase": phase}
 
 
 def master_down_ms(interval: float, backup_priority: int) -> float:
@@ -139,6 +150,7 @@ def finish(
     return {
         "master_ms": (first - killed) * 1000,
         "after_last_advert_ms": (first - last) * 1000,
+        "phase_s": round(killed - last, 3),  # the crash, after the old master's last advert
         "master_down_ms": master_down_ms(interval, backup_priority),
         "master_log_ms": logged_s * 1000,
         "outage_ms": outage.longest_gap_ms,
@@ -146,14 +158,18 @@ def finish(
     }
 
 
-def one(impl: str, interval: float, backup_priority: int = 100) -> dict[str, Any]:
+def one(
+    impl: str, interval: float, backup_priority: int = 100, phases: Phases | None = None
+) -> dict[str, Any]:
+    """A crash of ``impl``'s master at ``phases``' next moment after its advert for
+    ``impl`` (else a random one)."""
     with Lab("bv") as lab:
         with setting_up("lab"):
             lab.add_host("n1", f"{N1}/24")
             lab.add_host("n2", f"{N2}/24")
             lab.add_host("cl", "192.0.2.9/24")
         run = run_carpd if impl == "carpd" else run_keepalived
-        return run(lab, interval, backup_priority)
+        return run(lab, interval, backup_priority, phases)
 
 
 def carpd_master_of_16(lab: Lab, host: Host, realtime: bool = False) -> int:
@@ -297,12 +313,13 @@ def main() -> int:
     raw: dict[str, list[dict[str, float]]] = {}
     try:
         for interval in INTERVALS:
+            phases = Phases(runs)  # both daemons' n-th runs crash at the same moment
             for impl in ("carpd", "keepalived"):
                 key = f"{impl} {interval:g} s"
                 raw[key] = []
                 for i in range(runs):
                     print(f"[{key}] run {i + 1}/{runs}", flush=True)
-                    raw[key].append(one(impl, interval))
+                    raw[key].append(one(impl, interval, phases=phases))
     except KeyboardInterrupt:
         print("interrupted: labs removed", file=sys.stderr)
         return 130

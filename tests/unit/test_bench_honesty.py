@@ -227,10 +227,10 @@ def test_data_flowing_again_compares_worst_runs_within_one_backoff_step() -> Non
     assert not ok
 
 
-def test_the_firewall_runs_are_paired_at_stratified_phases() -> None:
-    """Both daemons' n-th runs crash at the same phase of the advert interval, one phase
+def test_the_crash_runs_are_paired_at_stratified_phases() -> None:
+    """Every daemon's n-th run crashes at the same phase of the advert interval, one phase
     in each n-th of it; a run whose set-up failed is tried again at its phase."""
-    phases = run.firewall.Phases(5, random.Random(1))
+    phases = run.core.Phases(5, random.Random(1))
     assert sorted(int(p * 5) for p in phases.phases) == [0, 1, 2, 3, 4]
     seen: dict[str, list[float]] = {"carpd": [], "keepalived": []}
     for i in range(5):
@@ -240,6 +240,23 @@ def test_the_firewall_runs_are_paired_at_stratified_phases() -> None:
             seen[kind].append(phases.next(kind))
             phases.take(kind)
     assert seen["carpd"] == seen["keepalived"] == phases.phases
+
+
+def test_a_crash_takes_its_phase_even_when_its_run_is_lost() -> None:
+    """A run lost at or after its crash is not tried again: the next one takes the next
+    phase. Without phases (a graceful stop, a lone run) the moment is random."""
+    phases = run.core.Phases(3, random.Random(2))
+    with run.core.crash_phase(phases, "ucarp") as first:
+        pass
+    with pytest.raises(TimeoutError), run.core.crash_phase(phases, "ucarp") as second:
+        raise TimeoutError("no new MASTER")
+    with run.core.crash_phase(phases, "ucarp") as third:
+        pass
+    assert [first, second, third] == phases.phases
+    with run.core.crash_phase(phases, "keepalived") as other:
+        assert other == first  # each daemon has its own count
+    with run.core.crash_phase(None, "carpd") as free:
+        assert 0 <= free < 1
 
 
 def test_the_paired_table_puts_each_phase_on_one_row() -> None:
@@ -252,6 +269,25 @@ def test_the_paired_table_puts_each_phase_on_one_row() -> None:
     rows = text.splitlines()[2:]
     assert rows[0].startswith("| 0.10 | 4.10 ") and "| 4.30 " in rows[0]
     assert rows[1].startswith("| 0.70 | 3.20 ") and "| 3.10 " in rows[1]
+
+
+def test_the_crash_rows_are_shown_side_by_side_at_each_phase() -> None:
+    def crash(phase: float, outage: float) -> dict[str, Any]:
+        return {"phase": phase, "phase_s": phase, "outage_ms": outage, "master_ms": outage - 9}
+
+    results = {
+        "crash failover, carpd": [crash(0.8, 2600), crash(0.2, 3200)],
+        "crash failover, ucarp": [crash(0.2, 4900)],  # its 0.8 run was lost
+        "crash failover, keepalived (VRRPv3 1 s)": [crash(0.8, 2610), crash(0.2, 3190)],
+        "graceful SIGTERM, carpd": [{"outage_ms": 20.0}],
+    }
+    text = "\n".join(run.crash_by_phase(results))
+    rows = [r for r in text.splitlines() if r.startswith("| 0.")]
+    first = "| 0.20 | 3200 (crash 200 ms after an advert, new MASTER 3191 ms) "
+    assert rows[0].startswith(first)
+    assert "| 4900 (crash 200 ms" in rows[0] and "| 3190 (crash 200 ms" in rows[0]
+    assert rows[1].startswith("| 0.80 | 2600 ") and "| - |" in rows[1]
+    assert "keepalived (VRRPv3 1 s)" in text and "SIGTERM" not in text
 
 
 def test_only_picks_the_scenarios_by_label() -> None:
