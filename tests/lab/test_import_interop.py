@@ -350,10 +350,16 @@ class Pair:
         mark = watch.mark()
         client.check("ip", "neigh", "flush", "dev", "eth0")
         client.check("ping", "-c", "1", "-W", str(bounds.COMMAND), vip)
-        client.check("ping", "-c", "1", "-W", str(bounds.COMMAND), backup_ip)
-        watch.wait_for(
-            rf"^arp {self.macs[backup][link]} op=2 spa={re.escape(backup_ip)} ", SNIFF, mark
-        )
+        # Asked outright, not by ping: the client may hold the BACKUP's MAC already (the
+        # BACKUP's own ARP probe of the client leaves it one), and then ping never asks.
+        assert client.ipv4 is not None
+        sender = client.ipv4.split("/")[0]
+        client.check(sys.executable, "-m", "carpd_lab.arping", "eth0", sender, backup_ip)
+        barrier = rf"^arp {self.macs[backup][link]} op=2 spa={re.escape(backup_ip)} "
+        try:
+            watch.wait_for(barrier, SNIFF, mark)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; the client saw:\n" + "\n".join(watch.lines[mark:])) from None
         answers = {
             m.group(1)
             for line in watch.lines[mark:]
